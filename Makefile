@@ -1,0 +1,42 @@
+# kmsforensics: the commands the README promises. Needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SAMPLE ?= datasets
+PORT   ?= 8888
+
+.PHONY: venv lab test lint typecheck unit report bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kmsforensics needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	@touch $(STAMP)
+
+lab: venv
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+
+lint: venv
+	$(BIN)/ruff check kmsforensics tests benchmarks
+	$(BIN)/ruff format --check kmsforensics tests benchmarks
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+report: venv
+	@echo "The incident report template arrives with the notebooks; nothing to render yet."
+
+bench: venv
+	$(BIN)/python benchmarks/bench_load.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

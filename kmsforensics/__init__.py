@@ -1,0 +1,37 @@
+"""kmsforensics: forensic analysis of Alibaba Cloud KMS access logs and ActionTrail events.
+
+Examples
+--------
+>>> import kmsforensics as kf
+>>> kf.__version__ == kf._version.__version__
+True
+"""
+
+from . import _version, schema
+from ._version import __version__
+from .case import Case
+from .errors import (
+    DecompressionLimitError,
+    EvidenceNotFoundError,
+    KmsForensicsError,
+    LogParseError,
+    ParseWarning,
+    UnknownFormatError,
+    UnsafeArchiveError,
+)
+from .load import load
+
+__all__ = [
+    "Case",
+    "DecompressionLimitError",
+    "EvidenceNotFoundError",
+    "KmsForensicsError",
+    "LogParseError",
+    "ParseWarning",
+    "UnknownFormatError",
+    "UnsafeArchiveError",
+    "__version__",
+    "_version",
+    "load",
+    "schema",
+]

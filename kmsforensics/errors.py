@@ -1,0 +1,94 @@
+"""Exceptions and warnings raised by kmsforensics.
+
+Every exception derives from :class:`KmsForensicsError` and also from the
+built-in exception it is a kind of, so ``except ValueError`` and
+``except FileNotFoundError`` keep working in code that does not know this package.
+
+Examples
+--------
+>>> import kmsforensics as kf
+>>> issubclass(kf.LogParseError, ValueError)
+True
+>>> issubclass(kf.EvidenceNotFoundError, FileNotFoundError)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class KmsForensicsError(Exception):
+    """Root of every error raised by kmsforensics."""
+
+
+class EvidenceNotFoundError(KmsForensicsError, FileNotFoundError):
+    """A path, folder or glob given to :func:`kmsforensics.load` names no file."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__(
+            f"evidence not found: {source!r} is not a file, a folder or a glob that matches "
+            "any file; check the path (it is relative to the current directory "
+            "unless it is absolute)"
+        )
+
+
+class LogParseError(KmsForensicsError, ValueError):
+    """A record (or a field of it) could not be read, with ``strict=True``.
+
+    Attributes
+    ----------
+    path : str
+        The evidence file (``archive.zip::member`` for a member of a zip archive).
+    record : int or None
+        Line number (1-based) for line-oriented files and CSV, element index
+        (0-based) for JSON arrays; ``None`` when the problem concerns the whole file.
+    reason : str
+        What is wrong.
+    """
+
+    def __init__(self, path: str, record: int | None, reason: str) -> None:
+        self.path = path
+        self.record = record
+        self.reason = reason
+        where = f"{path}, record {record}" if record is not None else path
+        super().__init__(
+            f"{where}: {reason} (load with strict=False to keep the other records and "
+            "see every problem in case.issues)"
+        )
+
+
+class UnknownFormatError(KmsForensicsError, ValueError):
+    """A file is not a log format kmsforensics reads, with ``strict=True``."""
+
+    def __init__(self, path: str, reason: str, formats_tried: Sequence[str]) -> None:
+        self.path = path
+        self.reason = reason
+        self.formats_tried = tuple(formats_tried)
+        super().__init__(
+            f"{path}: not a supported log ({reason}); formats tried: "
+            f"{', '.join(self.formats_tried)}. Remove it from the sources, or load with "
+            "strict=False to list it in case.manifest as skipped"
+        )
+
+
+class UnsafeArchiveError(KmsForensicsError, ValueError):
+    """An archive cannot be read safely (for example, a member escapes the archive)."""
+
+
+class DecompressionLimitError(UnsafeArchiveError):
+    """A compressed file expands beyond the configured bound (``max_bytes``)."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        self.path = path
+        self.limit = limit
+        super().__init__(
+            f"{path}: decompressed content exceeds {limit:,} bytes; it may be a "
+            "decompression bomb. If the file is genuine, load it with a larger bound, "
+            f"e.g. kf.load(..., max_bytes={limit * 4})"
+        )
+
+
+class ParseWarning(UserWarning):
+    """Records or files were rejected or skipped; the details are in ``case.issues``."""

@@ -1,0 +1,314 @@
+r"""Find evidence files, read them safely, and fingerprint them.
+
+Sources are files, folders (walked recursively) and globs. Compressed files are
+recognised by their content, not their name: gzip (single or multi-member) and
+zip archives, whose members become evidence files of their own
+(``archive.zip::member``). Nothing is ever written next to the evidence: members
+are read in memory, so a member name cannot escape the archive; members whose
+names try to (absolute paths, ``..``) are listed but not read.
+
+Every read is bounded by ``max_bytes`` of decompressed content and raises
+:class:`~kmsforensics.errors.DecompressionLimitError` beyond it, instead of
+filling memory.
+
+Examples
+--------
+>>> import gzip, tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (folder / "a.json.gz").write_bytes(gzip.compress(b'{"a": 1}\\n'))
+>>> [f.display for f in discover([folder])] == [str(folder / "a.json.gz")]
+True
+>>> discover([folder])[0].read(max_bytes=1024).data
+b'{"a": 1}\\n'
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import os
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import cast
+
+import isal.isal_zlib as izlib
+
+from .errors import DecompressionLimitError, EvidenceNotFoundError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+ZIP_EMPTY_MAGIC = b"PK\x05\x06"
+#: Default bound on the decompressed size of one evidence file (8 GiB).
+DEFAULT_MAX_BYTES = 8 * 1024**3
+#: How deep zip archives inside zip archives are opened.
+MAX_ARCHIVE_DEPTH = 3
+_CHUNK = 16 * 1024 * 1024
+_INFLATE_ERROR = cast("type[Exception]", izlib.error)
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class EvidenceFile:
+    """One evidence file: a file on disk or a member of a zip archive.
+
+    Attributes
+    ----------
+    display : str
+        The name used in the manifest, in issues and in ``source_file``.
+    path : Path
+        The file on disk (the outermost archive for members).
+    members : tuple of str
+        Zip member names from the outermost archive inwards; empty for a plain file.
+    problem : str or None
+        Why the file must not be read (an unsafe member name), if so.
+    """
+
+    display: str
+    path: Path
+    members: tuple[str, ...] = ()
+    problem: str | None = None
+
+    @property
+    def on_disk(self) -> bool:
+        """True when the file is a plain file on disk (not an archive member)."""
+        return not self.members
+
+    def raw_bytes(self, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        """Return the bytes of the file as stored (members decompressed by zip only)."""
+        if not self.members:
+            if self.path.stat().st_size > max_bytes:
+                raise DecompressionLimitError(self.display, max_bytes)
+            return self.path.read_bytes()
+        source: Path | io.BytesIO = self.path
+        data = b""
+        for member in self.members:
+            data = _read_zip_member(source, member, self.display, max_bytes)
+            source = io.BytesIO(data)
+        return data
+
+    def read(self, max_bytes: int = DEFAULT_MAX_BYTES) -> Content:
+        """Read, fingerprint and decompress the file, bounded by ``max_bytes``."""
+        raw = self.raw_bytes(max_bytes)
+        digest = hashlib.sha256(raw).hexdigest()
+        if raw[:2] == GZIP_MAGIC:
+            data, problem = gunzip(raw, max_bytes, self.display)
+            return Content(data, digest, len(raw), "gzip", problem)
+        if len(raw) > max_bytes:
+            raise DecompressionLimitError(self.display, max_bytes)
+        return Content(raw, digest, len(raw), "none", None)
+
+
+@dataclass
+class Content:
+    """The decompressed content of an evidence file, with its fingerprint.
+
+    Attributes
+    ----------
+    data : bytes
+        Decompressed content (what the readers parse).
+    sha256 : str
+        SHA-256 of the file as stored (the compressed bytes for a ``.gz``).
+    size : int
+        Size of the file as stored, in bytes.
+    compression : str
+        ``"gzip"`` or ``"none"``.
+    problem : str or None
+        Why decompression stopped early (truncated or corrupt stream); the data
+        read up to that point is kept.
+    """
+
+    data: bytes
+    sha256: str
+    size: int
+    compression: str
+    problem: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def gunzip(raw: bytes, max_bytes: int, name: str) -> tuple[bytes, str | None]:
+    """Decompress every gzip member of ``raw``, bounded by ``max_bytes``.
+
+    A truncated or corrupt stream keeps what was decompressed before the damage and
+    returns the reason as the second item.
+
+    Examples
+    --------
+    >>> import gzip
+    >>> gunzip(gzip.compress(b"a") + gzip.compress(b"b"), 10, "x.gz")
+    (b'ab', None)
+    >>> gunzip(gzip.compress(b"abc" * 100)[:20], 1000, "x.gz")[1]
+    'truncated gzip stream: the file ends before the compressed data does'
+    """
+    out: list[bytes] = []
+    total = 0
+    view = memoryview(raw)
+    while len(view):
+        decomp = izlib.decompressobj(wbits=31)
+        pending: bytes | memoryview = view
+        try:
+            while True:
+                chunk = decomp.decompress(pending, _CHUNK)
+                total += len(chunk)
+                if total > max_bytes:
+                    raise DecompressionLimitError(name, max_bytes)
+                out.append(chunk)
+                if decomp.eof:
+                    break
+                pending = decomp.unconsumed_tail
+                if not pending:
+                    return b"".join(out), (
+                        "truncated gzip stream: the file ends before the compressed data does"
+                    )
+        except _INFLATE_ERROR as exc:
+            return b"".join(out), f"corrupt gzip data after {total:,} decompressed bytes ({exc})"
+        rest = decomp.unused_data
+        if not rest.strip(b"\x00"):
+            break
+        if rest[:2] != GZIP_MAGIC:
+            return b"".join(out), f"{len(rest):,} bytes of trailing data after the gzip stream"
+        view = view[len(view) - len(rest) :]
+    return b"".join(out), None
+
+
+def peek(ef: EvidenceFile, size: int = 65536) -> bytes:
+    """Return up to ``size`` decompressed bytes from the start of a file on disk."""
+    with open(ef.path, "rb") as fh:
+        head = fh.read(size)
+        if head[:2] != GZIP_MAGIC:
+            return head
+        decomp = izlib.decompressobj(wbits=31)
+        out = b""
+        data = head
+        while len(out) < size and data:
+            try:
+                out += decomp.decompress(data, size - len(out))
+            except _INFLATE_ERROR:
+                break
+            if decomp.eof:
+                break
+            data = decomp.unconsumed_tail or fh.read(size)
+        return out
+
+
+def sha256_file(path: Path) -> str:
+    """Return the SHA-256 of a file on disk, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def discover(sources: Iterable[str | os.PathLike[str]]) -> list[EvidenceFile]:
+    """Expand files, folders and globs into evidence files, zip members included.
+
+    Folders are walked recursively in sorted order; a source that matches nothing
+    raises :class:`~kmsforensics.errors.EvidenceNotFoundError`. A file reached twice
+    through overlapping sources is listed once.
+    """
+    seen: set[Path] = set()
+    found: list[EvidenceFile] = []
+    for source in sources:
+        for path in _expand(source):
+            resolved = path.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            found.append(EvidenceFile(str(path), path))
+    expanded: list[EvidenceFile] = []
+    for ef in found:
+        expanded.append(ef)
+        if is_zip(ef):
+            expanded.extend(zip_members(ef))
+    return expanded
+
+
+def is_zip(ef: EvidenceFile) -> bool:
+    """Tell whether a file on disk is a zip archive (by its first bytes)."""
+    if ef.members:
+        return False
+    with open(ef.path, "rb") as fh:
+        return fh.read(4) in (ZIP_MAGIC, ZIP_EMPTY_MAGIC)
+
+
+def zip_members(archive: EvidenceFile, depth: int = 1) -> list[EvidenceFile]:
+    """List the members of a zip archive as evidence files (nested archives opened)."""
+    source: Path | io.BytesIO = archive.path if archive.on_disk else io.BytesIO(archive.raw_bytes())
+    members: list[EvidenceFile] = []
+    with zipfile.ZipFile(source) as zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            problem = unsafe_member_reason(info.filename)
+            member = EvidenceFile(
+                f"{archive.display}::{info.filename}",
+                archive.path,
+                (*archive.members, info.filename),
+                problem,
+            )
+            members.append(member)
+            if problem is None and depth < MAX_ARCHIVE_DEPTH:
+                with zf.open(info) as fh:
+                    nested = fh.read(4) in (ZIP_MAGIC, ZIP_EMPTY_MAGIC)
+                if nested:
+                    members.extend(zip_members(member, depth + 1))
+    return members
+
+
+def unsafe_member_reason(name: str) -> str | None:
+    """Return why a zip member name is unsafe (escapes the archive), or ``None``.
+
+    Examples
+    --------
+    >>> unsafe_member_reason("logs/a.json") is None
+    True
+    >>> unsafe_member_reason("../../etc/passwd")
+    "unsafe member name '../../etc/passwd': it points outside the archive (path traversal)"
+    """
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if posix.is_absolute() or ".." in posix.parts or (len(name) > 1 and name[1] == ":"):
+        return f"unsafe member name {name!r}: it points outside the archive (path traversal)"
+    return None
+
+
+def _read_zip_member(
+    archive: Path | io.BytesIO, member: str, display: str, max_bytes: int
+) -> bytes:
+    with zipfile.ZipFile(archive) as zf, zf.open(member) as fh:
+        parts: list[bytes] = []
+        total = 0
+        while chunk := fh.read(_CHUNK):
+            total += len(chunk)
+            if total > max_bytes:
+                raise DecompressionLimitError(display, max_bytes)
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+def _expand(source: str | os.PathLike[str]) -> list[Path]:
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return _walk(path)
+    if _GLOB_CHARS & set(text):
+        matches = sorted(glob.glob(str(path), recursive=True))
+        files: list[Path] = []
+        for match in matches:
+            m = Path(match)
+            files.extend(_walk(m) if m.is_dir() else [m] if m.is_file() else [])
+        if files:
+            return files
+    raise EvidenceNotFoundError(text)
+
+
+def _walk(folder: Path) -> list[Path]:
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        files.extend(Path(root) / name for name in sorted(names))
+    return files

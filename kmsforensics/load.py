@@ -1,0 +1,527 @@
+"""``kf.load``: evidence files in, a typed :class:`~kmsforensics.case.Case` out.
+
+The steps, for each file in a stable (sorted) order:
+
+1. read it, fingerprint it (SHA-256) and decompress it within the size bound
+   (threads: hashing and inflating release the GIL, so many files use every core);
+2. sniff its shape and split it into records (:mod:`kmsforensics.formats`);
+3. in batches, classify and extract the fields of every record with duckdb
+   (:mod:`kmsforensics.extract`), then type them (:mod:`kmsforensics.normalize`);
+
+and at the end drop duplicate events (same ``eventId`` / ``request_id``, time and
+name), build the activity frame, and reconcile the counts of every file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm.auto import tqdm
+
+from ._version import __version__
+from .case import Case
+from .errors import DecompressionLimitError, LogParseError, ParseWarning, UnknownFormatError
+from .evidence import (
+    DEFAULT_MAX_BYTES,
+    GZIP_MAGIC,
+    ZIP_EMPTY_MAGIC,
+    ZIP_MAGIC,
+    EvidenceFile,
+    discover,
+    gunzip,
+)
+from .extract import Extractor
+from .formats import SHAPES, Split, sniff
+from .formats.csvfile import split_csv
+from .formats.fast import fast_path_ok, read_json_arrays
+from .formats.jsontext import split_json_array, split_json_values
+from .formats.lines import split_json_lines
+from .issues import IssueLog
+from .normalize import build_activity, normalize_actiontrail, normalize_kms
+from .normalize.values import compact_table, to_frame
+from .schema import MANIFEST_COLUMNS
+
+#: Decompressed JSON text handed to one extraction batch.
+BATCH_BYTES = 256 * 1024 * 1024
+#: The most a deflate stream can expand (bytes out per byte in).
+_DEFLATE_MAX_RATIO = 1032
+_HEAD_BYTES = 65536
+#: Columns kept as plain text (never categorical): ids and raw JSON.
+_TEXT_COLUMNS = frozenset(
+    {
+        "request_id",
+        "event_id",
+        "eventId",
+        "requestId",
+        "requestParameters",
+        "responseElements",
+        "additionalEventData",
+        "referencedResources",
+        "eventAttributes",
+        "insightDetails",
+        "serviceEventData",
+        "requestParameterJson",
+    }
+)
+
+
+@dataclass
+class Prepared:
+    """A file read, fingerprinted and split (or deferred to the fast array reader)."""
+
+    ef: EvidenceFile
+    issues: IssueLog
+    sha256: str = ""
+    size: int = 0
+    decompressed: int | None = None
+    compression: str = "none"
+    shape: str | None = None
+    reason: str = ""
+    split: Split | None = None
+    deferred: bool = False
+    archive: bool = False
+    damage: str | None = None
+
+
+@dataclass
+class _Counts:
+    read: Counter[str] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+
+
+def load(
+    *sources: str | os.PathLike[str],
+    strict: bool = False,
+    progress: bool = True,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    column_map: dict[str, str] | None = None,
+    workers: int | None = None,
+) -> Case:
+    """Load KMS access logs and ActionTrail events into a :class:`Case`.
+
+    Parameters
+    ----------
+    *sources : str or path-like
+        Files, folders (walked recursively) and globs (``**`` allowed). Plain, gzip
+        and zip files; every supported shape, recognised by content, in any mix.
+    strict : bool, default False
+        False: every bad record is kept in ``case.issues`` and the rest loads.
+        True: the first bad record raises :class:`~kmsforensics.LogParseError` and
+        a file that is not a supported log raises
+        :class:`~kmsforensics.UnknownFormatError`.
+    progress : bool, default True
+        Show a progress bar (tqdm) when loading takes more than a moment.
+    max_bytes : int, default 8 GiB
+        Bound on the decompressed size of one file; beyond it
+        :class:`~kmsforensics.DecompressionLimitError` is raised.
+    column_map : dict, optional
+        Renames for CSV header names (for example a console download's headers to
+        the log's own field names).
+    workers : int, optional
+        Threads for reading and parsing; default: every core.
+
+    Returns
+    -------
+    Case
+
+    Examples
+    --------
+    >>> import kmsforensics as kf
+    >>> case = kf.load(kf.datasets.path("vendor-samples"), progress=False)  # doctest: +SKIP
+    >>> case.activity[["time", "source", "identity_type", "action"]].head()  # doctest: +SKIP
+    """
+    if not sources:
+        raise ValueError("kf.load needs at least one file, folder or glob")
+    workers = workers or os.cpu_count() or 1
+    files = discover(sources)
+    issues = IssueLog(strict)
+    con = duckdb.connect(config={"threads": workers, "autoinstall_known_extensions": False})
+    try:
+        return _Loader(con, issues, strict, max_bytes, column_map, workers).run(files, progress)
+    finally:
+        con.close()
+
+
+class _Loader:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        issues: IssueLog,
+        strict: bool,
+        max_bytes: int,
+        column_map: dict[str, str] | None,
+        workers: int,
+    ) -> None:
+        self.con = con
+        self.issues = issues
+        self.strict = strict
+        self.max_bytes = max_bytes
+        self.column_map = column_map
+        self.workers = workers
+        self.extractor = Extractor(con, issues)
+        self.kms: list[pa.Table] = []
+        self.actiontrail: list[pa.Table] = []
+        self.counts = _Counts()
+        self.prepared: list[Prepared] = []
+
+    # -- the whole load -------------------------------------------------------------
+
+    def run(self, files: Sequence[EvidenceFile], progress: bool) -> Case:
+        batch: list[Prepared] = []
+        batch_bytes = 0
+        limit = 1 if self.strict else BATCH_BYTES
+        bar = tqdm(
+            total=len(files),
+            unit="file",
+            desc="kmsforensics.load",
+            disable=not progress,
+            delay=0.5,
+            leave=False,
+        )
+        with bar:
+            for item in self._prepare_all(files):
+                self.prepared.append(item)
+                self.issues.extend(item.issues)
+                if item.split is not None or item.deferred:
+                    batch.append(item)
+                    batch_bytes += item.decompressed or item.size
+                if batch_bytes >= limit:
+                    self._flush(batch)
+                    batch, batch_bytes = [], 0
+                bar.update(1)
+            self._flush(batch)
+        return self._finish()
+
+    def _prepare_all(self, files: Sequence[EvidenceFile]) -> Iterator[Prepared]:
+        """Prepare files in threads, a bounded window ahead, yielding them in order."""
+        ahead = 2 * self.workers
+        with ThreadPoolExecutor(self.workers) as pool:
+            window: list[Future[Prepared]] = []
+            for ef in files:
+                window.append(pool.submit(self._prepare, ef))
+                if len(window) > ahead:
+                    yield window.pop(0).result()
+            for future in window:
+                yield future.result()
+
+    def _prepare(self, ef: EvidenceFile) -> Prepared:
+        item = Prepared(ef, IssueLog(self.strict))
+        if ef.problem is not None:
+            item.reason = ef.problem
+            return item
+        raw = ef.raw_bytes(self.max_bytes)
+        item.sha256 = hashlib.sha256(raw).hexdigest()
+        item.size = len(raw)
+        if raw[:4] in (ZIP_MAGIC, ZIP_EMPTY_MAGIC):
+            item.archive = True
+            return item
+        data = raw
+        if raw[:2] == GZIP_MAGIC:
+            item.compression = "gzip"
+            head, _ = gunzip(raw[: 4 * _HEAD_BYTES], _HEAD_BYTES * 64, ef.display)
+            sniffed = sniff(head[:_HEAD_BYTES], self.column_map)
+            if (
+                sniffed.shape == "json-array"
+                and ef.on_disk
+                and fast_path_ok(str(ef.path))
+                and len(raw) * _DEFLATE_MAX_RATIO <= self.max_bytes
+            ):
+                item.shape, item.deferred = sniffed.shape, True
+                return item
+            data, item.damage = gunzip(raw, self.max_bytes, ef.display)
+        elif len(raw) > self.max_bytes:
+            raise DecompressionLimitError(ef.display, self.max_bytes)
+        item.decompressed = len(data)
+        sniffed = sniff(data[:_HEAD_BYTES], self.column_map)
+        item.shape, item.reason = sniffed.shape, sniffed.reason
+        if sniffed.shape is None:
+            if self.strict:
+                raise UnknownFormatError(ef.display, sniffed.reason, SHAPES)
+            return item
+        if item.damage is not None:
+            if self.strict:
+                raise LogParseError(ef.display, None, item.damage)
+            item.issues.add(
+                ef.display,
+                None,
+                "note",
+                None,
+                f"{item.damage}; records after the damage cannot be read",
+            )
+        item.split = self._split(data, sniffed.shape, sniffed.delimiter, ef.display, item.issues)
+        return item
+
+    def _split(self, data: bytes, shape: str, delimiter: str, name: str, issues: IssueLog) -> Split:
+        if shape == "json-lines":
+            return split_json_lines(data, name, issues)
+        if shape == "json-array":
+            return split_json_array(data, name, issues)
+        if shape == "json-object":
+            return split_json_values(data, name, issues)
+        return split_csv(data, name, issues, delimiter, self.column_map)
+
+    # -- batches --------------------------------------------------------------------
+
+    def _flush(self, batch: list[Prepared]) -> None:
+        if not batch:
+            return
+        self._read_deferred([p for p in batch if p.deferred])
+        parts = []
+        for item in batch:
+            assert item.split is not None
+            self.counts.read[item.ef.display] += item.split.read
+            records = item.split.records
+            if records.num_rows:
+                names = pa.DictionaryArray.from_arrays(
+                    pa.array([0] * records.num_rows, pa.int32()), pa.array([item.ef.display])
+                )
+                parts.append(records.add_column(0, "source_file", names.cast(pa.string())))
+        if not parts:
+            return
+        extracted = self.extractor.run(pa.concat_tables(parts))
+        self.counts.read.update(extracted.extra_records)
+        for raw in extracted.kms:
+            self.kms.append(normalize_kms(raw, self.issues))
+        for raw in extracted.actiontrail:
+            self.actiontrail.append(normalize_actiontrail(raw, self.issues))
+
+    def _read_deferred(self, items: list[Prepared]) -> None:
+        """Split JSON arrays on disk with the fast reader; fall back file by file."""
+        if not items:
+            return
+        paths = [str(p.ef.path) for p in items]
+        tables = read_json_arrays(self.con, paths, "gzip")
+        for item, path in zip(items, paths, strict=True):
+            table = tables.get(path) if tables is not None else None
+            if table is None:
+                single = read_json_arrays(self.con, [path], "gzip")
+                table = single.get(path) if single is not None else None
+            if table is not None:
+                item.split = Split("json-array", "index", table, table.num_rows)
+                continue
+            data, item.damage = gunzip(
+                item.ef.raw_bytes(self.max_bytes), self.max_bytes, item.ef.display
+            )
+            item.decompressed = len(data)
+            if item.damage is not None:
+                if self.strict:
+                    raise LogParseError(item.ef.display, None, item.damage)
+                self.issues.add(
+                    item.ef.display,
+                    None,
+                    "note",
+                    None,
+                    f"{item.damage}; records after the damage cannot be read",
+                )
+            item.split = split_json_array(data, item.ef.display, self.issues)
+            item.deferred = False
+
+    # -- the end: dedupe, activity, manifest ---------------------------------------------
+
+    def _finish(self) -> Case:
+        kms = _concat(self.kms)
+        actiontrail = _concat(self.actiontrail)
+        if kms is not None:
+            kms = self._dedupe(kms, "request_id", "time", "api_name")
+        if actiontrail is not None:
+            actiontrail = self._dedupe(actiontrail, "eventId", "eventTime", "eventName")
+        kms_t = kms if kms is not None else _empty_kms(self.issues)
+        at_t = actiontrail if actiontrail is not None else _empty_actiontrail(self.issues)
+        activity = build_activity(kms_t, at_t)
+        manifest = self._manifest(kms_t, at_t)
+        case = Case(
+            to_frame(compact_table(kms_t, _TEXT_COLUMNS)),
+            to_frame(compact_table(at_t, _TEXT_COLUMNS)),
+            to_frame(activity),
+            self.issues.frame(),
+            manifest,
+            {
+                "loader_version": __version__,
+                "strict": self.strict,
+                "max_bytes": self.max_bytes,
+                "column_map": self.column_map,
+            },
+        )
+        self._warn(case)
+        return case
+
+    def _dedupe(self, table: pa.Table, key: str, time: str, name: str) -> pa.Table:
+        frame = table.select([key, time, name, "source_file", "source_record"]).to_pandas()
+        has_key = frame[key].notna() & (frame[key] != "")
+        same = frame[has_key].duplicated([key, time, name], keep="first")
+        duplicate = pd.Series(False, index=frame.index)
+        duplicate[same.index] = same
+        if duplicate.any():
+            self.counts.duplicates.update(frame.loc[duplicate, "source_file"].tolist())
+        clash = frame[has_key & ~duplicate]
+        clash = clash[clash.duplicated(key, keep=False)]
+        for _, group in clash.groupby(key, sort=False):
+            first = group.iloc[0]
+            for _, row in group.iloc[1:].iterrows():
+                self.issues.add(
+                    row["source_file"],
+                    int(row["source_record"]),
+                    "note",
+                    key,
+                    f"{key} {row[key]!r} is also used by a different event "
+                    f"({first['source_file']}, record {first['source_record']}); both kept",
+                )
+        return table.filter(pa.array(~duplicate.to_numpy()))
+
+    def _manifest(self, kms: pa.Table, actiontrail: pa.Table) -> pd.DataFrame:
+        loaded: Counter[str] = Counter()
+        kinds: dict[str, set[str]] = {}
+        for table, label in ((kms, "kms"), (actiontrail, "actiontrail")):
+            if not table.num_rows:
+                continue
+            files = table.column("source_file").combine_chunks()
+            sls = (
+                pc.is_valid(table.column("__topic__")).combine_chunks()
+                if "__topic__" in table.column_names
+                else pa.array([False] * table.num_rows)
+            )
+            counts = (
+                pa.table({"f": files, "s": sls})
+                .group_by(["f", "s"])
+                .aggregate([([], "count_all")])
+                .to_pylist()
+            )
+            for row in counts:
+                loaded[row["f"]] += row["count_all"]
+                kinds.setdefault(row["f"], set()).add(label + ("-sls" if row["s"] else ""))
+        rejected = self.issues.rejected_by_file()
+        rows = []
+        for item in self.prepared:
+            name = item.ef.display
+            read = self.counts.read[name]
+            row = {
+                "path": name,
+                "sha256": item.sha256,
+                "bytes": item.size,
+                "format": _format(item, kinds.get(name, set())),
+                "records_read": read,
+                "records_loaded": loaded[name],
+                "records_rejected": rejected[name],
+                "duplicates": self.counts.duplicates[name],
+                "status": "",
+                "compression": item.compression,
+                "decompressed_bytes": item.decompressed,
+                "record_unit": item.split.record_unit if item.split else None,
+                "reason": item.reason or (item.damage or ""),
+            }
+            row["status"] = _status(item, row)
+            if item.split is not None and read != (
+                row["records_loaded"] + row["records_rejected"] + row["duplicates"]
+            ):
+                self.issues.add(
+                    name,
+                    None,
+                    "note",
+                    None,
+                    "internal check failed: records read do not equal loaded + "
+                    "rejected + duplicates; please report this file to the "
+                    "kmsforensics maintainers",
+                )
+            rows.append(row)
+        frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+        for column in (
+            "bytes",
+            "records_read",
+            "records_loaded",
+            "records_rejected",
+            "duplicates",
+            "decompressed_bytes",
+        ):
+            frame[column] = frame[column].astype("Int64")
+        return frame
+
+    def _warn(self, case: Case) -> None:
+        skipped = case.manifest[case.manifest["status"] == "skipped"]
+        counts = self.issues.counts()
+        if not (len(skipped) or counts["record"] or counts["field"]):
+            return
+        parts = []
+        if counts["record"]:
+            files = len(self.issues.rejected_by_file())
+            parts.append(f"{counts['record']:,} records not loaded (in {files:,} files)")
+        if counts["field"]:
+            parts.append(f"{counts['field']:,} fields left empty or repaired")
+        if len(skipped):
+            names = ", ".join(skipped["path"].head(3))
+            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            parts.append(f"{len(skipped):,} files skipped as not a supported log ({names}{more})")
+        warnings.warn(
+            "kmsforensics.load: " + "; ".join(parts) + ". See case.issues and case.manifest.",
+            ParseWarning,
+            stacklevel=3,
+        )
+
+
+def _format(item: Prepared, kinds: set[str]) -> str:
+    if item.archive:
+        return "zip"
+    if item.shape is None:
+        return "unknown"
+    return item.shape + (":" + "+".join(sorted(kinds)) if kinds else "")
+
+
+def _status(item: Prepared, row: dict[str, object]) -> str:
+    if item.archive:
+        return "archive"
+    if item.split is None:
+        return "skipped"
+    if not row["records_read"]:
+        return "empty"
+    if row["records_rejected"] and not row["records_loaded"]:
+        return "rejected"
+    if row["records_rejected"] or item.damage:
+        return "partial"
+    if row["duplicates"] and not row["records_loaded"]:
+        return "duplicates-only"
+    return "loaded"
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table | None:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _empty_raw(extractor_kind: str) -> pa.Table:
+    from .extract import AT_PATHS, KMS_PATHS, PROVENANCE, RESOURCE_PARAMETER_PATHS
+
+    paths = KMS_PATHS + RESOURCE_PARAMETER_PATHS if extractor_kind == "kms" else AT_PATHS
+    names = [*PROVENANCE, *(name for name, _ in paths)]
+    types = {"source_record": pa.int64(), "source_item": pa.int32()}
+    return pa.table({n: pa.array([], types.get(n, pa.string())) for n in names})
+
+
+def _empty_kms(issues: IssueLog) -> pa.Table:
+    return normalize_kms(_empty_raw("kms"), issues)
+
+
+def _empty_actiontrail(issues: IssueLog) -> pa.Table:
+    from .extract import AED_PATHS, RP_PATHS
+
+    raw = _empty_raw("actiontrail")
+    for name, _ in (
+        *RP_PATHS,
+        *AED_PATHS,
+        ("referencedAccessKeyIds", ""),
+        ("issuedAccessKeyId", ""),
+        ("assumedRoleId", ""),
+        ("assumedRoleArn", ""),
+    ):
+        raw = raw.append_column(name, pa.array([], pa.string()))
+    return normalize_actiontrail(raw.drop_columns(["_misspelled.addionalEventData"]), issues)

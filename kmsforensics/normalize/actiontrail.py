@@ -1,0 +1,210 @@
+"""ActionTrail events: typed, identities parsed, role sessions and STS keys linked.
+
+For an ``assumed-role`` identity, ``principalId`` is ``<roleId>:<sessionName>``
+and ``userName`` is ``<roleName>:<sessionName>``; they become ``roleId``,
+``roleName`` and ``sessionName``. An ``AssumeRole*`` event names its target role
+in ``requestParameters.RoleArn`` (``acs:ram::<owner>:role/<name>``) and the STS
+key it issued in ``responseElements`` (any key case) or ``referencedResources``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..issues import IssueLog
+from ..schema import AT_NESTED_FIELDS, AT_SCALAR_FIELDS
+from .common import reject_rows, report_bad_values, set_column
+from .values import blank_to_null, parse_flags, parse_times
+
+_ROLE_ARN = r"^acs:ram::(?P<account>[^:]*):role/(?P<name>[^/]+)"
+MFA_AUTHENTICATED = "userIdentity.sessionContext.attributes.mfaAuthenticated"
+CREATION_DATE = "userIdentity.sessionContext.attributes.creationDate"
+_NULL = pa.scalar(None, pa.string())
+
+
+def normalize_actiontrail(raw: pa.Table, issues: IssueLog) -> pa.Table:
+    """Type a raw ActionTrail table and add the derived identity columns.
+
+    Events without a usable ``eventTime`` (nor an SLS ``__time__``) are rejected and
+    reported; unreadable flags and dates are left empty and reported.
+    """
+    table = _with_time(raw, issues)
+    for name in ("isGlobal", MFA_AUTHENTICATED):
+        flags, bad = parse_flags(table.column(name).combine_chunks())
+        report_bad_values(table, bad, name, f"{name} is not true/false; left empty", issues)
+        table = set_column(table, name, flags)
+    created, bad = parse_times(table.column(CREATION_DATE).combine_chunks())
+    report_bad_values(table, bad, CREATION_DATE, "creationDate is not a time; left empty", issues)
+    table = set_column(table, CREATION_DATE, created)
+    checked = pc.coalesce(
+        table.column("additionalEventData.mfaChecked").combine_chunks(),
+        table.column("additionalEventData.isMFAChecked").combine_chunks(),
+    )
+    mfa_checked, bad = parse_flags(checked)
+    table = set_column(table, "mfaChecked", mfa_checked)
+    report_bad_values(table, bad, "mfaChecked", "mfaChecked is not true/false; left empty", issues)
+    table = table.drop_columns(
+        ["additionalEventData.mfaChecked", "additionalEventData.isMFAChecked"]
+    )
+    for name, values in derive_identity(table).items():
+        table = set_column(table, name, values)
+    return _ordered(table)
+
+
+def _with_time(raw: pa.Table, issues: IssueLog) -> pa.Table:
+    times, bad = parse_times(raw.column("eventTime").combine_chunks())
+    sls_times, _ = parse_times(raw.column("__time__").combine_chunks())
+    use_sls = pc.and_(pc.is_null(times), pc.is_valid(sls_times))
+    report_bad_values(
+        raw,
+        pc.and_(use_sls, bad),
+        "eventTime",
+        "eventTime is not a timestamp; the SLS __time__ is used instead",
+        issues,
+    )
+    table = set_column(raw, "_time", pc.coalesce(times, sls_times))
+    reason = "no usable time: eventTime is missing or not a timestamp"
+    table = reject_rows(table, pc.is_null(table.column("_time")), reason, issues, "eventTime")
+    table = set_column(table, "eventTime", table.column("_time").combine_chunks())
+    return table.drop_columns(["_time"])
+
+
+def derive_identity(table: pa.Table) -> dict[str, pa.Array]:
+    """Derive role, session, account and target-role columns from identity fields.
+
+    Identity columns have few distinct values, so each is worked on once per
+    distinct value (dictionary-encoded) and mapped back to the rows.
+    """
+    encoded = pa.table(
+        {
+            name: table.column(name).combine_chunks()
+            for name in (
+                "userIdentity.type",
+                "userIdentity.principalId",
+                "userIdentity.userName",
+                "userIdentity.accessKeyId",
+                "requestParameters.stsTokenPrincipalName",
+            )
+        }
+    )
+    combos = encoded.group_by(encoded.column_names, use_threads=False).aggregate([])
+    index = _combo_index(encoded, combos)
+    derived = _identity_columns(combos)
+    out = {name: values.take(index) for name, values in derived.items()}
+    out.update(_request_columns(table))
+    return out
+
+
+def _combo_index(rows: pa.Table, combos: pa.Table) -> pa.Array:
+    """For each row, the index of its combination of values in ``combos``."""
+    keyed = combos.append_column("_combo", pa.array(range(combos.num_rows), pa.int64()))
+    joined = rows.append_column("_row", pa.array(range(rows.num_rows), pa.int64())).join(
+        keyed,
+        keys=rows.column_names,
+        join_type="left outer",
+        use_threads=False,
+    )
+    return joined.sort_by("_row").column("_combo").combine_chunks()
+
+
+def _identity_columns(table: pa.Table) -> dict[str, pa.Array]:
+    def col(name: str) -> pa.Array:
+        return blank_to_null(table.column(name).combine_chunks())
+
+    kind = col("userIdentity.type")
+    principal = col("userIdentity.principalId")
+    user = col("userIdentity.userName")
+    key = col("userIdentity.accessKeyId")
+    sts_name = col("requestParameters.stsTokenPrincipalName")
+    is_role = pc.fill_null(
+        pc.or_(
+            pc.equal(kind, "assumed-role"), pc.and_(pc.is_null(kind), pc.starts_with(key, "STS."))
+        ),
+        False,
+    )
+    principal_parts = pc.split_pattern(principal, ":", max_splits=1)
+    user_parts = pc.split_pattern(user, ":", max_splits=1)
+    sts_parts = pc.split_pattern(
+        pc.replace_substring(sts_name, "/", ":", max_replacements=1), ":", max_splits=1
+    )
+    return {
+        "roleId": pc.if_else(is_role, _part(principal_parts, 0), _NULL),
+        "roleName": pc.if_else(
+            is_role, pc.coalesce(_part(user_parts, 0), _part(sts_parts, 0)), _NULL
+        ),
+        "sessionName": pc.if_else(
+            is_role,
+            pc.coalesce(_part(principal_parts, 1), _part(user_parts, 1), _part(sts_parts, 1)),
+            _NULL,
+        ),
+    }
+
+
+def _request_columns(table: pa.Table) -> dict[str, pa.Array]:
+    def col(name: str) -> pa.Array:
+        return blank_to_null(table.column(name).combine_chunks())
+
+    arn = pc.extract_regex(col("requestParameters.RoleArn"), _ROLE_ARN)
+    assumed = pc.split_pattern(col("assumedRoleId"), ":", max_splits=1)
+    return {
+        "accountId": pc.coalesce(col("userIdentity.accountId"), col("recipientAccountId")),
+        "stsTokenPlayerUid": col("requestParameters.stsTokenPlayerUid"),
+        "targetRoleAccountId": blank_to_null(pc.struct_field(arn, "account")),
+        "targetRoleName": pc.struct_field(arn, "name"),
+        "targetRoleId": _part(assumed, 0),
+        "targetSessionName": pc.coalesce(
+            _part(assumed, 1), col("requestParameters.RoleSessionName")
+        ),
+        "issuedAccessKeyId": pc.coalesce(
+            col("issuedAccessKeyId"),
+            _first_sts_key(col("referencedAccessKeyIds"), table.column("eventName")),
+        ),
+        "keyId": col("requestParameters.KeyId"),
+        "secretName": col("requestParameters.SecretName"),
+    }
+
+
+def _first_sts_key(referenced: pa.Array, names: pa.ChunkedArray) -> pa.Array:
+    """Return the STS key that referencedResources names for an AssumeRole* event."""
+    first = _part(pc.split_pattern(referenced, ","), 0)
+    assume = pc.fill_null(pc.starts_with(names.combine_chunks(), "AssumeRole"), False)
+    return pc.if_else(
+        pc.and_(assume, pc.fill_null(pc.starts_with(first, "STS."), False)), first, _NULL
+    )
+
+
+def _part(parts: pa.Array, index: int) -> pa.Array:
+    """Element ``index`` of each list, null where the list is shorter or null."""
+    long_enough = pc.fill_null(pc.greater(pc.list_value_length(parts), index), False)
+    safe = pc.if_else(long_enough, parts, pa.scalar(None, parts.type))
+    return blank_to_null(pc.list_element(safe, index))
+
+
+def _ordered(table: pa.Table) -> pa.Table:
+    derived = [
+        "accountId",
+        "roleId",
+        "roleName",
+        "sessionName",
+        "stsTokenPlayerUid",
+        "targetRoleAccountId",
+        "targetRoleName",
+        "targetRoleId",
+        "targetSessionName",
+        "issuedAccessKeyId",
+        "keyId",
+        "secretName",
+        "mfaChecked",
+    ]
+    identity = [c for c in table.column_names if c.startswith("userIdentity.")]
+    first = [
+        "eventTime",
+        *(f for f in AT_SCALAR_FIELDS if f != "eventTime"),
+        *identity,
+        *AT_NESTED_FIELDS,
+        *derived,
+    ]
+    last = ["source_file", "source_record", "source_item"]
+    middle = [c for c in table.column_names if c not in first and c not in last]
+    return table.select([*first, *middle, *last])

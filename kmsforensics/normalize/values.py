@@ -1,0 +1,136 @@
+"""Typed values from loose text: times, numbers, flags; compact column types.
+
+Every parser returns the typed array and a mask of the values that were present
+but could not be read, so that the caller reports them as issues instead of
+dropping them silently.
+
+Examples
+--------
+>>> import pyarrow as pa
+>>> times, bad = parse_times(pa.array(["2023-07-04T01:52:55Z", "1688435575", "soon", None]))
+>>> [str(t) for t in times.to_pylist()[:2]], bad.to_pylist()
+(['2023-07-04 01:52:55+00:00', '2023-07-04 01:52:55+00:00'], [False, False, True, False])
+>>> parse_flags(pa.array(["true", "False", "1", "maybe", None]))[0].to_pylist()
+[True, False, True, None, None]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+UTC_NS = pa.timestamp("ns", tz="UTC")
+_UNIX = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+#: A text column becomes categorical when it has fewer distinct values than this
+#: share of its rows.
+CATEGORY_RATIO = 0.5
+
+
+def present(values: pa.Array) -> pa.Array:
+    """Return True where a text value is neither null nor empty."""
+    return pc.fill_null(pc.not_equal(values, ""), False)
+
+
+def blank_to_null(values: pa.Array) -> pa.Array:
+    """Turn empty strings into nulls."""
+    return pc.if_else(present(values), values, pa.scalar(None, values.type))
+
+
+def parse_times(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Parse ISO-8601 (any offset; no offset means UTC) or unix seconds/milliseconds.
+
+    Returns the times as ``timestamp[ns, UTC]`` and a mask of present values that
+    are not times (or are outside the representable years 1677-2262).
+    """
+    values = values.cast(pa.string())
+    times = pc.strptime(values, format="%Y-%m-%dT%H:%M:%SZ", unit="ns", error_is_null=True)
+    times = times.cast(UTC_NS)
+    missing = pc.and_(pc.is_null(times), present(values))
+    if pc.any(missing).as_py():
+        times = _slow_times(values, times, missing)
+    bad = pc.and_(pc.is_null(times), present(values))
+    return times, pc.fill_null(bad, False)
+
+
+def _slow_times(values: pa.Array, times: pa.Array, todo: pa.Array) -> pa.Array:
+    ns = pc.cast(times, pa.int64()).to_numpy(zero_copy_only=False).astype("float64")
+    idx = pc.indices_nonzero(todo).to_numpy()
+    subset = values.take(pa.array(idx)).to_pandas()
+    numeric = subset.str.match(_UNIX).fillna(False).to_numpy(bool)
+    out = np.full(len(idx), np.nan)
+    if numeric.any():
+        number = pd.to_numeric(subset[numeric], errors="coerce").to_numpy("float64")
+        number = np.where(np.abs(number) >= 1e11, number / 1000.0, number)  # milliseconds
+        with np.errstate(invalid="ignore"):
+            in_range = np.abs(number) < 9.2e9
+        out[numeric] = np.where(in_range, np.round(number * 1e9), np.nan)
+    if (~numeric).any():
+        parsed = pd.to_datetime(subset[~numeric], utc=True, format="ISO8601", errors="coerce")
+        as_ns = parsed.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").astype("int64")
+        out[~numeric] = np.where(parsed.isna().to_numpy(), np.nan, as_ns.astype("float64"))
+    ns[idx] = out
+    mask = np.isnan(ns)
+    return pa.array(np.where(mask, 0, ns).astype("int64"), mask=mask).cast(UTC_NS)
+
+
+def parse_flags(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Parse ``true``/``false`` (any case, also ``1``/``0``, ``yes``/``no``) to booleans."""
+    lowered = pc.utf8_lower(pc.utf8_trim_whitespace(values.cast(pa.string())))
+    is_true = pc.is_in(lowered, pa.array(_TRUE))
+    is_false = pc.is_in(lowered, pa.array(_FALSE))
+    flags = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
+    bad = pc.and_(present(values), pc.is_null(flags))
+    return flags, pc.fill_null(bad, False)
+
+
+def parse_numbers(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    """Parse numbers from text into ``target``; a bad or out-of-range value is null."""
+    text = blank_to_null(pc.utf8_trim_whitespace(values.cast(pa.string())))
+    try:
+        numbers = pc.cast(text, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        series = pd.to_numeric(text.to_pandas(), errors="coerce")
+        if pa.types.is_integer(target):
+            info = np.iinfo(target.to_pandas_dtype())
+            whole = series.notna() & (series % 1 == 0) & series.between(info.min, info.max)
+            series = series.where(whole)
+            numbers = pa.array(series.astype("Int64"), pa.int64()).cast(target)
+        else:
+            numbers = pa.array(series, pa.float64()).cast(target)
+    bad = pc.and_(pc.is_valid(text), pc.is_null(numbers))
+    return numbers, pc.fill_null(bad, False)
+
+
+def compact_table(table: pa.Table, keep_text: frozenset[str] = frozenset()) -> pa.Table:
+    """Dictionary-encode low-cardinality text columns (they become categoricals)."""
+    arrays = []
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_string(column.type) and name not in keep_text and len(column):
+            encoded = column.combine_chunks().dictionary_encode()
+            if len(encoded.dictionary) < CATEGORY_RATIO * len(column):
+                arrays.append(encoded)
+                continue
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, names=table.column_names)
+
+
+def _types_mapper(dtype: pa.DataType) -> object:
+    if dtype == pa.bool_():
+        return pd.BooleanDtype()
+    if dtype == pa.int16():
+        return pd.Int16Dtype()
+    if dtype == pa.int32():
+        return pd.Int32Dtype()
+    if dtype == pa.int64():
+        return pd.Int64Dtype()
+    return None
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """Convert to pandas with nullable booleans and integers, categoricals kept."""
+    return table.to_pandas(types_mapper=_types_mapper, split_blocks=True, self_destruct=False)
