@@ -46,7 +46,7 @@ def parse_nested(text: object) -> object:
     --------
     >>> parse_nested('{"KeyId": "key-1", "uid": 1754986938261234567890}')
     {'KeyId': 'key-1', 'uid': 1754986938261234567890}
-    >>> parse_nested('"{\\\\"a\\\\": 1}"')
+    >>> parse_nested('"{\\"a\\": 1}"')
     {'a': 1}
     """
     if not isinstance(text, str):

@@ -15,11 +15,11 @@ Examples
 --------
 >>> import gzip, tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
->>> _ = (folder / "a.json.gz").write_bytes(gzip.compress(b'{"a": 1}\\n'))
+>>> _ = (folder / "a.json.gz").write_bytes(gzip.compress(b'{"a": 1}\n'))
 >>> [f.display for f in discover([folder])] == [str(folder / "a.json.gz")]
 True
 >>> discover([folder])[0].read(max_bytes=1024).data
-b'{"a": 1}\\n'
+b'{"a": 1}\n'
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ DEFAULT_MAX_BYTES = 8 * 1024**3
 #: How deep zip archives inside zip archives are opened.
 MAX_ARCHIVE_DEPTH = 3
 _CHUNK = 16 * 1024 * 1024
+#: Compressed bytes fed to the inflater at a time (damage loses at most this much input).
+_SLICE = 64 * 1024
 _INFLATE_ERROR = cast("type[Exception]", izlib.error)
 _GLOB_CHARS = frozenset("*?[")
 
@@ -131,8 +133,10 @@ class Content:
 def gunzip(raw: bytes, max_bytes: int, name: str) -> tuple[bytes, str | None]:
     """Decompress every gzip member of ``raw``, bounded by ``max_bytes``.
 
-    A truncated or corrupt stream keeps what was decompressed before the damage and
-    returns the reason as the second item.
+    Each member's header is read here and its deflate data inflated in small input
+    slices, so a truncated or corrupt stream keeps everything decompressed before
+    the damage; a checksum mismatch keeps the data and says so. The reason for any
+    damage is the second item.
 
     Examples
     --------
@@ -144,33 +148,83 @@ def gunzip(raw: bytes, max_bytes: int, name: str) -> tuple[bytes, str | None]:
     """
     out: list[bytes] = []
     total = 0
-    view = memoryview(raw)
-    while len(view):
-        decomp = izlib.decompressobj(wbits=31)
-        pending: bytes | memoryview = view
-        try:
-            while True:
-                chunk = decomp.decompress(pending, _CHUNK)
-                total += len(chunk)
-                if total > max_bytes:
-                    raise DecompressionLimitError(name, max_bytes)
-                out.append(chunk)
-                if decomp.eof:
-                    break
-                pending = decomp.unconsumed_tail
-                if not pending:
-                    return b"".join(out), (
-                        "truncated gzip stream: the file ends before the compressed data does"
-                    )
-        except _INFLATE_ERROR as exc:
-            return b"".join(out), f"corrupt gzip data after {total:,} decompressed bytes ({exc})"
-        rest = decomp.unused_data
-        if not rest.strip(b"\x00"):
-            break
-        if rest[:2] != GZIP_MAGIC:
-            return b"".join(out), f"{len(rest):,} bytes of trailing data after the gzip stream"
-        view = view[len(view) - len(rest) :]
+    pos = 0
+    while pos < len(raw):
+        start = _gzip_header_end(raw, pos)
+        if start is None:
+            if not raw[pos:].strip(b"\x00"):
+                break
+            what = "a damaged gzip header" if raw[pos : pos + 2] == GZIP_MAGIC else "trailing data"
+            return b"".join(out), f"{len(raw) - pos:,} bytes of {what} after the gzip stream"
+        decomp = izlib.decompressobj(wbits=-15)
+        crc = 0
+        size = 0
+        cursor = start
+        while not decomp.eof:
+            if cursor >= len(raw):
+                return b"".join(out), _TRUNCATED
+            pending: bytes = raw[cursor : cursor + _SLICE]
+            cursor += len(pending)
+            try:
+                while pending:
+                    chunk = decomp.decompress(pending, _CHUNK)
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise DecompressionLimitError(name, max_bytes)
+                    crc = izlib.crc32(chunk, crc)
+                    size += len(chunk)
+                    out.append(chunk)
+                    if decomp.eof:
+                        break
+                    pending = decomp.unconsumed_tail
+            except _INFLATE_ERROR as exc:
+                return b"".join(
+                    out
+                ), f"corrupt gzip data after {total:,} decompressed bytes ({exc})"
+        trailer_at = cursor - len(decomp.unused_data)
+        trailer = raw[trailer_at : trailer_at + 8]
+        if len(trailer) < 8:
+            return b"".join(out), _TRUNCATED
+        if (
+            int.from_bytes(trailer[:4], "little") != crc
+            or int.from_bytes(trailer[4:], "little") != size & 0xFFFFFFFF
+        ):
+            return b"".join(out), "gzip checksum mismatch: the content is damaged"
+        pos = trailer_at + 8
     return b"".join(out), None
+
+
+_TRUNCATED = "truncated gzip stream: the file ends before the compressed data does"
+
+
+def _gzip_header_end(raw: bytes, pos: int) -> int | None:
+    """Return where a gzip member's deflate data starts, or ``None`` if no header is there."""
+    if raw[pos : pos + 2] != GZIP_MAGIC or len(raw) < pos + 10 or raw[pos + 2] != 8:
+        return None
+    flags = raw[pos + 3]
+    cursor = pos + 10
+    if flags & 4:  # FEXTRA
+        if len(raw) < cursor + 2:
+            return None
+        cursor += 2 + int.from_bytes(raw[cursor : cursor + 2], "little")
+    for bit in (8, 16):  # FNAME, FCOMMENT: zero-terminated
+        if flags & bit:
+            end = raw.find(b"\x00", cursor)
+            if end < 0:
+                return None
+            cursor = end + 1
+    if flags & 2:  # FHCRC
+        cursor += 2
+    return cursor if cursor <= len(raw) else None
+
+
+def inflate_head(raw: bytes, size: int) -> bytes:
+    """Return up to ``size`` decompressed bytes from the start of gzip data (never raises)."""
+    decomp = izlib.decompressobj(wbits=31)
+    try:
+        return bytes(decomp.decompress(raw[: 4 * size], size))
+    except _INFLATE_ERROR:
+        return b""
 
 
 def peek(ef: EvidenceFile, size: int = 65536) -> bytes:

@@ -39,6 +39,7 @@ from .evidence import (
     EvidenceFile,
     discover,
     gunzip,
+    inflate_head,
 )
 from .extract import Extractor
 from .formats import SHAPES, Split, sniff
@@ -228,8 +229,7 @@ class _Loader:
         data = raw
         if raw[:2] == GZIP_MAGIC:
             item.compression = "gzip"
-            head, _ = gunzip(raw[: 4 * _HEAD_BYTES], _HEAD_BYTES * 64, ef.display)
-            sniffed = sniff(head[:_HEAD_BYTES], self.column_map)
+            sniffed = sniff(inflate_head(raw, _HEAD_BYTES), self.column_map)
             if (
                 sniffed.shape == "json-array"
                 and ef.on_disk
@@ -343,7 +343,7 @@ class _Loader:
             to_frame(compact_table(kms_t, _TEXT_COLUMNS)),
             to_frame(compact_table(at_t, _TEXT_COLUMNS)),
             to_frame(activity),
-            self.issues.frame(),
+            _sorted_issues(self.issues.frame(), manifest),
             manifest,
             {
                 "loader_version": __version__,
@@ -465,6 +465,16 @@ class _Loader:
             ParseWarning,
             stacklevel=3,
         )
+
+
+def _sorted_issues(issues: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Order issues like the manifest (file order), then by record; file-wide rows first."""
+    order = {path: i for i, path in enumerate(manifest["path"])}
+    rank = issues["source_file"].map(order).fillna(-1)
+    keys = pd.DataFrame({"rank": rank, "record": issues["source_record"].fillna(-1)})
+    return issues.loc[keys.sort_values(["rank", "record"], kind="stable").index].reset_index(
+        drop=True
+    )
 
 
 def _format(item: Prepared, kinds: set[str]) -> str:

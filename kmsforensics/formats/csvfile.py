@@ -38,7 +38,7 @@ def split_csv(
 
     Examples
     --------
-    >>> body = b"time,api_name,client_ip\\r\\n2023-07-04T01:52:55Z,Decrypt,10.0.0.1\\r\\n"
+    >>> body = b"time,api_name,client_ip\r\n2023-07-04T01:52:55Z,Decrypt,10.0.0.1\r\n"
     >>> split = split_csv(body, "kms.csv", IssueLog())
     >>> split.records.column("json").to_pylist()
     ['{"time":"2023-07-04T01:52:55Z","api_name":"Decrypt","client_ip":"10.0.0.1"}']

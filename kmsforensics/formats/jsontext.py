@@ -68,10 +68,12 @@ def split_json_array(data: bytes, name: str, issues: IssueLog) -> Split:
         try:
             _, end = _DECODER.raw_decode(text, pos)
         except (json.JSONDecodeError, RecursionError) as exc:
+            resync = _RESYNC.search(text, pos)
             reason = _why(exc, text, pos)
+            if resync is None and not text.rstrip().endswith("]"):
+                reason = f"truncated: the file ends inside this element ({reason})"
             issues.add(name, index, "record", None, reason, text[pos : pos + 200])
             index += 1
-            resync = _RESYNC.search(text, pos)
             if resync is None:
                 break
             pos = resync.end()

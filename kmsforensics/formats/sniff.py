@@ -42,13 +42,13 @@ def sniff(head: bytes, column_map: dict[str, str] | None = None) -> Sniffed:
     --------
     >>> sniff(b'[{"eventId": "1"}]').shape
     'json-array'
-    >>> sniff(b'{"api_name": "Decrypt"}\\n{"api_name": "Encrypt"}\\n').shape
+    >>> sniff(b'{"api_name": "Decrypt"}\n{"api_name": "Encrypt"}\n').shape
     'json-lines'
-    >>> sniff(b'{\\n  "RequestId": "x",\\n  "Events": []\\n}').shape
+    >>> sniff(b'{\n  "RequestId": "x",\n  "Events": []\n}').shape
     'json-object'
-    >>> sniff(b"time;api_name;client_ip\\n2023-07-04T01:52:55Z;Decrypt;10.0.0.1\\n").delimiter
+    >>> sniff(b"time;api_name;client_ip\n2023-07-04T01:52:55Z;Decrypt;10.0.0.1\n").delimiter
     ';'
-    >>> sniff(b"# Incident notes\\nnothing to see").reason
+    >>> sniff(b"# Incident notes\nnothing to see").reason
     'the first line is neither JSON nor a CSV header with known log field names'
     """
     text = head[len(BOM) :] if head.startswith(BOM) else head

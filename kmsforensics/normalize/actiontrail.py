@@ -21,6 +21,8 @@ _ROLE_ARN = r"^acs:ram::(?P<account>[^:]*):role/(?P<name>[^/]+)"
 MFA_AUTHENTICATED = "userIdentity.sessionContext.attributes.mfaAuthenticated"
 CREATION_DATE = "userIdentity.sessionContext.attributes.creationDate"
 _NULL = pa.scalar(None, pa.string())
+#: Stands for a missing value while grouping (joins never match nulls).
+_MISSING = "\x00"
 
 
 def normalize_actiontrail(raw: pa.Table, issues: IssueLog) -> pa.Table:
@@ -78,7 +80,7 @@ def derive_identity(table: pa.Table) -> dict[str, pa.Array]:
     """
     encoded = pa.table(
         {
-            name: table.column(name).combine_chunks()
+            name: pc.fill_null(table.column(name).combine_chunks(), _MISSING)
             for name in (
                 "userIdentity.type",
                 "userIdentity.principalId",
@@ -110,7 +112,8 @@ def _combo_index(rows: pa.Table, combos: pa.Table) -> pa.Array:
 
 def _identity_columns(table: pa.Table) -> dict[str, pa.Array]:
     def col(name: str) -> pa.Array:
-        return blank_to_null(table.column(name).combine_chunks())
+        values = table.column(name).combine_chunks()
+        return blank_to_null(pc.if_else(pc.equal(values, _MISSING), _NULL, values))
 
     kind = col("userIdentity.type")
     principal = col("userIdentity.principalId")
