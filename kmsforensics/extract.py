@@ -83,18 +83,13 @@ RESOURCE_PARAMETER_PATHS: tuple[tuple[str, str], ...] = (
 )
 
 
-#: Every path the main query extracts, once each (KMS, ActionTrail, SLS ``event``).
-UNION_PATHS: tuple[str, ...] = tuple(
-    dict.fromkeys([p for _, p in KMS_PATHS] + [p for _, p in AT_PATHS] + ["$.event"])
-)
-_COLUMN_OF_PATH = {path: f"c{i}" for i, path in enumerate(UNION_PATHS)}
 #: Containers whose keys the classification reads: the record, then userIdentity's.
 _KEY_CONTAINERS = ["$"] + [path for _, path, _ in _IDENTITY_CONTAINERS]
 
-_ROUND = """
-WITH k AS (SELECT rid, json, try(json_keys(json, $containers)) AS ks FROM {table}),
+_CLASSIFY = """
+WITH k AS (SELECT try(json_keys(json, $containers)) AS ks, json FROM {table}),
 c AS (
-  SELECT rid, json, ks, CASE
+  SELECT ks, CASE
     WHEN ks IS NULL THEN 'invalid'
     WHEN len(ks[1]) = 0 THEN
       CASE WHEN json_type(json) = 'OBJECT' THEN 'empty' ELSE 'not-object' END
@@ -105,31 +100,26 @@ c AS (
     WHEN list_has_any(ks[1], $kms_markers) THEN 'kms'
     WHEN len(list_filter(ks[1], lambda x: starts_with(x, 'event.'))) > 0 THEN 'flattened'
     ELSE 'unknown' END AS kind
-  FROM k),
-v AS (
-  SELECT rid, kind, ks, CASE WHEN kind IN ('kms', 'actiontrail', 'sls')
-    THEN json_extract_string(json, $paths) END AS v
-  FROM c)
-SELECT rid, kind, CASE
+  FROM k)
+SELECT kind, CASE
     WHEN kind = 'kms' THEN list_filter(ks[1], lambda x: NOT list_contains($kms_known, x))
     WHEN kind = 'actiontrail'
       THEN list_filter(ks[1], lambda x: NOT list_contains($at_known, x))
     WHEN kind = 'sls' THEN list_filter(ks[1], lambda x: NOT list_contains($env_known, x))
   END AS extra,
-  {container_extras},
-  {unpack}
-FROM v
+  CASE WHEN kind = 'actiontrail' THEN len(ks[2]) END AS identity_keys,
+  {container_extras}
+FROM c
 """
 
 
-def _round_query() -> str:
+def _classify_query() -> str:
     extras = ", ".join(
         f"CASE WHEN kind = 'actiontrail' THEN list_filter(ks[{i + 2}], lambda x: NOT "
         f"list_contains($known_{i}, x)) END AS extra_{i}"
         for i in range(len(_IDENTITY_CONTAINERS))
     )
-    unpack = ", ".join(f"v[{i + 1}] AS c{i}" for i in range(len(UNION_PATHS)))
-    return _ROUND.replace("{container_extras}", extras).replace("{unpack}", unpack)
+    return _CLASSIFY.replace("{container_extras}", extras)
 
 
 @dataclass
@@ -167,13 +157,11 @@ class Extractor:
     # -- one round of classification ------------------------------------------------
 
     def _round(self, table: pa.Table, out: Extracted) -> pa.Table:
-        table = table.set_column(0, "rid", pa.array(range(table.num_rows), pa.int64()))
         known = {f"known_{i}": sorted(k) for i, (_, _, k) in enumerate(_IDENTITY_CONTAINERS)}
         result = self._sql(
-            _round_query(),
-            table.select(["rid", "json"]),
+            _classify_query(),
+            table.select(["json"]),
             containers=_KEY_CONTAINERS,
-            paths=list(UNION_PATHS),
             at_markers=list(AT_MARKER_KEYS),
             kms_markers=list(KMS_MARKER_KEYS),
             kms_known=list(KMS_FIELDS),
@@ -181,12 +169,15 @@ class Extractor:
             env_known=["event", *AT_ENVELOPE_FIELDS],
             **known,
         )
-        kinds = result.column("kind").combine_chunks()
+        kinds = result.column("kind")
         follow_up: list[pa.Table] = []
-        for kind in pc.unique(kinds).to_pylist():
-            mask = pc.equal(kinds, kind)
-            subset = table.filter(mask)
-            values = result.filter(mask)
+        present = pc.unique(kinds).to_pylist()
+        for kind in present:
+            if len(present) == 1:
+                subset, values = table, result
+            else:
+                mask = pc.equal(kinds, kind)
+                subset, values = table.filter(mask), result.filter(mask)
             if kind == "kms":
                 out.kms.append(self._extract_kms(subset, values))
             elif kind == "actiontrail":
@@ -214,7 +205,7 @@ class Extractor:
     # -- the two sources -------------------------------------------------------------
 
     def _extract_kms(self, table: pa.Table, values: pa.Table) -> pa.Table:
-        columns = _columns(values, KMS_PATHS)
+        columns = self._extract(table, "json", KMS_PATHS)
         columns.update(self._extras(table, "json", values.column("extra"), "kms", prefix=""))
         rp = columns["resource_parameters"]
         parsed = self._extract_text(rp, RESOURCE_PARAMETER_PATHS)
@@ -231,7 +222,7 @@ class Extractor:
         return _assemble(table, columns)
 
     def _extract_actiontrail(self, table: pa.Table, values: pa.Table) -> pa.Table:
-        columns = _columns(values, AT_PATHS)
+        columns = self._extract(table, "json", AT_PATHS)
         for wrong, right in AT_MISSPELLED_NESTED.items():
             columns[right] = pc.coalesce(columns[right], columns.pop(f"_misspelled.{wrong}"))
         for name in AT_ENVELOPE_FIELDS:  # an envelope wins over same-named event fields
@@ -243,6 +234,7 @@ class Extractor:
         columns.update(
             self._extras(table, "json", values.column("extra"), "actiontrail", prefix="")
         )
+        columns.update(self._identity_not_object(table, values.column("identity_keys")))
         for i, (column, path, _) in enumerate(_IDENTITY_CONTAINERS):
             columns.update(
                 self._extras(
@@ -270,15 +262,52 @@ class Extractor:
         columns.update(_response_identities(columns["eventName"], columns["responseElements"]))
         return _assemble(table, columns)
 
+    def _identity_not_object(
+        self, table: pa.Table, identity_keys: pa.ChunkedArray
+    ) -> dict[str, pa.Array]:
+        """Keep (and report) a ``userIdentity`` that is not an object, instead of losing it."""
+        empty = pc.fill_null(pc.equal(identity_keys, 0), False)
+        if not pc.any(empty).as_py():
+            return {}
+        rows = pc.indices_nonzero(empty)
+        raw = self._sql(
+            "SELECT json_type(json, '$.userIdentity') AS t, "
+            "json_extract_string(json, '$.userIdentity') AS v FROM {table}",
+            table.select(["json"]).take(rows),
+        )
+        odd = pc.not_equal(raw.column("t"), "OBJECT")
+        if not pc.any(odd).as_py():
+            return {}
+        values: list[str | None] = [None] * table.num_rows
+        for index, row, kind, value in zip(
+            rows.to_pylist(),
+            _rows(table.take(rows)),
+            raw.column("t").to_pylist(),
+            raw.column("v").to_pylist(),
+            strict=True,
+        ):
+            if kind != "OBJECT":
+                values[index] = value
+                self._issue(
+                    row,
+                    "field",
+                    "userIdentity",
+                    f"userIdentity is not an object ({kind}); kept as text in the "
+                    "userIdentity column, its fields left empty",
+                )
+        return {"userIdentity": pa.array(values, pa.string())}
+
     # -- unwrapping ------------------------------------------------------------------
 
     def _unwrap_sls(self, table: pa.Table, values: pa.Table) -> pa.Table:
         """Replace each SLS record by its ``event``, carrying the envelope fields along."""
-        envelope = _columns(values, tuple((n, f"$.{n}") for n in AT_ENVELOPE_FIELDS))
-        events = _columns(values, (("event", "$.event"),))["event"]
+        envelope = self._extract(
+            table, "json", (*((n, f"$.{n}") for n in AT_ENVELOPE_FIELDS), ("event", "$.event"))
+        )
+        events = envelope.pop("event")
         extras = self._extras(table, "json", values.column("extra"), "actiontrail", prefix="")
         unwrapped = table.set_column(
-            table.column_names.index("json"), "json", events.cast(pa.large_string())
+            table.column_names.index("json"), "json", events.cast(pa.string())
         )
         for name, values in envelope.items():
             unwrapped = unwrapped.set_column(unwrapped.column_names.index(name), name, values)
@@ -322,7 +351,7 @@ class Extractor:
             texts.append(text)
         kept = table.take(pa.array(keep, pa.int64()))
         return kept.set_column(
-            kept.column_names.index("json"), "json", pa.array(texts, pa.large_string())
+            kept.column_names.index("json"), "json", pa.array(texts, pa.string())
         )
 
     # -- helpers -----------------------------------------------------------------------
@@ -339,7 +368,13 @@ class Extractor:
     def _extract(
         self, table: pa.Table, column: str, paths: Sequence[tuple[str, str]]
     ) -> dict[str, pa.Array]:
-        """Extract ``paths`` from a JSON column, parsing each record once."""
+        """Extract ``paths`` from a JSON column, parsing each record once.
+
+        Simple dotted paths are read into a struct of text fields (``from_json``,
+        duckdb's fastest route); JSON pointers (unknown keys) path by path.
+        """
+        if all(_is_dotted(p) for _, p in paths):
+            return self._extract_struct(table, column, paths)
         unpack = ", ".join(f"v[{i + 1}] AS c{i}" for i in range(len(paths)))
         result = self._sql(
             f"SELECT {unpack} FROM (SELECT json_extract_string({column}, $paths) AS v "
@@ -347,7 +382,45 @@ class Extractor:
             table.select([column]),
             paths=[p for _, p in paths],
         )
-        return {name: result.column(i).combine_chunks() for i, (name, _) in enumerate(paths)}
+        return {name: result.column(i) for i, (name, _) in enumerate(paths)}
+
+    def _extract_struct(
+        self, table: pa.Table, column: str, paths: Sequence[tuple[str, str]]
+    ) -> dict[str, pa.Array]:
+        spec = _struct_spec(p for _, p in paths)
+        fields = ", ".join(
+            "s." + ".".join(f'"{part}"' for part in path[2:].split(".")) + f" AS c{i}"
+            for i, (_, path) in enumerate(paths)
+        )
+        result = self._sql(
+            f"SELECT s IS NULL AS failed, {fields} FROM "
+            f"(SELECT try(from_json({column}, $spec)) AS s FROM {{table}})",
+            table.select([column]),
+            spec=orjson.dumps(spec).decode(),
+        )
+        columns = {name: result.column(f"c{i}") for i, (name, _) in enumerate(paths)}
+        failed = result.column("failed")
+        if pc.any(failed).as_py():  # not readable as that structure: read path by path
+            slow = self._extract_paths(table.filter(failed), column, paths)
+            index = pc.indices_nonzero(failed).to_pylist()
+            for name in columns:
+                patched = columns[name].combine_chunks().to_pylist()
+                for i, value in zip(index, slow[name].to_pylist(), strict=True):
+                    patched[i] = value
+                columns[name] = pa.array(patched, pa.string())
+        return columns
+
+    def _extract_paths(
+        self, table: pa.Table, column: str, paths: Sequence[tuple[str, str]]
+    ) -> dict[str, pa.Array]:
+        unpack = ", ".join(f"v[{i + 1}] AS c{i}" for i in range(len(paths)))
+        result = self._sql(
+            f"SELECT {unpack} FROM (SELECT try(json_extract_string({column}, $paths)) AS v "
+            "FROM {table})",
+            table.select([column]),
+            paths=[p for _, p in paths],
+        )
+        return {name: result.column(i) for i, (name, _) in enumerate(paths)}
 
     def _extract_text(
         self, texts: pa.Array, paths: Sequence[tuple[str, str]]
@@ -419,9 +492,28 @@ class Extractor:
         self._issue(row, "record", None, reason)
 
 
-def _columns(values: pa.Table, paths: Sequence[tuple[str, str]]) -> dict[str, pa.Array]:
-    """Pick the main query's columns for ``paths`` (each path is extracted once)."""
-    return {name: values.column(_COLUMN_OF_PATH[path]).combine_chunks() for name, path in paths}
+def _is_dotted(path: str) -> bool:
+    return path.startswith("$.") and all(p.isidentifier() for p in path[2:].split("."))
+
+
+def _struct_spec(paths: Iterator[str] | Sequence[str]) -> dict[str, object]:
+    """The ``from_json`` structure reading each dotted path as text.
+
+    Examples
+    --------
+    >>> _struct_spec(["$.a", "$.u.t", "$.u.s.x"])
+    {'a': 'VARCHAR', 'u': {'t': 'VARCHAR', 's': {'x': 'VARCHAR'}}}
+    """
+    spec: dict[str, object] = {}
+    for path in paths:
+        node = spec
+        parts = path[2:].split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            assert isinstance(child, dict), f"{path} is both a field and a container"
+            node = child
+        node[parts[-1]] = "VARCHAR"
+    return spec
 
 
 def _with_envelope(records: pa.Table) -> pa.Table:
@@ -440,50 +532,43 @@ def _unflatten_records(table: pa.Table) -> pa.Table:
     from .formats.csvfile import _unflatten  # one implementation for CSV and JSON
 
     texts = [dump(_unflatten(orjson.loads(text))) for text in table.column("json").to_pylist()]
-    return table.set_column(
-        table.column_names.index("json"), "json", pa.array(texts, pa.large_string())
-    )
+    return table.set_column(table.column_names.index("json"), "json", pa.array(texts, pa.string()))
 
 
-def _response_identities(names: pa.Array, responses: pa.Array) -> dict[str, pa.Array]:
-    """Read STS and AccessKey identities from responseElements, whatever the key case."""
-    n = len(names)
-    issued: list[str | None] = [None] * n
-    assumed: list[str | None] = [None] * n
-    arns: list[str | None] = [None] * n
-    wanted = pc.and_(
-        pc.is_valid(responses),
-        pc.or_(pc.starts_with(names, "AssumeRole"), pc.equal(names, "CreateAccessKey")),
+def _response_identities(names: pa.ChunkedArray, responses: pa.ChunkedArray) -> dict[str, pa.Array]:
+    """Read STS and AccessKey identities from responseElements, whatever the key case.
+
+    Only ``AssumeRole*`` and ``CreateAccessKey`` responses are read. Keys are matched
+    case-insensitively (``credentials.accessKeyId`` and ``Credentials.AccessKeyId``
+    both occur in vendor samples).
+
+    Examples
+    --------
+    >>> out = _response_identities(
+    ...     pa.chunked_array([["AssumeRole"]]),
+    ...     pa.chunked_array([['{"Credentials": {"AccessKeyId": "STS.x"}, '
+    ...                        '"AssumedRoleUser": {"AssumedRoleId": "1:s"}}']]),
+    ... )
+    >>> out["issuedAccessKeyId"].to_pylist(), out["assumedRoleId"].to_pylist()
+    (['STS.x'], ['1:s'])
+    """
+    wanted = pc.fill_null(
+        pc.or_(pc.starts_with(names, "AssumeRole"), pc.equal(names, "CreateAccessKey")), False
     )
-    for i in pc.indices_nonzero(pc.fill_null(wanted, False)).to_pylist():
-        try:
-            body = _lower_keys(orjson.loads(responses[i].as_py()))
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(body, dict):
-            continue
-        creds = body.get("credentials") or body.get("accesskey") or {}
-        user = body.get("assumedroleuser") or {}
-        issued[i] = _text(creds.get("accesskeyid")) if isinstance(creds, dict) else None
-        assumed[i] = _text(user.get("assumedroleid")) if isinstance(user, dict) else None
-        arns[i] = _text(user.get("arn")) if isinstance(user, dict) else None
+    texts = pc.if_else(wanted, responses, pa.scalar(None, pa.string()))
     return {
-        "issuedAccessKeyId": pa.array(issued, pa.string()),
-        "assumedRoleId": pa.array(assumed, pa.string()),
-        "assumedRoleArn": pa.array(arns, pa.string()),
+        column: pc.struct_field(pc.extract_regex(texts, _key_pattern(key)), "v")
+        for column, key in (
+            ("issuedAccessKeyId", "accesskeyid"),
+            ("assumedRoleId", "assumedroleid"),
+            ("assumedRoleArn", "arn"),
+        )
     }
 
 
-def _lower_keys(value: object) -> object:
-    if isinstance(value, dict):
-        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
-    return value
-
-
-def _text(value: object) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    return str(value)
+def _key_pattern(key: str) -> str:
+    """RE2 pattern for the string value of ``key`` (any case) in JSON text."""
+    return r'(?i)"' + key + r'"\s*:\s*"(?P<v>[^"\\]*)"'
 
 
 def _assemble(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +34,7 @@ from .case import Case
 from .errors import DecompressionLimitError, LogParseError, ParseWarning, UnknownFormatError
 from .evidence import (
     DEFAULT_MAX_BYTES,
+    DEFLATE_MAX_RATIO,
     GZIP_MAGIC,
     ZIP_EMPTY_MAGIC,
     ZIP_MAGIC,
@@ -44,7 +46,7 @@ from .evidence import (
 from .extract import Extractor
 from .formats import SHAPES, Split, sniff
 from .formats.csvfile import split_csv
-from .formats.fast import fast_path_ok, read_json_arrays
+from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
 from .formats.jsontext import split_json_array, split_json_values
 from .formats.lines import split_json_lines
 from .issues import IssueLog
@@ -54,8 +56,9 @@ from .schema import MANIFEST_COLUMNS
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 256 * 1024 * 1024
-#: The most a deflate stream can expand (bytes out per byte in).
-_DEFLATE_MAX_RATIO = 1032
+#: Files (as stored, and in number) read ahead of the extraction.
+PREFETCH_BYTES = 64 * 1024 * 1024
+PREFETCH_FILES = 256
 _HEAD_BYTES = 65536
 #: Columns kept as plain text (never categorical): ids and raw JSON.
 _TEXT_COLUMNS = frozenset(
@@ -147,6 +150,7 @@ def load(
     files = discover(sources)
     issues = IssueLog(strict)
     con = duckdb.connect(config={"threads": workers, "autoinstall_known_extensions": False})
+    con.execute("SET enable_progress_bar = false")
     try:
         return _Loader(con, issues, strict, max_bytes, column_map, workers).run(files, progress)
     finally:
@@ -204,15 +208,23 @@ class _Loader:
         return self._finish()
 
     def _prepare_all(self, files: Sequence[EvidenceFile]) -> Iterator[Prepared]:
-        """Prepare files in threads, a bounded window ahead, yielding them in order."""
-        ahead = 2 * self.workers
+        """Prepare files in threads, ahead of use, yielding them in order.
+
+        Up to :data:`PREFETCH_BYTES` of files (as stored) are read ahead, so the
+        next batch is being read and split while the current one is extracted.
+        """
         with ThreadPoolExecutor(self.workers) as pool:
-            window: list[Future[Prepared]] = []
+            window: list[tuple[Future[Prepared], int]] = []
+            in_flight = 0
             for ef in files:
-                window.append(pool.submit(self._prepare, ef))
-                if len(window) > ahead:
-                    yield window.pop(0).result()
-            for future in window:
+                size = _stored_size(ef)
+                window.append((pool.submit(self._prepare, ef), size))
+                in_flight += size
+                while window and (in_flight > PREFETCH_BYTES or len(window) > PREFETCH_FILES):
+                    future, done = window.pop(0)
+                    in_flight -= done
+                    yield future.result()
+            for future, _ in window:
                 yield future.result()
 
     def _prepare(self, ef: EvidenceFile) -> Prepared:
@@ -234,7 +246,7 @@ class _Loader:
                 sniffed.shape == "json-array"
                 and ef.on_disk
                 and fast_path_ok(str(ef.path))
-                and len(raw) * _DEFLATE_MAX_RATIO <= self.max_bytes
+                and len(raw) * DEFLATE_MAX_RATIO <= self.max_bytes
             ):
                 item.shape, item.deferred = sniffed.shape, True
                 return item
@@ -275,17 +287,21 @@ class _Loader:
     def _flush(self, batch: list[Prepared]) -> None:
         if not batch:
             return
-        self._read_deferred([p for p in batch if p.deferred])
-        parts = []
+        deferred = [p for p in batch if p.deferred]
+        parts = self._read_deferred(deferred)
         for item in batch:
+            if any(item is d for d in deferred):
+                continue
             assert item.split is not None
             self.counts.read[item.ef.display] += item.split.read
             records = item.split.records
             if records.num_rows:
-                names = pa.DictionaryArray.from_arrays(
-                    pa.array([0] * records.num_rows, pa.int32()), pa.array([item.ef.display])
+                parts.append(
+                    records.add_column(
+                        0, "source_file", _constant(item.ef.display, records.num_rows)
+                    )
                 )
-                parts.append(records.add_column(0, "source_file", names.cast(pa.string())))
+        parts = [p for p in parts if p.num_rows]
         if not parts:
             return
         extracted = self.extractor.run(pa.concat_tables(parts))
@@ -295,36 +311,49 @@ class _Loader:
         for raw in extracted.actiontrail:
             self.actiontrail.append(normalize_actiontrail(raw, self.issues))
 
-    def _read_deferred(self, items: list[Prepared]) -> None:
+    def _read_deferred(self, items: list[Prepared]) -> list[pa.Table]:
         """Split JSON arrays on disk with the fast reader; fall back file by file."""
         if not items:
-            return
-        paths = [str(p.ef.path) for p in items]
-        tables = read_json_arrays(self.con, paths, "gzip")
-        for item, path in zip(items, paths, strict=True):
-            table = tables.get(path) if tables is not None else None
-            if table is None:
-                single = read_json_arrays(self.con, [path], "gzip")
-                table = single.get(path) if single is not None else None
-            if table is not None:
-                item.split = Split("json-array", "index", table, table.num_rows)
-                continue
-            data, item.damage = gunzip(
-                item.ef.raw_bytes(self.max_bytes), self.max_bytes, item.ef.display
+            return []
+        tables = []
+        bulk = read_json_arrays(self.con, [str(p.ef.path) for p in items], "gzip")
+        for item in items:
+            if bulk is None:
+                table = read_json_arrays(self.con, [str(item.ef.path)], "gzip")
+                if table is not None:
+                    tables.append(table)
+                    self.counts.read[item.ef.display] += table.num_rows
+                    item.split = Split("json-array", "index", table.slice(0, 0), table.num_rows)
+                    continue
+                tables.append(self._read_exactly(item))
+            else:
+                item.split = Split("json-array", "index", bulk.slice(0, 0), 0)
+        if bulk is not None:
+            tables.append(bulk)
+            self.counts.read.update(count_by_file(bulk))
+        return tables
+
+    def _read_exactly(self, item: Prepared) -> pa.Table:
+        """Read a JSON array the fast reader refused, naming each damaged element."""
+        data, item.damage = gunzip(
+            item.ef.raw_bytes(self.max_bytes), self.max_bytes, item.ef.display
+        )
+        item.decompressed = len(data)
+        if item.damage is not None:
+            if self.strict:
+                raise LogParseError(item.ef.display, None, item.damage)
+            self.issues.add(
+                item.ef.display,
+                None,
+                "note",
+                None,
+                f"{item.damage}; records after the damage cannot be read",
             )
-            item.decompressed = len(data)
-            if item.damage is not None:
-                if self.strict:
-                    raise LogParseError(item.ef.display, None, item.damage)
-                self.issues.add(
-                    item.ef.display,
-                    None,
-                    "note",
-                    None,
-                    f"{item.damage}; records after the damage cannot be read",
-                )
-            item.split = split_json_array(data, item.ef.display, self.issues)
-            item.deferred = False
+        item.split = split_json_array(data, item.ef.display, self.issues)
+        item.deferred = False
+        self.counts.read[item.ef.display] += item.split.read
+        records = item.split.records
+        return records.add_column(0, "source_file", _constant(item.ef.display, records.num_rows))
 
     # -- the end: dedupe, activity, manifest ---------------------------------------------
 
@@ -335,13 +364,16 @@ class _Loader:
             kms = self._dedupe(kms, "request_id", "time", "api_name")
         if actiontrail is not None:
             actiontrail = self._dedupe(actiontrail, "eventId", "eventTime", "eventName")
-        kms_t = kms if kms is not None else _empty_kms(self.issues)
-        at_t = actiontrail if actiontrail is not None else _empty_actiontrail(self.issues)
+        kms_t = compact_table(kms if kms is not None else _empty_kms(self.issues), _TEXT_COLUMNS)
+        at_t = compact_table(
+            actiontrail if actiontrail is not None else _empty_actiontrail(self.issues),
+            _TEXT_COLUMNS,
+        )
         activity = build_activity(kms_t, at_t)
         manifest = self._manifest(kms_t, at_t)
         case = Case(
-            to_frame(compact_table(kms_t, _TEXT_COLUMNS)),
-            to_frame(compact_table(at_t, _TEXT_COLUMNS)),
+            to_frame(kms_t),
+            to_frame(at_t),
             to_frame(activity),
             _sorted_issues(self.issues.frame(), manifest),
             manifest,
@@ -356,6 +388,9 @@ class _Loader:
         return case
 
     def _dedupe(self, table: pa.Table, key: str, time: str, name: str) -> pa.Table:
+        keys = table.column(key)
+        if pc.count_distinct(keys).as_py() == pc.count(keys).as_py():
+            return table  # no id appears twice: nothing to drop or to note
         frame = table.select([key, time, name, "source_file", "source_record"]).to_pandas()
         has_key = frame[key].notna() & (frame[key] != "")
         same = frame[has_key].duplicated([key, time, name], keep="first")
@@ -474,6 +509,20 @@ def _sorted_issues(issues: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame
     keys = pd.DataFrame({"rank": rank, "record": issues["source_record"].fillna(-1)})
     return issues.loc[keys.sort_values(["rank", "record"], kind="stable").index].reset_index(
         drop=True
+    )
+
+
+def _stored_size(ef: EvidenceFile) -> int:
+    try:
+        return ef.path.stat().st_size if ef.on_disk else 0
+    except OSError:
+        return 0
+
+
+def _constant(value: str, length: int) -> pa.DictionaryArray:
+    """A column holding one string ``length`` times, without copying it."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(length, dtype=np.int32)), pa.array([value], pa.string())
     )
 
 

@@ -345,3 +345,15 @@ def test_lookup_events_page_inside_json_lines_is_unwrapped(evidence: Path) -> No
     row = only_row(case)
     assert (row["records_read"], row["records_loaded"], row["duplicates"]) == (4, 2, 2)
     assert case.actiontrail.source_item.tolist() == [0, 1]
+
+
+def test_identity_that_is_not_an_object_is_kept_and_reported(evidence: Path) -> None:
+    write(
+        evidence / "u.jsonl",
+        jsonl([at_event(1, userIdentity="root@example.com"), at_event(2, userIdentity={})]),
+    )
+    case = load(evidence)
+    assert len(case.actiontrail) == 2
+    assert case.actiontrail.userIdentity.tolist()[0] == "root@example.com"
+    fields = issues_of(case, "field")
+    assert len(fields) == 1 and "userIdentity is not an object (VARCHAR)" in fields[0][1]

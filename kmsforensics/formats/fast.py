@@ -8,7 +8,6 @@ the damaged element.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import duckdb
@@ -39,46 +38,43 @@ def fast_path_ok(path: str) -> bool:
 
 def read_json_arrays(
     con: duckdb.DuckDBPyConnection, paths: Sequence[str], compression: str
-) -> dict[str, pa.Table] | None:
-    """Split the JSON arrays in ``paths`` into record tables, one per path.
+) -> pa.Table | None:
+    """Split the JSON arrays in ``paths`` into one record table (with ``source_file``).
 
-    Returns ``None`` when duckdb refuses the batch (the caller retries the files
-    one by one, then with the exact reader).
+    ``source_record`` is each element's index in its file. Returns ``None`` when
+    duckdb refuses the batch (the caller retries the files one by one, then with the
+    exact reader).
     """
-    if not paths:
-        return {}
     try:
         table = con.sql(
             "SELECT filename, json FROM read_json_objects($paths, format='array', "
             f"filename=true, compression='{compression}', "
             f"maximum_object_size={MAX_OBJECT_BYTES})",
             params={"paths": list(paths)},
-        ).to_arrow_table()
+        ).to_arrow_table(batch_size=1 << 22)
     except duckdb.Error:
         return None
-    names = table.column("filename").combine_chunks()
-    if not set(pc.unique(names).to_pylist()) <= set(paths):
+    names = table.column("filename").combine_chunks().dictionary_encode()
+    if not set(names.dictionary.to_pylist()) <= set(paths):
         return None  # duckdb reported names we did not give it: do not guess
-    texts = table.column("json").cast(pa.large_string()).combine_chunks()
-    out: dict[str, pa.Table] = {}
-    if len(names):
-        change = (
-            np.flatnonzero(pc.not_equal(names[1:], names[:-1]).to_numpy(zero_copy_only=False)) + 1
-        )
-        bounds = [0, *change.tolist(), len(names)]
-        for begin, end in itertools.pairwise(bounds):
-            name = names[begin].as_py()
-            if name in out:  # the same file listed twice in one batch
-                return None
-            n = end - begin
-            out[name] = pa.table(
-                [
-                    pa.array(np.arange(n), pa.int64()),
-                    pa.nulls(n, pa.int32()),
-                    texts.slice(begin, n),
-                ],
-                schema=RECORDS_SCHEMA,
-            )
-    for path in paths:
-        out.setdefault(path, RECORDS_SCHEMA.empty_table())
-    return out
+    indices = names.indices.to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.diff(indices, prepend=-1) != 0)
+    if len(set(indices[starts].tolist())) != len(starts):
+        return None  # a file's elements are not contiguous: do not guess
+    lengths = np.diff(np.append(starts, len(indices)))
+    records = np.arange(len(indices)) - np.repeat(starts, lengths)
+    return pa.Table.from_arrays(
+        [
+            names,
+            pa.array(records, pa.int64()),
+            pa.nulls(len(indices), pa.int32()),
+            table.column("json"),
+        ],
+        names=["source_file", *RECORDS_SCHEMA.names],
+    )
+
+
+def count_by_file(records: pa.Table) -> dict[str, int]:
+    """Records per ``source_file`` in a record table."""
+    counts = pc.value_counts(records.column("source_file"))
+    return {row["values"]: row["counts"] for row in counts.to_pylist()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..errors import LogParseError
 from ..issues import IssueLog
 from .records import RECORDS_SCHEMA, Split
 from .sniff import BOM
@@ -31,23 +32,46 @@ def split_json_lines(data: bytes, name: str, issues: IssueLog) -> Split:
     ends = np.concatenate((newlines, [len(data)])).astype(np.int64)
     keep = _non_blank(buf, starts, ends)
     line_numbers = np.flatnonzero(keep) + 1
-    offsets = np.empty(len(starts) + 1, dtype=np.int64)
-    offsets[:-1] = starts
-    offsets[-1] = len(data)
     # Each value runs to the next line's start, so it ends with its "\n" (JSON
     # white space); a first value after a BOM starts past it.
-    text = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(data))
-    if not keep.all():
+    text = _line_array(data, starts, name)
+    kept = int(keep.sum())
+    if kept == len(keep):
+        pass
+    elif keep[:kept].all():  # only trailing blank lines (a final newline): no copy
+        text = text.slice(0, kept)
+    else:
         text = text.filter(pa.array(keep))
     try:
         text.validate(full=True)
     except pa.ArrowInvalid:
         text = _replace_invalid_utf8(data, starts[keep], ends[keep], line_numbers, name, issues)
-    records = pa.table(
+    records = pa.Table.from_arrays(
         [pa.array(line_numbers, pa.int64()), pa.nulls(len(line_numbers), pa.int32()), text],
         schema=RECORDS_SCHEMA,
     )
     return Split("json-lines", "line", records, len(line_numbers))
+
+
+def _line_array(data: bytes, starts: np.ndarray, name: str) -> pa.ChunkedArray:
+    """Zero-copy string arrays over ``data``, one value per line, chunked under 2 GiB."""
+    bounds = np.append(starts, len(data))
+    limit = 2**31 - 1
+    chunks = []
+    first = 0
+    while first < len(starts):
+        base = bounds[first]
+        last = int(np.searchsorted(bounds, base + limit, side="right")) - 1
+        if last <= first:
+            raise LogParseError(
+                name, first + 1, "a line longer than 2 GiB cannot be read; split the file"
+            )
+        last = min(last, len(starts))
+        offsets = (bounds[first : last + 1] - base).astype(np.int32)
+        buffer = pa.py_buffer(data)[int(base) : int(bounds[last])]
+        chunks.append(pa.StringArray.from_buffers(last - first, pa.py_buffer(offsets), buffer))
+        first = last
+    return pa.chunked_array(chunks, pa.string())
 
 
 def _non_blank(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -80,4 +104,4 @@ def _replace_invalid_utf8(
         except UnicodeDecodeError:
             texts.append(chunk.decode("utf-8", "replace"))
             issues.add(name, line, "field", None, "invalid UTF-8 bytes replaced with U+FFFD", chunk)
-    return pa.array(texts, pa.large_string())
+    return pa.array(texts, pa.string())

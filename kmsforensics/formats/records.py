@@ -13,7 +13,7 @@ RECORDS_SCHEMA = pa.schema(
     [
         ("source_record", pa.int64()),
         ("source_item", pa.int32()),
-        ("json", pa.large_string()),
+        ("json", pa.string()),
     ]
 )
 
@@ -57,7 +57,7 @@ def records_table(
         [
             pa.array(positions, pa.int64()),
             pa.array(items, pa.int32()) if items is not None else pa.nulls(n, pa.int32()),
-            pa.array(texts, pa.large_string()),
+            pa.array(texts, pa.string()),
         ],
         schema=RECORDS_SCHEMA,
     )

@@ -126,19 +126,15 @@ def _identity_columns(table: pa.Table) -> dict[str, pa.Array]:
         ),
         False,
     )
-    principal_parts = pc.split_pattern(principal, ":", max_splits=1)
-    user_parts = pc.split_pattern(user, ":", max_splits=1)
-    sts_parts = pc.split_pattern(
-        pc.replace_substring(sts_name, "/", ":", max_replacements=1), ":", max_splits=1
-    )
+    principal_parts = _split2(principal, ":")
+    user_parts = _split2(user, ":")
+    sts_parts = _split2(pc.replace_substring(sts_name, "/", ":", max_replacements=1), ":")
     return {
-        "roleId": pc.if_else(is_role, _part(principal_parts, 0), _NULL),
-        "roleName": pc.if_else(
-            is_role, pc.coalesce(_part(user_parts, 0), _part(sts_parts, 0)), _NULL
-        ),
+        "roleId": pc.if_else(is_role, principal_parts[0], _NULL),
+        "roleName": pc.if_else(is_role, pc.coalesce(user_parts[0], sts_parts[0]), _NULL),
         "sessionName": pc.if_else(
             is_role,
-            pc.coalesce(_part(principal_parts, 1), _part(user_parts, 1), _part(sts_parts, 1)),
+            pc.coalesce(principal_parts[1], user_parts[1], sts_parts[1]),
             _NULL,
         ),
     }
@@ -149,16 +145,14 @@ def _request_columns(table: pa.Table) -> dict[str, pa.Array]:
         return blank_to_null(table.column(name).combine_chunks())
 
     arn = pc.extract_regex(col("requestParameters.RoleArn"), _ROLE_ARN)
-    assumed = pc.split_pattern(col("assumedRoleId"), ":", max_splits=1)
+    assumed = _split2(col("assumedRoleId"), ":")
     return {
         "accountId": pc.coalesce(col("userIdentity.accountId"), col("recipientAccountId")),
         "stsTokenPlayerUid": col("requestParameters.stsTokenPlayerUid"),
         "targetRoleAccountId": blank_to_null(pc.struct_field(arn, "account")),
         "targetRoleName": pc.struct_field(arn, "name"),
-        "targetRoleId": _part(assumed, 0),
-        "targetSessionName": pc.coalesce(
-            _part(assumed, 1), col("requestParameters.RoleSessionName")
-        ),
+        "targetRoleId": assumed[0],
+        "targetSessionName": pc.coalesce(assumed[1], col("requestParameters.RoleSessionName")),
         "issuedAccessKeyId": pc.coalesce(
             col("issuedAccessKeyId"),
             _first_sts_key(col("referencedAccessKeyIds"), table.column("eventName")),
@@ -170,18 +164,28 @@ def _request_columns(table: pa.Table) -> dict[str, pa.Array]:
 
 def _first_sts_key(referenced: pa.Array, names: pa.ChunkedArray) -> pa.Array:
     """Return the STS key that referencedResources names for an AssumeRole* event."""
-    first = _part(pc.split_pattern(referenced, ","), 0)
+    first = _split2(referenced, ",")[0]
     assume = pc.fill_null(pc.starts_with(names.combine_chunks(), "AssumeRole"), False)
     return pc.if_else(
         pc.and_(assume, pc.fill_null(pc.starts_with(first, "STS."), False)), first, _NULL
     )
 
 
-def _part(parts: pa.Array, index: int) -> pa.Array:
-    """Element ``index`` of each list, null where the list is shorter or null."""
-    long_enough = pc.fill_null(pc.greater(pc.list_value_length(parts), index), False)
-    safe = pc.if_else(long_enough, parts, pa.scalar(None, parts.type))
-    return blank_to_null(pc.list_element(safe, index))
+def _split2(values: pa.Array, separator: str) -> tuple[pa.Array, pa.Array]:
+    """Split each value at the first ``separator``: (before, after); blanks become null.
+
+    Examples
+    --------
+    >>> head, tail = _split2(pa.array(["role:sess:x", "solo", None]), ":")
+    >>> head.to_pylist(), tail.to_pylist()
+    (['role', 'solo', None], ['sess:x', None, None])
+    """
+    pattern = f"^(?P<head>[^{separator}]*)(?:{separator}(?P<tail>.*))?$"
+    parts = pc.extract_regex(values, pattern)
+    return (
+        blank_to_null(pc.struct_field(parts, "head")),
+        blank_to_null(pc.struct_field(parts, "tail")),
+    )
 
 
 def _ordered(table: pa.Table) -> pa.Table:

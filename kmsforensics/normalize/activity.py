@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..schema import ACTIVITY_COLUMNS, IDENTITY_TYPES
-from .values import blank_to_null, compact_table
+from .values import blank_to_null, compact_table, text
 
 #: Activity columns kept as plain text (ids, nearly unique).
 _TEXT = frozenset({"request_id", "event_id"})
@@ -61,10 +61,15 @@ def unify_identity_type(raw: pa.Array, access_key: pa.Array | None = None) -> pa
 
 def build_activity(kms: pa.Table, actiontrail: pa.Table) -> pa.Table:
     """Build the activity table (unsorted columns of :data:`ACTIVITY_COLUMNS`)."""
-    parts = [t for t in (_from_kms(kms), _from_actiontrail(actiontrail)) if t.num_rows]
+    parts = [
+        compact_table(t, _TEXT, every=True)
+        for t in (_from_kms(kms), _from_actiontrail(actiontrail))
+        if t.num_rows
+    ]
     if not parts:
-        return compact_table(_from_kms(kms), _TEXT)
-    table = compact_table(pa.concat_tables(parts), _TEXT)
+        return compact_table(_from_kms(kms), _TEXT, every=True)
+    table = pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
+    table = table.combine_chunks()
     order = pc.sort_indices(table, sort_keys=[("time", "ascending")])
     return table.take(order)
 
@@ -76,7 +81,7 @@ def _from_kms(kms: pa.Table) -> pa.Table:
     n = kms.num_rows
     raw_type = col("identity_type")
     access_key = col("access_key_id")
-    unified = unify_identity_type(raw_type, access_key)
+    unified = unify_identity_type(text(raw_type), text(access_key))
     principal = col("principal_id")
     status = kms.column("status_code").combine_chunks()
     no_error = pc.and_(pc.is_null(col("error_code")), pc.is_null(col("error_message")))
@@ -89,13 +94,13 @@ def _from_kms(kms: pa.Table) -> pa.Table:
         "account_id": col("account_id"),
         "identity_type": unified,
         "principal_id": principal,
-        "principal_name": pc.if_else(pc.equal(unified, "aap"), principal, _NULL),
+        "principal_name": pc.if_else(pc.equal(unified, "aap"), text(principal), _NULL),
         "session_name": pa.nulls(n, pa.string()),
         "access_key_id": access_key,
         "client_ip": col("client_ip"),
         "user_agent": col("useragent"),
         "service": pa.array(["kms"] * n, pa.string()),
-        "action": pc.coalesce(col("share_gateway_api_name"), col("api_name")),
+        "action": pc.coalesce(text(col("share_gateway_api_name")), text(col("api_name"))),
         "resource_id": col("resource_id"),
         "region_id": col("region_id"),
         "success": success,
@@ -122,22 +127,24 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
     def col(name: str) -> pa.Array:
         return blank_to_null(at.column(name).combine_chunks())
 
+    def txt(name: str) -> pa.Array:
+        return text(col(name))
+
     n = at.num_rows
     raw_type = col("userIdentity.type")
-    unified = unify_identity_type(raw_type)
+    unified = unify_identity_type(text(raw_type))
     is_role = pc.is_valid(col("roleId"))
-    message = col("errorMessage")
     success = pc.and_(
         pc.is_null(col("errorCode")),
-        pc.fill_null(pc.equal(pc.utf8_lower(message), "success"), True),
+        pc.fill_null(pc.equal(pc.utf8_lower(txt("errorMessage")), "success"), True),
     )
-    is_kms = pc.fill_null(pc.equal(pc.utf8_lower(col("serviceName")), "kms"), False)
+    is_kms = pc.fill_null(pc.equal(pc.utf8_lower(txt("serviceName")), "kms"), False)
     instance = pc.coalesce(
-        col("requestParameters.KmsInstanceId"),
-        pc.if_else(is_kms, col("requestParameters.InstanceId"), _NULL),
+        txt("requestParameters.KmsInstanceId"),
+        pc.if_else(is_kms, txt("requestParameters.InstanceId"), _NULL),
     )
     first_resource = pc.list_element(
-        pc.fill_null(pc.split_pattern_regex(col("resourceName"), "[;,]"), pa.scalar([""])), 0
+        pc.fill_null(pc.split_pattern_regex(txt("resourceName"), "[;,]"), pa.scalar([""])), 0
     )
     mfa = pc.coalesce(
         at.column("userIdentity.sessionContext.attributes.mfaAuthenticated").combine_chunks(),
@@ -148,25 +155,25 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
         "source": pa.array(["actiontrail"] * n, pa.string()),
         "account_id": col("accountId"),
         "identity_type": unified,
-        "principal_id": pc.if_else(is_role, col("roleId"), col("userIdentity.principalId")),
-        "principal_name": pc.if_else(is_role, col("roleName"), col("userIdentity.userName")),
+        "principal_id": pc.if_else(is_role, txt("roleId"), txt("userIdentity.principalId")),
+        "principal_name": pc.if_else(is_role, txt("roleName"), txt("userIdentity.userName")),
         "session_name": col("sessionName"),
         "access_key_id": col("userIdentity.accessKeyId"),
         "client_ip": col("sourceIpAddress"),
         "user_agent": col("userAgent"),
-        "service": pc.utf8_lower(col("serviceName")),
+        "service": pc.utf8_lower(txt("serviceName")),
         "action": col("eventName"),
         "resource_id": pc.coalesce(
-            col("keyId"),
-            col("secretName"),
+            txt("keyId"),
+            txt("secretName"),
             instance,
-            col("requestParameters.RoleArn"),
+            txt("requestParameters.RoleArn"),
             blank_to_null(first_resource),
         ),
         "region_id": col("acsRegion"),
         "success": success,
         "error_code": col("errorCode"),
-        "error_message": message,
+        "error_message": col("errorMessage"),
         "request_id": col("requestId"),
         "event_id": col("eventId"),
         "source_file": at.column("source_file").combine_chunks(),
@@ -186,8 +193,5 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
 
 def _table(columns: dict[str, pa.Array]) -> pa.Table:
     assert tuple(columns) == ACTIVITY_COLUMNS, "activity columns out of step with the schema"
-    arrays = [
-        v.cast(pa.string()) if pa.types.is_large_string(v.type) or pa.types.is_null(v.type) else v
-        for v in columns.values()
-    ]
+    arrays = [v.cast(pa.string()) if pa.types.is_null(v.type) else v for v in columns.values()]
     return pa.Table.from_arrays(arrays, names=list(columns))

@@ -35,9 +35,22 @@ def present(values: pa.Array) -> pa.Array:
     return pc.fill_null(pc.not_equal(values, ""), False)
 
 
-def blank_to_null(values: pa.Array) -> pa.Array:
-    """Turn empty strings into nulls."""
+def blank_to_null(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Turn empty strings into nulls (cheaply for dictionary-encoded columns)."""
+    if pa.types.is_dictionary(values.type):
+        if isinstance(values, pa.ChunkedArray):
+            return pa.chunked_array([blank_to_null(c) for c in values.chunks], values.type)
+        blank = pc.indices_nonzero(pc.fill_null(pc.equal(values.dictionary, ""), False))
+        if not len(blank):
+            return values
+        indices = pc.if_else(pc.is_in(values.indices, blank), None, values.indices)
+        return pa.DictionaryArray.from_arrays(indices, values.dictionary)
     return pc.if_else(present(values), values, pa.scalar(None, values.type))
+
+
+def text(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Plain text values of a (possibly dictionary-encoded) column."""
+    return values.cast(pa.string()) if pa.types.is_dictionary(values.type) else values
 
 
 def parse_times(values: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -105,18 +118,36 @@ def parse_numbers(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.A
     return numbers, pc.fill_null(bad, False)
 
 
-def compact_table(table: pa.Table, keep_text: frozenset[str] = frozenset()) -> pa.Table:
-    """Dictionary-encode low-cardinality text columns (they become categoricals)."""
+def compact_table(
+    table: pa.Table, keep_text: frozenset[str] = frozenset(), every: bool = False
+) -> pa.Table:
+    """Dictionary-encode low-cardinality text columns (they become categoricals).
+
+    With ``every``, all text columns but ``keep_text`` are encoded, whatever their
+    cardinality (for tables whose parts must share column types).
+    """
     arrays = []
     for name in table.column_names:
         column = table.column(name)
-        if pa.types.is_string(column.type) and name not in keep_text and len(column):
+        if (
+            pa.types.is_string(column.type)
+            and name not in keep_text
+            and (every or _few_values(column))
+        ):
             encoded = column.combine_chunks().dictionary_encode()
-            if len(encoded.dictionary) < CATEGORY_RATIO * len(column):
+            if every or len(encoded.dictionary) < CATEGORY_RATIO * len(column):
                 arrays.append(encoded)
                 continue
         arrays.append(column)
     return pa.Table.from_arrays(arrays, names=table.column_names)
+
+
+def _few_values(column: pa.ChunkedArray, sample: int = 20_000) -> bool:
+    """Guess from a sample whether a column has few distinct values (worth a category)."""
+    if not len(column):
+        return False
+    head = column.slice(0, sample)
+    return pc.count_distinct(head).as_py() < CATEGORY_RATIO * len(head) or len(column) <= sample
 
 
 def _types_mapper(dtype: pa.DataType) -> object:
