@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -61,7 +61,7 @@ class Org:
             "AliyunConsole",
             "kms.console.aliyun.com",
         ]
-        self.start = datetime(2026, 3, 2, tzinfo=timezone.utc)
+        self.start = datetime(2026, 3, 2, tzinfo=UTC)
 
     def pick(self, seq: list) -> object:  # Zipf-ish popularity
         return seq[min(int(self.rng.paretovariate(1.2)) - 1, len(seq) - 1)]
@@ -177,7 +177,7 @@ class Org:
         aap = rng.random() < 0.5
         ok = rng.random() > 0.02
         return {
-            "access_key_fingerprint": "sha256-" + "%064x" % rng.getrandbits(256) if aap else "",
+            "access_key_fingerprint": f"sha256-{rng.getrandbits(256):064x}" if aap else "",
             "access_key_id": f"KAAP.{uuid.UUID(int=rng.getrandbits(64))}" if aap else ak,
             "account_id": account,
             "api_name": rng.choice(["Decrypt", "Encrypt", "GenerateDataKey", "GetSecretValue"]),
@@ -258,7 +258,7 @@ def measure_naive(folder: Path, kind: str) -> dict:
                     pos += 1
                 if pos >= len(body):
                     break
-                obj, end = decoder.raw_decode(body, pos)
+                _, end = decoder.raw_decode(body, pos)
                 records.append(json.loads(body[pos:end]))
                 pos = end
         else:
@@ -296,12 +296,13 @@ def measure_kf(folder: Path) -> dict:
 
 
 def run_child(what: str, folder: Path, kind: str) -> dict:
+    extra = f", {kind!r}" if what == "measure_naive" else ""
     code = (
-        "import json, resource, sys; sys.path.insert(0, %r); import bench_load as b; "
-        "r = b.%s(b.Path(%r)%s); "
+        f"import json, resource, sys; sys.path.insert(0, {str(HERE)!r}); "
+        f"import bench_load as b; r = b.{what}(b.Path({str(folder)!r}){extra}); "
         "r['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; "
         "print('RESULT' + json.dumps(r))"
-    ) % (str(HERE), what, str(folder), f", {kind!r}" if what == "measure_naive" else "")
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1]
     return json.loads(line[len("RESULT") :])

@@ -19,7 +19,7 @@ from .errors import (
     UnknownFormatError,
     UnsafeArchiveError,
 )
-from .load import load
+from .loader import load
 
 __all__ = [
     "Case",

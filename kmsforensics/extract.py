@@ -497,7 +497,7 @@ def _is_dotted(path: str) -> bool:
 
 
 def _struct_spec(paths: Iterator[str] | Sequence[str]) -> dict[str, object]:
-    """The ``from_json`` structure reading each dotted path as text.
+    """Build the ``from_json`` structure that reads each dotted path as text.
 
     Examples
     --------

@@ -75,6 +75,6 @@ def read_json_arrays(
 
 
 def count_by_file(records: pa.Table) -> dict[str, int]:
-    """Records per ``source_file`` in a record table."""
+    """Count the records per ``source_file`` in a record table."""
     counts = pc.value_counts(records.column("source_file"))
     return {row["values"]: row["counts"] for row in counts.to_pylist()}

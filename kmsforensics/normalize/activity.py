@@ -60,18 +60,27 @@ def unify_identity_type(raw: pa.Array, access_key: pa.Array | None = None) -> pa
 
 
 def build_activity(kms: pa.Table, actiontrail: pa.Table) -> pa.Table:
-    """Build the activity table (unsorted columns of :data:`ACTIVITY_COLUMNS`)."""
-    parts = [
-        compact_table(t, _TEXT, every=True)
-        for t in (_from_kms(kms), _from_actiontrail(actiontrail))
-        if t.num_rows
-    ]
-    if not parts:
-        return compact_table(_from_kms(kms), _TEXT, every=True)
-    table = pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
-    table = table.combine_chunks()
+    """Build the activity table from typed KMS and ActionTrail tables, sorted by time."""
+    return combine_activity([activity_from_kms(kms), activity_from_actiontrail(actiontrail)])
+
+
+def combine_activity(parts: list[pa.Table]) -> pa.Table:
+    """Concatenate activity parts, encode categoricals once, and sort by time (stable)."""
+    parts = [p for p in parts if p.num_rows] or parts[:1]
+    table = compact_table(pa.concat_tables(parts), _TEXT, every=True)
+    table = table.unify_dictionaries().combine_chunks()
     order = pc.sort_indices(table, sort_keys=[("time", "ascending")])
     return table.take(order)
+
+
+def activity_from_kms(kms: pa.Table) -> pa.Table:
+    """Map typed KMS access-log rows to activity rows (same order)."""
+    return _from_kms(kms)
+
+
+def activity_from_actiontrail(actiontrail: pa.Table) -> pa.Table:
+    """Map typed ActionTrail rows to activity rows (same order)."""
+    return _from_actiontrail(actiontrail)
 
 
 def _from_kms(kms: pa.Table) -> pa.Table:

@@ -44,22 +44,30 @@ from .evidence import (
     inflate_head,
 )
 from .extract import Extractor
-from .formats import SHAPES, Split, sniff
+from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff
 from .formats.csvfile import split_csv
 from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
 from .formats.jsontext import split_json_array, split_json_values
 from .formats.lines import split_json_lines
 from .issues import IssueLog
-from .normalize import build_activity, normalize_actiontrail, normalize_kms
+from .normalize import (
+    activity_from_actiontrail,
+    activity_from_kms,
+    combine_activity,
+    normalize_actiontrail,
+    normalize_kms,
+)
 from .normalize.values import compact_table, to_frame
 from .schema import MANIFEST_COLUMNS
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 256 * 1024 * 1024
-#: Files (as stored, and in number) read ahead of the extraction.
-PREFETCH_BYTES = 64 * 1024 * 1024
+#: Content (decompressed, estimated) and files read ahead of the extraction.
+PREFETCH_BYTES = 128 * 1024 * 1024
 PREFETCH_FILES = 256
 _HEAD_BYTES = 65536
+#: Seconds a load runs before its progress bar appears.
+_PROGRESS_DELAY = 0.5
 #: Columns kept as plain text (never categorical): ids and raw JSON.
 _TEXT_COLUMNS = frozenset(
     {
@@ -95,6 +103,7 @@ class Prepared:
     deferred: bool = False
     archive: bool = False
     damage: str | None = None
+    estimate: int = 0
 
 
 @dataclass
@@ -176,6 +185,8 @@ class _Loader:
         self.extractor = Extractor(con, issues)
         self.kms: list[pa.Table] = []
         self.actiontrail: list[pa.Table] = []
+        self.kms_activity: list[pa.Table] = []
+        self.actiontrail_activity: list[pa.Table] = []
         self.counts = _Counts()
         self.prepared: list[Prepared] = []
 
@@ -190,7 +201,7 @@ class _Loader:
             unit="file",
             desc="kmsforensics.load",
             disable=not progress,
-            delay=0.5,
+            delay=_PROGRESS_DELAY,
             leave=False,
         )
         with bar:
@@ -199,7 +210,7 @@ class _Loader:
                 self.issues.extend(item.issues)
                 if item.split is not None or item.deferred:
                     batch.append(item)
-                    batch_bytes += item.decompressed or item.size
+                    batch_bytes += item.decompressed or item.estimate
                 if batch_bytes >= limit:
                     self._flush(batch)
                     batch, batch_bytes = [], 0
@@ -210,14 +221,14 @@ class _Loader:
     def _prepare_all(self, files: Sequence[EvidenceFile]) -> Iterator[Prepared]:
         """Prepare files in threads, ahead of use, yielding them in order.
 
-        Up to :data:`PREFETCH_BYTES` of files (as stored) are read ahead, so the
+        Up to :data:`PREFETCH_BYTES` of content are read ahead, so the
         next batch is being read and split while the current one is extracted.
         """
         with ThreadPoolExecutor(self.workers) as pool:
             window: list[tuple[Future[Prepared], int]] = []
             in_flight = 0
             for ef in files:
-                size = _stored_size(ef)
+                size = _content_estimate(ef)
                 window.append((pool.submit(self._prepare, ef), size))
                 in_flight += size
                 while window and (in_flight > PREFETCH_BYTES or len(window) > PREFETCH_FILES):
@@ -249,6 +260,7 @@ class _Loader:
                 and len(raw) * DEFLATE_MAX_RATIO <= self.max_bytes
             ):
                 item.shape, item.deferred = sniffed.shape, True
+                item.estimate = max(int.from_bytes(raw[-4:], "little"), len(raw))
                 return item
             data, item.damage = gunzip(raw, self.max_bytes, ef.display)
         elif len(raw) > self.max_bytes:
@@ -302,14 +314,24 @@ class _Loader:
                     )
                 )
         parts = [p for p in parts if p.num_rows]
+        for item in batch:  # the records (and the content under them) are not needed again
+            if item.split is not None:
+                item.split.records = RECORDS_SCHEMA.empty_table()
         if not parts:
             return
-        extracted = self.extractor.run(pa.concat_tables(parts))
+        records = pa.concat_tables(parts)
+        del parts
+        extracted = self.extractor.run(records)
+        del records
         self.counts.read.update(extracted.extra_records)
         for raw in extracted.kms:
-            self.kms.append(normalize_kms(raw, self.issues))
+            typed = normalize_kms(raw, self.issues)
+            self.kms.append(typed)
+            self.kms_activity.append(activity_from_kms(typed))
         for raw in extracted.actiontrail:
-            self.actiontrail.append(normalize_actiontrail(raw, self.issues))
+            typed = normalize_actiontrail(raw, self.issues)
+            self.actiontrail.append(typed)
+            self.actiontrail_activity.append(activity_from_actiontrail(typed))
 
     def _read_deferred(self, items: list[Prepared]) -> list[pa.Table]:
         """Split JSON arrays on disk with the fast reader; fall back file by file."""
@@ -358,18 +380,22 @@ class _Loader:
     # -- the end: dedupe, activity, manifest ---------------------------------------------
 
     def _finish(self) -> Case:
-        kms = _concat(self.kms)
-        actiontrail = _concat(self.actiontrail)
-        if kms is not None:
-            kms = self._dedupe(kms, "request_id", "time", "api_name")
-        if actiontrail is not None:
-            actiontrail = self._dedupe(actiontrail, "eventId", "eventTime", "eventName")
-        kms_t = compact_table(kms if kms is not None else _empty_kms(self.issues), _TEXT_COLUMNS)
-        at_t = compact_table(
-            actiontrail if actiontrail is not None else _empty_actiontrail(self.issues),
-            _TEXT_COLUMNS,
+        kms = _concat(self.kms) or _empty_kms(self.issues)
+        actiontrail = _concat(self.actiontrail) or _empty_actiontrail(self.issues)
+        kms, kms_keep = self._dedupe(kms, "request_id", "time", "api_name")
+        actiontrail, at_keep = self._dedupe(actiontrail, "eventId", "eventTime", "eventName")
+        activity = combine_activity(
+            [
+                _kept(_concat(self.kms_activity) or activity_from_kms(kms), kms_keep),
+                _kept(
+                    _concat(self.actiontrail_activity) or activity_from_actiontrail(actiontrail),
+                    at_keep,
+                ),
+            ]
         )
-        activity = build_activity(kms_t, at_t)
+        self.kms_activity, self.actiontrail_activity, self.kms, self.actiontrail = [], [], [], []
+        kms_t = compact_table(kms, _TEXT_COLUMNS)
+        at_t = compact_table(actiontrail, _TEXT_COLUMNS)
         manifest = self._manifest(kms_t, at_t)
         case = Case(
             to_frame(kms_t),
@@ -387,10 +413,13 @@ class _Loader:
         self._warn(case)
         return case
 
-    def _dedupe(self, table: pa.Table, key: str, time: str, name: str) -> pa.Table:
+    def _dedupe(
+        self, table: pa.Table, key: str, time: str, name: str
+    ) -> tuple[pa.Table, pa.Array | None]:
+        """Drop repeated events; return the table and the mask of kept rows (None: all)."""
         keys = table.column(key)
         if pc.count_distinct(keys).as_py() == pc.count(keys).as_py():
-            return table  # no id appears twice: nothing to drop or to note
+            return table, None  # no id appears twice: nothing to drop or to note
         frame = table.select([key, time, name, "source_file", "source_record"]).to_pandas()
         has_key = frame[key].notna() & (frame[key] != "")
         same = frame[has_key].duplicated([key, time, name], keep="first")
@@ -411,7 +440,8 @@ class _Loader:
                     f"{key} {row[key]!r} is also used by a different event "
                     f"({first['source_file']}, record {first['source_record']}); both kept",
                 )
-        return table.filter(pa.array(~duplicate.to_numpy()))
+        keep = pa.array(~duplicate.to_numpy())
+        return table.filter(keep), keep
 
     def _manifest(self, kms: pa.Table, actiontrail: pa.Table) -> pd.DataFrame:
         loaded: Counter[str] = Counter()
@@ -512,15 +542,24 @@ def _sorted_issues(issues: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame
     )
 
 
-def _stored_size(ef: EvidenceFile) -> int:
+def _content_estimate(ef: EvidenceFile) -> int:
+    """Guess a file's decompressed size cheaply (gzip trailer), to pace the read-ahead."""
+    if not ef.on_disk:
+        return 0
     try:
-        return ef.path.stat().st_size if ef.on_disk else 0
+        with open(ef.path, "rb") as fh:
+            magic = fh.read(2)
+            size = fh.seek(0, os.SEEK_END)
+            if magic != GZIP_MAGIC or size < 18:
+                return size
+            fh.seek(-4, os.SEEK_END)
+            return max(int.from_bytes(fh.read(4), "little"), size)
     except OSError:
         return 0
 
 
 def _constant(value: str, length: int) -> pa.DictionaryArray:
-    """A column holding one string ``length`` times, without copying it."""
+    """Return a column holding one string ``length`` times, without copying it."""
     return pa.DictionaryArray.from_arrays(
         pa.array(np.zeros(length, dtype=np.int32)), pa.array([value], pa.string())
     )
@@ -548,6 +587,10 @@ def _status(item: Prepared, row: dict[str, object]) -> str:
     if row["duplicates"] and not row["records_loaded"]:
         return "duplicates-only"
     return "loaded"
+
+
+def _kept(table: pa.Table, keep: pa.Array | None) -> pa.Table:
+    return table if keep is None else table.filter(keep)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table | None:

@@ -1,0 +1,86 @@
+"""The ``kmsforensics`` command.
+
+Examples
+--------
+::
+
+    kmsforensics load ./evidence            # summary, files and issues
+    kmsforensics load ./evidence --json     # the same, machine-readable
+    kmsforensics load ./evidence --strict   # exit 2 on the first bad record
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ._version import __version__
+from .errors import KmsForensicsError
+from .evidence import DEFAULT_MAX_BYTES
+from .loader import load
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (KmsForensicsError, FileNotFoundError) as exc:
+        print(f"kmsforensics: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kmsforensics",
+        description="Forensics for Alibaba Cloud KMS access logs and ActionTrail events.",
+    )
+    parser.add_argument("--version", action="version", version=f"kmsforensics {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    cmd = commands.add_parser("load", help="load evidence and report what was read")
+    cmd.add_argument("evidence", nargs="+", help="files, folders or globs")
+    cmd.add_argument("--strict", action="store_true", help="stop at the first bad record")
+    cmd.add_argument(
+        "--max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        help="bound on the decompressed size of one file",
+    )
+    cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
+    cmd.set_defaults(run=_load)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> int:
+    case = load(
+        *args.evidence, strict=args.strict, max_bytes=args.max_bytes, progress=sys.stderr.isatty()
+    )
+    summary = case.summary()
+    if args.json:
+        summary["start"] = summary["start"].isoformat() if summary["start"] is not None else None
+        summary["end"] = summary["end"].isoformat() if summary["end"] is not None else None
+        summary["manifest"] = json.loads(case.manifest.to_json(orient="records"))
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(repr(case))
+    columns = [
+        "path",
+        "format",
+        "records_read",
+        "records_loaded",
+        "records_rejected",
+        "duplicates",
+        "status",
+    ]
+    print(case.manifest[columns].to_string(index=False))
+    if len(case.issues):
+        counts = case.issues["severity"].value_counts().to_dict()
+        print("issues: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

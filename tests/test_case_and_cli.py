@@ -1,0 +1,157 @@
+"""The Case object, the fast/exact reader agreement, the command line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import (
+    assume_role_event,
+    at_event,
+    dumps,
+    jsonl,
+    kms_record,
+    oss_array,
+    role_session_event,
+    write,
+    zip_bytes,
+)
+
+import kmsforensics as kf
+from kmsforensics.cli import main
+
+
+@pytest.fixture()
+def case(evidence: Path) -> kf.Case:
+    oss_array(
+        evidence / "oss/Actiontrail_cn-hangzhou_1.gz",
+        [at_event(i) for i in range(3)] + [assume_role_event(5)],
+    )
+    write(evidence / "kms.jsonl", jsonl([kms_record(i) for i in range(4)]))
+    write(evidence / "notes.txt", b"analyst notes, not a log\n")
+    with pytest.warns(kf.ParseWarning):
+        return kf.load(evidence, progress=False)
+
+
+def test_repr_is_one_line_summary(case: kf.Case) -> None:
+    text = repr(case)
+    assert "\n" not in text
+    assert "3 files" in text and "4 KMS records" in text and "4 ActionTrail events" in text
+    assert "2026-03-02T01:00:00Z .. 2026-03-02T02:00:03Z" in text
+    assert "2 accounts" in text
+
+
+def test_html_summary_shows_formats_and_escapes_names(evidence: Path) -> None:
+    write(evidence / "<script>alert(1)</script>.jsonl", jsonl([at_event(1)]))
+    case = kf.load(evidence, progress=False)
+    html = case._repr_html_()
+    assert "<script>" not in html
+    summary = case.summary()
+    assert summary["files_by_format"] == {"json-lines:actiontrail": 1}
+    assert "json-lines:actiontrail" in html and "ActionTrail events" in html
+
+
+def test_between_is_half_open_utc_and_keeps_provenance(case: kf.Case) -> None:
+    day = case.between("2026-03-02T01:00:01", "2026-03-02T02:00:01Z")
+    assert day.activity.time.min() == pd.Timestamp("2026-03-02T01:00:01Z")
+    assert day.activity.time.max() < pd.Timestamp("2026-03-02T02:00:01Z")
+    assert set(day.activity.source) == {"actiontrail", "kms"}
+    assert len(day.kms) == 1 and len(day.actiontrail) == 3
+    assert day.manifest is case.manifest
+    local = case.between("2026-03-02T09:00:00+08:00", None)
+    assert local.activity.time.min() == pd.Timestamp("2026-03-02T01:00:00Z")
+    assert len(case.between(None, None).activity) == len(case.activity)
+
+
+def test_actiontrail_nested_objects_are_dicts_and_cached(case: kf.Case) -> None:
+    first = case.actiontrail
+    assert first is case.actiontrail
+    params = first.set_index("eventName").loc["AssumeRole", "requestParameters"]
+    assert params == {
+        "RoleArn": "acs:ram::1594986938265678:role/deploy-role",
+        "RoleSessionName": "ci-session",
+        "DurationSeconds": 3600,
+    }
+
+
+def test_parameters_record_how_the_case_was_loaded(case: kf.Case) -> None:
+    assert case.parameters["loader_version"] == kf.__version__
+    assert case.parameters["strict"] is False
+
+
+def test_fast_and_exact_array_readers_agree(evidence: Path) -> None:
+    events = [
+        at_event(1),
+        assume_role_event(2),
+        role_session_event(3),
+        at_event(4, eventVersion="1", userAgent='ua with "quotes" and ü'),
+    ]
+    disk = evidence / "disk"
+    oss_array(disk / "Actiontrail_a.gz", events)  # read by duckdb straight from disk
+    packed = evidence / "packed"
+    write(packed / "a.zip", zip_bytes({"Actiontrail_a.gz": gzip.compress(dumps(events))}))
+    fast = kf.load(disk, progress=False)
+    exact = kf.load(packed, progress=False)
+    for name in ("actiontrail", "activity"):
+        left = getattr(fast, name).drop(columns=["source_file"])
+        right = getattr(exact, name).drop(columns=["source_file"])
+        pd.testing.assert_frame_equal(left, right, check_categorical=False)
+
+
+def test_json_lines_array_and_sls_give_the_same_rows(evidence: Path) -> None:
+    events = [at_event(1), role_session_event(2)]
+    write(evidence / "a/lines.jsonl", jsonl(events))
+    write(evidence / "b/array.json", dumps(events))
+    write(
+        evidence / "c/sls.json",
+        jsonl([{"__topic__": "actiontrail_audit_event", "event": json.dumps(e)} for e in events]),
+    )
+    frames = [
+        kf.load(evidence / x, progress=False).activity.drop(
+            columns=["source_file", "source_record"]
+        )
+        for x in "abc"
+    ]
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_categorical=False)
+    pd.testing.assert_frame_equal(frames[0], frames[2], check_categorical=False)
+
+
+def test_progress_bar_shows_for_slow_loads_and_can_be_turned_off(
+    evidence: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(evidence / "a.jsonl", jsonl([at_event(1)]))
+    import kmsforensics.loader as loader
+
+    monkeypatch.setattr(loader, "_PROGRESS_DELAY", 0.0)
+    kf.load(evidence, progress=True)
+    assert "kmsforensics.load" in capsys.readouterr().err
+    kf.load(evidence, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_load_summary_json_and_strict(
+    evidence: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(evidence / "a.jsonl", jsonl([at_event(1), kms_record(1)]))
+    assert main(["load", str(evidence)]) == 0
+    out = capsys.readouterr().out
+    assert "1 KMS records, 1 ActionTrail events" in out and "json-lines:actiontrail+kms" in out
+    assert main(["load", str(evidence), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["events"] == {"kms": 1, "actiontrail": 1}
+    assert len(summary["manifest"][0]["sha256"]) == 64
+    write(evidence / "b.jsonl", b"{broken\n")
+    assert main(["load", str(evidence), "--strict"]) == 2
+    assert "b.jsonl, record 1" in capsys.readouterr().err
+    assert main(["load", str(evidence / "missing")]) == 2
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "kmsforensics"
+    result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == f"kmsforensics {kf.__version__}"
