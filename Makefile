@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lab: venv
-	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: venv
 	$(BIN)/ruff check kmsforensics tests benchmarks

@@ -268,3 +268,33 @@ def test_frames_are_typed(evidence: Path) -> None:
     assert isinstance(case.actiontrail.requestParameters.iloc[0], dict)
     assert case.actiontrail.isGlobal.dtype == "boolean"
     assert case.kms.duration.dtype == "float64"
+
+
+def test_sls_request_parameter_json_and_misspelled_additional_data(evidence: Path) -> None:
+    import json
+
+    event = assume_role_event(1)
+    params = event.pop("requestParameters")
+    event["requestParameterJson"] = json.dumps(params)
+    event["addionalEventData"] = event.pop("additionalEventData")
+    write(
+        evidence / "sls.jsonl",
+        jsonl([{"__topic__": "actiontrail_audit_event", "event": json.dumps(event)}]),
+    )
+    at = load(evidence).actiontrail.iloc[0]
+    assert at["requestParameters.RoleArn"] == params["RoleArn"]
+    assert at["targetRoleName"] == "deploy-role"
+    assert at["additionalEventData"] == {"Scheme": "https"}
+
+
+def test_legacy_access_key_ids_and_long_sts_keys(evidence: Path) -> None:
+    legacy = at_event(1)
+    legacy["userIdentity"]["accessKeyId"] = "f6IzzFZMmzNwEI4d"
+    long_sts = role_session_event(2)
+    long_sts["userIdentity"]["accessKeyId"] = "STS." + "9jMtu5186zsezCML8Qsdk" * 3
+    write(evidence / "e.jsonl", jsonl([legacy, long_sts]))
+    act = load(evidence).activity
+    assert act.access_key_id.tolist() == [
+        "f6IzzFZMmzNwEI4d",
+        long_sts["userIdentity"]["accessKeyId"],
+    ]
