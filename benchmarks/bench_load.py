@@ -62,9 +62,21 @@ class Org:
             "kms.console.aliyun.com",
         ]
         self.start = datetime(2026, 3, 2, tzinfo=UTC)
+        self.client_keys = [
+            (
+                f"KAAP.{uuid.UUID(int=rng.getrandbits(128))}",
+                f"sha256-{rng.getrandbits(256):064x}",
+                f"aap-{i:02d}",
+            )
+            for i in range(24)
+        ]
 
     def pick(self, seq: list) -> object:  # Zipf-ish popularity
         return seq[min(int(self.rng.paretovariate(1.2)) - 1, len(seq) - 1)]
+
+    def sts_key(self, role_id: str, session: str) -> str:
+        """One STS key per role session (as STS issues them), stable across events."""
+        return "STS." + uuid.uuid5(uuid.NAMESPACE_OID, role_id + session).hex[:28]
 
     def uid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128))).upper()
@@ -96,7 +108,7 @@ class Org:
                 "accountId": account,
                 "principalId": f"{role_id}:{session}",
                 "userName": f"{role}:{session}",
-                "accessKeyId": "STS." + "".join(rng.choices(ALPHABET, k=28)),
+                "accessKeyId": self.sts_key(role_id, session),
                 "sessionContext": {
                     "attributes": {"mfaAuthenticated": "false", "creationDate": stamp}
                 },
@@ -143,7 +155,7 @@ class Org:
         }
         if api == "AssumeRole":
             owner, role_id, role = rng.choice(self.roles)
-            key = "STS." + "".join(rng.choices(ALPHABET, k=28))
+            key = self.sts_key(role_id, "s-1")
             params.update(
                 {
                     "RoleArn": f"acs:ram::{owner}:role/{role}",
@@ -176,9 +188,10 @@ class Org:
         account, uid, _, ak = self.pick(self.users)
         aap = rng.random() < 0.5
         ok = rng.random() > 0.02
+        client_key, fingerprint, aap_name = self.pick(self.client_keys)
         return {
-            "access_key_fingerprint": f"sha256-{rng.getrandbits(256):064x}" if aap else "",
-            "access_key_id": f"KAAP.{uuid.UUID(int=rng.getrandbits(64))}" if aap else ak,
+            "access_key_fingerprint": fingerprint if aap else "",
+            "access_key_id": client_key if aap else ak,
             "account_id": account,
             "api_name": rng.choice(["Decrypt", "Encrypt", "GenerateDataKey", "GetSecretValue"]),
             "api_version": "dkms-gcs-0.2",
@@ -188,7 +201,7 @@ class Org:
             "identity_type": "aap" if aap else "ram-user",
             "instance_id": "kst-hzz63ff0d55h5vdas1234",
             "level": "INFO",
-            "principal_id": "payments-aap" if aap else uid,
+            "principal_id": aap_name if aap else uid,
             "region_id": "cn-hangzhou",
             "request_id": str(uuid.UUID(int=rng.getrandbits(128))),
             "resource_id": key,
@@ -206,7 +219,7 @@ class Org:
 
 def generate(folder: Path, n: int) -> tuple[Path, Path]:
     at_dir, kms_dir = folder / f"at-{n}", folder / f"kms-{n}"
-    marker = folder / f".done-{n}"
+    marker = folder / f".done-v2-{n}"
     if marker.exists():
         return at_dir, kms_dir
     at_dir.mkdir(parents=True, exist_ok=True)

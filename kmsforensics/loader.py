@@ -384,7 +384,7 @@ class _Loader:
         actiontrail = _concat(self.actiontrail) or _empty_actiontrail(self.issues)
         kms, kms_keep = self._dedupe(kms, "request_id", "time", "api_name")
         actiontrail, at_keep = self._dedupe(actiontrail, "eventId", "eventTime", "eventName")
-        activity = combine_activity(
+        activity, order = combine_activity(
             [
                 _kept(_concat(self.kms_activity) or activity_from_kms(kms), kms_keep),
                 _kept(
@@ -400,7 +400,7 @@ class _Loader:
         case = Case(
             to_frame(kms_t),
             to_frame(at_t),
-            to_frame(activity),
+            _reordered(to_frame(activity), order),
             _sorted_issues(self.issues.frame(), manifest),
             manifest,
             {
@@ -587,6 +587,10 @@ def _status(item: Prepared, row: dict[str, object]) -> str:
     if row["duplicates"] and not row["records_loaded"]:
         return "duplicates-only"
     return "loaded"
+
+
+def _reordered(frame: pd.DataFrame, order: pa.Array) -> pd.DataFrame:
+    return frame.take(order.to_numpy()).reset_index(drop=True)
 
 
 def _kept(table: pa.Table, keep: pa.Array | None) -> pa.Table:

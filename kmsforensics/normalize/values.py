@@ -16,6 +16,9 @@ Examples
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -126,8 +129,8 @@ def compact_table(
     With ``every``, all text columns but ``keep_text`` are encoded, whatever their
     cardinality (for tables whose parts must share column types).
     """
-    arrays = []
-    for name in table.column_names:
+
+    def encode(name: str) -> pa.Array | pa.ChunkedArray:
         column = table.column(name)
         if (
             pa.types.is_string(column.type)
@@ -136,9 +139,11 @@ def compact_table(
         ):
             encoded = column.combine_chunks().dictionary_encode()
             if every or len(encoded.dictionary) < CATEGORY_RATIO * len(column):
-                arrays.append(encoded)
-                continue
-        arrays.append(column)
+                return encoded
+        return column
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # compute releases the GIL
+        arrays = list(pool.map(encode, table.column_names))
     return pa.Table.from_arrays(arrays, names=table.column_names)
 
 
