@@ -43,7 +43,7 @@ from .evidence import (
     gunzip,
     inflate_head,
 )
-from .extract import Extractor
+from .extract import Extracted, Extractor
 from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff
 from .formats.csvfile import split_csv
 from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
@@ -61,7 +61,7 @@ from .normalize.values import compact_table, to_frame
 from .schema import MANIFEST_COLUMNS
 
 #: Decompressed JSON text handed to one extraction batch.
-BATCH_BYTES = 256 * 1024 * 1024
+BATCH_BYTES = 128 * 1024 * 1024
 #: Content (decompressed, estimated) and files read ahead of the extraction.
 PREFETCH_BYTES = 128 * 1024 * 1024
 PREFETCH_FILES = 256
@@ -187,6 +187,8 @@ class _Loader:
         self.actiontrail: list[pa.Table] = []
         self.kms_activity: list[pa.Table] = []
         self.actiontrail_activity: list[pa.Table] = []
+        self.pending: list[Future[None]] = []
+        self.typing: ThreadPoolExecutor
         self.counts = _Counts()
         self.prepared: list[Prepared] = []
 
@@ -204,7 +206,7 @@ class _Loader:
             delay=_PROGRESS_DELAY,
             leave=False,
         )
-        with bar:
+        with bar, ThreadPoolExecutor(1) as self.typing:
             for item in self._prepare_all(files):
                 self.prepared.append(item)
                 self.issues.extend(item.issues)
@@ -216,6 +218,8 @@ class _Loader:
                     batch, batch_bytes = [], 0
                 bar.update(1)
             self._flush(batch)
+            for future in self.pending:
+                future.result()
         return self._finish()
 
     def _prepare_all(self, files: Sequence[EvidenceFile]) -> Iterator[Prepared]:
@@ -324,14 +328,25 @@ class _Loader:
         extracted = self.extractor.run(records)
         del records
         self.counts.read.update(extracted.extra_records)
+        if self.strict:  # the first problem must surface first: no overlap
+            self._normalize(extracted)
+        else:  # type this batch while the next one is read and extracted
+            self.pending.append(self.typing.submit(self._normalize, extracted))
+
+    def _normalize(self, extracted: Extracted) -> None:
+        """Type one batch and map it to activity rows (runs on one thread, in order).
+
+        Both are dictionary-encoded straight away (every text column but ids and raw
+        JSON), so a batch's repeated strings are held once, not once per row.
+        """
         for raw in extracted.kms:
             typed = normalize_kms(raw, self.issues)
-            self.kms.append(typed)
-            self.kms_activity.append(activity_from_kms(typed))
+            self.kms_activity.append(_encoded(activity_from_kms(typed)))
+            self.kms.append(_encoded(typed))
         for raw in extracted.actiontrail:
             typed = normalize_actiontrail(raw, self.issues)
-            self.actiontrail.append(typed)
-            self.actiontrail_activity.append(activity_from_actiontrail(typed))
+            self.actiontrail_activity.append(_encoded(activity_from_actiontrail(typed)))
+            self.actiontrail.append(_encoded(typed))
 
     def _read_deferred(self, items: list[Prepared]) -> list[pa.Table]:
         """Split JSON arrays on disk with the fast reader; fall back file by file."""
@@ -394,8 +409,8 @@ class _Loader:
             ]
         )
         self.kms_activity, self.actiontrail_activity, self.kms, self.actiontrail = [], [], [], []
-        kms_t = compact_table(kms, _TEXT_COLUMNS)
-        at_t = compact_table(actiontrail, _TEXT_COLUMNS)
+        kms_t = _encoded(kms).unify_dictionaries()
+        at_t = _encoded(actiontrail).unify_dictionaries()
         manifest = self._manifest(kms_t, at_t)
         case = Case(
             to_frame(kms_t),
@@ -587,6 +602,22 @@ def _status(item: Prepared, row: dict[str, object]) -> str:
     if row["duplicates"] and not row["records_loaded"]:
         return "duplicates-only"
     return "loaded"
+
+
+def _encoded(table: pa.Table) -> pa.Table:
+    """Dictionary-encode text, and copy what stays plain text into Arrow's own memory.
+
+    duckdb hands results over in blocks shared by all their columns, so one column
+    kept from a result would keep the whole result alive; the copy releases it. The
+    copy is to ``large_string``, which pandas' ``str`` dtype uses without copying again.
+    """
+    table = compact_table(table, _TEXT_COLUMNS, every=True)
+    everything = pa.array(np.arange(table.num_rows))
+    for i, field in enumerate(table.schema):
+        if pa.types.is_string(field.type):  # a cast alone would share duckdb's buffer
+            copy = table.column(i).take(everything).cast(pa.large_string())
+            table = table.set_column(i, field.name, copy)
+    return table
 
 
 def _reordered(frame: pd.DataFrame, order: pa.Array) -> pd.DataFrame:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..schema import ACTIVITY_COLUMNS, IDENTITY_TYPES
-from .values import blank_to_null, compact_table, text
+from .values import blank_to_null, compact_table, per_value, text
 
 #: Activity columns kept as plain text (ids, nearly unique).
 _TEXT = frozenset({"request_id", "event_id"})
@@ -152,16 +152,15 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
     is_role = pc.is_valid(col("roleId"))
     success = pc.and_(
         pc.is_null(col("errorCode")),
-        pc.fill_null(pc.equal(pc.utf8_lower(txt("errorMessage")), "success"), True),
+        pc.fill_null(per_value(txt("errorMessage"), _is_success), True),
     )
-    is_kms = pc.fill_null(pc.equal(pc.utf8_lower(txt("serviceName")), "kms"), False)
+    service = per_value(txt("serviceName"), pc.utf8_lower)
+    is_kms = pc.fill_null(pc.equal(service, "kms"), False)
     instance = pc.coalesce(
         txt("requestParameters.KmsInstanceId"),
         pc.if_else(is_kms, txt("requestParameters.InstanceId"), _NULL),
     )
-    first_resource = pc.list_element(
-        pc.fill_null(pc.split_pattern_regex(txt("resourceName"), "[;,]"), pa.scalar([""])), 0
-    )
+    first_resource = per_value(txt("resourceName"), _first_name)
     mfa = pc.coalesce(
         at.column("userIdentity.sessionContext.attributes.mfaAuthenticated").combine_chunks(),
         at.column("mfaChecked").combine_chunks(),
@@ -177,7 +176,7 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
         "access_key_id": col("userIdentity.accessKeyId"),
         "client_ip": col("sourceIpAddress"),
         "user_agent": col("userAgent"),
-        "service": pc.utf8_lower(txt("serviceName")),
+        "service": service,
         "action": col("eventName"),
         "resource_id": pc.coalesce(
             txt("keyId"),
@@ -205,6 +204,16 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
         "mfa": mfa,
     }
     return _table(columns)
+
+
+def _is_success(messages: pa.Array) -> pa.Array:
+    return pc.equal(pc.utf8_lower(messages), "success")
+
+
+def _first_name(names: pa.Array) -> pa.Array:
+    """First name of a flattened ``resourceName`` (``,`` and ``;`` separate names)."""
+    parts = pc.split_pattern_regex(pc.fill_null(names, ""), "[;,]")
+    return pc.list_element(parts, 0)
 
 
 def _table(columns: dict[str, pa.Array]) -> pa.Table:
