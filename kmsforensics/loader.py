@@ -253,22 +253,21 @@ class _Loader:
         if raw[:4] in (ZIP_MAGIC, ZIP_EMPTY_MAGIC):
             item.archive = True
             return item
-        data = raw
-        if raw[:2] == GZIP_MAGIC:
-            item.compression = "gzip"
-            sniffed = sniff(inflate_head(raw, _HEAD_BYTES), self.column_map)
-            if (
-                sniffed.shape == "json-array"
-                and ef.on_disk
-                and fast_path_ok(str(ef.path))
-                and len(raw) * DEFLATE_MAX_RATIO <= self.max_bytes
-            ):
-                item.shape, item.deferred = sniffed.shape, True
-                item.estimate = max(int.from_bytes(raw[-4:], "little"), len(raw))
-                return item
-            data, item.damage = gunzip(raw, self.max_bytes, ef.display)
-        elif len(raw) > self.max_bytes:
-            raise DecompressionLimitError(ef.display, self.max_bytes)
+        gzipped = raw[:2] == GZIP_MAGIC
+        item.compression = "gzip" if gzipped else "none"
+        head = inflate_head(raw, _HEAD_BYTES) if gzipped else raw[:_HEAD_BYTES]
+        if (
+            sniff(head, self.column_map).shape == "json-array"
+            and ef.on_disk
+            and fast_path_ok(str(ef.path))
+            and len(raw) * (DEFLATE_MAX_RATIO if gzipped else 1) <= self.max_bytes
+        ):
+            item.shape, item.deferred = "json-array", True
+            item.estimate = (
+                max(int.from_bytes(raw[-4:], "little"), len(raw)) if gzipped else len(raw)
+            )
+            return item
+        data = self._content(item, raw, item.issues)
         item.decompressed = len(data)
         sniffed = sniff(data[:_HEAD_BYTES], self.column_map)
         item.shape, item.reason = sniffed.shape, sniffed.reason
@@ -276,18 +275,27 @@ class _Loader:
             if self.strict:
                 raise UnknownFormatError(ef.display, sniffed.reason, SHAPES)
             return item
+        item.split = self._split(data, sniffed.shape, sniffed.delimiter, ef.display, item.issues)
+        return item
+
+    def _content(self, item: Prepared, raw: bytes, issues: IssueLog) -> bytes:
+        """Decompress a file's bytes (if gzip), within the bound; report any damage."""
+        if raw[:2] != GZIP_MAGIC:
+            if len(raw) > self.max_bytes:
+                raise DecompressionLimitError(item.ef.display, self.max_bytes)
+            return raw
+        data, item.damage = gunzip(raw, self.max_bytes, item.ef.display)
         if item.damage is not None:
             if self.strict:
-                raise LogParseError(ef.display, None, item.damage)
-            item.issues.add(
-                ef.display,
+                raise LogParseError(item.ef.display, None, item.damage)
+            issues.add(
+                item.ef.display,
                 None,
                 "note",
                 None,
                 f"{item.damage}; records after the damage cannot be read",
             )
-        item.split = self._split(data, sniffed.shape, sniffed.delimiter, ef.display, item.issues)
-        return item
+        return data
 
     def _split(self, data: bytes, shape: str, delimiter: str, name: str, issues: IssueLog) -> Split:
         if shape == "json-lines":
@@ -353,18 +361,25 @@ class _Loader:
         if not items:
             return []
         tables = []
-        bulk = read_json_arrays(self.con, [str(p.ef.path) for p in items], "gzip")
+        for compression in sorted({p.compression for p in items}):
+            group = [p for p in items if p.compression == compression]
+            tables.extend(self._read_arrays(group, compression))
+        return tables
+
+    def _read_arrays(self, items: list[Prepared], compression: str) -> list[pa.Table]:
+        tables = []
+        bulk = read_json_arrays(self.con, [str(p.ef.path) for p in items], compression)
         for item in items:
             if bulk is None:
-                table = read_json_arrays(self.con, [str(item.ef.path)], "gzip")
+                table = read_json_arrays(self.con, [str(item.ef.path)], compression)
                 if table is not None:
                     tables.append(table)
                     self.counts.read[item.ef.display] += table.num_rows
-                    item.split = Split("json-array", "index", table.slice(0, 0), table.num_rows)
+                    item.split = Split("json-array", "index", RECORDS_SCHEMA.empty_table(), 0)
                     continue
                 tables.append(self._read_exactly(item))
             else:
-                item.split = Split("json-array", "index", bulk.slice(0, 0), 0)
+                item.split = Split("json-array", "index", RECORDS_SCHEMA.empty_table(), 0)
         if bulk is not None:
             tables.append(bulk)
             self.counts.read.update(count_by_file(bulk))
@@ -372,20 +387,8 @@ class _Loader:
 
     def _read_exactly(self, item: Prepared) -> pa.Table:
         """Read a JSON array the fast reader refused, naming each damaged element."""
-        data, item.damage = gunzip(
-            item.ef.raw_bytes(self.max_bytes), self.max_bytes, item.ef.display
-        )
+        data = self._content(item, item.ef.raw_bytes(self.max_bytes), self.issues)
         item.decompressed = len(data)
-        if item.damage is not None:
-            if self.strict:
-                raise LogParseError(item.ef.display, None, item.damage)
-            self.issues.add(
-                item.ef.display,
-                None,
-                "note",
-                None,
-                f"{item.damage}; records after the damage cannot be read",
-            )
         item.split = split_json_array(data, item.ef.display, self.issues)
         item.deferred = False
         self.counts.read[item.ef.display] += item.split.read
@@ -436,6 +439,10 @@ class _Loader:
         if pc.count_distinct(keys).as_py() == pc.count(keys).as_py():
             return table, None  # no id appears twice: nothing to drop or to note
         frame = table.select([key, time, name, "source_file", "source_record"]).to_pandas()
+        # "first" means first in discovery order (files sorted), whichever reader read it
+        rank = {item.ef.display: i for i, item in enumerate(self.prepared)}
+        frame["_rank"] = frame["source_file"].astype(str).map(rank)
+        frame = frame.sort_values(["_rank", "source_record"], kind="stable")
         has_key = frame[key].notna() & (frame[key] != "")
         same = frame[has_key].duplicated([key, time, name], keep="first")
         duplicate = pd.Series(False, index=frame.index)
@@ -455,7 +462,7 @@ class _Loader:
                     f"{key} {row[key]!r} is also used by a different event "
                     f"({first['source_file']}, record {first['source_record']}); both kept",
                 )
-        keep = pa.array(~duplicate.to_numpy())
+        keep = pa.array(~duplicate.sort_index().to_numpy())
         return table.filter(keep), keep
 
     def _manifest(self, kms: pa.Table, actiontrail: pa.Table) -> pd.DataFrame:
@@ -613,10 +620,10 @@ def _encoded(table: pa.Table) -> pa.Table:
     """
     table = compact_table(table, _TEXT_COLUMNS, every=True)
     everything = pa.array(np.arange(table.num_rows))
-    for i, field in enumerate(table.schema):
-        if pa.types.is_string(field.type):  # a cast alone would share duckdb's buffer
+    for i, column in enumerate(table.schema):
+        if pa.types.is_string(column.type):  # a cast alone would share duckdb's buffer
             copy = table.column(i).take(everything).cast(pa.large_string())
-            table = table.set_column(i, field.name, copy)
+            table = table.set_column(i, column.name, copy)
     return table
 
 

@@ -153,10 +153,12 @@ def test_duplicate_files_and_overlapping_exports(evidence: Path) -> None:
     m = case.manifest.set_index(
         case.manifest.path.map(lambda p: Path(p).parent.name + "/" + Path(p).name)
     )
-    assert m.loc["copy/Actiontrail_a.gz", "duplicates"] == 0  # read first (sorted order)
+    # discovery order: a folder's files, then its subfolders, each sorted
+    assert m.index.tolist()[:2] == ["evidence/kms.jsonl", "evidence/sls.json"]
+    assert m.loc["evidence/sls.json", "duplicates"] == 0
+    assert m.loc["copy/Actiontrail_a.gz", "duplicates"] == 1  # event 0 came in sls.json
     assert m.loc["oss/Actiontrail_a.gz", "duplicates"] == 4
     assert m.loc["oss/Actiontrail_a.gz", "status"] == "duplicates-only"
-    assert m.loc["evidence/sls.json", "duplicates"] == 1
     assert m.loc["evidence/kms.jsonl", "duplicates"] == 1
     reconciled(case)
 
@@ -357,3 +359,14 @@ def test_identity_that_is_not_an_object_is_kept_and_reported(evidence: Path) -> 
     assert case.actiontrail.userIdentity.tolist()[0] == "root@example.com"
     fields = issues_of(case, "field")
     assert len(fields) == 1 and "userIdentity is not an object (VARCHAR)" in fields[0][1]
+
+
+def test_the_first_file_in_discovery_order_keeps_a_repeated_event(evidence: Path) -> None:
+    event = at_event(1)
+    write(evidence / "a-lines.jsonl", jsonl([event]))  # read by the line reader
+    oss_array(evidence / "b-oss/Actiontrail_1.gz", [event])  # read by the fast array reader
+    write(evidence / "c-plain.json", dumps([event]))  # plain array on disk: fast reader too
+    case = load(evidence)
+    assert case.actiontrail.source_file.tolist() == [str(evidence / "a-lines.jsonl")]
+    assert case.manifest.duplicates.tolist() == [0, 1, 1]
+    assert case.manifest.format.tolist() == ["json-lines:actiontrail", "json-array", "json-array"]
