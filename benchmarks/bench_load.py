@@ -285,9 +285,9 @@ def measure_naive(folder: Path, kind: str) -> dict:
 
 
 def measure_kf(folder: Path) -> dict:
-    import kmsforensics as kf
-
     import resource
+
+    import kmsforensics as kf
 
     started = time.perf_counter()
     case = kf.load(folder, progress=False)
