@@ -20,6 +20,7 @@ from ._version import __version__
 from .errors import KmsForensicsError
 from .evidence import DEFAULT_MAX_BYTES
 from .loader import load
+from .schema import MANIFEST_COLUMNS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,15 +67,7 @@ def _load(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     print(repr(case))
-    columns = [
-        "path",
-        "format",
-        "records_read",
-        "records_loaded",
-        "records_rejected",
-        "duplicates",
-        "status",
-    ]
+    columns = [c for c in MANIFEST_COLUMNS[:9] if c not in ("sha256", "bytes")]
     print(case.manifest[columns].to_string(index=False))
     if len(case.issues):
         counts = case.issues["severity"].value_counts().to_dict()

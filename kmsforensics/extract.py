@@ -375,14 +375,7 @@ class Extractor:
         """
         if all(_is_dotted(p) for _, p in paths):
             return self._extract_struct(table, column, paths)
-        unpack = ", ".join(f"v[{i + 1}] AS c{i}" for i in range(len(paths)))
-        result = self._sql(
-            f"SELECT {unpack} FROM (SELECT json_extract_string({column}, $paths) AS v "
-            "FROM {table})",
-            table.select([column]),
-            paths=[p for _, p in paths],
-        )
-        return {name: result.column(i) for i, (name, _) in enumerate(paths)}
+        return self._extract_paths(table, column, paths)
 
     def _extract_struct(
         self, table: pa.Table, column: str, paths: Sequence[tuple[str, str]]

@@ -58,7 +58,7 @@ from .normalize import (
     normalize_kms,
 )
 from .normalize.values import compact_table, to_frame
-from .schema import MANIFEST_COLUMNS
+from .schema import MANIFEST_COLUMNS, TEXT_COLUMNS
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
@@ -68,23 +68,6 @@ PREFETCH_FILES = 256
 _HEAD_BYTES = 65536
 #: Seconds a load runs before its progress bar appears.
 _PROGRESS_DELAY = 0.5
-#: Columns kept as plain text (never categorical): ids and raw JSON.
-_TEXT_COLUMNS = frozenset(
-    {
-        "request_id",
-        "event_id",
-        "eventId",
-        "requestId",
-        "requestParameters",
-        "responseElements",
-        "additionalEventData",
-        "referencedResources",
-        "eventAttributes",
-        "insightDetails",
-        "serviceEventData",
-        "requestParameterJson",
-    }
-)
 
 
 @dataclass
@@ -618,7 +601,7 @@ def _encoded(table: pa.Table) -> pa.Table:
     kept from a result would keep the whole result alive; the copy releases it. The
     copy is to ``large_string``, which pandas' ``str`` dtype uses without copying again.
     """
-    table = compact_table(table, _TEXT_COLUMNS, every=True)
+    table = compact_table(table, TEXT_COLUMNS, every=True)
     everything = pa.array(np.arange(table.num_rows))
     for i, column in enumerate(table.schema):
         if pa.types.is_string(column.type):  # a cast alone would share duckdb's buffer

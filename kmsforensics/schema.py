@@ -117,6 +117,10 @@ AT_NESTED_FIELDS: tuple[str, ...] = (
     "insightDetails",
     "serviceEventData",
 )
+#: Columns kept as plain text, never categorical: ids and raw JSON (nearly unique).
+TEXT_COLUMNS: frozenset[str] = frozenset(
+    ("request_id", "event_id", "eventId", "requestId", "requestParameterJson", *AT_NESTED_FIELDS)
+)
 #: Misspelling of ``additionalEventData`` found on the SLS field page.
 AT_MISSPELLED_NESTED: dict[str, str] = {"addionalEventData": "additionalEventData"}
 #: SLS envelope fields around an ActionTrail ``event`` string.

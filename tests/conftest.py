@@ -11,12 +11,15 @@ import csv
 import gzip
 import io
 import json
+import warnings
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+import kmsforensics as kf
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -251,3 +254,18 @@ def evidence(tmp_path: Path) -> Path:
     folder = tmp_path / "evidence"
     folder.mkdir()
     return folder
+
+
+def load_case(*paths: Path, on_warning: str = "default", **kwargs: Any) -> kf.Case:
+    """``kf.load`` without a progress bar; ``on_warning``: "error", "ignore" or "default"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter(on_warning, kf.ParseWarning)  # type: ignore[arg-type]
+        return kf.load(*paths, progress=False, **kwargs)
+
+
+def assert_reconciled(case: kf.Case) -> None:
+    """Every file: records read = loaded + rejected + duplicates; no internal-check note."""
+    m = case.manifest
+    bad = m[m.records_read != m.records_loaded + m.records_rejected + m.duplicates]
+    assert bad.empty, bad.T
+    assert not case.issues.reason.str.contains("internal check failed").any()

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import (
+    assert_reconciled,
     at_event,
     csv_bytes,
     dumps,
     jsonl,
     kms_record,
+    load_case,
     oss_array,
     sls_record,
     write,
@@ -26,16 +27,7 @@ import kmsforensics as kf
 
 
 def load(*paths: Path, **kwargs: object) -> kf.Case:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", kf.ParseWarning)
-        return kf.load(*paths, progress=False, **kwargs)  # type: ignore[arg-type]
-
-
-def reconciled(case: kf.Case) -> None:
-    m = case.manifest
-    bad = m[m.records_read != m.records_loaded + m.records_rejected + m.duplicates]
-    assert bad.empty, bad.T
-    assert not case.issues.reason.str.contains("internal check failed").any()
+    return load_case(*paths, on_warning="ignore", **kwargs)
 
 
 def issues_of(case: kf.Case, severity: str) -> list[tuple[int | None, str]]:
@@ -62,7 +54,7 @@ def test_truncated_gzip_json_lines(evidence: Path) -> None:
     assert notes and "truncated gzip stream" in notes[0][1]
     rejected = issues_of(case, "record")
     assert rejected[0][0] == row["records_read"]  # the last line read
-    reconciled(case)
+    assert_reconciled(case)
 
 
 def test_truncated_oss_array_keeps_the_elements_before_the_cut(evidence: Path) -> None:
@@ -75,7 +67,7 @@ def test_truncated_oss_array_keeps_the_elements_before_the_cut(evidence: Path) -
     assert row["records_loaded"] >= 1 and row["records_rejected"] == 1
     assert "truncated" in issues_of(case, "record")[0][1]
     assert case.actiontrail.source_record.tolist() == list(range(row["records_loaded"]))
-    reconciled(case)
+    assert_reconciled(case)
 
 
 def test_damaged_array_element_in_the_middle(evidence: Path) -> None:
@@ -86,7 +78,7 @@ def test_damaged_array_element_in_the_middle(evidence: Path) -> None:
     case = load(evidence)
     assert case.actiontrail.source_record.tolist() == [1, 2]
     assert issues_of(case, "record")[0][0] == 0
-    reconciled(case)
+    assert_reconciled(case)
 
 
 def test_invalid_utf8_is_replaced_not_dropped(evidence: Path) -> None:
@@ -101,7 +93,7 @@ def test_invalid_utf8_is_replaced_not_dropped(evidence: Path) -> None:
     fields = issues_of(case, "field")
     assert (2, "invalid UTF-8 bytes replaced with U+FFFD") in fields
     assert any("invalid UTF-8" in why for _, why in fields if _ is None)  # the array file
-    reconciled(case)
+    assert_reconciled(case)
 
 
 def test_bom_and_crlf(evidence: Path) -> None:
@@ -141,7 +133,7 @@ def test_deeply_nested_json_loads_and_stays_text(evidence: Path) -> None:
     nested = at.loc["deep", "requestParameters"]
     assert isinstance(nested, str) and nested.startswith('{"a":{"a":')
     assert isinstance(at.iloc[0]["requestParameters"], dict)
-    reconciled(case)
+    assert_reconciled(case)
 
 
 def test_duplicate_files_and_overlapping_exports(evidence: Path) -> None:
@@ -162,7 +154,7 @@ def test_duplicate_files_and_overlapping_exports(evidence: Path) -> None:
     assert m.loc["oss/Actiontrail_a.gz", "duplicates"] == 4
     assert m.loc["oss/Actiontrail_a.gz", "status"] == "duplicates-only"
     assert m.loc["evidence/kms.jsonl", "duplicates"] == 1
-    reconciled(case)
+    assert_reconciled(case)
 
 
 def test_same_id_different_event_is_kept_and_noted(evidence: Path) -> None:
@@ -241,7 +233,7 @@ def test_records_without_usable_time(evidence: Path) -> None:
     assert [r for r, _ in rejected] == [1, 2, 4]
     assert all("no usable time" in why for _, why in rejected)
     assert "__time__ is used instead" in issues_of(case, "field")[0][1]
-    reconciled(case)
+    assert_reconciled(case)
 
 
 def test_bad_optional_fields_keep_the_row(evidence: Path) -> None:
@@ -267,7 +259,7 @@ def test_csv_with_a_missing_column_and_short_rows(evidence: Path) -> None:
     assert m.loc["short.csv", "records_loaded"] == 1 and m.loc["short.csv", "records_rejected"] == 1
     assert any("row has 5 values but the header has" in w for _, w in issues_of(case, "field"))
     assert m.loc["notime.csv", "status"] == "rejected"
-    reconciled(case)
+    assert_reconciled(case)
 
 
 def test_missing_path_names_it() -> None:
@@ -315,7 +307,7 @@ def test_corrupt_gzip_data_keeps_what_came_before(evidence: Path) -> None:
     row = only_row(case)
     assert row["status"] == "partial" and row["records_loaded"] > 0
     assert any("gzip" in why for _, why in issues_of(case, "note"))
-    reconciled(case)
+    assert_reconciled(case)
 
 
 def test_hostile_keys_cannot_overwrite_provenance(evidence: Path) -> None:

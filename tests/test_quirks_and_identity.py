@@ -22,6 +22,7 @@ from conftest import (
     dumps,
     jsonl,
     kms_record,
+    load_case,
     role_session_event,
     write,
 )
@@ -30,7 +31,7 @@ import kmsforensics as kf
 
 
 def load(*paths: Path, **kwargs: object) -> kf.Case:
-    return kf.load(*paths, progress=False, **kwargs)  # type: ignore[arg-type]
+    return load_case(*paths, **kwargs)
 
 
 def test_vendor_sample_with_unquoted_masked_value_loads_and_says_so(evidence: Path) -> None:

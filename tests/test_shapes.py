@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +10,7 @@ from conftest import (
     ACCOUNT_DEV,
     CLIENT_KEY,
     KEY,
+    assert_reconciled,
     assume_role_event,
     at_event,
     csv_bytes,
@@ -18,6 +18,7 @@ from conftest import (
     flatten,
     jsonl,
     kms_record,
+    load_case,
     lookup_events_page,
     oss_array,
     role_session_event,
@@ -31,14 +32,7 @@ import kmsforensics as kf
 
 
 def load(*paths: Path, **kwargs: object) -> kf.Case:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", kf.ParseWarning)  # these inputs are all clean
-        return kf.load(*paths, progress=False, **kwargs)  # type: ignore[arg-type]
-
-
-def assert_reconciled(case: kf.Case) -> None:
-    m = case.manifest
-    assert (m.records_read == m.records_loaded + m.records_rejected + m.duplicates).all()
+    return load_case(*paths, on_warning="error", **kwargs)  # these inputs are all clean
 
 
 def test_oss_tree_of_gz_arrays_single_and_multi_account(evidence: Path) -> None:

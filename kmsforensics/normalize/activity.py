@@ -25,11 +25,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..schema import ACTIVITY_COLUMNS, IDENTITY_TYPES
+from ..schema import ACTIVITY_COLUMNS, IDENTITY_TYPES, TEXT_COLUMNS
 from .values import blank_to_null, compact_table, per_value, text
-
-#: Activity columns kept as plain text (ids, nearly unique).
-_TEXT = frozenset({"request_id", "event_id"})
 
 _NULL = pa.scalar(None, pa.string())
 
@@ -75,7 +72,7 @@ def combine_activity(parts: list[pa.Table]) -> tuple[pa.Table, pa.Array]:
     Arrow column.
     """
     parts = [p for p in parts if p.num_rows] or parts[:1]
-    table = compact_table(pa.concat_tables(parts), _TEXT, every=True)
+    table = compact_table(pa.concat_tables(parts), TEXT_COLUMNS, every=True)
     table = table.unify_dictionaries().combine_chunks()
     return table, pc.sort_indices(table, sort_keys=[("time", "ascending")])
 
