@@ -38,6 +38,7 @@ report: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_synth.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

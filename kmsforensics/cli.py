@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
     cmd.set_defaults(run=_load)
+    gen = commands.add_parser("synth", help="generate synthetic evidence (normal activity)")
+    gen.add_argument("out", help="folder to write the evidence into")
+    gen.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    gen.add_argument("--hours", type=int, default=24 * 7, help="hours of activity")
+    gen.add_argument(
+        "--kms-per-hour", type=float, default=600.0, help="KMS instance calls in a busy hour"
+    )
+    gen.add_argument("--start", default="2026-03-02T00:00:00Z", help="UTC start time")
+    gen.set_defaults(run=_synth)
     return parser
 
 
@@ -72,6 +81,24 @@ def _load(args: argparse.Namespace) -> int:
     if len(case.issues):
         counts = case.issues["severity"].value_counts().to_dict()
         print("issues: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from pathlib import Path
+
+    from .synth import generate
+
+    start = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
+    summary = generate(
+        Path(args.out),
+        seed=args.seed,
+        start=start,
+        hours=args.hours,
+        kms_per_hour=args.kms_per_hour,
+    )
+    print(json.dumps(summary, indent=2))
     return 0
 
 

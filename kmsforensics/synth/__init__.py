@@ -1,9 +1,16 @@
 """Synthetic evidence: every delivery shape, reproducibly (the generator builds on this).
 
-Today this package holds the writers (:mod:`kmsforensics.synth.writers`); the
-organisation model, normal behaviour and attack scenarios come next.
+* :mod:`~kmsforensics.synth.org`: the organisation (accounts, identities, keys, secrets);
+* :mod:`~kmsforensics.synth.traffic`: its normal activity, in time order;
+* :mod:`~kmsforensics.synth.writers`: every delivery shape the loader reads;
+* :mod:`~kmsforensics.synth.generate`: all of it, streamed to disk.
+
+Attack scenarios with ground truth (``truth.json``) come next.
 """
 
+from .generate import generate
+from .org import Organisation, build_organisation
+from .traffic import Traffic, normal_traffic
 from .writers import (
     Written,
     flatten_event,
@@ -19,8 +26,13 @@ from .writers import (
 )
 
 __all__ = [
+    "Organisation",
+    "Traffic",
     "Written",
+    "build_organisation",
     "flatten_event",
+    "generate",
+    "normal_traffic",
     "sls_envelope",
     "write_csv",
     "write_json_array",
