@@ -32,12 +32,13 @@ def main() -> None:
             kms_per_hour=args.kms_per_hour,
         )
         seconds = time.perf_counter() - started
-        events = summary["actiontrail_events"] + summary["kms_records"]
+        counts = summary["counts"]
+        events = counts["actiontrail_events"] + counts["kms_records"]
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
-            f"{events:,} events ({summary['actiontrail_events']:,} ActionTrail, "
-            f"{summary['kms_records']:,} KMS) in {summary['files']:,} files, "
+            f"{events:,} events ({counts['actiontrail_events']:,} ActionTrail, "
+            f"{counts['kms_records']:,} KMS) in {counts['files']:,} files, "
             f"{size / 1e6:.1f} MB gz"
         )
         print(f"{seconds:.1f} s: {events / seconds:,.0f} events/s written; peak RSS {peak:,.0f} MB")

@@ -60,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
         "--kms-per-hour", type=float, default=600.0, help="KMS instance calls in a busy hour"
     )
     gen.add_argument("--start", default="2026-03-02T00:00:00Z", help="UTC start time")
+    gen.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="NAME@HOUR",
+        help="add an attack HOUR hours after the start (repeatable); NAME is one of "
+        "leaked-ci-key, key-destruction, aap-broadened, console-trail-tampering, "
+        "spraying-and-enumeration",
+    )
     gen.set_defaults(run=_synth)
     return parser
 
@@ -85,18 +94,29 @@ def _load(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from datetime import datetime
+    from datetime import datetime, timedelta
     from pathlib import Path
 
     from .synth import generate
+    from .synth.scenarios import SCENARIOS
 
     start = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
+    attacks = []
+    for spec in args.scenario:
+        name, _, hour = spec.partition("@")
+        if name not in SCENARIOS or not hour.replace(".", "", 1).isdigit():
+            raise SystemExit(
+                f"kmsforensics synth: bad --scenario {spec!r}; use NAME@HOUR with NAME one "
+                f"of {', '.join(SCENARIOS)}"
+            )
+        attacks.append((name, start + timedelta(hours=float(hour))))
     summary = generate(
         Path(args.out),
         seed=args.seed,
         start=start,
         hours=args.hours,
         kms_per_hour=args.kms_per_hour,
+        scenarios=attacks,
     )
     print(json.dumps(summary, indent=2))
     return 0

@@ -3,9 +3,8 @@
 * :mod:`~kmsforensics.synth.org`: the organisation (accounts, identities, keys, secrets);
 * :mod:`~kmsforensics.synth.traffic`: its normal activity, in time order;
 * :mod:`~kmsforensics.synth.writers`: every delivery shape the loader reads;
-* :mod:`~kmsforensics.synth.generate`: all of it, streamed to disk.
-
-Attack scenarios with ground truth (``truth.json``) come next.
+* :mod:`~kmsforensics.synth.scenarios`: attacks with ground truth;
+* :mod:`~kmsforensics.synth.generate`: all of it, streamed to disk, with ``truth.json``.
 """
 
 from .generate import generate

@@ -39,7 +39,7 @@ import math
 import random
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,6 +64,25 @@ INSTANCE_APIS = (
     "GetSecretValue",
     "GetSecretValue",
 )
+
+
+@dataclass
+class Effects:
+    """What an attack changes for everyone else: keys disabled, trails stopped."""
+
+    disabled_keys: dict[str, datetime] = field(default_factory=dict)
+    #: (account, from, until): that account's trail delivers nothing in between.
+    silenced: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+
+    def disabled(self, key_id: str, moment: datetime) -> bool:
+        """Tell whether ``key_id`` is disabled at ``moment``."""
+        since = self.disabled_keys.get(key_id)
+        return since is not None and moment >= since
+
+    def silent(self, event: dict[str, Any], moment: datetime) -> bool:
+        """Tell whether a trail that was stopped would have delivered this event."""
+        account = str(event.get("recipientAccountId") or "")
+        return any(account == who and start < moment < end for who, start, end in self.silenced)
 
 
 @dataclass(frozen=True)
@@ -97,9 +116,15 @@ def activity_level(moment: datetime, utc_offset_hours: int = 8) -> float:
     return day * (1.0 if local.weekday() < 5 else 0.35)
 
 
-def normal_traffic(org: Organisation, traffic: Traffic, seed: int = 0) -> Iterator[Record]:
-    """Yield ``(source, record)`` pairs of normal activity, in time order."""
-    world = _World(org, traffic, random.Random(seed))
+def normal_traffic(
+    org: Organisation, traffic: Traffic, seed: int = 0, effects: Effects | None = None
+) -> Iterator[Record]:
+    """Yield ``(source, record)`` pairs of normal activity, in time order.
+
+    ``effects`` are changes an attack makes to the world (a key disabled from some
+    moment on); normal activity then fails the way it would.
+    """
+    world = World(org, traffic, random.Random(seed), effects)
     pending: list[tuple[datetime, int, str, dict[str, Any]]] = []
     serial = 0  # keeps the order stable among events of the same second
     for hour in range(traffic.hours):
@@ -122,19 +147,29 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _World:
+class World:
     """The state normal activity carries from hour to hour (sessions, keys)."""
 
-    def __init__(self, org: Organisation, traffic: Traffic, rng: random.Random) -> None:
+    def __init__(
+        self,
+        org: Organisation,
+        traffic: Traffic,
+        rng: random.Random,
+        effects: Effects | None = None,
+        background_errors: bool = True,
+    ) -> None:
         self.org = org
         self.traffic = traffic
         self.rng = rng
+        self.effects = effects or Effects()
+        self.background_errors = background_errors
         self.sessions: dict[tuple[str, str], str] = {}
         self.deploys = 0
 
     # -- one hour ----------------------------------------------------------------------
 
     def hour(self, begin: datetime) -> list[tuple[datetime, str, dict[str, Any]]]:
+        """Return one hour of normal activity, starting at ``begin`` (not yet sorted)."""
         level = activity_level(begin, self.traffic.utc_offset_hours)
         out: list[tuple[datetime, str, dict[str, Any]]] = []
         for workload in self.org.workloads:
@@ -173,7 +208,7 @@ class _World:
             and w.ips[0].rsplit(".", 1)[0] == aap.networks[0].rsplit(".", 1)[0]
         ]
         ip = rng.choice(rng.choice(workloads).ips) if workloads else "10.0.0.10"
-        record = self._kms_record(
+        record = self.kms_record(
             moment,
             api,
             resource,
@@ -193,7 +228,7 @@ class _World:
         user = next(u for u in self.org.users if u.name == "backup-agent" and u.account == account)
         key = self._zipf([k for k in self.org.keys if k.account == account]).key_id
         instance = next(i.instance_id for i in self.org.instances if i.account == account)
-        record = self._kms_record(
+        record = self.kms_record(
             moment,
             "GenerateDataKey",
             key,
@@ -218,7 +253,7 @@ class _World:
         secret = self._zipf([s for s in self.org.secrets if s.account == workload.account])
         request = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         ip = self.rng.choice(workload.ips)
-        kms = self._kms_record(
+        kms = self.kms_record(
             moment,
             "Decrypt",
             secret.name,
@@ -233,7 +268,7 @@ class _World:
             share_gateway="GetSecretValue",
         )
         identity = _role_identity(role, session, key, moment)
-        event = self._event(
+        event = self.event(
             moment,
             "GetSecretValue",
             "Kms",
@@ -247,6 +282,9 @@ class _World:
             agent=self.rng.choice(SDK_AGENTS),
             request_id=request,
         )
+        if self.effects.disabled(secret.key_id, moment):
+            event["errorCode"] = "Rejected.Disabled"
+            event["errorMessage"] = "The key is disabled."
         return [(moment, "kms", kms), (moment, "actiontrail", event)]
 
     # -- ActionTrail: sessions, deploys, people, the trail itself ---------------------------
@@ -261,7 +299,7 @@ class _World:
         self.sessions[(workload.name, workload.account)] = key
         service = "ecs.aliyuncs.com" if workload.kind == "ecs" else "cs.aliyuncs.com"
         identity = {"type": "system", "userName": service}
-        event = self._assume(
+        event = self.assume(
             moment,
             identity,
             service,
@@ -293,7 +331,7 @@ class _World:
             (
                 moment,
                 "actiontrail",
-                self._assume(
+                self.assume(
                     moment,
                     caller,
                     ci.office_ip,
@@ -322,7 +360,7 @@ class _World:
                 (
                     later,
                     "actiontrail",
-                    self._event(
+                    self.event(
                         later,
                         api,
                         "Kms",
@@ -346,7 +384,7 @@ class _World:
             "principalId": person.user_id,
             "userName": person.name,
         }
-        signin = self._event(
+        signin = self.event(
             moment,
             "ConsoleSignin",
             "AasSub",
@@ -374,7 +412,7 @@ class _World:
             (
                 switch,
                 "actiontrail",
-                self._assume(
+                self.assume(
                     switch,
                     identity,
                     person.office_ip,
@@ -415,7 +453,7 @@ class _World:
                 (
                     later,
                     "actiontrail",
-                    self._event(
+                    self.event(
                         later,
                         api,
                         "Kms",
@@ -437,7 +475,7 @@ class _World:
             role = self.org.role("AliyunServiceRoleForActionTrail", account.uid)
             moment = begin + timedelta(seconds=self.rng.randrange(3000, 3500))
             identity = {"type": "system", "userName": "actiontrail.aliyuncs.com"}
-            event = self._assume(
+            event = self.assume(
                 moment,
                 identity,
                 "Internal",
@@ -453,7 +491,7 @@ class _World:
 
     # -- record builders ---------------------------------------------------------------------
 
-    def _assume(
+    def assume(
         self,
         moment: datetime,
         caller: dict[str, Any],
@@ -464,8 +502,9 @@ class _World:
         account: str,
         agent: str,
     ) -> dict[str, Any]:
+        """Build an ``AssumeRole`` event that issues ``key`` for ``role``/``session``."""
         params = {"RoleArn": role.arn, "RoleSessionName": session, "DurationSeconds": 3600}
-        event = self._event(
+        event = self.event(
             moment,
             "AssumeRole",
             "Sts",
@@ -488,7 +527,7 @@ class _World:
         event["referencedResources"] = {"ACS::RAM::AccessKey": [key]}
         return event
 
-    def _event(
+    def event(
         self,
         moment: datetime,
         api: str,
@@ -504,6 +543,7 @@ class _World:
         source: str | None = None,
         api_version: str = "2016-01-20",
     ) -> dict[str, Any]:
+        """Build an ActionTrail event (background errors only when enabled)."""
         rng = self.rng
         request = request_id or str(uuid.UUID(int=rng.getrandbits(128), version=4)).upper()
         recipient = account or identity.get("accountId") or ""
@@ -537,7 +577,11 @@ class _World:
             "recipientAccountId": recipient,
             "isGlobal": service in ("Sts", "Ram", "Ims"),
         }
-        if api not in ("AssumeRole", "ConsoleSignin") and rng.random() < self.traffic.error_rate:
+        if (
+            self.background_errors
+            and api not in ("AssumeRole", "ConsoleSignin")
+            and rng.random() < self.traffic.error_rate
+        ):
             code = rng.choice(("Throttling.User", "Forbidden.NoPermission"))
             event["errorCode"] = code
             event["errorMessage"] = (
@@ -547,7 +591,7 @@ class _World:
             )
         return event
 
-    def _kms_record(
+    def kms_record(
         self,
         moment: datetime,
         api: str,
@@ -564,6 +608,7 @@ class _World:
         request_id: str | None = None,
         share_gateway: str = "",
     ) -> dict[str, Any]:
+        """Build a KMS access-log record (failing if the key is disabled then)."""
         rng = self.rng
         key = next((k for k in self.org.keys if k.key_id == key_id), None)
         version = key.versions[-1] if key else ""
@@ -603,7 +648,11 @@ class _World:
                 domain_type="Vpc",
                 error_code="",
             )
-        if rng.random() < self.traffic.error_rate:
+        if self.effects.disabled(key_id, moment):
+            record.update(status_code=400, error_message="Rejected.Disabled: The key is disabled.")
+            if share_gateway:
+                record.update(error_code="Rejected.Disabled", key_state="Disabled")
+        elif self.background_errors and rng.random() < self.traffic.error_rate:
             record.update(
                 status_code=429,
                 error_message="Rejected.Throttling: request rate exceeds the instance's quota",
