@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SAMPLE ?= datasets
 PORT   ?= 8888
 
-.PHONY: venv lab test lint typecheck unit report bench clean
+.PHONY: venv lab test lint typecheck unit report bench datasets clean
 
 venv: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lab: venv
-	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) \
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb --port=$(PORT) \
 		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: venv
@@ -39,6 +39,9 @@ report: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/bench_synth.py
+
+datasets: venv
+	$(BIN)/python -c 'from pathlib import Path; from kmsforensics.synth.curated import CASES, build; [build(n, Path("datasets") / n) for n in CASES]'
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -7,7 +7,7 @@ Examples
 True
 """
 
-from . import _version, schema
+from . import _version, datasets, schema, synth
 from ._version import __version__
 from .case import Case
 from .errors import (
@@ -32,6 +32,8 @@ __all__ = [
     "UnsafeArchiveError",
     "__version__",
     "_version",
+    "datasets",
     "load",
     "schema",
+    "synth",
 ]
