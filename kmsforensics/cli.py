@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         "leaked-ci-key, key-destruction, aap-broadened, console-trail-tampering, "
         "spraying-and-enumeration",
     )
+    gen.add_argument(
+        "--damage",
+        type=float,
+        default=0.0,
+        help="fraction of KMS lines to damage on purpose (listed in truth.json)",
+    )
     gen.set_defaults(run=_synth)
     return parser
 
@@ -117,6 +123,7 @@ def _synth(args: argparse.Namespace) -> int:
         hours=args.hours,
         kms_per_hour=args.kms_per_hour,
         scenarios=attacks,
+        damage=args.damage,
     )
     print(json.dumps(summary, indent=2))
     return 0

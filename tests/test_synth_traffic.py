@@ -119,3 +119,44 @@ def test_cli_synth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     case = load_case(tmp_path / "out" / "evidence", on_warning="error")
     assert len(case.activity) > 0
     assert case.activity.time.min() >= pd.Timestamp("2026-03-02T00:00:00Z")
+
+
+def test_throttled_calls_are_retried(generated: tuple[Path, dict, kf.Case]) -> None:
+    _, _, case = generated
+    kms = case.kms.sort_values("time")
+    throttled = kms[kms.status_code == 429]
+    assert len(throttled)
+    retried = 0
+    for _, row in throttled.iterrows():
+        later = kms[
+            (kms.time >= row.time)  # times have whole seconds: a retry may share one
+            & (kms.time <= row.time + pd.Timedelta(seconds=3))
+            & (kms.request_id != row.request_id)
+            & (kms.access_key_id == row.access_key_id)
+            & (kms.resource_id == row.resource_id)
+            & (kms.api_name == row.api_name)
+        ]
+        retried += bool(len(later))
+    assert retried == len(throttled)
+
+
+def test_assume_role_responses_come_in_both_key_spellings(
+    generated: tuple[Path, dict, kf.Case],
+) -> None:
+    _, _, case = generated
+    responses = case.actiontrail.loc[case.actiontrail.eventName == "AssumeRole", "responseElements"]
+    spellings = {next(iter(r)) for r in responses}
+    assert {"Credentials", "credentials"} <= spellings
+
+
+def test_damage_is_recorded_in_the_truth_and_reported_by_the_loader(tmp_path: Path) -> None:
+    truth = synth.generate(tmp_path, seed=4, start=START, hours=3, kms_per_hour=80, damage=0.05)
+    assert truth["damaged"]
+    case = load_case(tmp_path / "evidence", on_warning="ignore")
+    rejected = case.issues[case.issues.severity == "record"]
+    got = sorted(
+        (str(Path(f).relative_to(tmp_path)), int(r))
+        for f, r in zip(rejected.source_file, rejected.source_record, strict=True)
+    )
+    assert got == sorted((d["file"], d["line"]) for d in truth["damaged"])
+    assert_reconciled(case)

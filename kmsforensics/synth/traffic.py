@@ -188,6 +188,7 @@ class World:
             if local.hour == 9:
                 for person in [u for u in self.org.users if u.console]:
                     out += self._console_session(person, self._moment(begin))
+        out += [retry for item in list(out) if item[1] == "kms" for retry in self._retries(item)]
         return out
 
     # -- KMS instance API ------------------------------------------------------------------
@@ -222,6 +223,27 @@ class World:
             fingerprint=client.fingerprint,
         )
         return moment, "kms", record
+
+    def _retries(
+        self, call: tuple[datetime, str, dict[str, Any]]
+    ) -> list[tuple[datetime, str, dict[str, Any]]]:
+        """Retry a throttled call the way the SDKs do: the same call, a moment later."""
+        moment, source, record = call
+        out: list[tuple[datetime, str, dict[str, Any]]] = []
+        attempt = 0
+        while record["status_code"] == 429 and attempt < 3:
+            attempt += 1
+            moment = moment + timedelta(milliseconds=200 * 2**attempt)
+            record = {
+                **record,
+                "time": iso(moment),
+                "request_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+                "status_code": 200 if attempt == 3 or self.rng.random() < 0.8 else 429,
+            }
+            if record["status_code"] == 200:
+                record["error_message"] = ""
+            out.append((moment, source, record))
+        return out
 
     def _backup_call(self, moment: datetime) -> tuple[datetime, str, dict[str, Any]]:
         account = self.org.account("prod").uid
@@ -517,13 +539,23 @@ class World:
             api_version="2015-04-01",
         )
         expiry = iso(moment + timedelta(hours=1))
-        event["responseElements"] = {
-            "Credentials": {"AccessKeyId": key, "Expiration": expiry},
-            "AssumedRoleUser": {
-                "AssumedRoleId": f"{role.role_id}:{session}",
-                "Arn": f"{role.arn}/{session}",
-            },
-        }
+        # Both key spellings occur in the vendor's samples (doc 289050 vs 28825).
+        if self.rng.random() < 0.5:
+            event["responseElements"] = {
+                "Credentials": {"AccessKeyId": key, "Expiration": expiry},
+                "AssumedRoleUser": {
+                    "AssumedRoleId": f"{role.role_id}:{session}",
+                    "Arn": f"{role.arn}/{session}",
+                },
+            }
+        else:
+            event["responseElements"] = {
+                "credentials": {"accessKeyId": key, "expiration": expiry},
+                "assumedRoleUser": {
+                    "assumedRoleId": f"{role.role_id}:{session}",
+                    "arn": f"{role.arn}/{session}",
+                },
+            }
         event["referencedResources"] = {"ACS::RAM::AccessKey": [key]}
         return event
 
