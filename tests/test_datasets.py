@@ -93,10 +93,19 @@ def test_benign_week_is_the_same_organisation_without_attacks() -> None:
     assert not case.activity.client_ip.astype(str).str.startswith("192.0.2.").any()
 
 
-def test_vendor_samples_load() -> None:
+def test_vendor_samples_load_with_their_identities() -> None:
     case = load_case(kf.datasets.path("vendor-samples"), on_warning="ignore")
-    assert (len(case.actiontrail), len(case.kms)) == (1, 1)
-    assert case.issues.empty  # only README.md is skipped (manifest), no bad record
-    row = case.actiontrail.iloc[0]
-    assert (row["roleId"], row["sessionName"]) == ("34359792600393****", "u1")
-    assert row["stsTokenPlayerUid"] == "175498693826****"
+    assert (len(case.actiontrail), len(case.kms)) == (7, 1)
+    assert case.issues.empty  # README.md is skipped (in the manifest), nothing else fails
+    at = case.actiontrail.set_index("eventName")
+    cross = at.loc["LookupEvents"]
+    assert (cross["roleId"], cross["sessionName"]) == ("34359792600393****", "u1")
+    assert cross["stsTokenPlayerUid"] == "175498693826****"
+    issued = at.loc["AssumeRole", "issuedAccessKeyId"].tolist()
+    assert sorted(issued) == ["STS.9jMtu5186zsezCML8Qsdk****", "STS.NUQNP4PiGyckMsNiGELCs****"]
+    assert at.loc["ConsoleSignin", "mfaChecked"] == False  # noqa: E712
+    activity = case.activity.set_index("action")
+    assert activity.loc["DescribeKey", "identity_type"] == "account"
+    assert activity.loc["DeleteDisk", "identity_type"] == "system"
+    assert activity.loc["DeleteDisk", "account_id"] == "159498693826****"
+    assert activity.loc["ListUserRegions", "player_account_id"] == "1803023858759084"
