@@ -7,7 +7,7 @@ Examples
 True
 """
 
-from . import _version, datasets, schema, synth
+from . import _version, datasets, graph, schema, synth
 from ._version import __version__
 from .case import Case
 from .errors import (
@@ -19,6 +19,7 @@ from .errors import (
     UnknownFormatError,
     UnsafeArchiveError,
 )
+from .graph import blast_radius, build_graph, trace, who_accessed
 from .loader import load
 
 __all__ = [
@@ -32,8 +33,13 @@ __all__ = [
     "UnsafeArchiveError",
     "__version__",
     "_version",
+    "blast_radius",
+    "build_graph",
     "datasets",
+    "graph",
     "load",
     "schema",
     "synth",
+    "trace",
+    "who_accessed",
 ]
