@@ -191,3 +191,52 @@ def test_a_time_window_gives_the_graph_of_that_window(
     leak = facts(truth, "leaked-ci-key")
     before = kf.build_graph(case.between(None, truth["scenarios"][0]["steps"][0]["time"]))
     assert f"access-key:{leak['sts_key']}" not in before
+
+
+def test_cross_account_assumptions_include_the_attack(
+    incident: tuple[dict, kf.Case, nx.MultiDiGraph],
+) -> None:
+    truth, _, graph = incident
+    leak = facts(truth, "leaked-ci-key")
+    crossed = kf.graph.cross_account(graph)
+    attack = crossed[crossed.session.str.endswith(":debug")]
+    assert len(attack) == 1
+    assert graph.nodes[attack.source.item()]["name"] == "ci-deployer"
+    assert attack.role.item() == "deploy-role"
+    assert attack.role_account.item() == leak["role_account"]
+    assert set(crossed.role) <= {"deploy-role", "ResourceDirectoryAccountAccessRole"}
+
+
+def test_diff_shows_what_the_incident_window_added(
+    incident: tuple[dict, kf.Case, nx.MultiDiGraph],
+) -> None:
+    truth, case, _ = incident
+    leak = facts(truth, "leaked-ci-key")
+    cut = truth["scenarios"][0]["steps"][0]["time"]
+    change = kf.graph.diff(
+        kf.build_graph(case.between(None, cut)), kf.build_graph(case.between(cut, None))
+    )
+    new_nodes = set(change.loc[change.change == "new node", "source"])
+    assert {f"access-key:{leak['sts_key']}", f"ip:{leak['attacker_ip']}"} <= new_nodes
+    new_edges = change[change.change == "new edge"]
+    assert (
+        (new_edges.source == f"ip:{leak['attacker_ip']}")
+        & (new_edges.target == f"access-key:{leak['leaked_access_key']}")
+    ).any()
+
+
+@pytest.mark.parametrize("fmt", ["graphml", "gexf", "json"])
+def test_exports_round_trip(
+    incident: tuple[dict, kf.Case, nx.MultiDiGraph], fmt: str, tmp_path: Path
+) -> None:
+    _, _, graph = incident
+    path = kf.graph.write_graph(graph, tmp_path / f"case.{fmt}")
+    back = kf.graph.read_graph(path)
+    assert set(back.nodes) == set(graph.nodes)
+    assert set(back.edges(keys=True)) == set(graph.edges(keys=True))
+    for src, dst, key, data in list(graph.edges(keys=True, data=True))[:500]:
+        other = back.edges[src, dst, key]
+        for name in ("count", "failures", "operations", "first_seen", "last_seen"):
+            assert other[name] == data[name], (src, dst, key, name)
+    node, data = next(iter(graph.nodes(data=True)))
+    assert back.nodes[node]["kind"] == data["kind"]

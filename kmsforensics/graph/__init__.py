@@ -1,6 +1,8 @@
 """The identity and resource graph (networkx), and the questions asked of it."""
 
 from .build import RELATIONS, build_graph
+from .export import read_graph, write_graph
+from .paths import cross_account, diff, role_chains
 from .query import (
     AmbiguousReferenceError,
     UnknownReferenceError,
@@ -16,7 +18,12 @@ __all__ = [
     "UnknownReferenceError",
     "blast_radius",
     "build_graph",
+    "cross_account",
+    "diff",
+    "read_graph",
     "resolve",
+    "role_chains",
     "trace",
     "who_accessed",
+    "write_graph",
 ]

@@ -250,6 +250,19 @@ class _Frames:
                 }
             )
         )
+        owned = usage.accountId.notna().to_numpy()
+        out.append(
+            pd.DataFrame(
+                {
+                    "src": ("account:" + usage.accountId.astype(str)).to_numpy()[owned],
+                    "dst": [r for r, keep in zip(roles, owned, strict=True) if keep],
+                    "time": usage.eventTime.to_numpy()[owned],
+                    "success": True,
+                    "action": usage.eventName.astype(object).to_numpy()[owned],
+                    "relation": "owns",
+                }
+            )
+        )
         assume = at[
             at.eventName.astype(str).str.startswith("AssumeRole") & at.targetSessionName.notna()
         ]
