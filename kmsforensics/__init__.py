@@ -19,7 +19,7 @@ from .errors import (
     UnknownFormatError,
     UnsafeArchiveError,
 )
-from .graph import blast_radius, build_graph, trace, who_accessed
+from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
 from .loader import load
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "datasets",
     "graph",
     "load",
+    "plot_graph",
     "schema",
     "synth",
     "trace",

@@ -240,3 +240,47 @@ def test_exports_round_trip(
             assert other[name] == data[name], (src, dst, key, name)
     node, data = next(iter(graph.nodes(data=True)))
     assert back.nodes[node]["kind"] == data["kind"]
+
+
+def test_picture_of_the_attack_is_readable(
+    incident: tuple[dict, kf.Case, nx.MultiDiGraph],
+    tmp_path: Path,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    truth, _, graph = incident
+    leak = facts(truth, "leaked-ci-key")
+    ax = kf.plot_graph(graph, focus=leak["sts_key"], depth=2)
+    assert "around" in ax.get_title()
+    figure = ax.figure
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    labels = [t for t in ax.texts if t.get_text()]
+    shown = {t.get_text() for t in labels}
+    assert "ci-deployer" in shown and "deploy-role:debug" in shown
+    assert leak["attacker_ip"] in shown
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), "labels overlap"
+    legend = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert {"ram-user", "role-session", "access-key", "secret", "cross-account"} <= legend
+    arrows = [t.arrow_patch for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    dashed = [p for p in arrows if p.get_linestyle() in ("--", "dashed")]
+    assert dashed  # the cross-account assumption is marked
+    figure.savefig(tmp_path / "graph.png")
+    assert (tmp_path / "graph.png").stat().st_size > 10_000
+
+
+def test_whole_graph_picture_stays_within_bounds(
+    incident: tuple[dict, kf.Case, nx.MultiDiGraph],
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _, _, graph = incident
+    ax = kf.plot_graph(graph)
+    assert len(ax.collections) >= 5  # one scatter per kind drawn
+    assert len([t for t in ax.texts if t.get_text()]) <= kf.graph.plot.MAX_NODES
+    assert "not shown" in ax.get_title()

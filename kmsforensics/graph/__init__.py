@@ -3,6 +3,7 @@
 from .build import RELATIONS, build_graph
 from .export import read_graph, write_graph
 from .paths import cross_account, diff, role_chains
+from .plot import plot_graph
 from .query import (
     AmbiguousReferenceError,
     UnknownReferenceError,
@@ -20,6 +21,7 @@ __all__ = [
     "build_graph",
     "cross_account",
     "diff",
+    "plot_graph",
     "read_graph",
     "resolve",
     "role_chains",
