@@ -8,10 +8,10 @@ One node per real thing (design.md, "Graph model"): ``account:<uid>``,
 by name or in a RoleArn is one node: names are resolved to ids wherever any event shows
 both.
 
-Edges are built from grouped aggregates (one group-by per relation), never one
-``add_edge`` per event, and carry ``relation``, ``count``, ``first_seen``,
-``last_seen``, ``failures`` and, where it fits, ``operations``. ``assumed`` edges carry
-``cross_account``.
+Every relation is one group-by over the raw (categorical) columns, so the work grows
+with the distinct combinations, not with the events; node ids are built only for the
+grouped rows. Edges carry ``relation``, ``count``, ``first_seen``, ``last_seen``,
+``failures`` and ``operations``; ``assumed`` edges carry ``cross_account``.
 
 Examples
 --------
@@ -43,6 +43,16 @@ RELATIONS: dict[str, str] = {
     "encrypted-by": "secret -> key",
     "has-version": "key -> key-version",
 }
+EDGE_COLUMNS = [
+    "src",
+    "dst",
+    "relation",
+    "count",
+    "first_seen",
+    "last_seen",
+    "failures",
+    "operations",
+]
 
 
 def build_graph(case: Case) -> nx.MultiDiGraph:
@@ -59,72 +69,146 @@ def build_graph(case: Case) -> nx.MultiDiGraph:
         Nodes ``"<kind>:<id>"`` with attribute ``kind`` (and ``name``, ``account`` where
         known); one edge per (source, target, relation), keyed by the relation.
     """
-    frames = _Frames(case)
+    parts = _Parts(case)
+    frames = [f for f in parts.edges() if len(f)]
+    edges = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EDGE_COLUMNS)
+    edges = _merge_duplicates(edges)
     graph = nx.MultiDiGraph()
-    edges = (
-        pd.concat([f for f in frames.edges() if len(f)], ignore_index=True)
-        if any(len(f) for f in frames.edges())
-        else _empty_edges()
-    )
-    nodes = frames.nodes(edges)
-    graph.add_nodes_from((row.pop("id"), row) for row in nodes.to_dict("records"))
-    graph.add_edges_from(
-        (
-            row.pop("src"),
-            row.pop("dst"),
-            row["relation"],
-            _clean({str(k): v for k, v in row.items()}),
-        )
-        for row in edges.to_dict("records")
-    )
+    graph.add_nodes_from(parts.nodes(edges))
+    graph.add_edges_from(_edge_tuples(edges))
     return graph
 
 
-class _Frames:
-    """The edge frames of a case, one relation at a time."""
+class _Parts:
+    """Edge frames of a case, one relation at a time, grouped before ids are made."""
 
     def __init__(self, case: Case) -> None:
         act = case.activity
         self.act = pd.DataFrame(
             {
                 "time": act["time"],
-                "success": act["success"].fillna(True).astype(bool),
-                "action": act["action"].astype(object),
-                "account": act["account_id"].astype(object),
-                "type": act["identity_type"].astype(object),
-                "principal": act["principal_id"].astype(object),
-                "name": act["principal_name"].astype(object),
-                "session": act["session_name"].astype(object),
-                "key": act["access_key_id"].astype(object),
-                "ip": act["client_ip"].astype(object),
-                "key_id": act["key_id"].astype(object),
-                "secret": act["secret_name"].astype(object),
-                "instance": act["instance_id"].astype(object),
-                "source": act["source"].astype(object),
+                "failed": ~act["success"].fillna(True).astype(bool),
+                "action": act["action"],
+                "account": act["account_id"],
+                "type": act["identity_type"],
+                "principal": act["principal_id"],
+                "name": act["principal_name"],
+                "session": act["session_name"],
+                "key": act["access_key_id"],
+                "ip": act["client_ip"],
+                "key_id": act["key_id"],
+                "secret": act["secret_name"],
             }
         )
         self.at = case._actiontrail_text
         self.kms = case.kms
         self.roles = self._role_ids()
 
-    # -- identities -------------------------------------------------------------------
+    # -- grouping -------------------------------------------------------------------------
+
+    @staticmethod
+    def group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        """Aggregate rows (all ``keys`` present): count, first/last seen, failures, operations."""
+        if not len(frame):
+            return pd.DataFrame(
+                columns=[*keys, "count", "first_seen", "last_seen", "failures", "operations"]
+            )
+        out = (
+            frame.groupby(keys, observed=True, sort=False)
+            .agg(
+                count=("time", "size"),
+                first_seen=("time", "min"),
+                last_seen=("time", "max"),
+                failures=("failed", "sum"),
+            )
+            .reset_index()
+        )
+        out["operations"] = _operations(frame, out, keys)
+        return out
+
+    def rows(self, *columns: str, **equal: str) -> pd.DataFrame:
+        """Activity rows where ``columns`` are present (and not empty) and ``equal`` holds."""
+        a = self.act
+        keep = np.ones(len(a), dtype=bool)
+        for column in columns:
+            keep &= (a[column].notna() & (a[column] != "")).fillna(False).to_numpy(dtype=bool)
+        for column, value in equal.items():
+            keep &= (a[column] == value).to_numpy()
+        return a[keep]
+
+    # -- relations from activity ------------------------------------------------------------------
+
+    def edges(self) -> list[pd.DataFrame]:
+        out = []
+        users = self.group(self.rows("principal", "key", type="ram-user"), ["principal", "key"])
+        users = users[~users.key.astype(str).str.startswith("STS.")]
+        out.append(_edges(users, "ram-user:" + _s(users.principal), _key(users.key), "has-key"))
+        roots = self.group(self.rows("account", "key", type="account"), ["account", "key"])
+        out.append(_edges(roots, "account:" + _s(roots.account), _key(roots.key), "has-key"))
+        aaps = self.group(
+            self.rows("account", "principal", "key", type="aap"), ["account", "principal", "key"]
+        )
+        out.append(
+            _edges(
+                aaps,
+                "aap:" + _s(aaps.account) + "/" + _s(aaps.principal),
+                _key(aaps.key),
+                "has-key",
+            )
+        )
+        sessions = self.group(
+            self.rows("principal", "session", "key", type="ram-role"),
+            ["principal", "session", "key"],
+        )
+        out.append(
+            _edges(
+                sessions,
+                "role-session:" + _s(sessions.principal) + ":" + _s(sessions.session),
+                _key(sessions.key),
+                "issued",
+            )
+        )
+        for kind, frame in (
+            ("ram-user", self.rows("account", "principal", type="ram-user")),
+            ("aap", self.rows("account", "principal", type="aap")),
+        ):
+            owned = self.group(frame, ["account", "principal"])
+            target = (
+                kind + ":" + _s(owned.principal)
+                if kind == "ram-user"
+                else "aap:" + _s(owned.account) + "/" + _s(owned.principal)
+            )
+            out.append(_edges(owned, "account:" + _s(owned.account), target, "owns"))
+        keys = self.group(self.rows("key", "key_id"), ["key", "key_id"])
+        out.append(_edges(keys, _key(keys.key), "key:" + _s(keys.key_id), "called"))
+        secrets = self.group(self.rows("key", "secret", "account"), ["key", "account", "secret"])
+        out.append(
+            _edges(
+                secrets,
+                _key(secrets.key),
+                "secret:" + _s(secrets.account) + "/" + _s(secrets.secret),
+                "called",
+            )
+        )
+        sources = self.group(self.rows("key", "ip"), ["ip", "key"])
+        out.append(_edges(sources, "ip:" + _s(sources.ip), _key(sources.key), "source-of"))
+        return [*out, *self._sessions(), *self._kms_structure()]
+
+    # -- roles and sessions (ActionTrail) -----------------------------------------------------
 
     def _role_ids(self) -> dict[tuple[str, str], str]:
         """(account, lower-case role name) -> role id, from every event that shows both."""
         at = self.at
         known: dict[tuple[str, str], str] = {}
-        if not len(at):
-            return known
-        pairs = [
-            at[["accountId", "roleName", "roleId"]].set_axis(["a", "n", "i"], axis=1),
-            at[["targetRoleAccountId", "targetRoleName", "targetRoleId"]].set_axis(
-                ["a", "n", "i"], axis=1
-            ),
-        ]
-        for frame in pairs:
-            frame = frame.dropna().astype(str).drop_duplicates()
-            for a, n, i in frame.itertuples(index=False):
-                known.setdefault((a, n.lower()), i)
+        for columns in (
+            ["accountId", "roleName", "roleId"],
+            ["targetRoleAccountId", "targetRoleName", "targetRoleId"],
+        ):
+            if not len(at):
+                break
+            frame = at[columns].dropna().astype(str).drop_duplicates()
+            for account, name, role_id in frame.itertuples(index=False):
+                known.setdefault((account, name.lower()), role_id)
         return known
 
     def role_node(self, account: Any, role_id: Any, name: Any) -> str | None:
@@ -136,202 +220,95 @@ class _Frames:
             return f"ram-role:{found}" if found else f"ram-role:{account}/{name.lower()}"
         return None
 
-    def _holder(self) -> pd.Series:
-        """Name the node behind each activity row's credential (user, session, AAP...)."""
-        a = self.act
-        holder = pd.Series(None, index=a.index, dtype=object)
-        user = (a.type == "ram-user") & a.principal.notna()
-        holder[user] = "ram-user:" + a.principal[user]
-        root = (a.type == "account") & a.account.notna()
-        holder[root] = "account:" + a.account[root]
-        session = (a.type == "ram-role") & a.principal.notna() & a.session.notna()
-        holder[session] = "role-session:" + a.principal[session] + ":" + a.session[session]
-        aap = (a.type == "aap") & a.principal.notna() & a.account.notna()
-        holder[aap] = "aap:" + a.account[aap] + "/" + a.principal[aap]
-        system = (a.type == "system") & a.name.notna()
-        holder[system] = "service:" + a.name[system]
-        return holder
-
-    @staticmethod
-    def key_node(keys: pd.Series) -> pd.Series:
-        kaap = keys.astype(str).str.startswith("KAAP.")
-        prefix = pd.Series(
-            np.where(kaap, "client-key:", "access-key:"), index=keys.index, dtype=object
-        )
-        return prefix + keys.astype(str)
-
-    # -- edges ----------------------------------------------------------------------------
-
-    def edges(self) -> list[pd.DataFrame]:
-        a = self.act
-        holder = self._holder()
-        keyed = a.key.notna()
-        key = self.key_node(a.key[keyed])
-        has_key = pd.DataFrame(
-            {
-                "src": holder[keyed],
-                "dst": key,
-                "time": a.time[keyed],
-                "success": a.success[keyed],
-                "action": a.action[keyed],
-            }
-        )
-        sts = key.str.startswith("access-key:STS.")
-        has_key["relation"] = np.where(sts, "issued", "has-key")
-        has_key = has_key[
-            has_key.src.notna() & (~sts | has_key.src.str.startswith("role-session:"))
-        ]
-        resource = pd.Series(None, index=a.index, dtype=object)
-        resource[a.key_id.notna()] = "key:" + a.key_id[a.key_id.notna()]
-        secret_account = a.account.where(a.account.notna(), "")
-        secret = a.secret.notna()
-        resource[secret] = "secret:" + secret_account[secret] + "/" + a.secret[secret]
-        called = keyed & resource.notna()
-        calls = pd.DataFrame(
-            {
-                "src": self.key_node(a.key[called]),
-                "dst": resource[called],
-                "time": a.time[called],
-                "success": a.success[called],
-                "action": a.action[called],
-                "relation": "called",
-            }
-        )
-        sourced = keyed & a.ip.notna()
-        sources = pd.DataFrame(
-            {
-                "src": "ip:" + a.ip[sourced],
-                "dst": self.key_node(a.key[sourced]),
-                "time": a.time[sourced],
-                "success": a.success[sourced],
-                "action": a.action[sourced],
-                "relation": "source-of",
-            }
-        )
-        owned = (
-            holder.notna()
-            & a.account.notna()
-            & ~holder.str.startswith(("account:", "service:", "role-session:"), na=True)
-        )
-        owns = pd.DataFrame(
-            {
-                "src": "account:" + a.account[owned],
-                "dst": holder[owned],
-                "time": a.time[owned],
-                "success": a.success[owned],
-                "action": a.action[owned],
-                "relation": "owns",
-            }
-        )
-        frames = [has_key, calls, sources, owns, *self._sessions(), *self._kms_structure()]
-        return [_aggregate(f) for f in frames]
-
     def _sessions(self) -> list[pd.DataFrame]:
-        """Build assumed, of-role and issued edges from AssumeRole events and session use."""
         at = self.at
         if not len(at):
             return []
-        out = []
-        usage = at[at.roleId.notna() & at.sessionName.notna()]
-        session = "role-session:" + usage.roleId.astype(str) + ":" + usage.sessionName.astype(str)
-        roles = [
-            self.role_node(acc, rid, name)
-            for acc, rid, name in zip(usage.accountId, usage.roleId, usage.roleName, strict=True)
+        usage = pd.DataFrame(
+            {
+                "time": at.eventTime,
+                "failed": False,
+                "action": at.eventName,
+                "role": at.roleId,
+                "session": at.sessionName,
+                "account": at.accountId,
+                "role_name": at.roleName.astype(object).fillna(""),
+            }
+        ).dropna(subset=["role", "session", "account"])
+        grouped = self.group(usage, ["role", "session", "account", "role_name"])
+        roles = pd.Series(
+            [
+                self.role_node(a, r, n)
+                for a, r, n in zip(grouped.account, grouped.role, grouped.role_name, strict=True)
+            ],
+            index=grouped.index,
+            dtype=object,
+        )
+        session = "role-session:" + _s(grouped.role) + ":" + _s(grouped.session)
+        out = [
+            _edges(grouped, session, roles, "of-role"),
+            _edges(grouped, "account:" + _s(grouped.account), roles, "owns"),
         ]
-        out.append(
-            pd.DataFrame(
-                {
-                    "src": session.to_numpy(),
-                    "dst": roles,
-                    "time": usage.eventTime.to_numpy(),
-                    "success": True,
-                    "action": usage.eventName.astype(object).to_numpy(),
-                    "relation": "of-role",
-                }
-            )
-        )
-        owned = usage.accountId.notna().to_numpy()
-        out.append(
-            pd.DataFrame(
-                {
-                    "src": ("account:" + usage.accountId.astype(str)).to_numpy()[owned],
-                    "dst": [r for r, keep in zip(roles, owned, strict=True) if keep],
-                    "time": usage.eventTime.to_numpy()[owned],
-                    "success": True,
-                    "action": usage.eventName.astype(object).to_numpy()[owned],
-                    "relation": "owns",
-                }
-            )
-        )
         assume = at[
             at.eventName.astype(str).str.startswith("AssumeRole") & at.targetSessionName.notna()
         ]
         if len(assume):
-            role_nodes = [
-                self.role_node(acc, rid, name)
-                for acc, rid, name in zip(
-                    assume.targetRoleAccountId,
-                    assume.targetRoleId,
-                    assume.targetRoleName,
-                    strict=True,
-                )
-            ]
-            role_ids = [str(n).split(":", 1)[1] for n in role_nodes]
-            target = [
-                "role-session:" + rid + ":" + str(s)
-                for rid, s in zip(role_ids, assume.targetSessionName, strict=True)
-            ]
-            caller = self._caller(assume)
-            ok = assume.errorCode.isna() | (assume.errorCode.astype(str) == "")
-            assumed = pd.DataFrame(
-                {
-                    "src": caller,
-                    "dst": target,
-                    "time": assume.eventTime.to_numpy(),
-                    "success": ok.to_numpy(),
-                    "action": "AssumeRole",
-                    "relation": "assumed",
-                }
-            )
-            assumed["cross"] = (
-                assume.targetRoleAccountId.astype(str).to_numpy()
-                != assume.accountId.astype(str).to_numpy()
-            )
-            out.append(assumed[assumed.src.notna()])
-            out.append(
-                pd.DataFrame(
-                    {
-                        "src": target,
-                        "dst": role_nodes,
-                        "time": assume.eventTime.to_numpy(),
-                        "success": True,
-                        "action": "AssumeRole",
-                        "relation": "of-role",
-                    }
-                )
-            )
-            issued = assume.issuedAccessKeyId.notna().to_numpy()
-            out.append(
-                pd.DataFrame(
-                    {
-                        "src": np.array(target, dtype=object)[issued],
-                        "dst": (
-                            "access-key:" + assume.issuedAccessKeyId[issued].astype(str)
-                        ).to_numpy(),
-                        "time": assume.eventTime[issued].to_numpy(),
-                        "success": True,
-                        "action": "AssumeRole",
-                        "relation": "issued",
-                    }
-                )
-            )
+            out += self._assumptions(assume)
         return out
 
-    def _caller(self, at: pd.DataFrame) -> list[str | None]:
-        kinds = at["userIdentity.type"].astype(object)
+    def _assumptions(self, assume: pd.DataFrame) -> list[pd.DataFrame]:
+        """Assumed / of-role / issued edges from AssumeRole* events (few: one per session)."""
+        roles = [
+            self.role_node(a, r, n)
+            for a, r, n in zip(
+                assume.targetRoleAccountId, assume.targetRoleId, assume.targetRoleName, strict=True
+            )
+        ]
+        targets = [
+            f"role-session:{str(r).split(':', 1)[1]}:{s}"
+            for r, s in zip(roles, assume.targetSessionName, strict=True)
+        ]
+        ok = (assume.errorCode.isna() | (assume.errorCode.astype(str) == "")).to_numpy()
+        frame = pd.DataFrame(
+            {
+                "time": assume.eventTime.to_numpy(),
+                "failed": ~ok,
+                "action": "AssumeRole",
+                "caller": self._callers(assume),
+                "target": targets,
+                "role": roles,
+                "issued": assume.issuedAccessKeyId.astype(object).to_numpy(),
+                "cross": (
+                    assume.targetRoleAccountId.astype(str).to_numpy()
+                    != assume.accountId.astype(str).to_numpy()
+                ),
+            }
+        )
+        assumed = self.group(frame.dropna(subset=["caller"]), ["caller", "target"])
+        crossing = (
+            frame.dropna(subset=["caller"]).groupby(["caller", "target"], sort=False)["cross"].any()
+        )
+        assumed["cross_account"] = crossing.reindex(
+            pd.MultiIndex.from_frame(assumed[["caller", "target"]])
+        ).to_numpy()
+        of_role = self.group(frame.dropna(subset=["role"]), ["target", "role"])
+        issued = self.group(frame.dropna(subset=["issued"]), ["target", "issued"])
+        return [
+            _edges(
+                assumed,
+                assumed.caller,
+                assumed.target,
+                "assumed",
+                cross_account=assumed.cross_account,
+            ),
+            _edges(of_role, of_role.target, of_role.role, "of-role"),
+            _edges(issued, issued.target, "access-key:" + _s(issued.issued), "issued"),
+        ]
+
+    def _callers(self, at: pd.DataFrame) -> list[str | None]:
         out: list[str | None] = []
-        for kind, pid, user, rid, session, account in zip(
-            kinds,
+        for kind, principal, user, role, session, account in zip(
+            at["userIdentity.type"].astype(object),
             at["userIdentity.principalId"],
             at["userIdentity.userName"],
             at.roleId,
@@ -339,10 +316,10 @@ class _Frames:
             at.accountId,
             strict=True,
         ):
-            if kind == "ram-user" and isinstance(pid, str):
-                out.append(f"ram-user:{pid}")
-            elif kind == "assumed-role" and isinstance(rid, str) and isinstance(session, str):
-                out.append(f"role-session:{rid}:{session}")
+            if kind == "ram-user" and isinstance(principal, str):
+                out.append(f"ram-user:{principal}")
+            elif kind == "assumed-role" and isinstance(role, str) and isinstance(session, str):
+                out.append(f"role-session:{role}:{session}")
             elif kind == "system" and isinstance(user, str):
                 out.append(f"service:{user}")
             elif kind in ("root-account", "alibaba-cloud-account") and isinstance(account, str):
@@ -351,112 +328,201 @@ class _Frames:
                 out.append(None)
         return out
 
+    # -- KMS structure --------------------------------------------------------------------------
+
     def _kms_structure(self) -> list[pd.DataFrame]:
-        """Build hosts, encrypted-by, has-version and owns edges from KMS access-log rows."""
+        """Hosts, encrypted-by, has-version and owns (instances) from KMS access-log rows."""
         kms = self.kms
         if not len(kms):
             return []
-        base = {"time": kms.time.to_numpy(), "success": True, "action": kms.api_name.astype(object)}
-        owner = kms.user_id.astype(object).where(kms.user_id.astype(str) != "", None)
-        instance = "kms-instance:" + kms.instance_id.astype(str)
-        secret = "secret:" + kms.account_id.astype(str) + "/" + kms.secret_name.astype(str)
-        key = "key:" + kms.key_id.astype(str)
-        has_instance = kms.instance_id.notna() & (kms.instance_id.astype(str) != "")
-        frames = [
-            pd.DataFrame({**base, "src": instance, "dst": key, "relation": "hosts"})[
-                has_instance & kms.key_id.notna()
-            ],
-            pd.DataFrame({**base, "src": instance, "dst": secret, "relation": "hosts"})[
-                has_instance & kms.secret_name.notna()
-            ],
-            pd.DataFrame({**base, "src": secret, "dst": key, "relation": "encrypted-by"})[
-                kms.secret_name.notna() & kms.key_id.notna()
-            ],
-            pd.DataFrame(
-                {
-                    **base,
-                    "src": key,
-                    "dst": "key-version:" + kms.key_version_id.astype(str),
-                    "relation": "has-version",
-                }
-            )[kms.key_id.notna() & kms.key_version_id.notna()],
-            pd.DataFrame(
-                {**base, "src": "account:" + owner.astype(str), "dst": instance, "relation": "owns"}
-            )[has_instance & owner.notna()],
+        frame = pd.DataFrame(
+            {
+                "time": kms.time,
+                "failed": False,
+                "action": kms.api_name,
+                "instance": kms.instance_id,
+                "key": kms.key_id,
+                "secret": kms.secret_name,
+                "account": kms.account_id,
+                "version": kms.key_version_id,
+                "owner": kms.user_id,
+            }
+        )
+
+        def present(*columns: str) -> pd.DataFrame:
+            keep = np.ones(len(frame), dtype=bool)
+            for column in columns:
+                present = frame[column].notna() & (frame[column] != "")
+                keep &= present.fillna(False).to_numpy(dtype=bool)
+            return frame[keep]
+
+        hosts_key = self.group(present("instance", "key"), ["instance", "key"])
+        hosts_secret = self.group(
+            present("instance", "account", "secret"), ["instance", "account", "secret"]
+        )
+        encrypted = self.group(present("account", "secret", "key"), ["account", "secret", "key"])
+        versions = self.group(present("key", "version"), ["key", "version"])
+        owned = self.group(present("owner", "instance"), ["owner", "instance"])
+        secret_id = "secret:" + _s(hosts_secret.account) + "/" + _s(hosts_secret.secret)
+        return [
+            _edges(
+                hosts_key,
+                "kms-instance:" + _s(hosts_key.instance),
+                "key:" + _s(hosts_key.key),
+                "hosts",
+            ),
+            _edges(hosts_secret, "kms-instance:" + _s(hosts_secret.instance), secret_id, "hosts"),
+            _edges(
+                encrypted,
+                "secret:" + _s(encrypted.account) + "/" + _s(encrypted.secret),
+                "key:" + _s(encrypted.key),
+                "encrypted-by",
+            ),
+            _edges(
+                versions,
+                "key:" + _s(versions.key),
+                "key-version:" + _s(versions.version),
+                "has-version",
+            ),
+            _edges(
+                owned, "account:" + _s(owned.owner), "kms-instance:" + _s(owned.instance), "owns"
+            ),
         ]
-        return frames
 
-    # -- nodes --------------------------------------------------------------------------------
+    # -- nodes -------------------------------------------------------------------------------------
 
-    def nodes(self, edges: pd.DataFrame) -> pd.DataFrame:
+    def nodes(self, edges: pd.DataFrame) -> list[tuple[str, dict[str, Any]]]:
         ids = pd.unique(pd.concat([edges.src, edges.dst], ignore_index=True))
-        nodes = pd.DataFrame({"id": ids})
-        nodes["kind"] = nodes.id.str.split(":", n=1).str[0]
-        nodes["name"] = nodes.id.str.split(":", n=1).str[1]
         names = self._names()
-        known = nodes.id.map(names).astype(object)
-        nodes["name"] = known.where(known.notna(), nodes["name"])
-        accounts = self._accounts()
-        nodes["account"] = nodes.id.map(accounts)
-        return nodes
+        owns = edges[edges.relation == "owns"]
+        accounts = dict(zip(owns.dst, owns.src.str.split(":", n=1).str[1], strict=True))
+        out = []
+        for node in ids:
+            kind, _, ident = str(node).partition(":")
+            attributes = {"kind": kind, "name": names.get(node, ident)}
+            if node in accounts:
+                attributes["account"] = accounts[node]
+            elif kind == "role-session":
+                role = ident.split(":", 1)[0]
+                if f"ram-role:{role}" in accounts:
+                    attributes["account"] = accounts[f"ram-role:{role}"]
+            out.append((str(node), attributes))
+        return out
 
     def _names(self) -> dict[str, str]:
-        a = self.act
-        users = a[(a.type == "ram-user") & a.principal.notna() & a.name.notna()]
-        names = {f"ram-user:{p}": n for p, n in zip(users.principal, users.name, strict=True)}
+        users = self.group(self.rows("principal", "name", type="ram-user"), ["principal", "name"])
+        names = dict(zip("ram-user:" + _s(users.principal), _s(users.name), strict=True))
         at = self.at
         if len(at):
-            roles = at[at.roleId.notna() & at.roleName.notna()]
-            names.update(
-                {f"ram-role:{i}": n for i, n in zip(roles.roleId, roles.roleName, strict=True)}
-            )
+            roles = at[["roleId", "roleName"]].dropna().astype(str).drop_duplicates()
+            names.update(zip("ram-role:" + roles.roleId, roles.roleName, strict=True))
+            targets = at[["targetRoleId", "targetRoleName"]].dropna().astype(str)
+            for role_id, name in targets.drop_duplicates().itertuples(index=False):
+                names.setdefault(f"ram-role:{role_id}", name)
         return names
 
-    def _accounts(self) -> dict[str, str]:
-        a = self.act
-        holder = self._holder()
-        known = holder.notna() & a.account.notna()
-        return dict(zip(holder[known], a.account[known], strict=True))
+
+def _s(values: pd.Series) -> pd.Series:
+    """Text of a (possibly categorical) column, for building node ids."""
+    return values.astype(str)
 
 
-def _aggregate(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (src, dst, relation): count, first/last seen, failures, operations."""
-    if not len(frame):
-        return _empty_edges()
-    frame = frame[frame.src.notna() & frame.dst.notna()]
+def _key(values: pd.Series) -> pd.Series:
+    text = values.astype(str)
+    prefix = np.where(text.str.startswith("KAAP.").to_numpy(), "client-key:", "access-key:")
+    return pd.Series(prefix, index=values.index, dtype=object) + text
+
+
+def _edges(
+    grouped: pd.DataFrame, src: Any, dst: Any, relation: str, cross_account: Any = None
+) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "src": np.asarray(src, dtype=object),
+            "dst": np.asarray(dst, dtype=object),
+            "relation": relation,
+            "count": grouped["count"].to_numpy(),
+            "first_seen": grouped["first_seen"].to_numpy(),
+            "last_seen": grouped["last_seen"].to_numpy(),
+            "failures": grouped["failures"].to_numpy(),
+            "operations": grouped["operations"].to_numpy(),
+        }
+    )
+    if cross_account is not None:
+        frame["cross_account"] = np.asarray(cross_account, dtype=bool)
+    return frame[frame.src.notna() & frame.dst.notna()]
+
+
+def _operations(frame: pd.DataFrame, out: pd.DataFrame, keys: list[str]) -> list[tuple[str, ...]]:
+    """Collect the sorted distinct actions of each grouped row, without a call per group."""
+    actions = frame[[*keys, "action"]].dropna().drop_duplicates()
+    rows = out[keys].assign(_row=np.arange(len(out)))
+    actions = actions.merge(rows, on=keys, how="inner")
+    operations: list[tuple[str, ...]] = [()] * len(out)
+    if not len(actions):
+        return operations
+    numbers = actions["_row"].to_numpy()
+    names = actions["action"].astype(str).to_numpy()
+    order = np.lexsort((names, numbers))
+    numbers, names = numbers[order], names[order]
+    cuts = np.flatnonzero(np.diff(numbers)) + 1
+    for number, chunk in zip(numbers[np.r_[0, cuts]], np.split(names, cuts), strict=True):
+        operations[int(number)] = tuple(chunk.tolist())
+    return operations
+
+
+def _merge_duplicates(edges: pd.DataFrame) -> pd.DataFrame:
+    """Fold edges that two group-bys produced for the same (src, dst, relation)."""
     keys = ["src", "dst", "relation"]
-    grouped = frame.groupby(keys, sort=False)
-    out = grouped.agg(count=("time", "size"), first_seen=("time", "min"), last_seen=("time", "max"))
-    out["failures"] = (
-        (~frame.success).groupby([frame.src, frame.dst, frame.relation], sort=False).sum()
+    if not len(edges):
+        return edges
+    repeated = edges.duplicated(keys, keep=False)
+    if not repeated.any():
+        return edges
+    twins = edges[repeated]
+    grouped = twins.groupby(keys, sort=False)
+    merged = grouped.agg(
+        count=("count", "sum"),
+        first_seen=("first_seen", "min"),
+        last_seen=("last_seen", "max"),
+        failures=("failures", "sum"),
     )
-    actions = frame[[*keys, "action"]].drop_duplicates().dropna()
-    out["operations"] = actions.groupby(keys, sort=False)["action"].agg(sorted)
-    if "cross" in frame:
-        out["cross_account"] = frame.groupby(keys, sort=False)["cross"].any()
-    return out.reset_index()
+    merged["operations"] = grouped["operations"].agg(_union)
+    if "cross_account" in twins:
+        merged["cross_account"] = (
+            twins.assign(cross_account=twins.cross_account.fillna(False).astype(bool))
+            .groupby(keys, sort=False)["cross_account"]
+            .any()
+        )
+    return pd.concat([edges[~repeated], merged.reset_index()], ignore_index=True)
 
 
-def _empty_edges() -> pd.DataFrame:
-    return pd.DataFrame(
-        columns=[
-            "src",
-            "dst",
-            "relation",
-            "count",
-            "first_seen",
-            "last_seen",
-            "failures",
-            "operations",
-        ]
-    )
+def _union(groups: pd.Series) -> tuple[str, ...]:
+    """Merge the operation tuples of duplicate edges."""
+    merged: set[str] = set()
+    for group in groups:
+        if isinstance(group, tuple):
+            merged.update(str(o) for o in group)
+    return tuple(sorted(merged))
 
 
-def _clean(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if not (isinstance(v, float) and np.isnan(v))}
-    out["count"] = int(out["count"])
-    out["failures"] = int(out.get("failures", 0))
-    out["operations"] = tuple(out.get("operations") or ())
-    if "cross_account" in out:
-        out["cross_account"] = bool(out["cross_account"])
+def _edge_tuples(edges: pd.DataFrame) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(src, dst, key, attributes) for networkx, converted column by column, not per cell."""
+    columns: dict[str, list[Any]] = {
+        "relation": edges.relation.tolist(),
+        "count": edges["count"].astype("int64").tolist(),
+        "first_seen": pd.to_datetime(edges.first_seen, utc=True).tolist(),
+        "last_seen": pd.to_datetime(edges.last_seen, utc=True).tolist(),
+        "failures": edges.failures.astype("int64").tolist(),
+        "operations": [o if isinstance(o, tuple) else () for o in edges.operations],
+    }
+    cross = edges.cross_account.tolist() if "cross_account" in edges else [None] * len(edges)
+    out = []
+    for i, (src, dst, relation) in enumerate(
+        zip(edges.src.tolist(), edges.dst.tolist(), columns["relation"], strict=True)
+    ):
+        attributes = {name: values[i] for name, values in columns.items()}
+        if isinstance(cross[i], (bool, np.bool_)):
+            attributes["cross_account"] = bool(cross[i])
+        out.append((src, dst, relation, attributes))
     return out
