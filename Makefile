@@ -39,6 +39,7 @@ report: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/bench_synth.py
+	$(BIN)/python benchmarks/bench_graph.py
 
 datasets: venv
 	$(BIN)/python -c 'from pathlib import Path; from kmsforensics.synth.curated import CASES, build; [build(n, Path("datasets") / n) for n in CASES]'
