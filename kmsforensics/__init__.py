@@ -7,9 +7,10 @@ Examples
 True
 """
 
-from . import _version, datasets, graph, schema, synth
+from . import _version, datasets, detections, graph, schema, synth
 from ._version import __version__
 from .case import Case
+from .detections import DetectionNote, detect, evidence, rules
 from .errors import (
     DecompressionLimitError,
     EvidenceNotFoundError,
@@ -25,6 +26,7 @@ from .loader import load
 __all__ = [
     "Case",
     "DecompressionLimitError",
+    "DetectionNote",
     "EvidenceNotFoundError",
     "KmsForensicsError",
     "LogParseError",
@@ -36,9 +38,13 @@ __all__ = [
     "blast_radius",
     "build_graph",
     "datasets",
+    "detect",
+    "detections",
+    "evidence",
     "graph",
     "load",
     "plot_graph",
+    "rules",
     "schema",
     "synth",
     "trace",

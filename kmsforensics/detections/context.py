@@ -1,0 +1,262 @@
+"""What every rule reads: the case's rows with the columns rules share, computed once.
+
+Node ids follow the graph (design.md, "Graph model"): a credential is
+``access-key:<id>`` or ``client-key:<KAAP...>``; the identity behind a row is
+``ram-user:<uid>``, ``role-session:<role id>:<session>``, ``aap:<account>/<name>``,
+``account:<uid>`` or ``service:<host>``; the *principal* a baseline is learned for is the
+same but a role, not a session (``ram-role:<role id>``): sessions are new every hour.
+
+Node ids are computed on the distinct identity combinations, not per row.
+
+Examples
+--------
+>>> import pandas as pd
+>>> keys = pd.Series(["LTAI1", "KAAP.x", None], dtype="category")
+>>> credential_nodes(keys).tolist()
+['access-key:LTAI1', 'client-key:KAAP.x', nan]
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from ..case import Case, to_utc
+from .geo import GeoLookup
+
+IDENTITY_COLUMNS = ["identity_type", "account_id", "principal_id", "principal_name", "session_name"]
+
+
+def credential_nodes(keys: pd.Series) -> pd.Series:
+    """Graph node ids of access keys (``access-key:``) and AAP client keys (``client-key:``)."""
+    keys = keys.astype("category")
+    names = [
+        ("client-key:" if str(k).startswith("KAAP.") else "access-key:") + str(k)
+        for k in keys.cat.categories
+    ]
+    return keys.cat.rename_categories(names).astype(object)
+
+
+def identity_node(kind: Any, account: Any, principal: Any, name: Any, session: Any) -> Any:
+    """Return the node of the identity behind one row (sessions for roles), or NaN."""
+    if not isinstance(kind, str):
+        return np.nan
+    if kind == "ram-user" and isinstance(principal, str):
+        return f"ram-user:{principal}"
+    if kind == "ram-role" and isinstance(principal, str):
+        if isinstance(session, str):
+            return f"role-session:{principal}:{session}"
+        return f"ram-role:{principal}"
+    if kind == "aap" and isinstance(principal, str) and isinstance(account, str):
+        return f"aap:{account}/{principal}"
+    if kind == "account" and isinstance(account, str):
+        return f"account:{account}"
+    if kind == "system" and isinstance(name, str):
+        return f"service:{name}"
+    if kind == "cloudsso-user" and isinstance(principal, str):
+        return f"cloudsso-user:{principal}"
+    return np.nan
+
+
+def principal_of(actor: Any) -> Any:
+    """Return the principal a baseline is kept for: the role of a session, else the actor."""
+    if isinstance(actor, str) and actor.startswith("role-session:"):
+        return "ram-role:" + actor.split(":")[1]
+    return actor
+
+
+def network_of(ip: Any, v4_prefix: int = 24, v6_prefix: int = 48) -> Any:
+    """Return the network (``a.b.c.0/24``) of an address, NaN for non-addresses."""
+    try:
+        address = ipaddress.ip_address(str(ip))
+    except ValueError:
+        return np.nan
+    prefix = v4_prefix if address.version == 4 else v6_prefix
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def is_address(values: pd.Series) -> pd.Series:
+    """Tell where a value is an IP address (not a host name, ``Internal`` or empty)."""
+    return _per_distinct(values, lambda v: network_of(v, 32, 128) is not np.nan).astype(bool)
+
+
+_VERSION = re.compile(r"/[^\s()]*|\([^)]*\)|[\d.]+")
+
+
+def agent_family(agent: Any) -> Any:
+    """Return the family of a user agent: product names without versions or platform.
+
+    >>> agent_family("aliyun-cli/3.0.198 (Linux; amd64) Go/1.21.5")
+    'aliyun-cli go'
+    """
+    if not isinstance(agent, str) or not agent:
+        return np.nan
+    return " ".join(_VERSION.sub(" ", agent).lower().split()) or np.nan
+
+
+def _per_distinct(values: pd.Series, function: Any) -> pd.Series:
+    """Apply ``function`` once per distinct value of a column."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    mapped = np.array([function(u) for u in uniques] + [np.nan], dtype=object)
+    return pd.Series(mapped[codes], index=values.index, dtype=object)
+
+
+class Context:
+    """The rows and shared columns of one detection run.
+
+    Parameters
+    ----------
+    case : Case
+        The loaded evidence.
+    window_start : str, datetime or None
+        Start of the window under investigation: baseline rules learn from everything
+        before it. ``None``: the first ``baseline_days`` of the evidence.
+    baseline_days : float
+        Length of the default baseline.
+    timezone : str
+        The organisation's time zone (working hours, D24).
+    geoip : str or Path or None
+        A MaxMind-format database (``.mmdb``: City, Country or ASN); rules that need
+        geo or ASN data skip what they cannot do without it.
+    known_accounts : list of str or None
+        Accounts the organisation owns or trusts (D19). ``None``: every account whose
+        own events are in the evidence.
+    """
+
+    def __init__(
+        self,
+        case: Case,
+        *,
+        window_start: str | datetime | pd.Timestamp | None = None,
+        baseline_days: float = 2.0,
+        timezone: str = "Asia/Shanghai",
+        geoip: str | Path | None = None,
+        known_accounts: list[str] | None = None,
+    ) -> None:
+        self.case = case
+        self.act = case.activity
+        self.at_text = case._actiontrail_text
+        times = self.act["time"]
+        start = times.min() if len(times) else pd.Timestamp("1970-01-01", tz="UTC")
+        explicit = to_utc(window_start)
+        self.window_given = explicit is not None
+        self.baseline_end: pd.Timestamp = (
+            explicit if explicit is not None else start + pd.Timedelta(days=baseline_days)
+        )
+        self.timezone = timezone
+        self.geo = GeoLookup(geoip) if geoip else None
+        self._known_accounts = known_accounts
+
+    # -- shared columns -------------------------------------------------------------------
+
+    @cached_property
+    def ok(self) -> pd.Series:
+        """True where the call succeeded (unknown counts as success)."""
+        return self.act["success"].fillna(True).astype(bool)
+
+    @cached_property
+    def status_code(self) -> pd.Series:
+        """HTTP status of KMS-log rows (NaN for ActionTrail rows)."""
+        kms = self.case.kms
+        status = pd.Series(kms["status_code"].to_numpy(), index=kms["request_id"].astype(object))
+        status = status[~status.index.duplicated()]
+        kms_rows = self.act["source"].astype(object) == "kms"
+        return self.act["request_id"].astype(object).map(status).where(kms_rows, np.nan)
+
+    @cached_property
+    def evidence_id(self) -> pd.Series:
+        """The id that proves a row: ``event_id`` (ActionTrail) or ``request_id`` (KMS)."""
+        act = self.act
+        return act["event_id"].astype(object).where(act["event_id"].notna(), act["request_id"])
+
+    @cached_property
+    def credential(self) -> pd.Series:
+        """Graph node of the access key or client key of each row (NaN without one)."""
+        return credential_nodes(self.act["access_key_id"])
+
+    @cached_property
+    def actor(self) -> pd.Series:
+        """Graph node of the identity behind each row (a session for a role)."""
+        frame = self.act[IDENTITY_COLUMNS].astype(object)
+        combos = frame.drop_duplicates()
+        nodes = [identity_node(*row) for row in combos.itertuples(index=False)]
+        combos = combos.assign(_node=nodes)
+        merged = frame.merge(combos, how="left", on=IDENTITY_COLUMNS)
+        return pd.Series(merged["_node"].to_numpy(), index=self.act.index, dtype=object)
+
+    @cached_property
+    def principal(self) -> pd.Series:
+        """The principal each row's baseline belongs to (a role, not its session)."""
+        return _per_distinct(self.actor, principal_of)
+
+    @cached_property
+    def who(self) -> pd.Series:
+        """The credential where there is one, else the identity: the subject of a burst."""
+        return self.credential.where(self.credential.notna(), self.actor)
+
+    @cached_property
+    def network(self) -> pd.Series:
+        """``/24`` (IPv4) or ``/48`` (IPv6) of each row's source address (NaN if none)."""
+        return _per_distinct(self.act["client_ip"], network_of)
+
+    @cached_property
+    def agent_family(self) -> pd.Series:
+        """User-agent family of each row (product names, no versions)."""
+        return _per_distinct(self.act["user_agent"], agent_family)
+
+    @cached_property
+    def in_window(self) -> pd.Series:
+        """True for rows at or after the baseline's end (the window under investigation)."""
+        return self.act["time"] >= self.baseline_end
+
+    @cached_property
+    def known_accounts(self) -> set[str]:
+        """Accounts taken as the organisation's own (D19)."""
+        if self._known_accounts is not None:
+            return {str(a) for a in self._known_accounts}
+        act = self.act
+        own = act["identity_type"].astype(object) != "unknown"
+        return {str(a) for a in act.loc[own, "account_id"].dropna().unique()}
+
+    # -- ActionTrail details ------------------------------------------------------------
+
+    def nested(self, rows: pd.DataFrame, field: str) -> list[dict[str, Any]]:
+        """Return the nested object ``field`` (``requestParameters`` ...) of ActionTrail rows.
+
+        Parsed only for the rows asked for; a value that is not an object gives ``{}``.
+        """
+        at = self.at_text
+        if field not in at.columns or not len(rows):
+            return [{} for _ in range(len(rows))]
+        wanted = at[at["eventId"].isin(rows["event_id"].dropna().unique())]
+        texts = dict(zip(wanted["eventId"], wanted[field], strict=True))
+        out = []
+        for event_id in rows["event_id"]:
+            text = texts.get(event_id)
+            try:
+                value = orjson.loads(text) if isinstance(text, str) and text else {}
+            except orjson.JSONDecodeError:
+                value = {}
+            out.append(value if isinstance(value, dict) else {})
+        return out
+
+    def rows(self, mask: pd.Series | np.ndarray) -> pd.DataFrame:
+        """Activity rows where ``mask`` holds, with the shared columns attached."""
+        mask = np.asarray(mask, dtype=bool)
+        out = self.act.loc[mask].copy()
+        for name in ("credential", "actor", "principal", "who", "evidence_id"):
+            out[name] = getattr(self, name)[mask].to_numpy()
+        out["ok"] = self.ok[mask].to_numpy()
+        return out
+
+    def action_is(self, *names: str) -> pd.Series:
+        """Tell where ``action`` is one of ``names``."""
+        return self.act["action"].isin(names)

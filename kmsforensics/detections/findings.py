@@ -1,0 +1,184 @@
+"""Incidents out of rows: bursts, windowed thresholds, new terms, and the findings frame.
+
+A rule returns the activity rows behind what it found, each labelled with an
+``incident`` and carrying ``entity``, ``actor``, ``summary`` (and optionally
+``severity`` and ``details``). :func:`collect` turns them into one finding per incident,
+with its evidence ids: thirty-five ``GetSecretValue`` calls are one finding with
+thirty-five pieces of evidence.
+
+Examples
+--------
+>>> import pandas as pd
+>>> t = pd.to_datetime(["2026-03-02 10:00", "2026-03-02 10:03", "2026-03-02 12:00"], utc=True)
+>>> bursts(pd.Series(t), pd.Series(["a", "a", "a"]), pd.Timedelta("10min")).tolist()
+[0, 0, 1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..schema import FINDINGS_COLUMNS
+from .registry import SEVERITIES, Rule
+
+#: The findings frame: the contract columns, then ``actor`` and ``details``.
+COLUMNS: tuple[str, ...] = (*FINDINGS_COLUMNS, "actor", "details")
+LABEL_COLUMNS = ("entity", "actor", "summary", "severity", "details", "account_id")
+
+
+def empty_findings() -> pd.DataFrame:
+    """Return a findings frame with no rows and the right columns."""
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+    frame["first_seen"] = pd.Series(dtype="datetime64[ns, UTC]")
+    frame["last_seen"] = pd.Series(dtype="datetime64[ns, UTC]")
+    frame["event_count"] = pd.Series(dtype="int64")
+    return frame
+
+
+def bursts(times: pd.Series, groups: pd.Series, gap: pd.Timedelta) -> pd.Series:
+    """Label runs of rows of one group, each row within ``gap`` of the previous one.
+
+    Returns a Series aligned with ``times`` of burst numbers (unique across groups).
+    """
+    if not len(times):
+        return pd.Series([], dtype="int64", index=times.index)
+    codes = pd.factorize(groups.astype(object).fillna("").to_numpy())[0]
+    stamps = nanoseconds(times)
+    order = np.lexsort((stamps, codes))
+    g, t = codes[order], stamps[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (g[1:] != g[:-1]) | ((t[1:] - t[:-1]) > gap.value)
+    numbers = np.empty(len(order), dtype=np.int64)
+    numbers[order] = np.cumsum(new) - 1
+    return pd.Series(numbers, index=times.index)
+
+
+def nanoseconds(times: pd.Series) -> np.ndarray:
+    """Return times as integer nanoseconds since the epoch (UTC)."""
+    return np.asarray(pd.DatetimeIndex(times).as_unit("ns").asi8)
+
+
+def over_threshold(
+    rows: pd.DataFrame,
+    by: Sequence[str],
+    window: str | pd.Timedelta,
+    threshold: float | np.ndarray,
+    distinct: str | None = None,
+) -> pd.Series:
+    """Rows inside a time window where their group reaches ``threshold``.
+
+    The measure is the number of rows, or the number of distinct values of
+    ``distinct``. Windows are tumbling windows and the same windows shifted by half,
+    so any burst that fits in half a window is always seen whole. ``threshold`` may be
+    one number or one per row.
+    """
+    if not len(rows):
+        return pd.Series([], dtype=bool, index=rows.index)
+    width = pd.Timedelta(window).value
+    stamps = nanoseconds(rows["time"])
+    keys = [rows[c].astype(object).fillna("").to_numpy() for c in by]
+    hit = np.zeros(len(rows), dtype=bool)
+    for shift in (0, width // 2):
+        frame = pd.DataFrame({f"k{i}": k for i, k in enumerate(keys)})
+        frame["bin"] = (stamps - shift) // width
+        groups = frame.groupby(list(frame.columns), sort=False)
+        if distinct is None:
+            measure = groups["bin"].transform("size")
+        else:
+            frame["value"] = rows[distinct].astype(object).to_numpy()
+            measure = frame.groupby(list(frame.columns[:-1]), sort=False)["value"].transform(
+                "nunique"
+            )
+        hit |= measure.to_numpy() >= threshold
+    return pd.Series(hit, index=rows.index)
+
+
+def new_terms(
+    rows: pd.DataFrame, subject: str, term: str, window_start: pd.Timestamp
+) -> pd.DataFrame:
+    """First occurrences, in the window, of ``(subject, term)`` pairs unseen before it.
+
+    Returns those rows with ``subject_known``: whether the subject had any history
+    before the window.
+    """
+    rows = rows[rows[subject].notna() & rows[term].notna()]
+    before = rows["time"] < window_start
+    seen = set(zip(rows.loc[before, subject], rows.loc[before, term], strict=True))
+    known = set(rows.loc[before, subject])
+    after = rows[~before].sort_values("time", kind="stable")
+    firsts = after.drop_duplicates([subject, term], keep="first")
+    fresh = [(s, t) not in seen for s, t in zip(firsts[subject], firsts[term], strict=True)]
+    out = firsts[np.asarray(fresh, dtype=bool)].copy()
+    out["subject_known"] = out[subject].isin(known).to_numpy()
+    return out
+
+
+def label(
+    rows: pd.DataFrame,
+    incident: pd.Series | np.ndarray,
+    entity: Any,
+    summary: Any,
+    **extra: Any,
+) -> pd.DataFrame:
+    """Attach ``incident``, ``entity``, ``summary`` (and more) to a rule's evidence rows.
+
+    ``summary`` may be a callable taking one incident's rows and returning its text;
+    ``entity`` and the extras may be columns, scalars or such callables too.
+    """
+    out = rows.copy()
+    out["incident"] = np.asarray(incident)
+    for name, value in {"entity": entity, "summary": summary, **extra}.items():
+        if callable(value):
+            per_incident = {key: value(group) for key, group in out.groupby("incident", sort=False)}
+            out[name] = out["incident"].map(per_incident).astype(object)
+        elif isinstance(value, pd.Series):
+            out[name] = value.to_numpy()
+        elif isinstance(value, dict):
+            out[name] = pd.Series([value] * len(out), index=out.index, dtype=object)
+        else:
+            out[name] = value
+    return out
+
+
+def collect(rule: Rule, labelled: pd.DataFrame, window_start: pd.Timestamp | None) -> pd.DataFrame:
+    """One finding per incident of a rule's labelled rows (see the module docstring)."""
+    if labelled is None or not len(labelled):
+        return empty_findings()
+    frame = labelled.copy()
+    for name in LABEL_COLUMNS:
+        if name not in frame:
+            frame[name] = rule.severity if name == "severity" else None
+    frame["severity"] = frame["severity"].fillna(rule.severity)
+    frame["rank"] = frame["severity"].map({s: i for i, s in enumerate(SEVERITIES)})
+    frame = frame.sort_values("time", kind="stable")
+    groups = frame.groupby("incident", sort=False)
+    out = groups.agg(
+        first_seen=("time", "min"),
+        last_seen=("time", "max"),
+        event_count=("time", "size"),
+        rank=("rank", "max"),
+    )
+    for name in ("entity", "actor", "summary", "details", "account_id"):
+        out[name] = groups[name].agg(_first_present)
+    out["evidence"] = groups["evidence_id"].agg(_distinct_ids)
+    out["severity"] = [SEVERITIES[int(r)] for r in out["rank"]]
+    out["rule_id"] = rule.rule_id
+    out["title"] = rule.title
+    out["technique"] = rule.technique
+    out["account_id"] = out["account_id"].astype(object)
+    if window_start is not None:
+        out = out[out["last_seen"] >= window_start]
+    return out.reset_index(drop=True)[list(COLUMNS)]
+
+
+def _distinct_ids(ids: pd.Series) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(i) for i in ids.dropna()))
+
+
+def _first_present(values: pd.Series) -> Any:
+    present = values.dropna()
+    return present.iloc[0] if len(present) else None

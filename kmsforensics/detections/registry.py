@@ -1,0 +1,139 @@
+"""The rule registry: every rule with its catalogue id, metadata and parameters.
+
+A rule is a plain function ``rule(ctx, p) -> DataFrame`` that labels the activity rows
+behind each incident it finds (see :mod:`kmsforensics.detections.findings`). The
+:func:`rule` decorator records it under its catalogue id (``"D01"`` ...) with a title,
+a severity, an ATT&CK technique, its kind and its parameters with their defaults.
+
+Examples
+--------
+>>> from kmsforensics.detections.registry import RULES
+>>> RULES["D04"].technique
+'T1485'
+>>> sorted(RULES["D01"].params)
+['threshold', 'window']
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ..errors import KmsForensicsError
+
+if TYPE_CHECKING:
+    from .context import Context
+
+#: Severities, lowest first.
+SEVERITIES = ("low", "medium", "high", "critical")
+
+RuleFunction = Callable[["Context", dict[str, Any]], pd.DataFrame]
+
+
+class UnknownRuleError(KmsForensicsError, KeyError):
+    """A rule id or a rule parameter that the pack does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One detection of the catalogue.
+
+    Attributes
+    ----------
+    rule_id : str
+        The catalogue id, ``"D01"`` ... ``"D30"``.
+    title, severity, technique, kind : str
+        What it detects, its default severity, the ATT&CK technique(s), and its type
+        (``single-event``, ``threshold``, ``baseline``, ``correlation``, ``graph``,
+        ``gap``).
+    sources : tuple of str
+        The logs it reads (``kms``, ``actiontrail``).
+    params : dict
+        Parameters and their defaults.
+    function : callable
+        ``function(ctx, params) -> labelled rows``.
+    needs_geo : bool
+        True when the rule needs (all or part) a geo/ASN database.
+    """
+
+    rule_id: str
+    title: str
+    severity: str
+    technique: str
+    kind: str
+    sources: tuple[str, ...]
+    function: RuleFunction
+    params: dict[str, Any] = field(default_factory=dict)
+    needs_geo: bool = False
+
+    @property
+    def doc(self) -> str:
+        """The rule's docstring, dedented."""
+        return inspect.cleandoc(self.function.__doc__ or "")
+
+    def section(self, name: str) -> str:
+        """Return one section of the docstring (``Reads``, ``False positives`` ...)."""
+        match = re.search(rf"^{name}\n-+\n(.*?)(?:\n\n\S[^\n]*\n-+\n|\Z)", self.doc, re.S | re.M)
+        return " ".join(match.group(1).split()) if match else ""
+
+    def resolve(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Merge analyst overrides into the defaults; an unknown name is an error."""
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(self.params))
+        if unknown:
+            raise UnknownRuleError(
+                f"{self.rule_id} has no parameter {', '.join(map(repr, unknown))}; "
+                f"its parameters are {', '.join(sorted(self.params)) or 'none'}"
+            )
+        return {**self.params, **overrides}
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(
+    rule_id: str,
+    title: str,
+    *,
+    severity: str,
+    technique: str,
+    kind: str,
+    sources: tuple[str, ...],
+    needs_geo: bool = False,
+    **params: Any,
+) -> Callable[[RuleFunction], RuleFunction]:
+    """Register a rule function under its catalogue id (a decorator)."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"{rule_id}: severity must be one of {SEVERITIES}")
+
+    def register(function: RuleFunction) -> RuleFunction:
+        if rule_id in RULES:
+            raise ValueError(f"{rule_id} is registered twice")
+        RULES[rule_id] = Rule(
+            rule_id, title, severity, technique, kind, sources, function, params, needs_geo
+        )
+        return function
+
+    return register
+
+
+def select(rules: str | list[str] | None) -> list[Rule]:
+    """Return the rules named (all when ``None``), in catalogue order."""
+    if rules is None:
+        return [RULES[r] for r in sorted(RULES)]
+    names = [rules] if isinstance(rules, str) else list(rules)
+    unknown = [r for r in names if r not in RULES]
+    if unknown:
+        raise UnknownRuleError(
+            f"no rule {', '.join(map(repr, unknown))}; kf.rules() lists them "
+            f"({', '.join(sorted(RULES))})"
+        )
+    return [RULES[r] for r in sorted(set(names))]

@@ -1,0 +1,5 @@
+"""The rule pack: importing this package registers every rule (D01-D30)."""
+
+from . import baseline, chains, identity, keys, logging, volume
+
+__all__ = ["baseline", "chains", "identity", "keys", "logging", "volume"]

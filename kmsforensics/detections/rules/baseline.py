@@ -1,0 +1,377 @@
+"""Baseline (new-term) rules: D02, D11, D12, D14, D18, D24, D25.
+
+First-seen secret, address, agent, API and discovery call; off-hours work; impossible
+travel.
+
+The baseline is everything before the window under investigation
+(``kf.detect(..., window_start=...)``; default: the first ``baseline_days``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..context import Context, is_address
+from ..findings import bursts, label, new_terms
+from ..registry import rule
+from .common import (
+    AAP_CHANGES,
+    KEY_DESTRUCTION,
+    KEY_POLICY,
+    RAM_CHANGES,
+    SECRET_TAMPERING,
+    TRAIL_TAMPERING,
+    names,
+    who_from,
+)
+
+HUMAN = ("ram-user", "account", "cloudsso-user")
+
+
+def _first_seen(
+    ctx: Context,
+    rows: pd.DataFrame,
+    subject: str,
+    term: str,
+    what: str,
+    *,
+    known_subjects_only: bool = True,
+    gap: str = "1h",
+) -> pd.DataFrame:
+    """Label the first occurrences of new (subject, term) pairs, one incident per burst."""
+    fresh = new_terms(rows, subject, term, ctx.baseline_end)
+    if known_subjects_only:
+        fresh = fresh[fresh["subject_known"]]
+    if not len(fresh):
+        return fresh
+    incident = bursts(fresh["time"], fresh[subject], pd.Timedelta(gap))
+    return label(
+        fresh,
+        incident,
+        fresh[subject],
+        lambda g: (
+            f"{g[subject].iloc[0]}: first {what} {names(g[term])}"
+            + ("" if g["subject_known"].all() else " (no history before the window)")
+        ),
+        actor=fresh["actor"],
+    )
+
+
+@rule(
+    "D02",
+    "First-time secret access by a principal",
+    severity="medium",
+    technique="T1555.006",
+    kind="baseline",
+    sources=("kms", "actiontrail"),
+)
+def first_secret(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """A principal reads a secret it never read before the window.
+
+    Principals are roles (not their sessions), users, AAPs and accounts. A principal
+    with no history at all counts too: its every secret is new.
+
+    Reads
+    -----
+    ``action`` (GetSecretValue), ``success``, ``principal_id``, ``secret_name``.
+
+    False positives
+    ---------------
+    New deployments; a newly created secret (look for CreateSecret just before).
+    """
+    act = ctx.act
+    rows = ctx.rows(ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna())
+    rows["secret"] = rows["account_id"].astype(str) + "/" + rows["secret_name"].astype(str)
+    return _first_seen(ctx, rows, "principal", "secret", "read of", known_subjects_only=False)
+
+
+@rule(
+    "D11",
+    "New source address for a principal or long-term key",
+    severity="medium",
+    technique="T1078.004",
+    kind="baseline",
+    sources=("kms", "actiontrail"),
+)
+def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """A long-term AccessKey from an address it never used, or a principal from a new /24.
+
+    Long-term keys (not ``STS.`` session keys) and people are compared address by
+    address; roles and AAPs (workloads) by network (``/24``, ``/48`` for IPv6), which
+    absorbs autoscaling noise. Only subjects with history before the window are
+    compared.
+
+    Reads
+    -----
+    ``access_key_id``, ``principal_id``, ``client_ip``, ``time``.
+
+    False positives
+    ---------------
+    Autoscaling into new subnets, NAT or office egress changes, new CI runners.
+    """
+    act = ctx.act
+    addressed = is_address(act["client_ip"])
+    rows = ctx.rows(addressed)
+    long_term = rows["credential"].notna() & ~rows["access_key_id"].astype(str).str.startswith(
+        ("STS.", "KAAP.")
+    )
+    person = rows["identity_type"].astype(object).isin(HUMAN)
+    exact = (long_term | person).to_numpy()
+    rows["subject"] = rows["credential"].where(long_term, rows["principal"])
+    rows["where"] = np.where(
+        exact, rows["client_ip"].astype(str), ctx.network[addressed].to_numpy()
+    )
+    return _first_seen(ctx, rows, "subject", "where", "use from")
+
+
+@rule(
+    "D12",
+    "New user agent, ASN or country for a principal",
+    severity="medium",
+    technique="T1078.004",
+    kind="baseline",
+    sources=("kms", "actiontrail"),
+    needs_geo=True,
+)
+def new_agent_or_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """A principal seen with a user-agent family, ASN or country new to it.
+
+    The user-agent family (product names without versions: an SDK upgrade is not new)
+    needs nothing more. ASN and country need a MaxMind-format database
+    (``kf.detect(..., geoip=PATH)``); without one that half is skipped, with a note.
+
+    Reads
+    -----
+    ``user_agent``, ``client_ip``, ``principal_id``.
+
+    False positives
+    ---------------
+    New tools or SDKs, travel, a new VPN provider, geo database errors.
+    """
+    act = ctx.act
+    rows = ctx.rows(act["user_agent"].notna())
+    rows["agent"] = ctx.agent_family[act["user_agent"].notna()].to_numpy()
+    rows["what"] = "agent " + rows["agent"].astype(str)
+    found = [_first_seen(ctx, rows, "principal", "what", "")]
+    if ctx.geo is not None:
+        located = ctx.rows(is_address(act["client_ip"]))
+        geo = ctx.geo.lookup(located["client_ip"].astype(str))
+        for column in ("asn", "country"):
+            part = located.assign(what=column + " " + geo[column].astype(str).to_numpy())
+            part = part[geo[column].notna().to_numpy()]
+            found.append(_first_seen(ctx, part, "principal", "what", ""))
+    offset = 0
+    for frame in found:
+        if len(frame):
+            frame["incident"] = frame["incident"] + offset
+            offset = int(frame["incident"].max()) + 1
+    return pd.concat(found, ignore_index=True)
+
+
+@rule(
+    "D14",
+    "Impossible travel",
+    severity="high",
+    technique="T1078.004",
+    kind="baseline",
+    sources=("kms", "actiontrail"),
+    needs_geo=True,
+    min_km=500.0,
+    max_kmh=1000.0,
+)
+def impossible_travel(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """Consecutive events of a principal too far apart for the time between them.
+
+    Needs a MaxMind City database (coordinates). Flags moves over ``min_km`` faster than
+    ``max_kmh``. Without a database the rule is skipped, with a note.
+
+    Reads
+    -----
+    ``client_ip`` (located), ``principal_id``, ``time``.
+
+    False positives
+    ---------------
+    VPN split tunnels, mobile networks, geo database errors, cloud egress addresses
+    located at a head office.
+    """
+    if ctx.geo is None:
+        return pd.DataFrame()
+    act = ctx.act
+    rows = ctx.rows(is_address(act["client_ip"]))
+    geo = ctx.geo.lookup(rows["client_ip"].astype(str))
+    rows["lat"] = pd.to_numeric(geo["latitude"], errors="coerce").to_numpy()
+    rows["lon"] = pd.to_numeric(geo["longitude"], errors="coerce").to_numpy()
+    rows = rows.dropna(subset=["lat", "lon", "principal"]).sort_values(["principal", "time"])
+    same = rows["principal"].eq(rows["principal"].shift())
+    km = _haversine(rows["lat"].shift(), rows["lon"].shift(), rows["lat"], rows["lon"])
+    hours = (rows["time"] - rows["time"].shift()).dt.total_seconds() / 3600
+    speed = km / hours.where(hours > 0, 1 / 3600)
+    jump = same & (km > p["min_km"]) & (speed > p["max_kmh"])
+    pairs = jump | jump.shift(-1, fill_value=False)
+    hit = rows[pairs.to_numpy()]
+    incident = bursts(hit["time"], hit["principal"], pd.Timedelta(hours=1))
+    return label(
+        hit,
+        incident,
+        hit["principal"],
+        lambda g: (
+            f"{g['principal'].iloc[0]} seen at {names(g['client_ip'])} "
+            f"{int(km.loc[g.index].max())} km apart within "
+            f"{(g['time'].max() - g['time'].min()).total_seconds() / 60:.0f} min"
+        ),
+        actor=hit["actor"],
+    )
+
+
+def _haversine(lat1: pd.Series, lon1: pd.Series, lat2: pd.Series, lon2: pd.Series) -> pd.Series:
+    y1, x1, y2, x2 = (np.radians(v.astype(float).to_numpy()) for v in (lat1, lon1, lat2, lon2))
+    a = np.sin((y2 - y1) / 2) ** 2 + np.cos(y1) * np.cos(y2) * np.sin((x2 - x1) / 2) ** 2
+    return pd.Series(2 * 6371.0 * np.arcsin(np.sqrt(a)), index=lat2.index).fillna(0.0)
+
+
+@rule(
+    "D18",
+    "Caller-identity check from a new place",
+    severity="medium",
+    technique="T1087.004",
+    kind="baseline",
+    sources=("actiontrail",),
+)
+def caller_identity(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """GetCallerIdentity by a principal from a network it never called it from.
+
+    Typically the first call made with a stolen key (TruffleHog- and Pacu-style tools).
+
+    Reads
+    -----
+    ActionTrail ``eventName`` (GetCallerIdentity), ``errorCode``, ``userIdentity``,
+    ``sourceIpAddress``.
+
+    False positives
+    ---------------
+    SDK credential checks at start-up on new hosts; ``aliyun configure``.
+    """
+    mask = ctx.action_is("GetCallerIdentity") & ctx.ok
+    rows = ctx.rows(mask)
+    rows["net"] = ctx.network[mask].to_numpy()
+    return _first_seen(
+        ctx, rows, "principal", "net", "GetCallerIdentity from", known_subjects_only=False
+    )
+
+
+SENSITIVE = (
+    "GetSecretValue",
+    "AssumeRole",
+    "ConsoleSignin",
+    "DisableKey",
+    "SetDeletionProtection",
+    "ImportKeyMaterial",
+    *KEY_DESTRUCTION,
+    *KEY_POLICY,
+    *AAP_CHANGES,
+    *SECRET_TAMPERING,
+    *RAM_CHANGES,
+    *TRAIL_TAMPERING,
+)
+
+
+@rule(
+    "D24",
+    "Off-hours sensitive activity by a person",
+    severity="low",
+    technique="T1078.004",
+    kind="baseline",
+    sources=("kms", "actiontrail"),
+    coverage=0.95,
+    working_hours=(8, 20),
+    min_history=20,
+)
+def off_hours(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """Sensitive actions by people outside the hours they usually work.
+
+    A person's usual hours (in the organisation's ``timezone``) are the hours of day
+    that cover ``coverage`` of their baseline activity; with fewer than
+    ``min_history`` baseline events, ``working_hours`` on weekdays. Service identities
+    run around the clock and are left out.
+
+    Reads
+    -----
+    ``identity_type``, ``action``, ``time``, ``principal_id``.
+
+    False positives
+    ---------------
+    On-call work, teams in other time zones, jobs running under a person's key.
+    """
+    act = ctx.act
+    human = act["identity_type"].astype(object).isin(HUMAN)
+    rows = ctx.rows(human)
+    if not len(rows):
+        return rows
+    local = rows["time"].dt.tz_convert(ctx.timezone)
+    rows["hour"] = local.dt.hour.to_numpy()
+    rows["weekday"] = local.dt.weekday.to_numpy()
+    history = rows[rows["time"] < ctx.baseline_end]
+    usual: dict[Any, set[int]] = {}
+    for principal, group in history.groupby("principal"):
+        if len(group) < p["min_history"]:
+            continue
+        counts = group["hour"].value_counts().sort_values(ascending=False)
+        cumulative = counts.cumsum() / counts.sum()
+        usual[principal] = set(counts.index[: int((cumulative < p["coverage"]).sum()) + 1])
+    start, end = p["working_hours"]
+    default = set(range(start, end))
+    inside = [
+        h in usual[pr] if pr in usual else (h in default and wd < 5)
+        for pr, h, wd in zip(rows["principal"], rows["hour"], rows["weekday"], strict=True)
+    ]
+    flagged = rows[
+        ~np.asarray(inside, dtype=bool)
+        & rows["action"].isin(SENSITIVE).to_numpy()
+        & (rows["time"] >= ctx.baseline_end).to_numpy()
+    ]
+    incident = bursts(flagged["time"], flagged["principal"], pd.Timedelta(hours=2))
+    return label(
+        flagged,
+        incident,
+        flagged["principal"],
+        lambda g: (
+            f"{who_from(g)}: {names(g['action'])} at "
+            f"{names(g['time'].dt.tz_convert(ctx.timezone).dt.strftime('%a %H:%M'), 3)} "
+            f"({ctx.timezone}), outside their usual hours"
+        ),
+        actor=flagged["actor"],
+    )
+
+
+@rule(
+    "D25",
+    "First-seen API for a principal",
+    severity="low",
+    technique="T1078.004",
+    kind="baseline",
+    sources=("kms", "actiontrail"),
+)
+def first_api(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """A principal with history calls an API it never called before the window.
+
+    Medium for write and administrative APIs (anything not List/Describe/Get).
+
+    Reads
+    -----
+    ``principal_id``, ``service``, ``action``, ``time``.
+
+    False positives
+    ---------------
+    New application features, the first run after a release, new staff.
+    """
+    act = ctx.act
+    rows = ctx.rows(act["action"].notna())
+    rows["api"] = rows["service"].astype(str) + ":" + rows["action"].astype(str)
+    found = _first_seen(ctx, rows, "principal", "api", "call of")
+    if len(found):
+        write = ~found["action"].astype(str).str.match(r"^(List|Describe|Get)")
+        found["severity"] = np.where(write, "medium", "low")
+    return found

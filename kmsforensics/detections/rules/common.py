@@ -1,0 +1,117 @@
+"""Small pieces several rules share: single-event selection and short summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..context import Context
+from ..findings import bursts, label
+
+#: Catalogue sets of ActionTrail operations, shared by the rules and the correlations.
+KEY_DESTRUCTION = ("ScheduleKeyDeletion", "DeleteKeyMaterial")
+KEY_POLICY = ("SetKeyPolicy", "SetSecretPolicy")
+AAP_CHANGES = (
+    "CreateApplicationAccessPoint",
+    "UpdateApplicationAccessPoint",
+    "DeleteApplicationAccessPoint",
+    "CreateClientKey",
+    "DeleteClientKey",
+    "CreatePolicy",
+    "UpdatePolicy",
+    "DeletePolicy",
+    "CreateNetworkRule",
+    "UpdateNetworkRule",
+    "DeleteNetworkRule",
+    "UpdateKmsInstanceBindVpc",
+)
+SECRET_TAMPERING = (
+    "DeleteSecret",
+    "PutSecretValue",
+    "UpdateSecretVersionStage",
+    "UpdateSecret",
+    "RotateSecret",
+    "UpdateSecretRotationPolicy",
+    "RestoreSecret",
+)
+RAM_CHANGES = (
+    "CreateAccessKey",
+    "UpdateAccessKey",
+    "CreateUser",
+    "CreateLoginProfile",
+    "UpdateLoginProfile",
+    "AttachPolicyToUser",
+    "AttachPolicyToRole",
+    "AttachPolicyToGroup",
+    "CreatePolicyVersion",
+    "UpdateRole",
+    "UnbindMFADevice",
+)
+TRAIL_TAMPERING = ("StopLogging", "DeleteTrail", "UpdateTrail", "DeleteInnerTrail")
+SINK_TAMPERING = ("DeleteLogStore", "UpdateLogStore", "DeleteProject")
+SECRET_READS = ("GetSecretValue",)
+DATA_KEY_OPS = (
+    "Decrypt",
+    "AdvanceDecrypt",
+    "GenerateDataKey",
+    "AdvanceGenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "AdvanceGenerateDataKeyPair",
+    "AdvanceGenerateDataKeyPairWithoutPlaintext",
+)
+DATA_PLANE = (*SECRET_READS, *DATA_KEY_OPS, "Encrypt", "AdvanceEncrypt", "Sign", "Verify")
+
+
+def from_actiontrail(ctx: Context) -> pd.Series:
+    """True for ActionTrail rows."""
+    return ctx.act["source"].astype(object) == "actiontrail"
+
+
+def from_kms_log(ctx: Context) -> pd.Series:
+    """True for KMS instance access-log rows."""
+    return ctx.act["source"].astype(object) == "kms"
+
+
+def single_events(
+    ctx: Context,
+    mask: pd.Series,
+    entity: pd.Series | str,
+    summary: Any,
+    gap: str = "1h",
+    **extra: Any,
+) -> pd.DataFrame:
+    """Label matching rows: one incident per entity and actor, events within ``gap``."""
+    rows = ctx.rows(mask)
+    if not len(rows):
+        return rows
+    entities = rows[entity] if isinstance(entity, str) else entity.loc[rows.index]
+    entities = entities.astype(object).where(entities.notna(), rows["who"])
+    groups = entities.astype(str) + "|" + rows["who"].astype(str)
+    incident = bursts(rows["time"], groups, pd.Timedelta(gap))
+    return label(rows, incident, entities, summary, actor=rows["actor"], **extra)
+
+
+def node(prefix: str, values: pd.Series) -> pd.Series:
+    """``prefix:value`` where a value is present, else NaN."""
+    text = values.astype(object)
+    return (prefix + text.astype(str)).where(text.notna() & (text.astype(str) != ""), np.nan)
+
+
+def names(values: pd.Series, most: int = 5) -> str:
+    """The distinct values, joined (at most ``most``, then how many more)."""
+    distinct = [str(v) for v in dict.fromkeys(values.dropna())]
+    shown = ", ".join(distinct[:most])
+    return shown + (f" and {len(distinct) - most} more" if len(distinct) > most else "")
+
+
+def who_from(rows: pd.DataFrame) -> str:
+    """Describe the identity (by name where the logs give one) and addresses of rows."""
+    named = rows["principal_name"].astype(object)
+    session = rows["session_name"].astype(object)
+    label = named.where(session.isna(), named.astype(str) + "/" + session.astype(str))
+    actor = names(label, 2) or names(rows["actor"], 2) or names(rows["who"], 2)
+    ips = names(rows["client_ip"], 3)
+    return (actor or "an unknown identity") + (f" from {ips}" if ips else "")

@@ -1,0 +1,345 @@
+"""Single-event rules on keys, secrets and application access points (D04-D08, D10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..context import Context
+from ..registry import rule
+from .common import (
+    AAP_CHANGES,
+    KEY_DESTRUCTION,
+    KEY_POLICY,
+    SECRET_TAMPERING,
+    from_actiontrail,
+    from_kms_log,
+    names,
+    node,
+    single_events,
+    who_from,
+)
+
+
+def _key_node(ctx: Context) -> pd.Series:
+    return node("key:", ctx.act["key_id"])
+
+
+def _secret_node(ctx: Context) -> pd.Series:
+    act = ctx.act
+    return node(
+        "secret:",
+        act["account_id"].astype(object).astype(str) + "/" + act["secret_name"].astype(str),
+    ).where(act["secret_name"].notna(), np.nan)
+
+
+def _kms_admin(ctx: Context, operations: tuple[str, ...]) -> pd.Series:
+    return from_actiontrail(ctx) & ctx.ok & ctx.action_is(*operations)
+
+
+def _failures_after(ctx: Context, keys: pd.Series, since: pd.Series, hours: float) -> list[int]:
+    """KMS-log failures on each key within ``hours`` after each time (the impact)."""
+    act = ctx.act
+    failed = act[from_kms_log(ctx) & ~ctx.ok & act["key_id"].notna()]
+    by_key = {k: g["time"] for k, g in failed.groupby(failed["key_id"].astype(object))}
+    out = []
+    for key, moment in zip(keys, since, strict=True):
+        times = by_key.get(str(key)[4:] if isinstance(key, str) else None)
+        if times is None:
+            out.append(0)
+            continue
+        out.append(int(((times > moment) & (times <= moment + pd.Timedelta(hours=hours))).sum()))
+    return out
+
+
+@rule(
+    "D04",
+    "Key deletion scheduled or key material deleted",
+    severity="critical",
+    technique="T1485",
+    kind="single-event",
+    sources=("actiontrail", "kms"),
+    impact_hours=24,
+)
+def key_deletion(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """ScheduleKeyDeletion or DeleteKeyMaterial, with the failures they cause.
+
+    One finding per key and actor. The summary gives the pending window
+    (``PendingWindowInDays``: the shortest is the most urgent) and the number of failed
+    KMS-log calls on that key in the ``impact_hours`` after it.
+
+    Reads
+    -----
+    ActionTrail ``eventName``, ``errorCode``, ``requestParameters.KeyId`` and
+    ``PendingWindowInDays``; KMS-log ``status_code`` and ``key_id`` for the impact.
+
+    False positives
+    ---------------
+    Planned key retirement by KMS administrators or infrastructure as code (Terraform or
+    ROS user agents); test keys. A later ``CancelKeyDeletion`` is recovery evidence.
+    """
+    mask = _kms_admin(ctx, KEY_DESTRUCTION)
+    entity = _key_node(ctx)
+    rows = ctx.rows(mask)
+    windows = [r.get("PendingWindowInDays") for r in ctx.nested(rows, "requestParameters")]
+    pending = pd.Series(windows, index=rows.index, dtype=object)
+    impact = pd.Series(
+        _failures_after(ctx, entity[mask], rows["time"], p["impact_hours"]), index=rows.index
+    )
+
+    def summary(group: pd.DataFrame) -> str:
+        days = names(pending.loc[group.index])
+        hurt = int(impact.loc[group.index].max())
+        return (
+            f"{names(group['action'])} on {names(group['key_id'])} by {who_from(group)}"
+            + (f"; pending window {days} days" if days else "")
+            + f"; {hurt} failed KMS calls on the key in the next {p['impact_hours']} h"
+        )
+
+    return single_events(ctx, mask, entity, summary)
+
+
+@rule(
+    "D05",
+    "Key disabled or deletion protection removed",
+    severity="high",
+    technique="T1485, T1489",
+    kind="single-event",
+    sources=("actiontrail", "kms"),
+    impact_hours=24,
+)
+def key_disabled(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """DisableKey, or SetDeletionProtection turning protection off, and the impact.
+
+    The summary counts the failed KMS-log calls (``Rejected.Disabled`` and the like) on
+    the key in the ``impact_hours`` after the change: applications that could no longer
+    decrypt.
+
+    Reads
+    -----
+    ActionTrail ``eventName``, ``requestParameters.KeyId`` and
+    ``EnableDeletionProtection``; KMS-log ``status_code``, ``error_code``, ``key_id``.
+
+    False positives
+    ---------------
+    Key rotation runbooks and decommissioning.
+    """
+    act = ctx.act
+    base = _kms_admin(ctx, ("DisableKey", "SetDeletionProtection"))
+    candidates = ctx.rows(base)
+    params = ctx.nested(candidates, "requestParameters")
+    keep = [
+        action == "DisableKey"
+        or str(p_.get("EnableDeletionProtection", "")).lower() in ("false", "0")
+        for action, p_ in zip(candidates["action"], params, strict=True)
+    ]
+    mask = pd.Series(False, index=act.index)
+    mask.loc[candidates.index[np.asarray(keep, dtype=bool)]] = True
+    entity = _key_node(ctx)
+    impact = pd.Series(
+        _failures_after(ctx, entity[mask], act.loc[mask, "time"], p["impact_hours"]),
+        index=act.index[mask],
+    )
+
+    def summary(group: pd.DataFrame) -> str:
+        hurt = int(impact.loc[group.index].max())
+        return (
+            f"{names(group['action'])} on {names(group['key_id'])} by {who_from(group)}; "
+            f"{hurt} failed KMS calls on the key in the next {p['impact_hours']} h"
+        )
+
+    return single_events(ctx, mask, entity, summary)
+
+
+@rule(
+    "D06",
+    "External key material imported (BYOK)",
+    severity="high",
+    technique="T1486, T1608.003",
+    kind="single-event",
+    sources=("actiontrail",),
+)
+def external_material(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """GetParametersForImport / ImportKeyMaterial, or CreateKey with Origin EXTERNAL.
+
+    Reads
+    -----
+    ActionTrail ``eventName``, ``requestParameters.Origin`` and ``KeyId``.
+
+    False positives
+    ---------------
+    Compliance-driven BYOK programmes (rare and known).
+    """
+    act = ctx.act
+    imports = _kms_admin(ctx, ("GetParametersForImport", "ImportKeyMaterial"))
+    creates = ctx.rows(_kms_admin(ctx, ("CreateKey",)))
+    external = [
+        str(q.get("Origin", "")).upper() == "EXTERNAL"
+        for q in ctx.nested(creates, "requestParameters")
+    ]
+    mask = imports.copy()
+    mask.loc[creates.index[np.asarray(external, dtype=bool)]] = True
+    return single_events(
+        ctx,
+        mask,
+        _key_node(ctx).where(act["key_id"].notna(), np.nan),
+        lambda g: f"{names(g['action'])} ({names(g['key_id']) or 'new key'}) by {who_from(g)}",
+    )
+
+
+def _foreign_principals(policy: Any, own: set[str]) -> list[str]:
+    """Account UIDs or ``*`` granted in a policy document that are not the organisation's."""
+    text = policy if isinstance(policy, str) else str(policy or "")
+    found = set(pd.Series([text]).str.extractall(r"acs:ram::(\d+):")[0].tolist())
+    foreign = sorted(found - own)
+    if '"*"' in text.replace(" ", ""):
+        foreign.append("*")
+    return foreign
+
+
+@rule(
+    "D07",
+    "Key or secret policy changed",
+    severity="medium",
+    technique="T1548.005, T1098",
+    kind="single-event",
+    sources=("actiontrail",),
+)
+def policy_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """SetKeyPolicy / SetSecretPolicy; high when the policy grants a foreign account or ``*``.
+
+    Reads
+    -----
+    ActionTrail ``eventName``, ``requestParameters.Policy``, ``KeyId``, ``SecretName``.
+
+    False positives
+    ---------------
+    Policy syncs by infrastructure as code; cross-account sharing the organisation
+    intends (pass ``known_accounts``).
+    """
+    mask = _kms_admin(ctx, KEY_POLICY)
+    rows = ctx.rows(mask)
+    foreign = [
+        _foreign_principals(q.get("Policy"), ctx.known_accounts)
+        for q in ctx.nested(rows, "requestParameters")
+    ]
+    grants = pd.Series(foreign, index=rows.index, dtype=object)
+    entity = _key_node(ctx).where(ctx.act["key_id"].notna(), _secret_node(ctx))
+    severity = pd.Series(["high" if f else "medium" for f in foreign], index=rows.index)
+    return single_events(
+        ctx,
+        mask,
+        entity,
+        lambda g: (
+            f"{names(g['action'])} on {names(g['resource_id'])} by {who_from(g)}"
+            + (
+                f"; grants {', '.join(sorted({a for f in grants.loc[g.index] for a in f}))}"
+                if any(grants.loc[g.index])
+                else ""
+            )
+        ),
+        severity=severity,
+    )
+
+
+_WIDE = ("0.0.0.0/0", "::/0", "key/*", "secret/*", '"*"')
+
+
+@rule(
+    "D08",
+    "AAP, permission policy, network rule or instance VPC changed",
+    severity="medium",
+    technique="T1098.001, T1562.007",
+    kind="single-event",
+    sources=("actiontrail",),
+)
+def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """Changes to application access points, their policies, network rules, client keys.
+
+    High when the change widens access: a network rule to ``0.0.0.0/0``, a policy's
+    resources to ``key/*`` or ``secret/*``.
+
+    Reads
+    -----
+    ActionTrail ``eventName`` (Create/Update/Delete ApplicationAccessPoint, ClientKey,
+    Policy, NetworkRule; UpdateKmsInstanceBindVpc), ``requestParameters``.
+
+    False positives
+    ---------------
+    Onboarding a new application; infrastructure as code.
+    """
+    mask = _kms_admin(ctx, AAP_CHANGES)
+    rows = ctx.rows(mask)
+    params = ctx.nested(rows, "requestParameters")
+    text = [str(q) for q in params]
+    wide = pd.Series(
+        [[w for w in _WIDE if w in t.replace("'", '"')] for t in text], index=rows.index
+    )
+    target = pd.Series(
+        [q.get("AapName") or q.get("Name") or q.get("KmsInstanceId") for q in params],
+        index=rows.index,
+        dtype=object,
+    )
+    account = rows["account_id"].astype(object).astype(str)
+    aap = ("aap:" + account + "/" + target.astype(str)).where(
+        rows["action"].astype(str).str.contains("ApplicationAccessPoint|ClientKey"), np.nan
+    )
+    entity = pd.Series(np.nan, index=ctx.act.index, dtype=object)
+    entity.loc[rows.index] = aap.where(aap.notna(), target).to_numpy()
+    severity = pd.Series(["high" if w else "medium" for w in wide], index=rows.index)
+    return single_events(
+        ctx,
+        mask,
+        entity,
+        lambda g: (
+            f"{names(g['action'])} on {names(target.loc[g.index])} by {who_from(g)}"
+            + (
+                f"; widened to {', '.join(sorted({w for ws in wide.loc[g.index] for w in ws}))}"
+                if any(wide.loc[g.index])
+                else ""
+            )
+        ),
+        severity=severity,
+    )
+
+
+@rule(
+    "D10",
+    "Secret deleted or tampered with",
+    severity="medium",
+    technique="T1485, T1565.001",
+    kind="single-event",
+    sources=("actiontrail",),
+)
+def secret_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """DeleteSecret, PutSecretValue, stage moves and rotation changes by people.
+
+    High when ``ForceDeleteWithoutRecovery`` is true. Service identities (managed
+    rotation) are left out.
+
+    Reads
+    -----
+    ActionTrail ``eventName``, ``userIdentity.type``, ``requestParameters``
+    (``SecretName``, ``ForceDeleteWithoutRecovery``, ``RecoveryWindowInDays``).
+
+    False positives
+    ---------------
+    Rotation automation under a RAM identity; administrators' planned changes.
+    """
+    act = ctx.act
+    mask = _kms_admin(ctx, SECRET_TAMPERING) & (act["identity_type"].astype(object) != "system")
+    rows = ctx.rows(mask)
+    forced = [
+        str(q.get("ForceDeleteWithoutRecovery", "")).lower() == "true"
+        for q in ctx.nested(rows, "requestParameters")
+    ]
+    severity = pd.Series(["high" if f else "medium" for f in forced], index=rows.index)
+    return single_events(
+        ctx,
+        mask,
+        _secret_node(ctx),
+        lambda g: f"{names(g['action'])} on {names(g['secret_name'])} by {who_from(g)}",
+        severity=severity,
+    )

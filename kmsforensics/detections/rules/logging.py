@@ -1,0 +1,162 @@
+"""Rules on the logs themselves: trail tampering and silence (D26, D27)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..context import Context
+from ..findings import label
+from ..registry import rule
+from .common import (
+    SINK_TAMPERING,
+    TRAIL_TAMPERING,
+    from_actiontrail,
+    names,
+    single_events,
+    who_from,
+)
+
+
+@rule(
+    "D26",
+    "ActionTrail logging stopped, trail deleted or changed, log sink deleted",
+    severity="high",
+    technique="T1562.008",
+    kind="single-event",
+    sources=("actiontrail",),
+)
+def trail_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """StopLogging, DeleteTrail, UpdateTrail, DeleteInnerTrail; SLS logstore deletions.
+
+    The summary names the changed trail settings (``OssBucketName``, ``SlsProjectArn``,
+    ``EventRW``: ``All`` to ``Write`` drops GetSecretValue from the trail).
+
+    Reads
+    -----
+    ActionTrail ``serviceName``, ``eventName``, ``requestParameters``.
+
+    False positives
+    ---------------
+    Migrating a trail to a new SLS project or bucket (a CreateTrail follows).
+    """
+    act = ctx.act
+    service = act["service"].astype(object).astype(str)
+    trail = ctx.action_is(*TRAIL_TAMPERING) & (service == "actiontrail")
+    sink = ctx.action_is(*SINK_TAMPERING) & (service.isin(["sls", "log"]))
+    mask = from_actiontrail(ctx) & ctx.ok & (trail | sink)
+    rows = ctx.rows(mask)
+    settings = pd.Series(
+        [
+            ", ".join(f"{k}={v}" for k, v in q.items() if k not in ("Name", "RegionId"))
+            for q in ctx.nested(rows, "requestParameters")
+        ],
+        index=rows.index,
+    )
+    return single_events(
+        ctx,
+        mask,
+        "account_id",
+        lambda g: (
+            f"{names(g['action'])} ({names(g['resource_id'])}) by {who_from(g)}"
+            + (
+                f"; set {names(settings.loc[g.index])}"
+                if settings.loc[g.index].str.len().any()
+                else ""
+            )
+        ),
+        gap="6h",
+    )
+
+
+@rule(
+    "D27",
+    "Log source went silent",
+    severity="high",
+    technique="T1562.008",
+    kind="gap",
+    sources=("actiontrail", "kms"),
+    bin="5min",
+    p_value=1e-6,
+    min_bins=6,
+)
+def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+    """A source (a trail's account, a KMS instance) delivers nothing where silence is improbable.
+
+    Each source (ActionTrail by the account whose trail delivered it,
+    ``recipientAccountId``) is counted per ``bin``; its usual rate for each hour of a
+    weekday or of a weekend day is the mean over the evidence (the gap included, which
+    only makes the rule more cautious). A run of at least ``min_bins`` empty bins whose
+    probability under that rate (Poisson) is below ``p_value`` is a gap. The evidence is
+    the last event before and the first after it.
+
+    Reads
+    -----
+    ``time``, ``source``, ``recipientAccountId`` (ActionTrail), ``instance_id`` (KMS
+    log).
+
+    False positives
+    ---------------
+    Ingestion outages, maintenance windows, low-traffic accounts at night.
+    """
+    act = ctx.act
+    source = act["source"].astype(object)
+    at = ctx.at_text
+    recipient = pd.Series(np.nan, index=act.index, dtype=object)
+    if len(at) and "recipientAccountId" in at:
+        delivered = at.dropna(subset=["eventId"]).drop_duplicates("eventId")
+        by_event = pd.Series(
+            delivered["recipientAccountId"].astype(object).to_numpy(),
+            index=delivered["eventId"].astype(object),
+        )
+        recipient = act["event_id"].astype(object).map(by_event)
+    trail = recipient.where(recipient.notna(), act["account_id"].astype(object))
+    stream = np.where(
+        source == "actiontrail",
+        "actiontrail:" + trail.astype(str),
+        "kms-instance:" + act["instance_id"].astype(object).astype(str),
+    )
+    frame = pd.DataFrame({"time": act["time"].to_numpy(), "stream": stream})
+    frame = frame[~frame["stream"].str.endswith(":nan")]
+    if not len(frame):
+        return pd.DataFrame()
+    width = pd.Timedelta(p["bin"])
+    start, end = frame["time"].min().floor(width), frame["time"].max().ceil(width)
+    edges = pd.date_range(start, end, freq=width)
+    found: list[pd.DataFrame] = []
+    for name, group in frame.groupby("stream"):
+        counts = pd.Series(
+            np.bincount(((group["time"] - start) // width).astype(int), minlength=len(edges)),
+            index=edges,
+        )[: len(edges) - 1]
+        stamps = pd.DatetimeIndex(counts.index)
+        weekend = stamps.dayofweek >= 5
+        rate = counts.groupby([weekend, stamps.hour]).transform("mean")
+        empty = counts == 0
+        runs = (empty != empty.shift()).cumsum()[empty]
+        for _, run in runs.groupby(runs):
+            expected = float(rate.loc[run.index].sum())
+            if len(run) < p["min_bins"] or np.exp(-expected) >= p["p_value"]:
+                continue
+            gap_start, gap_end = run.index[0], run.index[-1] + width
+            times = act["time"]
+            in_stream = pd.Series(stream == name, index=act.index)
+            before = act.index[(in_stream & (times < gap_start)).to_numpy()]
+            after = act.index[(in_stream & (times >= gap_end)).to_numpy()]
+            ends = before[-1:].tolist() + after[:1].tolist()
+            rows = ctx.rows(act.index.isin(ends))
+            found.append(
+                label(
+                    rows,
+                    np.full(len(rows), len(found)),
+                    str(name).replace("actiontrail:", "account:"),
+                    f"{name} silent from {gap_start:%Y-%m-%d %H:%M} to {gap_end:%H:%M} UTC "
+                    f"({len(run) * width.total_seconds() / 3600:.1f} h; about "
+                    f"{expected:.0f} events expected)",
+                    actor=rows["actor"],
+                    details={"silent_from": gap_start, "silent_until": gap_end},
+                )
+            )
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
