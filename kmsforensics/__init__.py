@@ -10,7 +10,7 @@ True
 from . import _version, datasets, detections, graph, schema, synth
 from ._version import __version__
 from .case import Case
-from .detections import DetectionNote, detect, evidence, rules
+from .detections import DetectionNote, detect, evidence_rows, rules
 from .errors import (
     DecompressionLimitError,
     EvidenceNotFoundError,
@@ -40,7 +40,7 @@ __all__ = [
     "datasets",
     "detect",
     "detections",
-    "evidence",
+    "evidence_rows",
     "graph",
     "load",
     "plot_graph",

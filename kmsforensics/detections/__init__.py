@@ -2,7 +2,7 @@
 
 ``kf.detect(case)`` runs every rule and returns one finding per incident;
 ``kf.rules()`` lists the rules with their parameters, what they read and their false
-positives; ``kf.evidence(case, finding)`` gives the rows behind a finding, with file
+positives; ``kf.evidence_rows(case, finding)`` gives the rows behind a finding, with file
 and record.
 
 Examples
@@ -41,7 +41,7 @@ __all__ = [
     "Rule",
     "UnknownRuleError",
     "detect",
-    "evidence",
+    "evidence_rows",
     "rules",
 ]
 
@@ -174,7 +174,7 @@ def rules() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("rule_id")
 
 
-def evidence(case: Case, finding: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
+def evidence_rows(case: Case, finding: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
     """Return the activity rows behind a finding, with their source file and record.
 
     Parameters

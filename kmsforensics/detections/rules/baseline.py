@@ -312,7 +312,7 @@ def off_hours(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         return rows
     local = rows["time"].dt.tz_convert(ctx.timezone)
     rows["hour"] = local.dt.hour.to_numpy()
-    rows["weekday"] = local.dt.weekday.to_numpy()
+    rows["weekday"] = local.dt.day_of_week.to_numpy()
     history = rows[rows["time"] < ctx.baseline_end]
     usual: dict[Any, set[int]] = {}
     for principal, group in history.groupby("principal"):

@@ -15,6 +15,7 @@ from .common import (
     TRAIL_TAMPERING,
     from_actiontrail,
     names,
+    node,
     single_events,
     who_from,
 )
@@ -58,7 +59,7 @@ def trail_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     return single_events(
         ctx,
         mask,
-        "account_id",
+        node("account:", act["account_id"]),
         lambda g: (
             f"{names(g['action'])} ({names(g['resource_id'])}) by {who_from(g)}"
             + (
@@ -132,7 +133,7 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
             index=edges,
         )[: len(edges) - 1]
         stamps = pd.DatetimeIndex(counts.index)
-        weekend = stamps.dayofweek >= 5
+        weekend = stamps.day_of_week >= 5
         rate = counts.groupby([weekend, stamps.hour]).transform("mean")
         empty = counts == 0
         runs = (empty != empty.shift()).cumsum()[empty]

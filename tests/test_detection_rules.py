@@ -1,0 +1,610 @@
+"""Each rule on small crafted evidence: a positive, a negative, thresholds at their edges.
+
+Events are written as JSON lines files and loaded with kf.load, as an analyst would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from conftest import ACCOUNT_DEV, ACCOUNT_PROD, at_event, kms_record
+
+import kmsforensics as kf
+
+T0 = datetime(2026, 3, 2, 2, tzinfo=UTC)  # a Monday, 10:00 in UTC+8
+USER = {
+    "type": "ram-user",
+    "accountId": ACCOUNT_DEV,
+    "principalId": "238902601002291234",
+    "userName": "alice",
+    "accessKeyId": "LTAI5tQ8bYp3nVx2KcR7mWzA",
+}
+_ids = itertools.count(1)
+
+
+def iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ev(t: datetime, name: str, service: str = "Kms", **overrides: Any) -> dict[str, Any]:
+    """An ActionTrail event at ``t`` (by alice's AccessKey unless overridden)."""
+    n = next(_ids)
+    event = at_event(n, eventName=name, serviceName=service, userIdentity=dict(USER))
+    event.update(eventTime=iso(t), eventId=f"EVT-{n:08d}", requestId=f"REQ-{n:08d}")
+    event["requestParameters"] = overrides.pop("params", {})
+    event.update(overrides)
+    return event
+
+
+def kl(t: datetime, api: str, **overrides: Any) -> dict[str, Any]:
+    """A KMS access-log record at ``t``."""
+    n = next(_ids)
+    record = kms_record(n, api_name=api, time=iso(t), request_id=f"kms-{n:08d}")
+    record.update(overrides)
+    return record
+
+
+def detect(
+    tmp_path: Path,
+    events: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    records: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    **kwargs: Any,
+) -> pd.DataFrame:
+    folder = tmp_path / "evidence"
+    folder.mkdir(exist_ok=True)
+    if events:
+        (folder / "trail.jsonl").write_text("\n".join(json.dumps(e) for e in events))
+    if records:
+        (folder / "kms.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    case = kf.load(folder, progress=False)
+    return kf.detect(case, **kwargs)
+
+
+def found(findings: pd.DataFrame, rule_id: str) -> pd.DataFrame:
+    return findings[findings.rule_id == rule_id]
+
+
+def minutes(m: float) -> timedelta:
+    return timedelta(minutes=m)
+
+
+# -- single events ------------------------------------------------------------------------
+
+
+def test_d04_key_deletion_with_its_impact(tmp_path: Path) -> None:
+    key = "key-hzz0000deadbeef"
+    events = [
+        ev(T0, "ScheduleKeyDeletion", params={"KeyId": key, "PendingWindowInDays": 7}),
+        ev(T0, "DescribeKey", params={"KeyId": key}),
+    ]
+    failures = [
+        kl(
+            T0 + minutes(i + 1),
+            "Decrypt",
+            status_code=400,
+            error_code="Rejected.Disabled",
+            resource_id=key,
+            resource_parameters=json.dumps({"key_id": key}),
+        )
+        for i in range(3)
+    ]
+    findings = found(detect(tmp_path, events, failures, rules="D04"), "D04")
+    assert len(findings) == 1
+    row = findings.iloc[0]
+    assert row.entity == f"key:{key}" and row.severity == "critical"
+    assert row.evidence == (events[0]["eventId"],)
+    assert "pending window 7 days" in row.summary and "3 failed KMS calls" in row.summary
+
+
+def test_d04_ignores_failed_attempts_and_other_calls(tmp_path: Path) -> None:
+    events = [
+        ev(
+            T0, "ScheduleKeyDeletion", params={"KeyId": "key-1"}, errorCode="Forbidden.NoPermission"
+        ),
+        ev(T0, "CancelKeyDeletion", params={"KeyId": "key-1"}),
+    ]
+    assert found(detect(tmp_path, events, rules="D04"), "D04").empty
+
+
+def test_d05_disable_and_protection_off_but_not_protection_on(tmp_path: Path) -> None:
+    events = [
+        ev(T0, "DisableKey", params={"KeyId": "key-a"}),
+        ev(
+            T0,
+            "SetDeletionProtection",
+            params={"KeyId": "key-b", "EnableDeletionProtection": "false"},
+        ),
+        ev(
+            T0, "SetDeletionProtection", params={"KeyId": "key-c", "EnableDeletionProtection": True}
+        ),
+    ]
+    findings = found(detect(tmp_path, events, rules="D05"), "D05")
+    assert sorted(findings.entity) == ["key:key-a", "key:key-b"]
+
+
+def test_d06_byok_import_and_external_origin(tmp_path: Path) -> None:
+    events = [
+        ev(T0, "ImportKeyMaterial", params={"KeyId": "key-x"}),
+        ev(T0 + minutes(90), "CreateKey", params={"Origin": "EXTERNAL"}),
+        ev(T0 + minutes(200), "CreateKey", params={"Origin": "Aliyun_KMS"}),
+    ]
+    findings = found(detect(tmp_path, events, rules="D06"), "D06")
+    assert len(findings) == 2
+    assert events[2]["eventId"] not in {e for ev_ in findings.evidence for e in ev_}
+
+
+def test_d07_policy_granting_a_foreign_account_is_high(tmp_path: Path) -> None:
+    foreign = '{"Statement":[{"Principal":{"RAM":["acs:ram::1111222233334444:root"]}}]}'
+    own = f'{{"Statement":[{{"Principal":{{"RAM":["acs:ram::{ACCOUNT_DEV}:root"]}}}}]}}'
+    events = [
+        ev(T0, "SetKeyPolicy", params={"KeyId": "key-f", "Policy": foreign}),
+        ev(T0 + minutes(120), "SetKeyPolicy", params={"KeyId": "key-o", "Policy": own}),
+    ]
+    findings = found(detect(tmp_path, events, rules="D07"), "D07").set_index("entity")
+    assert findings.loc["key:key-f", "severity"] == "high"
+    assert "1111222233334444" in findings.loc["key:key-f", "summary"]
+    assert findings.loc["key:key-o", "severity"] == "medium"
+
+
+def test_d08_widening_a_network_rule_is_high(tmp_path: Path) -> None:
+    events = [
+        ev(T0, "UpdateNetworkRule", params={"Name": "net", "SourcePrivateIp": '["0.0.0.0/0"]'}),
+        ev(
+            T0 + minutes(120),
+            "UpdateNetworkRule",
+            params={"Name": "net2", "SourcePrivateIp": '["10.0.0.0/24"]'},
+        ),
+        ev(T0, "ListNetworkRules"),
+    ]
+    findings = found(detect(tmp_path, events, rules="D08"), "D08")
+    assert sorted(findings.severity) == ["high", "medium"]
+
+
+def test_d10_forced_secret_deletion_is_high_and_service_rotation_is_not_flagged(
+    tmp_path: Path,
+) -> None:
+    system = {"type": "system", "accountId": ACCOUNT_DEV, "userName": "kms.aliyuncs.com"}
+    events = [
+        ev(T0, "DeleteSecret", params={"SecretName": "db", "ForceDeleteWithoutRecovery": "true"}),
+        ev(T0, "RotateSecret", params={"SecretName": "rds"}, userIdentity=system),
+    ]
+    findings = found(detect(tmp_path, events, rules="D10"), "D10")
+    assert list(findings.severity) == ["high"]
+    assert findings.iloc[0].evidence == (events[0]["eventId"],)
+
+
+def test_d21_signin_without_mfa_only_when_successful_and_false(tmp_path: Path) -> None:
+    def signin(t: datetime, mfa: str, error: str = "") -> dict[str, Any]:
+        return ev(
+            t,
+            "ConsoleSignin",
+            "AasSub",
+            eventType="ConsoleSignin",
+            errorMessage=error,
+            additionalEventData={"mfaChecked": mfa},
+        )
+
+    events = [signin(T0, "false"), signin(T0, "true"), signin(T0, "false", "Password is incorrect")]
+    findings = found(detect(tmp_path, events, rules="D21"), "D21")
+    assert [f for ev_ in findings.evidence for f in ev_] == [events[0]["eventId"]]
+
+
+def test_d23_root_use_but_not_service_events(tmp_path: Path) -> None:
+    root = {
+        "type": "root-account",
+        "accountId": ACCOUNT_DEV,
+        "principalId": ACCOUNT_DEV,
+        "accessKeyId": "LTAIroot0000000000000000",
+    }
+    events = [
+        ev(T0, "Decrypt", userIdentity=root),
+        ev(T0, "CreateKey", userIdentity=root, eventType="AliyunServiceEvent"),
+    ]
+    findings = found(detect(tmp_path, events, rules="D23"), "D23")
+    assert [e for ev_ in findings.evidence for e in ev_] == [events[0]["eventId"]]
+
+
+def test_d26_trail_stopped_but_not_described(tmp_path: Path) -> None:
+    events = [
+        ev(T0, "StopLogging", "Actiontrail", params={"Name": "trail"}),
+        ev(T0, "DescribeTrails", "Actiontrail"),
+    ]
+    findings = found(detect(tmp_path, events, rules="D26"), "D26")
+    assert len(findings) == 1 and findings.iloc[0].severity == "high"
+    assert findings.iloc[0].entity == f"account:{ACCOUNT_DEV}"
+
+
+def test_d28_new_access_key_used_against_kms_is_high(tmp_path: Path) -> None:
+    new_key = "LTAInewkey00000000000000"
+    events = [
+        ev(
+            T0,
+            "CreateAccessKey",
+            "Ram",
+            params={"UserName": "bob"},
+            responseElements={"AccessKey": {"AccessKeyId": new_key}},
+        ),
+        ev(T0 + minutes(30), "Decrypt", userIdentity={**USER, "accessKeyId": new_key}),
+        ev(T0 + minutes(200), "AttachPolicyToUser", "Ram", params={"UserName": "eve"}),
+    ]
+    findings = found(detect(tmp_path, events, rules="D28"), "D28")
+    assert sorted(findings.severity) == ["high", "medium"]
+
+
+# -- cross-account and roles ------------------------------------------------------------------
+
+
+def assume(
+    t: datetime,
+    account: str,
+    session: str,
+    key: str,
+    ip: str = "203.0.113.7",
+    caller: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return ev(
+        t,
+        "AssumeRole",
+        "Sts",
+        sourceIpAddress=ip,
+        userIdentity=caller or dict(USER),
+        params={"RoleArn": f"acs:ram::{account}:role/deploy-role", "RoleSessionName": session},
+        responseElements={
+            "Credentials": {"AccessKeyId": key},
+            "AssumedRoleUser": {"AssumedRoleId": f"3435979260:{session}"},
+        },
+    )
+
+
+def test_d19_cross_account_severity_follows_account_and_address(tmp_path: Path) -> None:
+    events = [
+        assume(T0, ACCOUNT_PROD, "s1", "STS.one"),  # baseline
+        assume(T0 + timedelta(days=3), ACCOUNT_PROD, "s2", "STS.two"),  # same place: low
+        assume(T0 + timedelta(days=3, hours=2), ACCOUNT_PROD, "s3", "STS.three", ip="192.0.2.66"),
+        assume(T0 + timedelta(days=3, hours=4), "9999888877776666", "s4", "STS.four"),
+        assume(T0 + timedelta(days=3, hours=6), ACCOUNT_DEV, "s5", "STS.five"),  # same account
+    ]
+    findings = found(
+        detect(tmp_path, events, rules="D19", known_accounts=[ACCOUNT_DEV, ACCOUNT_PROD]), "D19"
+    )
+    by_event = {
+        e: s for ids, s in zip(findings.evidence, findings.severity, strict=True) for e in ids
+    }
+    assert by_event[events[1]["eventId"]] == "low"
+    assert by_event[events[2]["eventId"]] == "medium"
+    assert by_event[events[3]["eventId"]] == "high"
+    assert events[4]["eventId"] not in by_event
+
+
+def test_d20_role_chain_is_an_assumerole_by_a_session(tmp_path: Path) -> None:
+    session = {
+        "type": "assumed-role",
+        "accountId": ACCOUNT_PROD,
+        "principalId": "3435979260:s1",
+        "userName": "deploy-role:s1",
+        "accessKeyId": "STS.one",
+    }
+    events = [
+        assume(T0, ACCOUNT_PROD, "s1", "STS.one"),
+        assume(T0 + minutes(5), ACCOUNT_DEV, "hop2", "STS.hop", caller=session),
+    ]
+    findings = found(detect(tmp_path, events, rules="D20"), "D20")
+    assert [e for ids in findings.evidence for e in ids] == [events[1]["eventId"]]
+    assert findings.iloc[0].severity == "high"  # the second hop crosses accounts
+
+
+def test_d30_sts_key_from_assumerole_used_against_kms(tmp_path: Path) -> None:
+    events = [
+        assume(T0, ACCOUNT_PROD, "s1", "STS.one"),
+        assume(T0, ACCOUNT_PROD, "s2", "STS.unused"),
+    ]
+    records = [
+        kl(
+            T0 + minutes(2),
+            "GetSecretValue",
+            access_key_id="STS.one",
+            identity_type="ram-role",
+            principal_id="3435979260",
+            resource_id="db",
+        )
+    ]
+    findings = found(detect(tmp_path, events, records, rules="D30"), "D30")
+    assert list(findings.entity) == ["access-key:STS.one"]
+    assert set(findings.iloc[0].evidence) == {events[0]["eventId"], records[0]["request_id"]}
+
+
+# -- thresholds and windows ---------------------------------------------------------------------
+
+
+def secret_reads(start: datetime, count: int, key: str = "STS.reader", spacing: float = 10) -> list:
+    return [
+        kl(
+            start + timedelta(seconds=spacing * i),
+            "GetSecretValue",
+            access_key_id=key,
+            identity_type="ram-role",
+            principal_id="777",
+            resource_id=f"app/secret-{i}",
+            resource_parameters=json.dumps({"key_id": "key-s"}),
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize(("count", "expected"), [(19, 0), (20, 1)])
+def test_d01_threshold_edge(tmp_path: Path, count: int, expected: int) -> None:
+    findings = found(detect(tmp_path, records=secret_reads(T0, count), rules="D01"), "D01")
+    assert len(findings) == expected
+    if expected:
+        assert findings.iloc[0].event_count == count  # one finding, every read as evidence
+
+
+def test_d01_reads_spread_beyond_the_window_are_not_mass_retrieval(tmp_path: Path) -> None:
+    records = secret_reads(T0, 30, spacing=60)  # one a minute: ~10 per window
+    assert found(detect(tmp_path, records=records, rules="D01"), "D01").empty
+
+
+def test_d01_threshold_is_a_parameter(tmp_path: Path) -> None:
+    findings = detect(
+        tmp_path, records=secret_reads(T0, 8), rules="D01", params={"D01": {"threshold": 8}}
+    )
+    assert len(found(findings, "D01")) == 1
+    with pytest.raises(kf.detections.UnknownRuleError, match="thresold"):
+        kf.detect(
+            kf.load(tmp_path / "evidence", progress=False),
+            rules="D01",
+            params={"D01": {"thresold": 8}},
+        )
+
+
+def test_d03_burst_against_the_principals_baseline(tmp_path: Path) -> None:
+    records = []
+    for hour in range(48):  # baseline: 5 decrypts every hour
+        records += [kl(T0 + timedelta(hours=hour, minutes=m), "Decrypt") for m in range(5)]
+    burst_start = T0 + timedelta(days=3)
+    records += [kl(burst_start + timedelta(seconds=2 * i), "Decrypt") for i in range(60)]
+    findings = found(detect(tmp_path, records=records, rules="D03"), "D03")
+    assert len(findings) == 1 and findings.iloc[0].event_count == 60
+    calm = found(
+        detect(tmp_path, records=records[:-20], rules="D03", params={"D03": {"min_count": 41}}),
+        "D03",
+    )
+    assert calm.empty
+
+
+def test_d13_key_from_many_networks(tmp_path: Path) -> None:
+    ips = ["198.51.100.1", "203.0.113.9", "192.0.2.4"]
+    records = [kl(T0 + minutes(i), "Decrypt", client_ip=ip) for i, ip in enumerate(ips)]
+    assert len(found(detect(tmp_path, records=records, rules="D13"), "D13")) == 1
+    same_net = [kl(T0 + minutes(i), "Decrypt", client_ip=f"10.1.{i}.5") for i in range(3)]
+    assert found(detect(tmp_path, records=same_net, rules="D13"), "D13").empty
+
+
+@pytest.mark.parametrize(("count", "expected"), [(4, 0), (5, 1)])
+def test_d15_aap_not_found_threshold_edge(tmp_path: Path, count: int, expected: int) -> None:
+    records = [
+        kl(
+            T0 + minutes(i),
+            "GetSecretValue",
+            account_id="",
+            principal_id="",
+            identity_type="aap",
+            access_key_id=f"KAAP.00000000-0000-4000-8000-{i:012d}",
+            status_code=401,
+            client_ip="192.0.2.99",
+        )
+        for i in range(count)
+    ]
+    findings = found(detect(tmp_path, records=records, rules="D15"), "D15")
+    assert len(findings) == expected
+    if expected:
+        assert findings.iloc[0].entity == "ip:192.0.2.99"
+
+
+@pytest.mark.parametrize(("count", "expected"), [(5, 0), (6, 1)])
+def test_d16_denied_calls_threshold_edge(tmp_path: Path, count: int, expected: int) -> None:
+    events = [
+        ev(
+            T0 + minutes(i),
+            "ListKeys",
+            errorCode="Forbidden.NoPermission",
+            sourceIpAddress="192.0.2.7",
+        )
+        for i in range(count)
+    ]
+    assert len(found(detect(tmp_path, events, rules="D16"), "D16")) == expected
+
+
+def test_d16_throttling_is_not_an_authorisation_failure(tmp_path: Path) -> None:
+    events = [ev(T0 + minutes(i), "Decrypt", errorCode="Throttling.User") for i in range(10)]
+    assert found(detect(tmp_path, events, rules="D16"), "D16").empty
+
+
+@pytest.mark.parametrize(("names", "expected"), [(4, 0), (5, 1)])
+def test_d17_distinct_discovery_calls_edge(tmp_path: Path, names: int, expected: int) -> None:
+    apis = ["ListKeys", "ListSecrets", "DescribeKey", "ListAliases", "ListKmsInstances"][:names]
+    events = [ev(T0 + timedelta(seconds=20 * i), api) for i, api in enumerate(apis * 2)]
+    events.append(ev(T0, "GetSecretValue"))  # D01's, never counted here
+    assert len(found(detect(tmp_path, events, rules="D17"), "D17")) == expected
+
+
+def test_d22_spraying_many_users_from_one_address(tmp_path: Path) -> None:
+    def failed(t: datetime, user: str) -> dict[str, Any]:
+        identity = {**USER, "principalId": f"9{abs(hash(user)) % 10**17:017d}", "userName": user}
+        identity.pop("accessKeyId")
+        return ev(
+            t,
+            "ConsoleSignin",
+            "AasSub",
+            eventType="ConsoleSignin",
+            userIdentity=identity,
+            errorMessage="Password is incorrect",
+            sourceIpAddress="192.0.2.99",
+        )
+
+    events = [failed(T0 + minutes(i), u) for i, u in enumerate(["ann", "ben", "cat"])]
+    assert len(found(detect(tmp_path, events, rules="D22"), "D22")) == 1
+    assert found(detect(tmp_path, events[:2], rules="D22"), "D22").empty
+
+
+# -- baselines -------------------------------------------------------------------------------------
+
+
+def test_d02_d11_d25_new_terms_after_the_baseline(tmp_path: Path) -> None:
+    baseline = [
+        ev(T0 + timedelta(hours=h), "GetSecretValue", params={"SecretName": "app/a"})
+        for h in range(0, 40, 4)
+    ]
+    later = T0 + timedelta(days=3)
+    events = [
+        *baseline,
+        ev(later, "GetSecretValue", params={"SecretName": "app/a"}),  # known: nothing
+        ev(later + minutes(1), "GetSecretValue", params={"SecretName": "app/b"}),  # new secret
+        ev(
+            later + minutes(2),
+            "GetSecretValue",
+            params={"SecretName": "app/a"},
+            sourceIpAddress="192.0.2.50",
+        ),  # new address for the key
+        ev(later + minutes(3), "ScheduleKeyDeletion", params={"KeyId": "key-z"}),  # new API
+    ]
+    findings = detect(tmp_path, events, rules=["D02", "D11", "D25"])
+    evidence = {
+        r: {e for ids in found(findings, r).evidence for e in ids} for r in ("D02", "D11", "D25")
+    }
+    assert evidence["D02"] == {events[-3]["eventId"]}
+    assert evidence["D11"] == {events[-2]["eventId"]}
+    assert events[-1]["eventId"] in evidence["D25"]
+    assert not any(e["eventId"] in evidence["D25"] for e in baseline)
+
+
+def test_window_start_sets_the_baseline(tmp_path: Path) -> None:
+    events = [
+        ev(T0, "GetSecretValue", params={"SecretName": "app/a"}),
+        ev(T0 + timedelta(hours=5), "GetSecretValue", params={"SecretName": "app/b"}),
+    ]
+    late = detect(tmp_path, events, rules="D02", window_start=T0 + timedelta(hours=6))
+    assert found(late, "D02").empty  # both reads are history
+    early = detect(tmp_path, events, rules="D02", window_start=T0 + timedelta(hours=1))
+    assert {e for ids in found(early, "D02").evidence for e in ids} == {events[1]["eventId"]}
+
+
+def test_d12_new_agent_family_but_not_a_version_bump(tmp_path: Path) -> None:
+    base = [
+        ev(T0 + timedelta(hours=h), "Decrypt", userAgent="AlibabaCloud (Linux) Python/3.11.7")
+        for h in range(0, 40, 4)
+    ]
+    later = T0 + timedelta(days=3)
+    events = [
+        *base,
+        ev(later, "Decrypt", userAgent="AlibabaCloud (Linux) Python/3.12.1"),
+        ev(later + minutes(1), "Decrypt", userAgent="aliyun-cli/3.0.198 (Linux; amd64) Go/1.21.5"),
+    ]
+    findings = found(detect(tmp_path, events, rules="D12"), "D12")
+    assert {e for ids in findings.evidence for e in ids} == {events[-1]["eventId"]}
+
+
+def test_d18_caller_identity_from_a_new_network(tmp_path: Path) -> None:
+    events = [
+        ev(T0, "GetCallerIdentity", "Sts"),
+        ev(T0 + timedelta(days=3), "GetCallerIdentity", "Sts"),
+        ev(
+            T0 + timedelta(days=3, minutes=1),
+            "GetCallerIdentity",
+            "Sts",
+            sourceIpAddress="192.0.2.1",
+        ),
+    ]
+    findings = found(detect(tmp_path, events, rules="D18"), "D18")
+    assert {e for ids in findings.evidence for e in ids} == {events[-1]["eventId"]}
+
+
+def test_d24_sensitive_action_at_night_by_a_person(tmp_path: Path) -> None:
+    night = datetime(2026, 3, 5, 18, tzinfo=UTC)  # 02:00 in UTC+8
+    events = [
+        ev(night, "ScheduleKeyDeletion", params={"KeyId": "key-n"}),
+        ev(night + timedelta(hours=8), "ScheduleKeyDeletion", params={"KeyId": "key-d"}),  # 10:00
+    ]
+    start = night - timedelta(hours=1)
+    findings = found(detect(tmp_path, events, rules="D24", window_start=start), "D24")
+    assert {e for ids in findings.evidence for e in ids} == {events[0]["eventId"]}
+    in_utc = found(detect(tmp_path, events, rules="D24", window_start=start, timezone="UTC"), "D24")
+    assert {e for ids in in_utc.evidence for e in ids} == {events[1]["eventId"]}
+
+
+def test_d27_a_silent_stretch_in_a_busy_trail(tmp_path: Path) -> None:
+    gap = range(24 * 60 + 600, 24 * 60 + 840)  # four hours on the second of three days
+    events = [ev(T0 + minutes(m), "Decrypt") for m in range(0, 3 * 24 * 60, 2) if m not in gap]
+    findings = found(detect(tmp_path, events, rules="D27"), "D27")
+    assert len(findings) == 1
+    assert findings.iloc[0].details["silent_from"] == pd.Timestamp(T0 + minutes(gap[0]))
+    quiet = [e for i, e in enumerate(events) if i % 60 == 0]  # one event every two hours
+    assert found(detect(tmp_path, quiet, rules="D27"), "D27").empty
+
+
+# -- correlations --------------------------------------------------------------------------------
+
+
+def test_d09_new_client_key_used_from_a_new_address(tmp_path: Path) -> None:
+    new_key = "KAAP.11111111-2222-4333-8444-555555555555"
+    usual = [
+        kl(T0 - timedelta(hours=h), "GetSecretValue", principal_id="aap-pay", client_ip="10.0.0.5")
+        for h in range(3)
+    ]
+    events = [
+        ev(
+            T0,
+            "CreateClientKey",
+            params={"AapName": "aap-pay"},
+            responseElements={"ClientKeyId": new_key},
+        )
+    ]
+    outside = kl(
+        T0 + minutes(20),
+        "GetSecretValue",
+        principal_id="aap-pay",
+        access_key_id=new_key,
+        client_ip="192.0.2.66",
+    )
+    findings = found(detect(tmp_path, events, [*usual, outside], rules="D09"), "D09")
+    assert set(findings.iloc[0].evidence) == {events[0]["eventId"], outside["request_id"]}
+    inside = {**outside, "client_ip": "10.0.0.5"}
+    assert found(detect(tmp_path, events, [*usual, inside], rules="D09"), "D09").empty
+
+
+def test_d29_change_then_use_by_the_same_key_within_the_hour(tmp_path: Path) -> None:
+    events = [
+        ev(T0, "UpdatePolicy", params={"Name": "p"}),
+        ev(T0 + minutes(10), "GetSecretValue", params={"SecretName": "s"}),
+        ev(T0 + timedelta(hours=5), "UpdatePolicy", params={"Name": "p"}),
+        ev(T0 + timedelta(hours=7), "GetSecretValue", params={"SecretName": "s"}),  # too late
+    ]
+    findings = found(detect(tmp_path, events, rules="D29"), "D29")
+    assert [set(ids) for ids in findings.evidence] == [{events[0]["eventId"], events[1]["eventId"]}]
+
+
+# -- the pack ---------------------------------------------------------------------------
+
+
+def test_every_catalogue_entry_is_a_documented_rule() -> None:
+    table = kf.rules()
+    assert list(table.index) == [f"D{i:02d}" for i in range(1, 31)]
+    assert table.technique.str.match(r"^T\d{4}").all()
+    assert (table.reads.str.len() > 10).all() and (table.false_positives.str.len() > 10).all()
+
+
+def test_unknown_rules_are_clear_errors() -> None:
+    with pytest.raises(kf.detections.UnknownRuleError, match="D99"):
+        kf.detections.registry.select(["D99"])
+
+
+def test_geo_rules_say_they_were_skipped(tmp_path: Path) -> None:
+    with pytest.warns(kf.DetectionNote, match="D14"):
+        findings = detect(tmp_path, [ev(T0, "Decrypt")], rules=["D12", "D14"])
+    assert set(findings.attrs["notes"]) == {"D12", "D14"}
