@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SAMPLE ?= datasets
 PORT   ?= 8888
 
-.PHONY: venv lab test lint typecheck unit report bench datasets clean
+.PHONY: venv lab test lint typecheck unit report bench datasets rules-doc clean
 
 venv: $(STAMP)
 
@@ -40,9 +40,13 @@ bench: venv
 	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/bench_synth.py
 	$(BIN)/python benchmarks/bench_graph.py
+	cd benchmarks && ../$(BIN)/python bench_detect.py
 
 datasets: venv
 	$(BIN)/python -c 'from pathlib import Path; from kmsforensics.synth.curated import CASES, build; [build(n, Path("datasets") / n) for n in CASES]'
+
+rules-doc: venv
+	$(BIN)/python -c 'from pathlib import Path; from kmsforensics.detections import catalogue; Path("docs/rules.md").write_text(catalogue.markdown())'
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -608,3 +608,48 @@ def test_geo_rules_say_they_were_skipped(tmp_path: Path) -> None:
     with pytest.warns(kf.DetectionNote, match="D14"):
         findings = detect(tmp_path, [ev(T0, "Decrypt")], rules=["D12", "D14"])
     assert set(findings.attrs["notes"]) == {"D12", "D14"}
+
+
+def geo_database(path: Path) -> Path:
+    """A real MaxMind-format database: Amsterdam, Shanghai and São Paulo networks."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=4, database_type="GeoLite2-City")
+    places = {
+        "198.51.100.0/24": ("NL", 64500, 52.37, 4.90),
+        "203.0.113.0/24": ("CN", 64501, 31.23, 121.47),
+        "192.0.2.0/24": ("BR", 64502, -23.55, -46.63),
+    }
+    for network, (country, asn, lat, lon) in places.items():
+        writer.insert_network(
+            IPSet([network]),
+            {
+                "country": {"iso_code": country},
+                "autonomous_system_number": asn,
+                "location": {"latitude": lat, "longitude": lon},
+            },
+        )
+    writer.to_db_file(str(path))
+    return path
+
+
+def test_geo_rules_with_a_database(tmp_path: Path) -> None:
+    db = geo_database(tmp_path / "city.mmdb")
+    base = [
+        ev(T0 + timedelta(hours=h), "Decrypt", sourceIpAddress="203.0.113.7")
+        for h in range(0, 40, 4)
+    ]
+    later = T0 + timedelta(days=3)
+    events = [
+        *base,
+        ev(later, "Decrypt", sourceIpAddress="203.0.113.7"),
+        ev(later + minutes(30), "Decrypt", sourceIpAddress="192.0.2.9"),  # Brazil, 30 min later
+    ]
+    findings = detect(tmp_path, events, rules=["D12", "D14"], geoip=db)
+    assert findings.attrs["notes"] == {}
+    travel = found(findings, "D14")
+    assert len(travel) == 1
+    assert set(travel.iloc[0].evidence) == {events[-2]["eventId"], events[-1]["eventId"]}
+    new_places = " ".join(found(findings, "D12").summary)
+    assert "asn 64502" in new_places and "country BR" in new_places

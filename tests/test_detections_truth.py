@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -98,3 +99,10 @@ def test_every_step_of_all_five_attacks_is_found(tmp_path_factory: pytest.TempPa
     findings = kf.detect(case, window_start=START + timedelta(hours=18))
     assert missed_steps(truth, findings) == []
     assert {"D15", "D16", "D22", "D08", "D09", "D26", "D27"} <= set(findings.rule_id)
+
+
+def test_the_rule_pack_documentation_is_generated_from_the_rules() -> None:
+    from kmsforensics.detections import catalogue
+
+    written = (Path(__file__).parent.parent / "docs" / "rules.md").read_text()
+    assert written == catalogue.markdown(), "docs/rules.md is stale: run `make rules-doc`"

@@ -80,18 +80,20 @@ def over_threshold(
         return pd.Series([], dtype=bool, index=rows.index)
     width = pd.Timedelta(window).value
     stamps = nanoseconds(rows["time"])
-    keys = [rows[c].astype(object).fillna("").to_numpy() for c in by]
+    keys = {f"k{i}": pd.factorize(rows[c].astype(object))[0] for i, c in enumerate(by)}
+    values = pd.factorize(rows[distinct].astype(object))[0] if distinct else None
     hit = np.zeros(len(rows), dtype=bool)
     for shift in (0, width // 2):
-        frame = pd.DataFrame({f"k{i}": k for i, k in enumerate(keys)})
-        frame["bin"] = (stamps - shift) // width
+        frame = pd.DataFrame({**keys, "bin": (stamps - shift) // width})
         groups = frame.groupby(list(frame.columns), sort=False)
-        if distinct is None:
+        if values is None:
             measure = groups["bin"].transform("size")
         else:
-            frame["value"] = rows[distinct].astype(object).to_numpy()
-            measure = frame.groupby(list(frame.columns[:-1]), sort=False)["value"].transform(
-                "nunique"
+            # distinct values per group: count the first row of each (group, value)
+            frame["value"] = values
+            first = ~frame.duplicated(keep="first") & (values >= 0)
+            measure = first.groupby([frame[c] for c in frame.columns[:-1]], sort=False).transform(
+                "sum"
             )
         hit |= measure.to_numpy() >= threshold
     return pd.Series(hit, index=rows.index)
@@ -106,14 +108,14 @@ def new_terms(
     before the window.
     """
     rows = rows[rows[subject].notna() & rows[term].notna()]
-    before = rows["time"] < window_start
-    seen = set(zip(rows.loc[before, subject], rows.loc[before, term], strict=True))
-    known = set(rows.loc[before, subject])
+    before = (rows["time"] < window_start).to_numpy()
+    pairs = rows[[subject, term]].astype(object)
+    seen = pairs[before].drop_duplicates().assign(_seen=True)
     after = rows[~before].sort_values("time", kind="stable")
     firsts = after.drop_duplicates([subject, term], keep="first")
-    fresh = [(s, t) not in seen for s, t in zip(firsts[subject], firsts[term], strict=True)]
-    out = firsts[np.asarray(fresh, dtype=bool)].copy()
-    out["subject_known"] = out[subject].isin(known).to_numpy()
+    matched = firsts[[subject, term]].astype(object).merge(seen, how="left", on=[subject, term])
+    out = firsts[matched["_seen"].isna().to_numpy()].copy()
+    out["subject_known"] = out[subject].isin(set(seen[subject])).to_numpy()
     return out
 
 
