@@ -5,24 +5,16 @@ the benign week raises nothing of high severity."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import load_case
+from test_synth_scenarios import PLAN, START
 
 import kmsforensics as kf
 from kmsforensics import synth
-
-START = datetime(2026, 3, 2, tzinfo=UTC)
-PLAN = [
-    ("spraying-and-enumeration", 20),
-    ("leaked-ci-key", 33),
-    ("aap-broadened", 41),
-    ("key-destruction", 50),
-    ("console-trail-tampering", 58),
-]
 
 
 def missed_steps(truth: dict, findings: pd.DataFrame) -> list[str]:

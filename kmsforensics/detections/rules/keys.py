@@ -189,6 +189,12 @@ def external_material(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+def _listed(what: str, per_row: pd.Series) -> str:
+    """``; <what> a, b`` for the distinct items of per-row lists, or nothing."""
+    items = sorted({item for row in per_row for item in row})
+    return f"; {what} {', '.join(items)}" if items else ""
+
+
 def _foreign_principals(policy: Any, own: set[str]) -> list[str]:
     """Account UIDs or ``*`` granted in a policy document that are not the organisation's."""
     text = policy if isinstance(policy, str) else str(policy or "")
@@ -234,11 +240,7 @@ def policy_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         entity,
         lambda g: (
             f"{names(g['action'])} on {names(g['resource_id'])} by {who_from(g)}"
-            + (
-                f"; grants {', '.join(sorted({a for f in grants.loc[g.index] for a in f}))}"
-                if any(grants.loc[g.index])
-                else ""
-            )
+            + _listed("grants", grants.loc[g.index])
         ),
         severity=severity,
     )
@@ -295,11 +297,7 @@ def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         entity,
         lambda g: (
             f"{names(g['action'])} on {names(target.loc[g.index])} by {who_from(g)}"
-            + (
-                f"; widened to {', '.join(sorted({w for ws in wide.loc[g.index] for w in ws}))}"
-                if any(wide.loc[g.index])
-                else ""
-            )
+            + _listed("widened to", wide.loc[g.index])
         ),
         severity=severity,
     )
