@@ -495,6 +495,7 @@ def test_window_start_sets_the_baseline(tmp_path: Path) -> None:
     assert {e for ids in found(early, "D02").evidence for e in ids} == {events[1]["eventId"]}
 
 
+@pytest.mark.filterwarnings("ignore::kmsforensics.DetectionNote")
 def test_d12_new_agent_family_but_not_a_version_bump(tmp_path: Path) -> None:
     base = [
         ev(T0 + timedelta(hours=h), "Decrypt", userAgent="AlibabaCloud (Linux) Python/3.11.7")

@@ -11,7 +11,7 @@ Examples
 >>> RULES["D04"].technique
 'T1485'
 >>> sorted(RULES["D01"].params)
-['threshold', 'window']
+['min_distinct', 'multiplier', 'threshold', 'window']
 """
 
 from __future__ import annotations
