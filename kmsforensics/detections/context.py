@@ -85,7 +85,7 @@ def network_of(ip: Any, v4_prefix: int = 24, v6_prefix: int = 48) -> Any:
 
 def is_address(values: pd.Series) -> pd.Series:
     """Tell where a value is an IP address (not a host name, ``Internal`` or empty)."""
-    return _per_distinct(values, lambda v: network_of(v, 32, 128) is not np.nan).astype(bool)
+    return flag(values, lambda v: network_of(v, 32, 128) is not np.nan)
 
 
 _VERSION = re.compile(r"/[^\s()]*|\([^)]*\)|[\d.]+")
@@ -102,11 +102,36 @@ def agent_family(agent: Any) -> Any:
     return " ".join(_VERSION.sub(" ", agent).lower().split()) or np.nan
 
 
-def _per_distinct(values: pd.Series, function: Any) -> pd.Series:
-    """Apply ``function`` once per distinct value of a column."""
-    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
-    mapped = np.array([function(u) for u in uniques] + [np.nan], dtype=object)
+def per_value(values: pd.Series, function: Any) -> pd.Series:
+    """Apply ``function`` once per distinct value of a column (NaN stays NaN).
+
+    Categorical columns are mapped through their categories, others through
+    ``pd.factorize``: the work grows with the distinct values, not with the rows.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, uniques = values.cat.codes.to_numpy(), list(values.cat.categories)
+    else:
+        codes, found = pd.factorize(values.astype(object), use_na_sentinel=True)
+        uniques = list(found)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:-1] = [function(u) for u in uniques]
+    mapped[-1] = np.nan
     return pd.Series(mapped[codes], index=values.index, dtype=object)
+
+
+def flag(values: pd.Series, test: Any) -> pd.Series:
+    """Return a boolean column: ``test`` once per distinct value (False for NaN)."""
+    mapped = per_value(values, lambda v: bool(test(v)))
+    return mapped.fillna(False).astype(bool)
+
+
+def _numpy_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the frame with Arrow string columns as object columns (rows are taken often)."""
+    out = frame.copy(deep=False)
+    for column in out.columns:
+        if str(out[column].dtype) in ("str", "string"):
+            out[column] = out[column].astype(object)
+    return out
 
 
 class Context:
@@ -142,7 +167,7 @@ class Context:
         known_accounts: list[str] | None = None,
     ) -> None:
         self.case = case
-        self.act = case.activity
+        self.act = _numpy_text(case.activity)
         self.at_text = case._actiontrail_text
         times = self.act["time"]
         start = times.min() if len(times) else pd.Timestamp("1970-01-01", tz="UTC")
@@ -195,7 +220,7 @@ class Context:
     @cached_property
     def principal(self) -> pd.Series:
         """The principal each row's baseline belongs to (a role, not its session)."""
-        return _per_distinct(self.actor, principal_of)
+        return per_value(self.actor, principal_of)
 
     @cached_property
     def who(self) -> pd.Series:
@@ -205,12 +230,12 @@ class Context:
     @cached_property
     def network(self) -> pd.Series:
         """``/24`` (IPv4) or ``/48`` (IPv6) of each row's source address (NaN if none)."""
-        return _per_distinct(self.act["client_ip"], network_of)
+        return per_value(self.act["client_ip"], network_of)
 
     @cached_property
     def agent_family(self) -> pd.Series:
         """User-agent family of each row (product names, no versions)."""
-        return _per_distinct(self.act["user_agent"], agent_family)
+        return per_value(self.act["user_agent"], agent_family)
 
     @cached_property
     def in_window(self) -> pd.Series:
@@ -260,3 +285,8 @@ class Context:
     def action_is(self, *names: str) -> pd.Series:
         """Tell where ``action`` is one of ``names``."""
         return self.act["action"].isin(names)
+
+    def action_matches(self, pattern: str) -> pd.Series:
+        """Tell where ``action`` matches a regular expression (from its start)."""
+        compiled = re.compile(pattern)
+        return flag(self.act["action"], lambda a: isinstance(a, str) and compiled.match(a))

@@ -100,23 +100,39 @@ def over_threshold(
 
 
 def new_terms(
-    rows: pd.DataFrame, subject: str, term: str, window_start: pd.Timestamp
+    rows: pd.DataFrame, subject: str, term: str | list[str], window_start: pd.Timestamp
 ) -> pd.DataFrame:
     """First occurrences, in the window, of ``(subject, term)`` pairs unseen before it.
 
-    Returns those rows with ``subject_known``: whether the subject had any history
-    before the window.
+    ``term`` is a column or several. Pairs are compared as integer codes, so the cost
+    grows with the rows once and with the distinct pairs after that. Returns those rows
+    with ``subject_known``: whether the subject had any history before the window.
     """
-    rows = rows[rows[subject].notna() & rows[term].notna()]
+    terms = [term] if isinstance(term, str) else list(term)
+    present = rows[subject].notna().to_numpy().copy()
+    for column in terms:
+        present &= rows[column].notna().to_numpy()
+    rows = rows[present]
+    if not len(rows):
+        return rows.assign(subject_known=pd.Series(dtype=bool))
+    subjects = pd.factorize(rows[subject].astype(object))[0].astype(np.int64)
+    parts = rows[terms].astype(object)
+    term_codes = (
+        pd.factorize(parts[terms[0]])[0]
+        if len(terms) == 1
+        else parts.groupby(terms, sort=False).ngroup().to_numpy()
+    ).astype(np.int64)
+    pair = subjects * (int(term_codes.max()) + 1) + term_codes
     before = (rows["time"] < window_start).to_numpy()
-    pairs = rows[[subject, term]].astype(object)
-    seen = pairs[before].drop_duplicates().assign(_seen=True)
-    after = rows[~before].sort_values("time", kind="stable")
-    firsts = after.drop_duplicates([subject, term], keep="first")
-    matched = firsts[[subject, term]].astype(object).merge(seen, how="left", on=[subject, term])
-    out = firsts[matched["_seen"].isna().to_numpy()].copy()
-    out["subject_known"] = out[subject].isin(set(seen[subject])).to_numpy()
-    return out
+    seen = np.unique(pair[before])
+    later = np.flatnonzero(~before)
+    later = later[np.argsort(nanoseconds(rows["time"].iloc[later]), kind="stable")]
+    _, first = np.unique(pair[later], return_index=True)
+    chosen = np.sort(later[first])
+    chosen = chosen[~np.isin(pair[chosen], seen)]
+    out = rows.iloc[chosen].copy()
+    out["subject_known"] = np.isin(subjects[chosen], np.unique(subjects[before]))
+    return out.sort_values("time", kind="stable")
 
 
 def label(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..context import Context, is_address
+from ..context import Context, flag, is_address
 from ..findings import bursts, label, new_terms
 from ..registry import rule
 from .common import (
@@ -35,7 +35,7 @@ def _first_seen(
     ctx: Context,
     rows: pd.DataFrame,
     subject: str,
-    term: str,
+    term: str | list[str],
     what: str,
     *,
     known_subjects_only: bool = True,
@@ -48,12 +48,18 @@ def _first_seen(
     if not len(fresh):
         return fresh
     incident = bursts(fresh["time"], fresh[subject], pd.Timedelta(gap))
+    shown = (
+        fresh[term].astype(object)
+        if isinstance(term, str)
+        else fresh[term].astype(object).astype(str).agg(":".join, axis=1)
+    )
+    fresh = fresh.assign(_shown=shown.to_numpy())
     return label(
         fresh,
         incident,
         fresh[subject],
         lambda g: (
-            f"{g[subject].iloc[0]}: first {what} {names(g[term])}"
+            f"{g[subject].iloc[0]}: first {what} {names(g['_shown'])}"
             + ("" if g["subject_known"].all() else " (no history before the window)")
         ),
         actor=fresh["actor"],
@@ -84,8 +90,9 @@ def first_secret(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """
     act = ctx.act
     rows = ctx.rows(ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna())
-    rows["secret"] = rows["account_id"].astype(str) + "/" + rows["secret_name"].astype(str)
-    return _first_seen(ctx, rows, "principal", "secret", "read of", known_subjects_only=False)
+    return _first_seen(
+        ctx, rows, "principal", ["account_id", "secret_name"], "read of", known_subjects_only=False
+    )
 
 
 @rule(
@@ -115,14 +122,13 @@ def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     act = ctx.act
     addressed = is_address(act["client_ip"])
     rows = ctx.rows(addressed)
-    long_term = rows["credential"].notna() & ~rows["access_key_id"].astype(str).str.startswith(
-        ("STS.", "KAAP.")
-    )
-    person = rows["identity_type"].astype(object).isin(HUMAN)
+    session_key = flag(rows["access_key_id"], lambda k: str(k).startswith(("STS.", "KAAP.")))
+    long_term = rows["credential"].notna() & ~session_key
+    person = rows["identity_type"].isin(HUMAN)
     exact = (long_term | person).to_numpy()
     rows["subject"] = rows["credential"].where(long_term, rows["principal"])
     rows["where"] = np.where(
-        exact, rows["client_ip"].astype(str), ctx.network[addressed].to_numpy()
+        exact, rows["client_ip"].astype(object).to_numpy(), ctx.network[addressed].to_numpy()
     )
     return _first_seen(ctx, rows, "subject", "where", "use from")
 
@@ -154,15 +160,13 @@ def new_agent_or_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     act = ctx.act
     rows = ctx.rows(act["user_agent"].notna())
     rows["agent"] = ctx.agent_family[act["user_agent"].notna()].to_numpy()
-    rows["what"] = "agent " + rows["agent"].astype(str)
-    found = [_first_seen(ctx, rows, "principal", "what", "")]
+    found = [_first_seen(ctx, rows, "principal", "agent", "agent")]
     if ctx.geo is not None:
         located = ctx.rows(is_address(act["client_ip"]))
-        geo = ctx.geo.lookup(located["client_ip"].astype(str))
+        geo = ctx.geo.lookup(located["client_ip"].astype(object))
         for column in ("asn", "country"):
-            part = located.assign(what=column + " " + geo[column].astype(str).to_numpy())
-            part = part[geo[column].notna().to_numpy()]
-            found.append(_first_seen(ctx, part, "principal", "what", ""))
+            part = located.assign(**{column: geo[column].astype(object).to_numpy()})
+            found.append(_first_seen(ctx, part, "principal", column, column))
     offset = 0
     for frame in found:
         if len(frame):
@@ -201,7 +205,7 @@ def impossible_travel(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         return pd.DataFrame()
     act = ctx.act
     rows = ctx.rows(is_address(act["client_ip"]))
-    geo = ctx.geo.lookup(rows["client_ip"].astype(str))
+    geo = ctx.geo.lookup(rows["client_ip"].astype(object))
     rows["lat"] = pd.to_numeric(geo["latitude"], errors="coerce").to_numpy()
     rows["lon"] = pd.to_numeric(geo["longitude"], errors="coerce").to_numpy()
     rows = rows.dropna(subset=["lat", "lon", "principal"]).sort_values(["principal", "time"])
@@ -369,9 +373,8 @@ def first_api(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """
     act = ctx.act
     rows = ctx.rows(act["action"].notna())
-    rows["api"] = rows["service"].astype(str) + ":" + rows["action"].astype(str)
-    found = _first_seen(ctx, rows, "principal", "api", "call of")
+    found = _first_seen(ctx, rows, "principal", ["service", "action"], "call of")
     if len(found):
-        write = ~found["action"].astype(str).str.match(r"^(List|Describe|Get)")
+        write = ~found["action"].astype(object).astype(str).str.match(r"^(List|Describe|Get)")
         found["severity"] = np.where(write, "medium", "low")
     return found

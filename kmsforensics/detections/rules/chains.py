@@ -196,7 +196,7 @@ def sts_key_against_kms(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     assume = ctx.rows(
         from_actiontrail(ctx)
         & ctx.ok
-        & act["action"].astype(str).str.startswith("AssumeRole")
+        & ctx.action_matches("AssumeRole")
         & act["issued_access_key_id"].notna()
         & (p["include_services"] | (act["identity_type"].astype(object) != "system"))
     )
@@ -205,16 +205,14 @@ def sts_key_against_kms(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     issued = dict(zip(assume["issued_access_key_id"].astype(str), assume.index, strict=False))
     kms_calls = ctx.rows(
         (act["service"].astype(object) == "kms")
-        & act["access_key_id"].astype(str).isin(issued)
+        & act["access_key_id"].isin(list(issued))
         & (act["action"].astype(object) != "AssumeRole")
     )
     if not len(kms_calls):
         return kms_calls
     origin = assume.loc[[issued[k] for k in kms_calls["access_key_id"].astype(str)]]
     history = ctx.rows(
-        from_actiontrail(ctx)
-        & act["action"].astype(str).str.startswith("AssumeRole")
-        & (act["time"] < ctx.baseline_end)
+        from_actiontrail(ctx) & ctx.action_matches("AssumeRole") & (act["time"] < ctx.baseline_end)
     )
     seen = set(zip(history["principal"].astype(str), history["client_ip"].astype(str), strict=True))
     owner = origin["role_arn"].astype(str).str.extract(r"acs:ram::(\d+):role/")[0]

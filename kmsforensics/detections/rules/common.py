@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..context import Context
+from ..context import Context, per_value
 from ..findings import bursts, label
 
 #: Catalogue sets of ActionTrail operations, shared by the rules and the correlations.
@@ -96,8 +96,7 @@ def single_events(
 
 def node(prefix: str, values: pd.Series) -> pd.Series:
     """``prefix:value`` where a value is present, else NaN."""
-    text = values.astype(object)
-    return (prefix + text.astype(str)).where(text.notna() & (text.astype(str) != ""), np.nan)
+    return per_value(values, lambda v: f"{prefix}{v}" if isinstance(v, str) and v else np.nan)
 
 
 def names(values: pd.Series, most: int = 5) -> str:

@@ -5,23 +5,31 @@ D19-D23 and D28.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..context import Context
+from ..context import Context, per_value
 from ..findings import bursts, label, over_threshold
 from ..registry import rule
 from .common import RAM_CHANGES, from_actiontrail, from_kms_log, names, single_events, who_from
 
+_ROLE_ARN = re.compile(r"acs:ram::(\d+):role/")
+
 
 def _role_owner(role_arn: pd.Series) -> pd.Series:
-    return role_arn.astype(object).astype(str).str.extract(r"acs:ram::(\d+):role/")[0]
+    return per_value(role_arn, _owner_of)
+
+
+def _owner_of(arn: Any) -> Any:
+    match = _ROLE_ARN.match(str(arn))
+    return match.group(1) if match else np.nan
 
 
 def _assume_rows(ctx: Context) -> pd.Series:
-    return from_actiontrail(ctx) & ctx.act["action"].astype(str).str.startswith("AssumeRole")
+    return from_actiontrail(ctx) & ctx.action_matches("AssumeRole")
 
 
 @rule(
@@ -52,10 +60,10 @@ def cross_account(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """
     act = ctx.act
     owner = _role_owner(act["role_arn"])
-    caller_account = act["account_id"].astype(object).astype(str)
+    caller_account = act["account_id"].astype(object)
     assumed = _assume_rows(ctx) & owner.notna() & (owner != caller_account)
     player = act["player_account_id"].astype(object)
-    played = from_actiontrail(ctx) & player.notna() & (player.astype(str) != caller_account)
+    played = from_actiontrail(ctx) & player.notna() & (player != caller_account)
     mask = assumed | played
     rows = ctx.rows(mask)
     if not len(rows):
@@ -125,7 +133,7 @@ def role_chaining(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     act = ctx.act
     mask = _assume_rows(ctx) & (act["identity_type"].astype(object) == "ram-role")
     owner = _role_owner(act["role_arn"])
-    crossing = (owner != act["account_id"].astype(object).astype(str)) & owner.notna()
+    crossing = (owner != act["account_id"].astype(object)) & owner.notna()
     severity = pd.Series(np.where(crossing[mask], "high", "medium"), index=act.index[mask])
     return single_events(
         ctx,

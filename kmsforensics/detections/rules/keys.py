@@ -29,10 +29,12 @@ def _key_node(ctx: Context) -> pd.Series:
 
 def _secret_node(ctx: Context) -> pd.Series:
     act = ctx.act
-    return node(
-        "secret:",
-        act["account_id"].astype(object).astype(str) + "/" + act["secret_name"].astype(str),
-    ).where(act["secret_name"].notna(), np.nan)
+    out = pd.Series(np.nan, index=act.index, dtype=object)
+    named = act["secret_name"].notna().to_numpy()
+    pairs = act.loc[named, ["account_id", "secret_name"]].astype(object)
+    values = [f"secret:{a}/{s}" for a, s in zip(pairs.account_id, pairs.secret_name, strict=True)]
+    out.loc[act.index[named]] = np.asarray(values, dtype=object)
+    return out
 
 
 def _kms_admin(ctx: Context, operations: tuple[str, ...]) -> pd.Series:

@@ -44,9 +44,9 @@ def trail_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     Migrating a trail to a new SLS project or bucket (a CreateTrail follows).
     """
     act = ctx.act
-    service = act["service"].astype(object).astype(str)
+    service = act["service"]
     trail = ctx.action_is(*TRAIL_TAMPERING) & (service == "actiontrail")
-    sink = ctx.action_is(*SINK_TAMPERING) & (service.isin(["sls", "log"]))
+    sink = ctx.action_is(*SINK_TAMPERING) & service.isin(["sls", "log"])
     mask = from_actiontrail(ctx) & ctx.ok & (trail | sink)
     rows = ctx.rows(mask)
     settings = pd.Series(
@@ -114,20 +114,20 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         )
         recipient = act["event_id"].astype(object).map(by_event)
     trail = recipient.where(recipient.notna(), act["account_id"].astype(object))
-    stream = np.where(
-        source == "actiontrail",
-        "actiontrail:" + trail.astype(str),
-        "kms-instance:" + act["instance_id"].astype(object).astype(str),
-    )
-    frame = pd.DataFrame({"time": act["time"].to_numpy(), "stream": stream})
-    frame = frame[~frame["stream"].str.endswith(":nan")]
+    where = trail.where(source == "actiontrail", act["instance_id"].astype(object))
+    keys = pd.DataFrame({"source": source, "where": where})
+    codes = keys.groupby(["source", "where"], sort=False).ngroup().to_numpy()
+    labels = _stream_names(keys, codes)
+    frame = pd.DataFrame({"time": act["time"].to_numpy(), "stream": codes})
+    frame = frame[frame["stream"] >= 0]
     if not len(frame):
         return pd.DataFrame()
     width = pd.Timedelta(p["bin"])
     start, end = frame["time"].min().floor(width), frame["time"].max().ceil(width)
     edges = pd.date_range(start, end, freq=width)
     found: list[pd.DataFrame] = []
-    for name, group in frame.groupby("stream"):
+    for code, group in frame.groupby("stream"):
+        name = labels[int(str(code))]
         counts = pd.Series(
             np.bincount(((group["time"] - start) // width).astype(int), minlength=len(edges)),
             index=edges,
@@ -143,7 +143,7 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
                 continue
             gap_start, gap_end = run.index[0], run.index[-1] + width
             times = act["time"]
-            in_stream = pd.Series(stream == name, index=act.index)
+            in_stream = pd.Series(codes == int(str(code)), index=act.index)
             before = act.index[(in_stream & (times < gap_start)).to_numpy()]
             after = act.index[(in_stream & (times >= gap_end)).to_numpy()]
             ends = before[-1:].tolist() + after[:1].tolist()
@@ -152,7 +152,7 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
                 label(
                     rows,
                     np.full(len(rows), len(found)),
-                    str(name).replace("actiontrail:", "account:"),
+                    name.replace("actiontrail:", "account:"),
                     f"{name} silent from {gap_start:%Y-%m-%d %H:%M} to {gap_end:%H:%M} UTC "
                     f"({len(run) * width.total_seconds() / 3600:.1f} h; about "
                     f"{expected:.0f} events expected)",
@@ -161,3 +161,16 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
                 )
             )
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+
+
+def _stream_names(keys: pd.DataFrame, codes: np.ndarray) -> dict[int, str]:
+    """``actiontrail:<account>`` or ``kms-instance:<id>`` for each stream code."""
+    firsts = pd.Series(np.arange(len(codes))).groupby(codes).first()
+    names = {}
+    for code, row in zip(firsts.index, firsts.to_numpy(), strict=True):
+        if code < 0:
+            continue
+        source, where = keys["source"].iloc[row], keys["where"].iloc[row]
+        prefix = "actiontrail:" if source == "actiontrail" else "kms-instance:"
+        names[int(code)] = prefix + str(where)
+    return names

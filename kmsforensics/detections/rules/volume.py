@@ -5,12 +5,13 @@ Mass retrieval, bursts, failures, enumeration.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..context import Context, is_address
+from ..context import Context, flag, is_address, per_value
 from ..findings import bursts, label, nanoseconds, over_threshold
 from ..registry import rule
 from .common import DATA_KEY_OPS, from_actiontrail, from_kms_log, names, who_from
@@ -65,7 +66,9 @@ def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     reads = ctx.rows(ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna())
     if not len(reads):
         return reads
-    reads["secret"] = reads["account_id"].astype(str) + "/" + reads["secret_name"].astype(str)
+    reads["secret"] = reads.groupby(
+        ["account_id", "secret_name"], observed=True, sort=False
+    ).ngroup()
     width = pd.Timedelta(p["window"]).value
     history = reads[reads["time"] < ctx.baseline_end]
     usual = (
@@ -134,7 +137,7 @@ def data_key_burst(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         return rows
     width = pd.Timedelta(p["bin"]).value
     rows["bin"] = nanoseconds(rows["time"]) // width
-    rows["key"] = rows["key_id"].astype(str)
+    rows["key"] = rows["key_id"].astype(object)
     counts: pd.DataFrame = (
         rows.groupby(["principal", "key", "bin"], observed=True).size().rename("n").reset_index()
     )
@@ -157,7 +160,7 @@ def data_key_burst(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         ],
         index=rows.index,
     )
-    rows["subject"] = rows["principal"].astype(str) + "|" + rows["key"]
+    rows["subject"] = rows["principal"].astype(object) + "|" + rows["key"]
     medians = dict(
         zip(zip(stats["principal"], stats["key"], strict=True), stats["median"], strict=True)
     )
@@ -173,6 +176,12 @@ def data_key_burst(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
             f"{medians.get((g['principal'].iloc[0], g['key'].iloc[0]), 0):g} per {p['bin']}"
         ),
     )
+
+
+def _block(ip: Any) -> Any:
+    """The ``/16`` of an IPv4 address (the address itself otherwise)."""
+    parts = str(ip).split(".")
+    return ".".join(parts[:2]) if len(parts) == 4 else str(ip)
 
 
 def _mad(values: pd.Series) -> float:
@@ -209,11 +218,11 @@ def key_from_many_ips(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     rows = ctx.rows(act["access_key_id"].notna() & is_address(act["client_ip"]))
     if not len(rows):
         return rows
-    rows["ip"] = rows["client_ip"].astype(str)
+    rows["ip"] = rows["client_ip"]
     if ctx.geo is not None:
-        rows["net"] = ctx.geo.lookup(rows["ip"])["asn"].astype(object).to_numpy()
+        rows["net"] = ctx.geo.lookup(rows["client_ip"].astype(object))["asn"].to_numpy()
     else:
-        rows["net"] = rows["ip"].str.extract(r"^(\d+\.\d+)\.")[0].fillna(rows["ip"]).to_numpy()
+        rows["net"] = per_value(rows["client_ip"], _block).to_numpy()
     many = over_threshold(rows, ["credential"], p["window"], p["min_ips"], distinct="ip")
     spread = over_threshold(rows, ["credential"], p["window"], p["min_networks"], distinct="net")
     return _windowed(
@@ -259,7 +268,7 @@ def aap_not_found(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     kms = from_kms_log(ctx)
     aap = act["identity_type"].astype(object) == "aap"
     missing = act["account_id"].isna() | act["principal_id"].isna()
-    kaap = act["access_key_id"].astype(str).str.startswith("KAAP.")
+    kaap = flag(act["access_key_id"], lambda k: str(k).startswith("KAAP."))
     rejected = ctx.status_code.isin([401, 403])
     rows = ctx.rows(kms & ((aap & missing) | (kaap & rejected)))
     if not len(rows):
@@ -306,8 +315,8 @@ def auth_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     Mis-scoped new deployments, a policy change that removed rights, health checks.
     """
     act = ctx.act
-    code = act["error_code"].astype(object).astype(str)
-    at_denied = from_actiontrail(ctx) & code.str.match(AUTH_ERRORS)
+    denied = re.compile(AUTH_ERRORS)
+    at_denied = from_actiontrail(ctx) & flag(act["error_code"], lambda c: denied.match(str(c)))
     kms_denied = from_kms_log(ctx) & ctx.status_code.isin([401, 403])
     rows = ctx.rows(at_denied | kms_denied)
     if not len(rows):
@@ -361,11 +370,10 @@ def enumeration(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     Inventory and CSPM scanners, Cloud Config; SDK start-up checks.
     """
     act = ctx.act
-    name = act["action"].astype(object).astype(str)
     mask = (
         from_actiontrail(ctx)
-        & name.str.match(r"^(List|Describe|Get)")
-        & (name != "GetSecretValue")
+        & ctx.action_matches(r"^(List|Describe|Get)")
+        & (act["action"] != "GetSecretValue")
         & (act["event_type"].astype(object) != "ConsoleOperation")
         & (act["identity_type"].astype(object) != "system")
     )
