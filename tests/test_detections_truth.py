@@ -85,15 +85,65 @@ def test_the_benign_week_raises_nothing_high() -> None:
     ][["rule_id", "summary"]]
 
 
-def test_every_step_of_all_five_attacks_is_found(tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.fixture(scope="module")
+def five(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, kf.Case]:
     out = tmp_path_factory.mktemp("five")
     scenarios = [(name, START + timedelta(hours=hour, minutes=17)) for name, hour in PLAN]
     synth.generate(out, seed=21, start=START, hours=72, kms_per_hour=100, scenarios=scenarios)
     truth = json.loads((out / "truth.json").read_text())
-    case = load_case(out / "evidence", on_warning="error")
+    return truth, load_case(out / "evidence", on_warning="error")
+
+
+def test_every_step_of_all_five_attacks_is_found(five: tuple[dict, kf.Case]) -> None:
+    truth, case = five
     findings = kf.detect(case, window_start=START + timedelta(hours=18))
     assert missed_steps(truth, findings) == []
     assert {"D15", "D16", "D22", "D08", "D09", "D26", "D27"} <= set(findings.rule_id)
+
+
+def test_sigma_examples_agree_with_the_native_rules(five: tuple[dict, kf.Case]) -> None:
+    from kmsforensics.detections import sigma
+
+    _, case = five
+    found = sigma.detect(case, sigma.EXAMPLES)
+    native = kf.detect(case, rules=["D04", "D22", "D26"])
+
+    def ids(frame: pd.DataFrame, rule: str) -> set[str]:
+        return {e for row in frame[frame.rule_id == rule].evidence for e in row}
+
+    base = "sigma:6a1c6f0e-3c55-4d0b-9a5e-2f1d7f4c1a0"
+    assert ids(found, base + "2") == ids(native, "D04")  # key destruction
+    assert ids(found, base + "4") == ids(native, "D22")  # spraying: a value_count correlation
+    stopped = ids(native, "D26") & set(
+        case.activity.loc[case.activity.action == "StopLogging", "event_id"]
+    )
+    assert ids(found, base + "1") == stopped
+    spraying = found[found.rule_id == base + "4"]
+    assert len(spraying) == 1 and spraying.iloc[0].severity == "high"  # windows merged
+    assert spraying.iloc[0].technique == "T1110.003"
+
+
+def test_sigma_rule_on_a_field_the_evidence_lacks_matches_nothing(
+    five: tuple[dict, kf.Case],
+) -> None:
+    from kmsforensics.detections import sigma
+
+    _, case = five
+    rule = """
+title: nothing here
+id: 0b0b0b0b-0000-4000-8000-000000000000
+status: test
+logsource: {product: alibaba, service: actiontrail}
+detection:
+    selection:
+        requestParameters.NoSuchParameter|re: '^x'
+        sourceIPAddress: 192.0.2.99
+    condition: selection
+level: low
+"""
+    assert sigma.detect(case, rule).empty
+    aws_spelling = rule.replace("        requestParameters.NoSuchParameter|re: '^x'\n", "")
+    assert len(sigma.detect(case, aws_spelling)) > 0  # sourceIPAddress mapped to sourceIpAddress
 
 
 def test_the_rule_pack_documentation_is_generated_from_the_rules() -> None:

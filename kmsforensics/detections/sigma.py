@@ -101,13 +101,15 @@ def _regexp(pattern: str, value: Any) -> bool:
 
 
 def _rules_text(rules: str | Path | Iterable[str | Path]) -> str:
-    if isinstance(rules, (str, Path)) and Path(rules).is_dir():
-        paths: list[Path] = sorted(Path(rules).glob("*.yml")) + sorted(Path(rules).glob("*.yaml"))
-        return "\n---\n".join(p.read_text() for p in paths)
-    if isinstance(rules, Path) or (isinstance(rules, str) and "\n" not in rules):
-        return Path(rules).read_text()
-    if isinstance(rules, str):
+    """YAML text of the rules: given as text, a file, a folder of them, or a list."""
+    if isinstance(rules, str) and "\n" in rules:
         return rules
+    if isinstance(rules, (str, Path)):
+        path = Path(rules)
+        if path.is_dir():
+            files = sorted(path.glob("*.yml")) + sorted(path.glob("*.yaml"))
+            return "\n---\n".join(p.read_text() for p in files)
+        return path.read_text()
     return "\n---\n".join(_rules_text(r) for r in rules)
 
 
