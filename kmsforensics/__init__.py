@@ -7,7 +7,7 @@ Examples
 True
 """
 
-from . import _version, datasets, detections, graph, schema, synth
+from . import _version, datasets, detections, graph, handover, schema, synth
 from ._version import __version__
 from .case import Case
 from .detections import DetectionNote, detect, evidence_rows, rules
@@ -21,7 +21,16 @@ from .errors import (
     UnsafeArchiveError,
 )
 from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
+from .handover import export_findings, export_neighbourhood, export_timeline
 from .loader import load
+from .plots import (
+    plot_activity,
+    plot_error_rate,
+    plot_hour_of_week,
+    plot_swimlanes,
+    plot_top,
+)
+from .timeline import timeline
 
 __all__ = [
     "Case",
@@ -41,12 +50,22 @@ __all__ = [
     "detect",
     "detections",
     "evidence_rows",
+    "export_findings",
+    "export_neighbourhood",
+    "export_timeline",
     "graph",
+    "handover",
     "load",
+    "plot_activity",
+    "plot_error_rate",
     "plot_graph",
+    "plot_hour_of_week",
+    "plot_swimlanes",
+    "plot_top",
     "rules",
     "schema",
     "synth",
+    "timeline",
     "trace",
     "who_accessed",
 ]

@@ -1,0 +1,197 @@
+"""Pictures of a case: activity, swimlanes, hour-of-week, error rate, top-N.
+
+Every function takes ``ax=None`` (a new figure) or an Axes to draw on, and returns the
+Axes; nothing calls ``plt.show()``. Times are UTC unless a ``timezone`` is given, and
+the axis labels say which. Labels come from the logs (attacker-controlled text): they are
+shortened, control characters replaced and ``$`` escaped, so mathtext never reads them.
+
+Examples
+--------
+>>> import matplotlib
+>>> matplotlib.use("Agg")
+>>> import kmsforensics as kf
+>>> case = kf.load(kf.datasets.path("vendor-samples"), progress=False)  # doctest: +SKIP
+>>> ax = kf.plot_activity(case)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .case import Case
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+SOURCE_COLOURS = {"kms": "#1f77b4", "actiontrail": "#ff7f0e"}
+SEVERITY_COLOURS = {"low": "#7f7f7f", "medium": "#bcbd22", "high": "#d62728", "critical": "#8c0000"}
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _axes(ax: Axes | None, size: tuple[float, float] = (10, 4)) -> Axes:
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=size)
+    return ax
+
+
+def _plain(text: Any, most: int = 48) -> str:
+    """Log text as a safe, short label (no mathtext, no control characters)."""
+    value = "".join(c if c.isprintable() else "?" for c in str(text))
+    value = value if len(value) <= most else value[: most - 1] + "…"
+    return value.replace("$", r"\$")
+
+
+def plot_activity(case: Case, freq: str = "1h", ax: Axes | None = None) -> Axes:
+    """Events per ``freq`` for each source (KMS log, ActionTrail)."""
+    ax = _axes(ax)
+    act = case.activity
+    counts = (
+        act.groupby([pd.Grouper(key="time", freq=freq), "source"], observed=True)
+        .size()
+        .unstack(fill_value=0)
+    )
+    for source in counts.columns:
+        ax.plot(
+            counts.index,
+            counts[source],
+            label=str(source),
+            color=SOURCE_COLOURS.get(str(source)),
+            linewidth=1.2,
+        )
+    ax.set_title(f"Events per {freq}")
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("events")
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_error_rate(case: Case, freq: str = "1h", ax: Axes | None = None) -> Axes:
+    """Share of failed calls per ``freq`` for each source."""
+    ax = _axes(ax)
+    act = case.activity
+    failed = ~act["success"].fillna(True).astype(bool)
+    frame = pd.DataFrame({"time": act["time"], "source": act["source"], "failed": failed})
+    rate = (
+        frame.groupby([pd.Grouper(key="time", freq=freq), "source"], observed=True)["failed"]
+        .mean()
+        .unstack()
+    )
+    for source in rate.columns:
+        ax.plot(
+            rate.index, 100 * rate[source], label=str(source), color=SOURCE_COLOURS.get(str(source))
+        )
+    ax.set_title(f"Failed calls per {freq}")
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("% failed")
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_hour_of_week(case: Case, timezone: str = "UTC", ax: Axes | None = None) -> Axes:
+    """Heatmap of events by weekday and hour (in ``timezone``)."""
+    ax = _axes(ax, (10, 3.5))
+    local = case.activity["time"].dt.tz_convert(timezone)
+    grid = np.zeros((7, 24))
+    counts = pd.crosstab(local.dt.day_of_week, local.dt.hour)
+    for day in counts.index:
+        for hour in counts.columns:
+            grid[int(day), int(hour)] = counts.loc[day, hour]
+    image = ax.imshow(grid, aspect="auto", cmap="viridis")
+    ax.set_yticks(range(7), DAYS)
+    ax.set_xticks(range(0, 24, 2))
+    ax.set_xlabel(f"hour ({timezone})")
+    ax.set_title("Events by hour of the week")
+    ax.figure.colorbar(image, ax=ax, label="events")
+    return ax
+
+
+def plot_top(case: Case, by: str = "principal_name", n: int = 10, ax: Axes | None = None) -> Axes:
+    """Horizontal bars: the ``n`` most frequent values of an activity column."""
+    ax = _axes(ax, (8, 0.35 * n + 1))
+    counts = case.activity[by].astype(object).value_counts().head(n)[::-1]
+    ax.barh([_plain(v) for v in counts.index], counts.to_numpy(), color="#4c72b0")
+    ax.set_title(f"Top {n} by {by}")
+    ax.set_xlabel("events")
+    return ax
+
+
+def plot_swimlanes(
+    case: Case,
+    findings: pd.DataFrame | None = None,
+    top: int = 12,
+    ax: Axes | None = None,
+) -> Axes:
+    """One lane per identity: its events, role sessions as bars, findings as markers.
+
+    The lanes are the ``top`` identities by events, plus every identity a finding names
+    as its actor. A role session is a bar from its first to its last event.
+    """
+    from matplotlib.lines import Line2D
+
+    act = case.activity
+    who = act["principal_name"].astype(object).fillna(act["principal_id"].astype(object))
+    who = who.fillna(act["access_key_id"].astype(object)).fillna("?")
+    actors = set()
+    if findings is not None and len(findings):
+        cited = set(findings["evidence"].explode().dropna().astype(str))
+        ids = act["event_id"].astype(object).where(act["event_id"].notna(), act["request_id"])
+        actors = set(who[ids.isin(cited).to_numpy()])
+    lanes = list(dict.fromkeys([*who.value_counts().head(top).index, *sorted(actors)]))
+    ax = _axes(ax, (11, 0.45 * len(lanes) + 1.5))
+    row = {name: i for i, name in enumerate(lanes)}
+    shown = who.isin(lanes).to_numpy()
+    times, lane = act.loc[shown, "time"], who[shown].map(row)
+    ax.scatter(times, lane, s=4, color="#9ecae1", label="event", zorder=2)
+    sessions = act.loc[shown & act["session_name"].notna().to_numpy()]
+    if len(sessions):
+        span = sessions.groupby(
+            [who[sessions.index], sessions["session_name"].astype(object)], observed=True
+        )["time"].agg(["min", "max"])
+        names = span.index.get_level_values(0)
+        for name, first, last in zip(names, span["min"], span["max"], strict=True):
+            width = max(last - first, pd.Timedelta(minutes=1))
+            ax.barh(row[name], width, left=first, height=0.5, color="#c6dbef", zorder=1)
+    if findings is not None and len(findings):
+        for severity, group in findings.groupby("severity"):
+            marks = [
+                (t, row[a])
+                for t, a in zip(group.first_seen, _actor_lanes(group, act, who), strict=True)
+                if a in row
+            ]
+            if marks:
+                ax.scatter(
+                    [t for t, _ in marks],
+                    [r for _, r in marks],
+                    marker="v",
+                    s=70,
+                    color=SEVERITY_COLOURS.get(str(severity), "black"),
+                    zorder=3,
+                )
+    ax.set_yticks(range(len(lanes)), [_plain(n, 32) for n in lanes])
+    ax.set_xlabel("time (UTC)")
+    ax.set_title("Identities over time: events, role sessions, findings")
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color="#9ecae1", label="event"),
+        Line2D([], [], linewidth=6, color="#c6dbef", label="role session"),
+        *[
+            Line2D([], [], marker="v", linestyle="", color=c, label=f"finding ({s})")
+            for s, c in SEVERITY_COLOURS.items()
+        ],
+    ]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def _actor_lanes(findings: pd.DataFrame, act: pd.DataFrame, who: pd.Series) -> list[Any]:
+    """Return the lane of each finding: the identity of its first evidence row."""
+    ids = act["event_id"].astype(object).where(act["event_id"].notna(), act["request_id"])
+    lane_of = dict(zip(ids, who, strict=True))
+    return [lane_of.get(e[0]) if len(e) else None for e in findings["evidence"]]

@@ -1,0 +1,198 @@
+"""Timelines: the merged KMS + ActionTrail events of an entity, with findings marked.
+
+No plotting here (that is :mod:`kmsforensics.plots`): a timeline is a DataFrame an
+analyst can filter, export (:mod:`kmsforensics.handover`) or draw.
+
+``ref`` names what to follow, as everywhere in the package: a graph node id
+(``access-key:STS...``, ``ip:192.0.2.66``, ``key:key-...``, ``secret:<account>/<name>``,
+``ram-user:<uid>``, ``ram-role:<role id>``, ``role-session:<role id>:<session>``,
+``aap:<account>/<name>``, ``account:<uid>``) or a bare identifier, which may name only
+one kind of thing.
+
+Examples
+--------
+>>> import kmsforensics as kf
+>>> case = kf.load(kf.datasets.path("incident-leaked-ci-key") / "evidence",
+...                progress=False)  # doctest: +SKIP
+>>> kf.timeline(case, "192.0.2.66").action.value_counts()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .case import Case, TimeLike, to_utc
+from .graph.query import AmbiguousReferenceError, UnknownReferenceError
+
+#: Columns of a timeline, in order.
+TIMELINE_COLUMNS = (
+    "time",
+    "source",
+    "account_id",
+    "identity_type",
+    "principal_name",
+    "session_name",
+    "access_key_id",
+    "client_ip",
+    "action",
+    "resource",
+    "success",
+    "error_code",
+    "user_agent",
+    "evidence_id",
+    "findings",
+    "severity",
+    "source_file",
+    "source_record",
+)
+
+#: Which column a bare identifier may name, and the node kind that column holds.
+BARE_COLUMNS = {
+    "access_key_id": "access-key",
+    "client_ip": "ip",
+    "key_id": "key",
+    "secret_name": "secret",
+    "principal_id": "principal",
+    "principal_name": "principal",
+    "account_id": "account",
+    "instance_id": "kms-instance",
+}
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def timeline(
+    case: Case,
+    ref: str | None = None,
+    findings: pd.DataFrame | None = None,
+    *,
+    start: TimeLike = None,
+    end: TimeLike = None,
+) -> pd.DataFrame:
+    """Return the merged timeline of an entity (or of the whole case), findings marked.
+
+    Parameters
+    ----------
+    case : Case
+        The evidence.
+    ref : str, optional
+        What to follow (see the module docstring). ``None``: every event.
+    findings : DataFrame, optional
+        Findings to mark (``kf.detect(case)``); default: none are marked.
+    start, end : str or datetime, optional
+        Keep ``start <= time < end`` (UTC).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per event, oldest first: :data:`TIMELINE_COLUMNS`. ``findings`` lists
+        the rule ids whose evidence holds the row, ``severity`` the highest of them.
+
+    Raises
+    ------
+    UnknownReferenceError
+        If nothing in the evidence matches ``ref``.
+    AmbiguousReferenceError
+        If a bare ``ref`` names several kinds of thing (the error lists node ids).
+    """
+    act = case.activity
+    mask = np.ones(len(act), dtype=bool) if ref is None else match(act, ref)
+    lo, hi = to_utc(start), to_utc(end)
+    if lo is not None:
+        mask &= (act["time"] >= lo).to_numpy()
+    if hi is not None:
+        mask &= (act["time"] < hi).to_numpy()
+    rows = act.loc[mask]
+    evidence = rows["event_id"].astype(object).where(rows["event_id"].notna(), rows["request_id"])
+    resource = rows["secret_name"].astype(object)
+    for column in ("key_id", "resource_id"):
+        resource = resource.where(resource.notna(), rows[column].astype(object))
+    out = pd.DataFrame(
+        {
+            **{c: rows[c] for c in TIMELINE_COLUMNS if c in rows.columns},
+            "resource": resource,
+            "evidence_id": evidence.astype(object),
+        }
+    )
+    marks, severity = _marks(evidence, findings)
+    out["findings"] = marks
+    out["severity"] = severity
+    return out[list(TIMELINE_COLUMNS)].reset_index(drop=True)
+
+
+def match(act: pd.DataFrame, ref: str) -> np.ndarray:
+    """Tell which activity rows a reference names (node id or bare identifier)."""
+    kind, _, ident = ref.partition(":")
+    if kind in _NODE_MATCHERS and ident:
+        mask = _NODE_MATCHERS[kind](act, ident)
+        if not mask.any():
+            raise UnknownReferenceError(f"{ref!r} is not in the evidence")
+        return mask
+    hits = {c: _equal(act, c, ref) for c in BARE_COLUMNS if c in act.columns}
+    found = {c: m for c, m in hits.items() if m.any()}
+    if not found:
+        raise UnknownReferenceError(
+            f"{ref!r} names nothing in the evidence (looked in {', '.join(BARE_COLUMNS)})"
+        )
+    kinds = {BARE_COLUMNS[c] for c in found}
+    if len(kinds) > 1:
+        names = sorted(f"{BARE_COLUMNS[c]}:{ref}" for c in found)
+        raise AmbiguousReferenceError(
+            f"{ref!r} names several things: {', '.join(names)}; pass one of these"
+        )
+    mask = np.zeros(len(act), dtype=bool)
+    for found_mask in found.values():
+        mask |= found_mask
+    return mask
+
+
+def _equal(act: pd.DataFrame, column: str, value: str) -> np.ndarray:
+    return (act[column] == value).fillna(False).to_numpy(dtype=bool)
+
+
+def _session(act: pd.DataFrame, ident: str) -> np.ndarray:
+    role, _, session = ident.partition(":")
+    return _equal(act, "principal_id", role) & _equal(act, "session_name", session)
+
+
+def _in_account(column: str) -> Any:
+    def matcher(act: pd.DataFrame, ident: str) -> np.ndarray:
+        account, _, name = ident.partition("/")
+        return _equal(act, "account_id", account) & _equal(act, column, name)
+
+    return matcher
+
+
+_NODE_MATCHERS = {
+    "access-key": lambda act, i: _equal(act, "access_key_id", i),
+    "client-key": lambda act, i: _equal(act, "access_key_id", i),
+    "ip": lambda act, i: _equal(act, "client_ip", i),
+    "key": lambda act, i: _equal(act, "key_id", i),
+    "kms-instance": lambda act, i: _equal(act, "instance_id", i),
+    "account": lambda act, i: _equal(act, "account_id", i),
+    "ram-user": lambda act, i: _equal(act, "principal_id", i),
+    "ram-role": lambda act, i: _equal(act, "principal_id", i),
+    "role-session": _session,
+    "secret": _in_account("secret_name"),
+    "aap": _in_account("principal_id"),
+    "service": lambda act, i: _equal(act, "principal_name", i),
+}
+
+
+def _marks(evidence: pd.Series, findings: pd.DataFrame | None) -> tuple[list[Any], list[Any]]:
+    """Rule ids and the highest severity of the findings that cite each row."""
+    empty: tuple[str, ...] = ()
+    if findings is None or not len(findings):
+        return [empty] * len(evidence), [None] * len(evidence)
+    cited = findings[["rule_id", "severity", "evidence"]].explode("evidence").dropna()
+    by_id: dict[str, list[tuple[str, str]]] = {}
+    for rule_id, severity, event in cited.itertuples(index=False):
+        by_id.setdefault(str(event), []).append((rule_id, severity))
+    marks, levels = [], []
+    for event in evidence:
+        hits = by_id.get(str(event), [])
+        marks.append(tuple(sorted({r for r, _ in hits})))
+        levels.append(max((s for _, s in hits), key=_SEVERITY_RANK.__getitem__) if hits else None)
+    return marks, levels
