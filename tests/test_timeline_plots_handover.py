@@ -83,7 +83,7 @@ def test_a_window_restricts_the_timeline(incident: tuple[kf.Case, pd.DataFrame, 
 def test_unknown_and_ambiguous_references(hostile: kf.Case) -> None:
     with pytest.raises(kf.graph.UnknownReferenceError, match="nothing"):
         kf.timeline(hostile, "LTAInothere")
-    with pytest.raises(kf.graph.AmbiguousReferenceError, match="ip:203.0.113.7"):
+    with pytest.raises(kf.graph.AmbiguousReferenceError, match=r"ip:203\.0\.113\.7"):
         kf.timeline(hostile, "203.0.113.7")  # an address and a secret's name
     assert len(kf.timeline(hostile, "ip:203.0.113.7")) == 3
 
@@ -178,7 +178,7 @@ def test_findings_to_jsonl_and_timesketch(
 def test_graph_neighbourhood_of_a_finding(
     incident: tuple[kf.Case, pd.DataFrame, dict], tmp_path: Path
 ) -> None:
-    case, findings, truth = incident
+    case, findings, _ = incident
     graph = kf.build_graph(case)
     theft = findings[findings.rule_id == "D01"].iloc[0]
     out = kf.export_neighbourhood(graph, theft, tmp_path / "theft.graphml", case, depth=1)
