@@ -145,8 +145,10 @@ def test_d07_policy_granting_a_foreign_account_is_high(tmp_path: Path) -> None:
     events = [
         ev(T0, "SetKeyPolicy", params={"KeyId": "key-f", "Policy": foreign}),
         ev(T0 + minutes(120), "SetKeyPolicy", params={"KeyId": "key-o", "Policy": own}),
+        ev(T0 + minutes(240), "GetKeyPolicy", params={"KeyId": "key-r"}),  # reading is not D07
     ]
     findings = found(detect(tmp_path, events, rules="D07"), "D07").set_index("entity")
+    assert sorted(findings.index) == ["key:key-f", "key:key-o"]
     assert findings.loc["key:key-f", "severity"] == "high"
     assert "1111222233334444" in findings.loc["key:key-f", "summary"]
     assert findings.loc["key:key-o", "severity"] == "medium"
@@ -232,8 +234,10 @@ def test_d28_new_access_key_used_against_kms_is_high(tmp_path: Path) -> None:
         ),
         ev(T0 + minutes(30), "Decrypt", userIdentity={**USER, "accessKeyId": new_key}),
         ev(T0 + minutes(200), "AttachPolicyToUser", "Ram", params={"UserName": "eve"}),
+        ev(T0 + minutes(400), "ListUsers", "Ram"),  # discovery, not a change
     ]
     findings = found(detect(tmp_path, events, rules="D28"), "D28")
+    assert events[-1]["eventId"] not in {e for ids in findings.evidence for e in ids}
     assert sorted(findings.severity) == ["high", "medium"]
 
 

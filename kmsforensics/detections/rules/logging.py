@@ -103,21 +103,7 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     Ingestion outages, maintenance windows, low-traffic accounts at night.
     """
     act = ctx.act
-    source = act["source"].astype(object)
-    at = ctx.at_text
-    recipient = pd.Series(np.nan, index=act.index, dtype=object)
-    if len(at) and "recipientAccountId" in at:
-        delivered = at.dropna(subset=["eventId"]).drop_duplicates("eventId")
-        by_event = pd.Series(
-            delivered["recipientAccountId"].astype(object).to_numpy(),
-            index=delivered["eventId"].astype(object),
-        )
-        recipient = act["event_id"].astype(object).map(by_event)
-    trail = recipient.where(recipient.notna(), act["account_id"].astype(object))
-    where = trail.where(source == "actiontrail", act["instance_id"].astype(object))
-    keys = pd.DataFrame({"source": source, "where": where})
-    codes = keys.groupby(["source", "where"], sort=False).ngroup().to_numpy()
-    labels = _stream_names(keys, codes)
+    codes, labels = _streams(ctx)
     frame = pd.DataFrame({"time": act["time"].to_numpy(), "stream": codes})
     frame = frame[frame["stream"] >= 0]
     if not len(frame):
@@ -163,14 +149,24 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
 
 
-def _stream_names(keys: pd.DataFrame, codes: np.ndarray) -> dict[int, str]:
-    """``actiontrail:<account>`` or ``kms-instance:<id>`` for each stream code."""
-    firsts = pd.Series(np.arange(len(codes))).groupby(codes).first()
-    names = {}
-    for code, row in zip(firsts.index, firsts.to_numpy(), strict=True):
-        if code < 0:
-            continue
-        source, where = keys["source"].iloc[row], keys["where"].iloc[row]
-        prefix = "actiontrail:" if source == "actiontrail" else "kms-instance:"
-        names[int(code)] = prefix + str(where)
-    return names
+def _streams(ctx: Context) -> tuple[np.ndarray, dict[int, str]]:
+    """Each row's stream: the trail (recipient account) or the KMS instance; -1 for none."""
+    act, at = ctx.act, ctx.at_text
+    is_at = (act["source"] == "actiontrail").to_numpy()
+    trail = act.loc[is_at, "account_id"].astype(object)
+    if len(at) and "recipientAccountId" in at:
+        delivered = at.dropna(subset=["eventId"]).drop_duplicates("eventId")
+        by_event = pd.Series(
+            delivered["recipientAccountId"].astype(object).to_numpy(),
+            index=delivered["eventId"].astype(object),
+        )
+        recipient = act.loc[is_at, "event_id"].map(by_event)
+        trail = recipient.where(recipient.notna(), trail)
+    trail_codes, trails = pd.factorize(trail)
+    instance_codes, instances = pd.factorize(act.loc[~is_at, "instance_id"].astype(object))
+    codes = np.full(len(act), -1, dtype=np.int64)
+    codes[is_at] = trail_codes
+    codes[~is_at] = np.where(instance_codes >= 0, instance_codes + len(trails), -1)
+    labels = {i: f"actiontrail:{t}" for i, t in enumerate(trails)}
+    labels.update({len(trails) + i: f"kms-instance:{k}" for i, k in enumerate(instances)})
+    return codes, labels
