@@ -48,32 +48,16 @@ def _plain(text: Any, most: int = 48) -> str:
 
 def plot_activity(case: Case, freq: str = "1h", ax: Axes | None = None) -> Axes:
     """Events per ``freq`` for each source (KMS log, ActionTrail)."""
-    ax = _axes(ax)
-    act = case.activity
     counts = (
-        act.groupby([pd.Grouper(key="time", freq=freq), "source"], observed=True)
+        case.activity.groupby([pd.Grouper(key="time", freq=freq), "source"], observed=True)
         .size()
         .unstack(fill_value=0)
     )
-    for source in counts.columns:
-        ax.plot(
-            counts.index,
-            counts[source],
-            label=str(source),
-            color=SOURCE_COLOURS.get(str(source)),
-            linewidth=1.2,
-        )
-    ax.set_title(f"Events per {freq}")
-    ax.set_xlabel("time (UTC)")
-    ax.set_ylabel("events")
-    ax.legend(loc="upper right")
-    ax.grid(alpha=0.3)
-    return ax
+    return _per_source(_axes(ax), counts, f"Events per {freq}", "events")
 
 
 def plot_error_rate(case: Case, freq: str = "1h", ax: Axes | None = None) -> Axes:
     """Share of failed calls per ``freq`` for each source."""
-    ax = _axes(ax)
     act = case.activity
     failed = ~act["success"].fillna(True).astype(bool)
     frame = pd.DataFrame({"time": act["time"], "source": act["source"], "failed": failed})
@@ -82,13 +66,22 @@ def plot_error_rate(case: Case, freq: str = "1h", ax: Axes | None = None) -> Axe
         .mean()
         .unstack()
     )
-    for source in rate.columns:
+    return _per_source(_axes(ax), 100 * rate, f"Failed calls per {freq}", "% failed")
+
+
+def _per_source(ax: Axes, table: pd.DataFrame, title: str, unit: str) -> Axes:
+    """One line per source column of ``table`` (indexed by time)."""
+    for source in table.columns:
         ax.plot(
-            rate.index, 100 * rate[source], label=str(source), color=SOURCE_COLOURS.get(str(source))
+            table.index,
+            table[source],
+            label=str(source),
+            color=SOURCE_COLOURS.get(str(source)),
+            linewidth=1.2,
         )
-    ax.set_title(f"Failed calls per {freq}")
+    ax.set_title(title)
     ax.set_xlabel("time (UTC)")
-    ax.set_ylabel("% failed")
+    ax.set_ylabel(unit)
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
     return ax

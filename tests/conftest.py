@@ -14,12 +14,14 @@ import json
 import warnings
 import zipfile
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import kmsforensics as kf
+from kmsforensics import synth
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -269,3 +271,24 @@ def assert_reconciled(case: kf.Case) -> None:
     bad = m[m.records_read != m.records_loaded + m.records_rejected + m.duplicates]
     assert bad.empty, bad.T
     assert not case.issues.reason.str.contains("internal check failed").any()
+
+
+#: The five attacks of the generator, placed over three days (hour of the case).
+FIVE_START = datetime(2026, 3, 2, tzinfo=UTC)
+FIVE_PLAN = [
+    ("spraying-and-enumeration", 20),
+    ("leaked-ci-key", 33),
+    ("aap-broadened", 41),
+    ("key-destruction", 50),
+    ("console-trail-tampering", 58),
+]
+
+
+@pytest.fixture(scope="session")
+def five_attacks(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], kf.Case]:
+    """Three generated days with all five attacks: (truth, case), made once per run."""
+    out = tmp_path_factory.mktemp("five-attacks")
+    scenarios = [(name, FIVE_START + timedelta(hours=h, minutes=17)) for name, h in FIVE_PLAN]
+    synth.generate(out, seed=21, start=FIVE_START, hours=72, kms_per_hour=100, scenarios=scenarios)
+    truth = json.loads((out / "truth.json").read_text())
+    return truth, load_case(out / "evidence", on_warning="error")

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import FIVE_START as START
 from conftest import load_case
-from test_synth_scenarios import PLAN, START
 
 import kmsforensics as kf
-from kmsforensics import synth
 
 # Without a geo database D14 is skipped and D12 half done: said once per run, expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::kmsforensics.DetectionNote")
@@ -86,12 +85,8 @@ def test_the_benign_week_raises_nothing_high() -> None:
 
 
 @pytest.fixture(scope="module")
-def five(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, kf.Case]:
-    out = tmp_path_factory.mktemp("five")
-    scenarios = [(name, START + timedelta(hours=hour, minutes=17)) for name, hour in PLAN]
-    synth.generate(out, seed=21, start=START, hours=72, kms_per_hour=100, scenarios=scenarios)
-    truth = json.loads((out / "truth.json").read_text())
-    return truth, load_case(out / "evidence", on_warning="error")
+def five(five_attacks: tuple[dict, kf.Case]) -> tuple[dict, kf.Case]:
+    return five_attacks
 
 
 def test_every_step_of_all_five_attacks_is_found(five: tuple[dict, kf.Case]) -> None:

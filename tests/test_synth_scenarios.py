@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import assert_reconciled, load_case
+from conftest import FIVE_PLAN, FIVE_START, assert_reconciled
 
 import kmsforensics as kf
 from kmsforensics import synth
 from kmsforensics.synth.scenarios import SCENARIOS
 
-START = datetime(2026, 3, 2, tzinfo=UTC)
-PLAN = [
-    ("spraying-and-enumeration", 20),
-    ("leaked-ci-key", 33),
-    ("aap-broadened", 41),
-    ("key-destruction", 50),
-    ("console-trail-tampering", 58),
-]
+START, PLAN = FIVE_START, FIVE_PLAN
 
 
 @pytest.fixture(scope="module")
-def incident(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, kf.Case]:
-    out = tmp_path_factory.mktemp("incident")
-    scenarios = [(name, START + timedelta(hours=hour, minutes=17)) for name, hour in PLAN]
-    synth.generate(out, seed=21, start=START, hours=72, kms_per_hour=100, scenarios=scenarios)
-    truth = json.loads((out / "truth.json").read_text())
-    return truth, load_case(out / "evidence", on_warning="error")
+def incident(five_attacks: tuple[dict, kf.Case]) -> tuple[dict, kf.Case]:
+    return five_attacks
 
 
 def scenario(truth: dict, name: str) -> dict:
