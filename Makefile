@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SAMPLE ?= datasets
 PORT   ?= 8888
 
-.PHONY: venv lab test lint typecheck unit report bench datasets rules-doc clean
+.PHONY: venv lab test lint typecheck unit report notebooks bench datasets rules-doc clean
 
 venv: $(STAMP)
 
@@ -22,8 +22,8 @@ lab: venv
 		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: venv
-	$(BIN)/ruff check kmsforensics tests benchmarks
-	$(BIN)/ruff format --check kmsforensics tests benchmarks
+	$(BIN)/ruff check kmsforensics tests benchmarks tools
+	$(BIN)/ruff format --check kmsforensics tests benchmarks tools
 
 typecheck: venv
 	$(BIN)/mypy
@@ -34,7 +34,12 @@ unit: venv
 test: lint typecheck unit
 
 report: venv
-	@echo "The incident report template arrives with the notebooks; nothing to render yet."
+	$(BIN)/kmsforensics report --template incident \
+		--evidence datasets/incident-leaked-ci-key/evidence --out build/incident-report.html \
+		--param case_id=sample-incident --param analyst=kmsforensics
+
+notebooks: venv
+	$(BIN)/python tools/refresh_notebooks.py
 
 bench: venv
 	$(BIN)/python benchmarks/bench_load.py

@@ -7,7 +7,7 @@ Examples
 True
 """
 
-from . import _version, datasets, detections, graph, handover, schema, synth
+from . import _version, datasets, detections, graph, handover, report, schema, synth
 from ._version import __version__
 from .case import Case
 from .detections import DetectionNote, detect, evidence_rows, rules
@@ -30,7 +30,17 @@ from .plots import (
     plot_swimlanes,
     plot_top,
 )
-from .timeline import timeline
+from .timeline import timeline, usage
+
+
+def __getattr__(name: str) -> object:
+    """Import ``kf.widgets`` on first use (it needs the lab extra: ipywidgets)."""
+    if name == "widgets":
+        import importlib
+
+        return importlib.import_module(".widgets", __name__)
+    raise AttributeError(f"module 'kmsforensics' has no attribute {name!r}")
+
 
 __all__ = [
     "Case",
@@ -62,10 +72,12 @@ __all__ = [
     "plot_hour_of_week",
     "plot_swimlanes",
     "plot_top",
+    "report",
     "rules",
     "schema",
     "synth",
     "timeline",
     "trace",
+    "usage",
     "who_accessed",
 ]

@@ -76,6 +76,18 @@ def _parser() -> argparse.ArgumentParser:
         help="fraction of KMS lines to damage on purpose (listed in truth.json)",
     )
     gen.set_defaults(run=_synth)
+    rep = commands.add_parser("report", help="render a report template on evidence to HTML")
+    rep.add_argument("--template", default="incident", help="template name or notebook path")
+    rep.add_argument("--evidence", nargs="+", required=True, help="files, folders or globs")
+    rep.add_argument("--out", required=True, help="the HTML file to write")
+    rep.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a template parameter (repeatable); VALUE is read as JSON when it parses",
+    )
+    rep.set_defaults(run=_report)
     return parser
 
 
@@ -131,3 +143,20 @@ def _synth(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import render
+
+    parameters = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise KmsForensicsError(f"--param takes KEY=VALUE, not {item!r}")
+        try:
+            parameters[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parameters[key] = value
+    out = render(args.evidence, args.out, template=args.template, parameters=parameters)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    return 0

@@ -98,7 +98,7 @@ def timeline(
         If a bare ``ref`` names several kinds of thing (the error lists node ids).
     """
     act = case.activity
-    mask = np.ones(len(act), dtype=bool) if ref is None else match(act, ref)
+    mask = np.ones(len(act), dtype=bool) if ref is None else match(act, ref).copy()
     lo, hi = to_utc(start), to_utc(end)
     if lo is not None:
         mask &= (act["time"] >= lo).to_numpy()
@@ -196,3 +196,40 @@ def _marks(evidence: pd.Series, findings: pd.DataFrame | None) -> tuple[list[Any
         marks.append(tuple(sorted({r for r, _ in hits})))
         levels.append(max((s for _, s in hits), key=_SEVERITY_RANK.__getitem__) if hits else None)
     return marks, levels
+
+
+def usage(case: Case, by: str = "key_id") -> pd.DataFrame:
+    """Summarise use per key, secret or any activity column: who, from where, how it went.
+
+    Parameters
+    ----------
+    case : Case
+        The evidence.
+    by : str
+        The activity column to group by (``key_id``, ``secret_name``, ``access_key_id``,
+        ``client_ip`` ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``by``, busiest first: ``calls``, ``failures``, ``principals`` and
+        ``addresses`` (distinct), ``operations``, ``first_seen``, ``last_seen``.
+    """
+    act = case.activity
+    rows = act[act[by].notna()]
+    groups = rows.groupby(by, observed=True)
+    out = groups.agg(
+        calls=("time", "size"),
+        principals=("principal_id", "nunique"),
+        addresses=("client_ip", "nunique"),
+        first_seen=("time", "min"),
+        last_seen=("time", "max"),
+    )
+    failed = ~rows["success"].fillna(True).astype(bool)
+    out.insert(1, "failures", failed.groupby(rows[by], observed=True).sum())
+    out.insert(
+        4,
+        "operations",
+        groups["action"].agg(lambda s: ", ".join(sorted({str(a) for a in s.dropna()}))),
+    )
+    return out.sort_values("calls", ascending=False)

@@ -1,0 +1,43 @@
+"""Run every curated notebook and keep only the outputs that nbval checks.
+
+Cells marked ``# NBVAL_CHECK_OUTPUT`` keep their output (``make test`` compares it);
+every other output is dropped, so the notebooks stay small and diff well.
+
+Usage: ``python tools/refresh_notebooks.py [NOTEBOOK ...]`` (``make notebooks``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+MARK = "# NBVAL_CHECK_OUTPUT"
+ROOT = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def refresh(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=900, kernel_name="python3", resources={
+        "metadata": {"path": str(path.parent)}}).execute()  # fmt: skip
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.execution_count = None
+        if not cell.source.lstrip().startswith(MARK):
+            cell.outputs = []
+    nbformat.write(notebook, path)
+    print(f"refreshed {path.relative_to(ROOT.parent)}")
+
+
+def main() -> None:
+    paths = [Path(p) for p in sys.argv[1:]] or sorted(ROOT.glob("**/*.ipynb"))
+    for path in paths:
+        if ".ipynb_checkpoints" not in path.parts:
+            refresh(path.resolve())
+
+
+if __name__ == "__main__":
+    main()
