@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 SOURCE_COLOURS = {"kms": "#1f77b4", "actiontrail": "#ff7f0e"}
 SEVERITY_COLOURS = {"low": "#7f7f7f", "medium": "#bcbd22", "high": "#d62728", "critical": "#8c0000"}
+_RANK = {s: i for i, s in enumerate(SEVERITY_COLOURS)}
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -152,7 +153,8 @@ def plot_swimlanes(
             width = max(last - first, pd.Timedelta(minutes=1))
             ax.barh(row[name], width, left=first, height=0.5, color="#c6dbef", zorder=1)
     if findings is not None and len(findings):
-        for severity, group in findings.groupby("severity"):
+        ranked = findings.assign(_rank=findings["severity"].map(_RANK)).sort_values("_rank")
+        for severity, group in ranked.groupby("severity", sort=False):  # most severe on top
             marks = [
                 (t, row[a])
                 for t, a in zip(group.first_seen, _actor_lanes(group, act, who), strict=True)

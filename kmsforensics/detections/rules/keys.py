@@ -148,8 +148,10 @@ def key_disabled(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     def summary(group: pd.DataFrame) -> str:
         hurt = int(impact.loc[group.index].max())
         return (
-            f"{names(group['action'])} on {names(group['key_id'])} by {who_from(group)}; "
-            f"{hurt} failed KMS calls on the key in the next {p['impact_hours']} h"
+            f"{names(group['action'])} on "
+            f"{names(group['key_id']) or names(group['resource_id']) or 'a key'} by "
+            f"{who_from(group)}; {hurt} failed KMS calls on the key "
+            f"in the next {p['impact_hours']} h"
         )
 
     return single_events(ctx, mask, entity, summary)
