@@ -167,8 +167,10 @@ class EntityExplorer:
             left.axis("off")
         counts = self.timeline.set_index("time").groupby("source", observed=True).resample("1h")
         hourly = counts.size().unstack(0) if len(self.timeline) else pd.DataFrame()
-        if len(hourly):
+        if len(hourly) > 1:
             hourly.plot(ax=right, title="events per hour (UTC)")
+        elif len(hourly):
+            hourly.plot.bar(ax=right, title="events per hour (UTC)")
         right.set_xlabel("time (UTC)")
         self.picture.value = _png(self.figure)
         self.table.value = _html_table(self.timeline)

@@ -292,3 +292,32 @@ def five_attacks(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, An
     synth.generate(out, seed=21, start=FIVE_START, hours=72, kms_per_hour=100, scenarios=scenarios)
     truth = json.loads((out / "truth.json").read_text())
     return truth, load_case(out / "evidence", on_warning="error")
+
+
+#: Attacker-controlled text the reports and pages must show as text, never run.
+SCRIPT = "<script>window.__xss=1</script>"
+FORMULA = '=HYPERLINK("http://evil.example/","x")'
+
+
+@pytest.fixture(scope="session")
+def hostile_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, kf.Case]:
+    """The incident report rendered on evidence full of script and formula payloads."""
+    from kmsforensics import report
+
+    folder = tmp_path_factory.mktemp("hostile") / "evidence"
+    folder.mkdir()
+    identity = {"type": "ram-user", "accountId": ACCOUNT_DEV, "principalId": "777",
+                "userName": FORMULA, "accessKeyId": "LTAIhostile0000000000000"}  # fmt: skip
+    events = [
+        at_event(i, userIdentity=identity, userAgent=SCRIPT, errorCode="NoPermission",
+                 errorMessage='<img src=x onerror="window.__xss=2">', sourceIpAddress="192.0.2.13")
+        for i in range(8)
+    ]  # fmt: skip
+    (folder / "trail.jsonl").write_text("\n".join(json.dumps(e) for e in events))
+    records = [kms_record(i, useragent=SCRIPT, client_ip="192.0.2.13") for i in range(3)]
+    (folder / "kms.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    out = report.render(
+        [folder], folder.parent / "out" / "report.html",
+        parameters={"entity": "ip:192.0.2.13", "case_id": "<b>T-1</b>", "analyst": "ana"},
+    )  # fmt: skip
+    return out, kf.load(folder, progress=False)

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import matplotlib
 import nbformat
 import pytest
-from conftest import at_event, kms_record
 
 import kmsforensics as kf
-from kmsforensics import cli, report
+from kmsforensics import cli
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.filterwarnings("ignore::kmsforensics.DetectionNote")
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-SCRIPT = "<script>window.__xss=1</script>"
-FORMULA = '=HYPERLINK("http://evil.example/","x")'
 
 
 def notebooks() -> list[Path]:
@@ -92,27 +88,6 @@ def test_findings_browser_filters_and_shows_evidence(incident: tuple) -> None:
 
 
 # -- reports ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def hostile_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, kf.Case]:
-    folder = tmp_path_factory.mktemp("hostile") / "evidence"
-    folder.mkdir()
-    identity = {"type": "ram-user", "accountId": "1754986938261234", "principalId": "777",
-                "userName": FORMULA, "accessKeyId": "LTAIhostile0000000000000"}  # fmt: skip
-    events = [
-        at_event(i, userIdentity=identity, userAgent=SCRIPT, errorCode="NoPermission",
-                 errorMessage='<img src=x onerror="window.__xss=2">', sourceIpAddress="192.0.2.13")
-        for i in range(8)
-    ]  # fmt: skip
-    (folder / "trail.jsonl").write_text("\n".join(json.dumps(e) for e in events))
-    records = [kms_record(i, useragent=SCRIPT, client_ip="192.0.2.13") for i in range(3)]
-    (folder / "kms.jsonl").write_text("\n".join(json.dumps(r) for r in records))
-    out = report.render(
-        [folder], folder.parent / "out" / "report.html",
-        parameters={"entity": "ip:192.0.2.13", "case_id": "<b>T-1</b>", "analyst": "ana"},
-    )  # fmt: skip
-    return out, kf.load(folder, progress=False)
 
 
 def test_report_escapes_hostile_text_and_has_no_script(hostile_report: tuple) -> None:
