@@ -25,9 +25,9 @@ def refresh(path: Path) -> None:
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
         if not cell.source.lstrip().startswith(MARK):
             cell.outputs = []
+            cell.execution_count = None  # nbval takes a numbered cell as one that ran
     nbformat.write(notebook, path)
     print(f"refreshed {path.relative_to(ROOT.parent)}")
 
