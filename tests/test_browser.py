@@ -20,8 +20,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Dialog, Page
 
 CHROMIUM = os.environ.get("KMSFORENSICS_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
@@ -39,7 +43,7 @@ SECRET = "secret:6157241179809909/prod/payments/db-password"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does this)")
     from playwright.sync_api import sync_playwright
@@ -103,37 +107,44 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-def run_all_cells(page: object) -> None:
+def run_all_cells(page: Page) -> None:
     """Run > Run All Cells, again until the kernel has taken the cells (it may still connect)."""
     started = (
         "() => [...document.querySelectorAll('.jp-InputPrompt')]"
         r".some(p => /\[(\*|\d+)\]/.test(p.innerText))"
     )
     for _ in range(10):
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click()  # type: ignore[attr-defined]
-        page.locator("li[data-command='runmenu:run-all']").click()  # type: ignore[attr-defined]
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator("li[data-command='runmenu:run-all']").click()
         try:
-            page.wait_for_function(started, timeout=15_000)  # type: ignore[attr-defined]
+            page.wait_for_function(started, timeout=15_000)
             return
         except Exception:  # the kernel was not ready yet: ask again
             continue
     raise AssertionError("JupyterLab never ran the notebook's cells")
 
 
-def test_explorer_in_jupyterlab_follows_a_new_choice(browser: object, jupyterlab: str) -> None:
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})  # type: ignore[attr-defined]
+def test_explorer_in_jupyterlab_follows_a_new_choice(browser: Browser, jupyterlab: str) -> None:
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    try:
+        explore(page, jupyterlab)
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "02_identity_graph-failed.png"))
+        raise
+    finally:
+        page.close()
+
+
+def explore(page: Page, jupyterlab: str) -> None:
+    """Run the notebook, note the explorer's picture and table, choose a secret, compare."""
     page.set_default_timeout(int(os.environ.get("KMSFORENSICS_BROWSER_TIMEOUT_MS", "240000")))
     page.goto(jupyterlab)
     page.wait_for_selector(".jp-Notebook")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
     run_all_cells(page)
     image = page.locator("img.widget-image").last
-    try:
-        image.wait_for(state="attached")
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "02_identity_graph-failed.png"))
-        raise
+    image.wait_for(state="attached")
     page.wait_for_function(
         "() => { const t = [...document.querySelectorAll('.widget-html-content table')].pop();"
         " return t && t.innerText.includes('STS.AtwWmrln6xDrmqjY8IjPyGcS8nQs'); }"
@@ -162,16 +173,20 @@ def test_explorer_in_jupyterlab_follows_a_new_choice(browser: object, jupyterlab
     assert image.get_attribute("src") != before_src
     image.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "02_identity_graph-after.png"))
-    page.close()
 
 
 def test_report_in_a_browser_runs_no_script_from_the_evidence(
-    browser: object, hostile_report: tuple[Path, object]
+    browser: Browser, hostile_report: tuple[Path, object]
 ) -> None:
     out, _ = hostile_report
-    page = browser.new_page()  # type: ignore[attr-defined]
+    page = browser.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def seen(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", seen)
     page.goto(out.as_uri())
     page.wait_for_load_state("load")
     assert page.evaluate("() => window.__xss") is None
