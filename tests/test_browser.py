@@ -149,19 +149,27 @@ def explore(page: Page, jupyterlab: str) -> None:
         "() => { const t = [...document.querySelectorAll('.widget-html-content table')].pop();"
         " return t && t.innerText.includes('STS.AtwWmrln6xDrmqjY8IjPyGcS8nQs'); }"
     )
+    # every queued cell has run (a repeated "Run All" may have queued the notebook twice)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
     table = page.locator(".widget-html-content table").last
     before_src, before_table = image.get_attribute("src"), table.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     image.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "02_identity_graph-before.png"))
     entity = page.locator(".jupyter-widgets input[list]").last  # the searchable combobox
-    entity.fill(SECRET)
-    entity.press("Enter")
-    page.wait_for_function(
+    changed = (
         "([old]) => { const t = [...document.querySelectorAll('.widget-html-content table')]"
-        ".pop(); return t && t.innerText !== old; }",
-        arg=[before_table],
+        ".pop(); return t && t.innerText !== old; }"
     )
+    for attempt in range(3):  # a keystroke lost while the page re-renders is typed again
+        entity.fill(SECRET)
+        entity.press("Enter")
+        try:
+            page.wait_for_function(changed, arg=[before_table], timeout=60_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     page.wait_for_function(
         "([old]) => { const i = [...document.querySelectorAll('img.widget-image')].pop();"
         " return i && i.src !== old; }",
