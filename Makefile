@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SAMPLE ?= datasets
 PORT   ?= 8888
 
-.PHONY: venv lab test lint typecheck unit report notebooks bench datasets rules-doc clean
+.PHONY: venv lab test lint typecheck chromium unit report notebooks bench datasets rules-doc clean
 
 venv: $(STAMP)
 
@@ -31,7 +31,14 @@ typecheck: venv
 unit: venv
 	$(BIN)/python -m pytest
 
-test: lint typecheck unit
+# The real-browser tests need Debian's chromium (Playwright downloads no browser): installed
+# here when missing and apt-get can (root); otherwise those tests say what to install.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "note: no chromium; the browser tests will fail until it is installed (apt-get install chromium)"
+
+test: lint typecheck chromium unit
 
 report: venv
 	$(BIN)/kmsforensics report --template incident \
