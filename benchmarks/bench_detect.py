@@ -10,12 +10,11 @@ Usage: ``python benchmarks/bench_detect.py [--kms-per-hour 10500] [--hours 168]`
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from datetime import timedelta
 
-from bench_graph import START, case_folder
+from bench_graph import START, load_case
 
 import kmsforensics as kf
 
@@ -25,12 +24,7 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=168)
     parser.add_argument("--kms-per-hour", type=float, default=10500.0)
     args = parser.parse_args()
-    folder = case_folder(args.hours, args.kms_per_hour)
-    case = kf.load(folder / "evidence", progress=False)
-    print(
-        f"case: {len(case.activity):,} activity rows ({len(case.kms):,} KMS, "
-        f"{len(case.actiontrail):,} ActionTrail), {sys.version.split()[0]}"
-    )
+    case = load_case(args.hours, args.kms_per_hour)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", kf.DetectionNote)

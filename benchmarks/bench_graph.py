@@ -41,6 +41,16 @@ def case_folder(hours: int, rate: float) -> Path:
     return out
 
 
+def load_case(hours: int, rate: float) -> kf.Case:
+    """Load the generated case (making it first if needed) and say what it holds."""
+    case = kf.load(case_folder(hours, rate) / "evidence", progress=False)
+    print(
+        f"case: {len(case.activity):,} activity rows ({len(case.kms):,} KMS, "
+        f"{len(case.actiontrail):,} ActionTrail), {sys.version.split()[0]}"
+    )
+    return case
+
+
 def naive(case: kf.Case) -> nx.MultiDiGraph:
     """One add_edge per event for every relation kf.build_graph makes (the approach it replaces)."""
     graph = nx.MultiDiGraph()
@@ -105,13 +115,7 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=168)
     parser.add_argument("--kms-per-hour", type=float, default=10500.0)
     args = parser.parse_args()
-    folder = case_folder(args.hours, args.kms_per_hour)
-    case = kf.load(folder / "evidence", progress=False)
-    rows = len(case.activity)
-    print(
-        f"case: {rows:,} activity rows ({len(case.kms):,} KMS, "
-        f"{len(case.actiontrail):,} ActionTrail), {sys.version.split()[0]}"
-    )
+    case = load_case(args.hours, args.kms_per_hour)
     process = psutil.Process()
     before = process.memory_info().rss
     started = time.perf_counter()

@@ -186,5 +186,14 @@ class Case:
         )
 
 
+def evidence_ids(activity: pd.DataFrame) -> pd.Series:
+    """Return the id that proves each activity row: ``event_id``, else ``request_id``.
+
+    These are the ids a finding's ``evidence`` holds.
+    """
+    event = activity["event_id"].astype(object)
+    return event.where(event.notna(), activity["request_id"].astype(object))
+
+
 def _iso(stamp: pd.Timestamp) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")

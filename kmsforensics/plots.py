@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .case import Case
+from .case import Case, evidence_ids
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -132,10 +132,10 @@ def plot_swimlanes(
     act = case.activity
     who = act["principal_name"].astype(object).fillna(act["principal_id"].astype(object))
     who = who.fillna(act["access_key_id"].astype(object)).fillna("?")
+    ids = evidence_ids(act)
     actors = set()
     if findings is not None and len(findings):
         cited = set(findings["evidence"].explode().dropna().astype(str))
-        ids = act["event_id"].astype(object).where(act["event_id"].notna(), act["request_id"])
         actors = set(who[ids.isin(cited).to_numpy()])
     lanes = list(dict.fromkeys([*who.value_counts().head(top).index, *sorted(actors)]))
     ax = _axes(ax, (11, 0.45 * len(lanes) + 1.5))
@@ -157,7 +157,7 @@ def plot_swimlanes(
         for severity, group in ranked.groupby("severity", sort=False):  # most severe on top
             marks = [
                 (t, row[a])
-                for t, a in zip(group.first_seen, _actor_lanes(group, act, who), strict=True)
+                for t, a in zip(group.first_seen, _actor_lanes(group, ids, who), strict=True)
                 if a in row
             ]
             if marks:
@@ -185,8 +185,7 @@ def plot_swimlanes(
     return ax
 
 
-def _actor_lanes(findings: pd.DataFrame, act: pd.DataFrame, who: pd.Series) -> list[Any]:
+def _actor_lanes(findings: pd.DataFrame, ids: pd.Series, who: pd.Series) -> list[Any]:
     """Return the lane of each finding: the identity of its first evidence row."""
-    ids = act["event_id"].astype(object).where(act["event_id"].notna(), act["request_id"])
     lane_of = dict(zip(ids, who, strict=True))
     return [lane_of.get(e[0]) if len(e) else None for e in findings["evidence"]]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .case import Case, TimeLike, to_utc
+from .case import Case, TimeLike, evidence_ids, to_utc
 from .graph.query import AmbiguousReferenceError, UnknownReferenceError
 
 #: Columns of a timeline, in order.
@@ -105,7 +105,7 @@ def timeline(
     if hi is not None:
         mask &= (act["time"] < hi).to_numpy()
     rows = act.loc[mask]
-    evidence = rows["event_id"].astype(object).where(rows["event_id"].notna(), rows["request_id"])
+    evidence = evidence_ids(rows)
     resource = rows["secret_name"].astype(object)
     for column in ("key_id", "resource_id"):
         resource = resource.where(resource.notna(), rows[column].astype(object))
@@ -113,7 +113,7 @@ def timeline(
         {
             **{c: rows[c] for c in TIMELINE_COLUMNS if c in rows.columns},
             "resource": resource,
-            "evidence_id": evidence.astype(object),
+            "evidence_id": evidence,
         }
     )
     marks, severity = _marks(evidence, findings)

@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ..case import Case, to_utc
+from ..case import Case, evidence_ids, to_utc
 from .geo import GeoLookup
 
 IDENTITY_COLUMNS = ["identity_type", "account_id", "principal_id", "principal_name", "session_name"]
@@ -199,8 +199,7 @@ class Context:
     @cached_property
     def evidence_id(self) -> pd.Series:
         """The id that proves a row: ``event_id`` (ActionTrail) or ``request_id`` (KMS)."""
-        act = self.act
-        return act["event_id"].astype(object).where(act["event_id"].notna(), act["request_id"])
+        return evidence_ids(self.act)
 
     @cached_property
     def credential(self) -> pd.Series:
@@ -236,11 +235,6 @@ class Context:
     def agent_family(self) -> pd.Series:
         """User-agent family of each row (product names, no versions)."""
         return per_value(self.act["user_agent"], agent_family)
-
-    @cached_property
-    def in_window(self) -> pd.Series:
-        """True for rows at or after the baseline's end (the window under investigation)."""
-        return self.act["time"] >= self.baseline_end
 
     @cached_property
     def known_accounts(self) -> set[str]:

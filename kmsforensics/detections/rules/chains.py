@@ -21,6 +21,7 @@ from .common import (
     SECRET_TAMPERING,
     from_actiontrail,
     names,
+    role_owner,
     who_from,
 )
 
@@ -215,7 +216,7 @@ def sts_key_against_kms(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         from_actiontrail(ctx) & ctx.action_matches("AssumeRole") & (act["time"] < ctx.baseline_end)
     )
     seen = set(zip(history["principal"].astype(str), history["client_ip"].astype(str), strict=True))
-    owner = origin["role_arn"].astype(str).str.extract(r"acs:ram::(\d+):role/")[0]
+    owner = role_owner(origin["role_arn"])
     crossing = (owner != origin["account_id"].astype(object).astype(str)).to_numpy()
     new_place = np.array(
         [

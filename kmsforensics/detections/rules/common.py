@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,19 @@ def single_events(
     groups = entities.astype(str) + "|" + rows["who"].astype(str)
     incident = bursts(rows["time"], groups, pd.Timedelta(gap))
     return label(rows, incident, entities, summary, actor=rows["actor"], **extra)
+
+
+_ROLE_ARN = re.compile(r"acs:ram::(\d+):role/")
+
+
+def role_owner(role_arn: pd.Series) -> pd.Series:
+    """Return the account that owns each role ARN (``acs:ram::<uid>:role/...``), NaN otherwise."""
+    return per_value(role_arn, _owner_of)
+
+
+def _owner_of(arn: Any) -> Any:
+    match = _ROLE_ARN.match(str(arn))
+    return match.group(1) if match else np.nan
 
 
 def node(prefix: str, values: pd.Series) -> pd.Series:

@@ -5,27 +5,23 @@ D19-D23 and D28.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..context import Context, per_value
+from ..context import Context
 from ..findings import bursts, label, over_threshold
 from ..registry import rule
-from .common import RAM_CHANGES, from_actiontrail, from_kms_log, names, single_events, who_from
-
-_ROLE_ARN = re.compile(r"acs:ram::(\d+):role/")
-
-
-def _role_owner(role_arn: pd.Series) -> pd.Series:
-    return per_value(role_arn, _owner_of)
-
-
-def _owner_of(arn: Any) -> Any:
-    match = _ROLE_ARN.match(str(arn))
-    return match.group(1) if match else np.nan
+from .common import (
+    RAM_CHANGES,
+    from_actiontrail,
+    from_kms_log,
+    names,
+    role_owner,
+    single_events,
+    who_from,
+)
 
 
 def _assume_rows(ctx: Context) -> pd.Series:
@@ -59,7 +55,7 @@ def cross_account(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     CloudSSO access configurations.
     """
     act = ctx.act
-    owner = _role_owner(act["role_arn"])
+    owner = role_owner(act["role_arn"])
     caller_account = act["account_id"].astype(object)
     assumed = _assume_rows(ctx) & owner.notna() & (owner != caller_account)
     player = act["player_account_id"].astype(object)
@@ -132,7 +128,7 @@ def role_chaining(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """
     act = ctx.act
     mask = _assume_rows(ctx) & (act["identity_type"].astype(object) == "ram-role")
-    owner = _role_owner(act["role_arn"])
+    owner = role_owner(act["role_arn"])
     crossing = (owner != act["account_id"].astype(object)) & owner.notna()
     severity = pd.Series(np.where(crossing[mask], "high", "medium"), index=act.index[mask])
     return single_events(
