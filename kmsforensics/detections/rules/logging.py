@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..findings import label
+from ..findings import label, nanoseconds
 from ..registry import rule
 from .common import (
     SINK_TAMPERING,
@@ -104,20 +104,21 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """
     act = ctx.act
     codes, labels = _streams(ctx)
-    frame = pd.DataFrame({"time": act["time"].to_numpy(), "stream": codes})
-    frame = frame[frame["stream"] >= 0]
-    if not len(frame):
+    streamed = codes >= 0
+    if not streamed.any():
         return pd.DataFrame()
     width = pd.Timedelta(p["bin"])
-    start, end = frame["time"].min().floor(width), frame["time"].max().ceil(width)
+    stamped = act["time"][streamed]
+    start, end = stamped.min().floor(width), stamped.max().ceil(width)
     edges = pd.date_range(start, end, freq=width)
+    bins = (nanoseconds(stamped) - start.value) // width.value  # integer bins: no Timedelta maths
+    frame = pd.DataFrame({"bin": bins, "stream": codes[streamed]})
     found: list[pd.DataFrame] = []
     for code, group in frame.groupby("stream"):
         name = labels[int(str(code))]
-        counts = pd.Series(
-            np.bincount(((group["time"] - start) // width).astype(int), minlength=len(edges)),
-            index=edges,
-        )[: len(edges) - 1]
+        counts = pd.Series(np.bincount(group["bin"].to_numpy(), minlength=len(edges)), index=edges)[
+            : len(edges) - 1
+        ]
         stamps = pd.DatetimeIndex(counts.index)
         weekend = stamps.day_of_week >= 5
         rate = counts.groupby([weekend, stamps.hour]).transform("mean")
