@@ -23,6 +23,7 @@ from .errors import (
 from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
 from .handover import export_findings, export_neighbourhood, export_timeline
 from .loader import load
+from .store import IngestReport, StoreError, ingest
 from .plots import (
     plot_activity,
     plot_error_rate,
@@ -47,9 +48,11 @@ __all__ = [
     "DecompressionLimitError",
     "DetectionNote",
     "EvidenceNotFoundError",
+    "IngestReport",
     "KmsForensicsError",
     "LogParseError",
     "ParseWarning",
+    "StoreError",
     "UnknownFormatError",
     "UnsafeArchiveError",
     "__version__",
@@ -65,6 +68,7 @@ __all__ = [
     "export_timeline",
     "graph",
     "handover",
+    "ingest",
     "load",
     "plot_activity",
     "plot_error_rate",

@@ -78,6 +78,9 @@ class Case:
         One row per evidence file, with its SHA-256 and record counts.
     """
 
+    #: ``"pandas"``: the frames are in memory; ``"dask"``: they are dask DataFrames.
+    engine = "pandas"
+
     def __init__(
         self,
         kms: pd.DataFrame,
@@ -87,41 +90,60 @@ class Case:
         manifest: pd.DataFrame,
         parameters: Mapping[str, Any] | None = None,
     ) -> None:
-        self.kms = kms
-        self._actiontrail_text = actiontrail
+        self._frames: dict[str, Any] = {
+            "kms": kms,
+            "actiontrail": actiontrail,
+            "activity": activity,
+        }
         self._actiontrail: pd.DataFrame | None = None
-        self.activity = activity
         self.issues = issues
         self.manifest = manifest
         self.parameters: dict[str, Any] = dict(parameters or {})
+
+    def _frame(self, name: str) -> Any:
+        """Return one of the frames ``kms``, ``actiontrail`` (JSON text) or ``activity``."""
+        return self._frames[name]
+
+    @property
+    def kms(self) -> pd.DataFrame:
+        """KMS instance access-log records."""
+        return self._frame("kms")
+
+    @kms.setter
+    def kms(self, frame: pd.DataFrame) -> None:
+        self._frames["kms"] = frame
+
+    @property
+    def activity(self) -> pd.DataFrame:
+        """Both sources in one schema, sorted by time."""
+        return self._frame("activity")
+
+    @activity.setter
+    def activity(self, frame: pd.DataFrame) -> None:
+        self._frames["activity"] = frame
+
+    @property
+    def _actiontrail_text(self) -> pd.DataFrame:
+        return self._frame("actiontrail")
 
     @property
     def actiontrail(self) -> pd.DataFrame:
         """ActionTrail events, with ``requestParameters`` and the like as dicts."""
         if self._actiontrail is None:
-            frame = self._actiontrail_text.copy()
-            for name in AT_NESTED_FIELDS:
-                if name in frame.columns:
-                    parsed = [parse_nested(v) for v in frame[name].tolist()]
-                    frame[name] = pd.Series(parsed, index=frame.index, dtype=object)
-            self._actiontrail = frame
+            self._actiontrail = with_nested_objects(self._actiontrail_text)
         return self._actiontrail
 
     def between(self, start: TimeLike = None, end: TimeLike = None) -> Case:
         """Return the case restricted to ``start <= time < end`` (UTC; open ends allowed).
 
         Times without a zone are taken as UTC. The manifest and the issues are
-        those of the whole load.
+        those of the whole load. On a case store only the days asked for are read;
+        on the dask engine the slice comes back in memory (pandas).
         """
         lo, hi = to_utc(start), to_utc(end)
 
         def window(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-            keep = pd.Series(True, index=frame.index)
-            if lo is not None:
-                keep &= frame[column] >= lo
-            if hi is not None:
-                keep &= frame[column] < hi
-            return frame[keep].reset_index(drop=True)
+            return frame[in_window(frame[column], lo, hi)].reset_index(drop=True)
 
         sliced = Case(
             window(self.kms, "time"),
@@ -132,6 +154,45 @@ class Case:
             {**self.parameters, "between": (lo, hi)},
         )
         return sliced
+
+    def focus(self, ref: str) -> Case:
+        """Return the case restricted to the events that involve one entity.
+
+        Parameters
+        ----------
+        ref : str
+            A graph node id (``"access-key:STS.x"``, ``"role-session:<role>:<name>"``,
+            ``"secret:<account>/<name>"`` ...) or a bare identifier, matched against
+            every identity, key, secret, address and id column.
+
+        Returns
+        -------
+        Case
+            In memory (pandas), whatever the engine: the activity rows that involve
+            ``ref`` and the KMS records and ActionTrail events behind them.
+
+        Examples
+        --------
+        >>> import kmsforensics as kf
+        >>> case = kf.load(kf.datasets.path("vendor-samples"), progress=False)  # doctest: +SKIP
+        >>> case.focus("access-key:LTAI5tExampleKey").activity  # doctest: +SKIP
+        """
+        activity = self.activity
+        return self._focused(activity[focus_mask(activity, ref)].reset_index(drop=True), ref)
+
+    def _focused(self, activity: pd.DataFrame, ref: str) -> Case:
+        """Return the case of the given activity rows (with their KMS records and events)."""
+        kms, at = self.kms, self._actiontrail_text
+        requests = set(activity.loc[activity["source"] == "kms", "request_id"].dropna())
+        events = set(activity["event_id"].dropna())
+        return Case(
+            kms[kms["request_id"].isin(requests)].reset_index(drop=True),
+            at[at["eventId"].isin(events)].reset_index(drop=True),
+            activity,
+            self.issues,
+            self.manifest,
+            {**self.parameters, "focus": ref},
+        )
 
     # -- showing itself -------------------------------------------------------------
 
@@ -184,6 +245,92 @@ class Case:
             "</table>"
             f"<table><tr><th>format</th><th>files</th></tr>{formats}</table></div>"
         )
+
+
+def in_window(times: pd.Series, lo: pd.Timestamp | None, hi: pd.Timestamp | None) -> pd.Series:
+    """Tell where ``lo <= time < hi`` (either bound may be open)."""
+    keep = pd.Series(True, index=times.index)
+    if lo is not None:
+        keep &= times >= lo
+    if hi is not None:
+        keep &= times < hi
+    return keep
+
+
+def with_nested_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ActionTrail rows with their nested JSON text columns turned into objects."""
+    frame = frame.copy()
+    for name in AT_NESTED_FIELDS:
+        if name in frame.columns:
+            parsed = [parse_nested(v) for v in frame[name].tolist()]
+            frame[name] = pd.Series(parsed, index=frame.index, dtype=object)
+    return frame
+
+
+#: Columns a node id of each kind is matched against by ``case.focus``.
+FOCUS_COLUMNS: dict[str, tuple[str, ...]] = {
+    "access-key": ("access_key_id",),
+    "client-key": ("access_key_id",),
+    "ram-user": ("principal_id",),
+    "ram-role": ("principal_id",),
+    "account": ("account_id",),
+    "key": ("key_id",),
+    "ip": ("client_ip",),
+    "kms-instance": ("instance_id",),
+    "service": ("principal_name",),
+}
+#: Columns a bare identifier is matched against.
+BARE_COLUMNS = (
+    "access_key_id",
+    "principal_id",
+    "principal_name",
+    "session_name",
+    "account_id",
+    "client_ip",
+    "key_id",
+    "secret_name",
+    "instance_id",
+    "resource_id",
+    "request_id",
+    "event_id",
+)
+
+
+def focus_mask(activity: pd.DataFrame, ref: str) -> pd.Series:
+    """Tell which activity rows involve ``ref`` (a graph node id or a bare identifier).
+
+    Examples
+    --------
+    >>> act = pd.DataFrame({"access_key_id": ["LTAI1", "LTAI2"], "principal_id": ["u", "v"],
+    ...                     "session_name": [None, None], "account_id": ["1", "1"]})
+    >>> focus_mask(act, "access-key:LTAI2").tolist()
+    [False, True]
+    >>> focus_mask(act, "u").tolist()
+    [True, False]
+    """
+
+    def equal(column: str, value: str) -> pd.Series:
+        if column not in activity.columns:
+            return pd.Series(False, index=activity.index)
+        return (activity[column] == value).fillna(False).astype(bool)
+
+    kind, sep, ident = ref.partition(":")
+    if sep and kind == "role-session":
+        role, _, session = ident.partition(":")
+        return equal("principal_id", role) & equal("session_name", session)
+    if sep and kind in ("aap", "secret"):
+        account, _, name = ident.partition("/")
+        column = "principal_id" if kind == "aap" else "secret_name"
+        return equal("account_id", account) & equal(column, name)
+    if sep and kind in FOCUS_COLUMNS:
+        mask = pd.Series(False, index=activity.index)
+        for column in FOCUS_COLUMNS[kind]:
+            mask |= equal(column, ident)
+        return mask
+    mask = pd.Series(False, index=activity.index)
+    for column in BARE_COLUMNS:
+        mask |= equal(column, ref)
+    return mask
 
 
 def evidence_ids(activity: pd.DataFrame) -> pd.Series:

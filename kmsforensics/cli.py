@@ -52,6 +52,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
     cmd.set_defaults(run=_load)
+    ing = commands.add_parser(
+        "ingest", help="parse evidence once into a case store (Parquet by source and day)"
+    )
+    ing.add_argument("evidence", nargs="+", help="files, folders or globs")
+    ing.add_argument("--out", required=True, help="the case store folder (created or appended)")
+    ing.add_argument("--strict", action="store_true", help="stop at the first bad record")
+    ing.add_argument(
+        "--batch-mb",
+        type=int,
+        default=256,
+        help="decompressed evidence parsed at a time (memory follows it)",
+    )
+    ing.add_argument("--json", action="store_true", help="print what was done as JSON")
+    ing.set_defaults(run=_ingest)
     gen = commands.add_parser("synth", help="generate synthetic evidence (normal activity)")
     gen.add_argument("out", help="folder to write the evidence into")
     gen.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
@@ -108,6 +122,30 @@ def _load(args: argparse.Namespace) -> int:
     if len(case.issues):
         counts = case.issues["severity"].value_counts().to_dict()
         print("issues: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .store import ingest
+
+    report = ingest(
+        *args.evidence,
+        out=args.out,
+        strict=args.strict,
+        batch_bytes=args.batch_mb * 1024 * 1024,
+        progress=sys.stderr.isatty(),
+    )
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+        return 0
+    added = ", ".join(f"{v:,} {k}" for k, v in report.events_added.items())
+    print(
+        f"{report.store}: {report.files_added:,} files added ({added} rows), "
+        f"{report.files_already_in_store:,} already in the store, "
+        f"{report.duplicates:,} duplicate events, {report.seconds:.1f} s"
+    )
     return 0
 
 

@@ -59,6 +59,7 @@ from .normalize import (
 )
 from .normalize.values import compact_table, to_frame
 from .schema import MANIFEST_COLUMNS, TEXT_COLUMNS
+from .store import StoreError, is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
@@ -102,6 +103,8 @@ def load(
     max_bytes: int = DEFAULT_MAX_BYTES,
     column_map: dict[str, str] | None = None,
     workers: int | None = None,
+    engine: str = "pandas",
+    columns: Sequence[str] | None = None,
 ) -> Case:
     """Load KMS access logs and ActionTrail events into a :class:`Case`.
 
@@ -125,6 +128,12 @@ def load(
         the log's own field names).
     workers : int, optional
         Threads for reading and parsing; default: every core.
+    engine : {"pandas", "dask"}, default "pandas"
+        ``"dask"``: the frames are dask DataFrames, one partition per day, computed on
+        the active ``dask.distributed`` Client (or a local cluster). Evidence is first
+        ingested into a case store (a temporary one unless a store is given).
+    columns : list of str, optional
+        On a case store: read only these columns (with time, source and provenance).
 
     Returns
     -------
@@ -138,6 +147,27 @@ def load(
     """
     if not sources:
         raise ValueError("kf.load needs at least one file, folder or glob")
+    if engine not in ("pandas", "dask"):
+        raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
+    if any(is_store(s) for s in sources):
+        if len(sources) > 1:
+            raise StoreError(
+                "kf.load opens one case store at a time, without other evidence; add "
+                "evidence to a store with kf.ingest(EVIDENCE..., out=CASE_DIR)"
+            )
+        if engine == "dask":
+            from .dask_engine import open_dask
+
+            return open_dask(sources[0], columns)
+        return open_store(sources[0], columns)
+    if engine == "dask":
+        from .dask_engine import load_dask
+
+        return load_dask(
+            sources, strict=strict, progress=progress, max_bytes=max_bytes, column_map=column_map
+        )
+    if columns is not None:
+        raise ValueError("columns= applies to a case store (kf.load(CASE_DIR, columns=...))")
     workers = workers or os.cpu_count() or 1
     files = discover(sources)
     issues = IssueLog(strict)

@@ -69,20 +69,51 @@ def build_graph(case: Case) -> nx.MultiDiGraph:
         Nodes ``"<kind>:<id>"`` with attribute ``kind`` (and ``name``, ``account`` where
         known); one edge per (source, target, relation), keyed by the relation.
     """
+    if case.engine == "dask":
+        from .distributed import build_graph_dask
+
+        return build_graph_dask(case)
     parts = _Parts(case)
-    frames = [f for f in parts.edges() if len(f)]
-    edges = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EDGE_COLUMNS)
-    edges = _merge_duplicates(edges)
+    return assemble(parts.edge_frame(), parts.name_pairs())
+
+
+def assemble(edges: pd.DataFrame, pairs: dict[str, pd.DataFrame]) -> nx.MultiDiGraph:
+    """Return the graph of merged edges, with node names from :meth:`_Parts.name_pairs`."""
     graph = nx.MultiDiGraph()
-    graph.add_nodes_from(parts.nodes(edges))
+    graph.add_nodes_from(_nodes(edges, names_from(pairs)))
     graph.add_edges_from(_edge_tuples(edges))
     return graph
+
+
+def role_ids(at: pd.DataFrame) -> pd.DataFrame:
+    """(account, role name, role id) rows in the order events show them (first kept)."""
+    frames = []
+    for columns in (
+        ["accountId", "roleName", "roleId"],
+        ["targetRoleAccountId", "targetRoleName", "targetRoleId"],
+    ):
+        if len(at) and all(c in at.columns for c in columns):
+            frame = at[columns].dropna().astype(str)
+            frame.columns = ["account", "name", "role"]
+            frames.append(frame.assign(name=frame["name"].str.lower()))
+    if not frames:
+        return pd.DataFrame(columns=["account", "name", "role"])
+    return pd.concat(frames, ignore_index=True).drop_duplicates(["account", "name"])
+
+
+def names_from(pairs: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """Node names: the latest-appearing name of a user or role; target names fill gaps."""
+    names = dict(zip(pairs["users"]["node"], pairs["users"]["name"], strict=True))
+    names.update(zip(pairs["roles"]["node"], pairs["roles"]["name"], strict=True))
+    for node, name in zip(pairs["targets"]["node"], pairs["targets"]["name"], strict=True):
+        names.setdefault(node, name)
+    return names
 
 
 class _Parts:
     """Edge frames of a case, one relation at a time, grouped before ids are made."""
 
-    def __init__(self, case: Case) -> None:
+    def __init__(self, case: Case, roles: pd.DataFrame | None = None) -> None:
         act = case.activity
         self.act = pd.DataFrame(
             {
@@ -102,7 +133,18 @@ class _Parts:
         )
         self.at = case._actiontrail_text
         self.kms = case.kms
-        self.roles = self._role_ids()
+        known = role_ids(self.at) if roles is None else roles
+        self.roles = {
+            (a, n): r for a, n, r in known[["account", "name", "role"]].itertuples(index=False)
+        }
+
+    def edge_frame(self) -> pd.DataFrame:
+        """Every edge of this case's rows, repeated (src, dst, relation) merged."""
+        frames = [f for f in self.edges() if len(f)]
+        edges = (
+            pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EDGE_COLUMNS)
+        )
+        return _merge_duplicates(edges)
 
     # -- grouping -------------------------------------------------------------------------
 
@@ -195,21 +237,6 @@ class _Parts:
         return [*out, *self._sessions(), *self._kms_structure()]
 
     # -- roles and sessions (ActionTrail) -----------------------------------------------------
-
-    def _role_ids(self) -> dict[tuple[str, str], str]:
-        """(account, lower-case role name) -> role id, from every event that shows both."""
-        at = self.at
-        known: dict[tuple[str, str], str] = {}
-        for columns in (
-            ["accountId", "roleName", "roleId"],
-            ["targetRoleAccountId", "targetRoleName", "targetRoleId"],
-        ):
-            if not len(at):
-                break
-            frame = at[columns].dropna().astype(str).drop_duplicates()
-            for account, name, role_id in frame.itertuples(index=False):
-                known.setdefault((account, name.lower()), role_id)
-        return known
 
     def role_node(self, account: Any, role_id: Any, name: Any) -> str | None:
         if isinstance(role_id, str) and role_id:
@@ -391,35 +418,47 @@ class _Parts:
 
     # -- nodes -------------------------------------------------------------------------------------
 
-    def nodes(self, edges: pd.DataFrame) -> list[tuple[str, dict[str, Any]]]:
-        ids = pd.unique(pd.concat([edges.src, edges.dst], ignore_index=True))
-        names = self._names()
-        owns = edges[edges.relation == "owns"]
-        accounts = dict(zip(owns.dst, owns.src.str.split(":", n=1).str[1], strict=True))
-        out = []
-        for node in ids:
-            kind, _, ident = str(node).partition(":")
-            attributes = {"kind": kind, "name": names.get(node, ident)}
-            if node in accounts:
-                attributes["account"] = accounts[node]
-            elif kind == "role-session":
-                role = ident.split(":", 1)[0]
-                if f"ram-role:{role}" in accounts:
-                    attributes["account"] = accounts[f"ram-role:{role}"]
-            out.append((str(node), attributes))
-        return out
-
-    def _names(self) -> dict[str, str]:
+    def name_pairs(self) -> dict[str, pd.DataFrame]:
+        """(node, name) pairs in order of first appearance: users, roles, assumed roles."""
         users = self.group(self.rows("principal", "name", type="ram-user"), ["principal", "name"])
-        names = dict(zip("ram-user:" + _s(users.principal), _s(users.name), strict=True))
+        pairs = {
+            "users": pd.DataFrame(
+                {"node": "ram-user:" + _s(users.principal), "name": _s(users.name)}
+            )
+        }
         at = self.at
-        if len(at):
-            roles = at[["roleId", "roleName"]].dropna().astype(str).drop_duplicates()
-            names.update(zip("ram-role:" + roles.roleId, roles.roleName, strict=True))
-            targets = at[["targetRoleId", "targetRoleName"]].dropna().astype(str)
-            for role_id, name in targets.drop_duplicates().itertuples(index=False):
-                names.setdefault(f"ram-role:{role_id}", name)
-        return names
+        for kind, columns in (
+            ("roles", ["roleId", "roleName"]),
+            ("targets", ["targetRoleId", "targetRoleName"]),
+        ):
+            found = (
+                at[columns].dropna().astype(str).drop_duplicates()
+                if len(at)
+                else pd.DataFrame(columns=columns)
+            )
+            pairs[kind] = pd.DataFrame(
+                {"node": "ram-role:" + found[columns[0]], "name": found[columns[1]]}
+            )
+        return pairs
+
+
+def _nodes(edges: pd.DataFrame, names: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """Nodes of the edges with kind, name and (where an ``owns`` edge shows it) account."""
+    ids = pd.unique(pd.concat([edges.src, edges.dst], ignore_index=True))
+    owns = edges[edges.relation == "owns"]
+    accounts = dict(zip(owns.dst, owns.src.str.split(":", n=1).str[1], strict=True))
+    out = []
+    for node in ids:
+        kind, _, ident = str(node).partition(":")
+        attributes = {"kind": kind, "name": names.get(node, ident)}
+        if node in accounts:
+            attributes["account"] = accounts[node]
+        elif kind == "role-session":
+            role = ident.split(":", 1)[0]
+            if f"ram-role:{role}" in accounts:
+                attributes["account"] = accounts[f"ram-role:{role}"]
+        out.append((str(node), attributes))
+    return out
 
 
 def _s(values: pd.Series) -> pd.Series:
@@ -489,11 +528,13 @@ def _merge_duplicates(edges: pd.DataFrame) -> pd.DataFrame:
     )
     merged["operations"] = grouped["operations"].agg(_union)
     if "cross_account" in twins:
-        merged["cross_account"] = (
+        crossing = (
             twins.assign(cross_account=twins.cross_account.fillna(False).astype(bool))
             .groupby(keys, sort=False)["cross_account"]
             .any()
         )
+        assumed = crossing.index.get_level_values("relation") == "assumed"
+        merged["cross_account"] = crossing.astype(object).where(assumed)  # only assumed edges
     return pd.concat([edges[~repeated], merged.reset_index()], ignore_index=True)
 
 

@@ -1,0 +1,192 @@
+"""The dask engine: a case store as dask DataFrames, one partition per day.
+
+``kf.load(CASE_DIR, engine="dask")`` returns a :class:`DaskCase`, whose ``activity``,
+``kms`` and ``actiontrail`` are dask DataFrames built with ``dask.dataframe.from_map``
+over the store's days; every partition is read by the same code as the pandas path
+(:meth:`kmsforensics.store.Store.read_day`), so it holds exactly the rows and types
+``kf.load(CASE_DIR)`` would for that day. The three frames share their days, so
+partition *i* of each is the same day (``kf.build_graph`` and ``kf.detect`` rely on it).
+
+Work runs on whatever ``dask.distributed`` Client is active (a ``LocalCluster`` on a
+laptop, a cluster on Kubernetes or YARN); without one, a local cluster of one
+single-threaded worker process per core is started on loopback, once per session.
+Workers read the store themselves, so on a remote cluster it must be on storage they
+all see.
+
+``kf.load(EVIDENCE..., engine="dask")`` first ingests the evidence into a temporary
+case store (removed when the case is garbage-collected); ingest to shared storage
+with ``kf.ingest`` for a cluster.
+
+Examples
+--------
+>>> import kmsforensics as kf
+>>> case = kf.load("case-store", engine="dask")  # doctest: +SKIP
+>>> case.activity.groupby("action").size().compute()  # doctest: +SKIP
+>>> day = case.between("2026-03-10", "2026-03-11")  # a pandas Case  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .case import Case, focus_mask, with_nested_objects
+from .store import FRAMES, Store, StoreCase, _summary, ingest
+
+_LOCAL_CLIENT: Any = None
+
+
+def client() -> Any:
+    """Return the active ``dask.distributed`` Client, or start a local cluster once.
+
+    The local cluster has one single-threaded worker process per core, listening on
+    127.0.0.1 only, without a dashboard.
+    """
+    import distributed
+
+    global _LOCAL_CLIENT
+    try:
+        return distributed.default_client()
+    except ValueError:
+        pass
+    if _LOCAL_CLIENT is None or _LOCAL_CLIENT.status != "running":
+        cluster = distributed.LocalCluster(
+            n_workers=os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+        _LOCAL_CLIENT = distributed.Client(cluster, set_as_default=True)
+    return _LOCAL_CLIENT
+
+
+def _read_partition(
+    root: str,
+    name: str,
+    columns: list[str] | None,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+    day: str,
+) -> pd.DataFrame:
+    return Store(root).read_day(name, day, start, end, columns)
+
+
+class DaskCase(StoreCase):
+    """A case store whose frames are dask DataFrames (one partition per day).
+
+    ``between`` and ``focus`` bring a slice into memory as a pandas :class:`Case`;
+    ``kf.build_graph`` and the aggregation-based rules of ``kf.detect`` run on the
+    cluster.
+    """
+
+    engine = "dask"
+
+    def __init__(
+        self,
+        store: Store,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(store, start, end, columns)
+        self.days = store.days(start, end)
+        self.client = client()
+
+    def _frame(self, name: str) -> Any:
+        if self._frames[name] is None:
+            import dask.dataframe as dd
+            from dask.dataframe.utils import clear_known_categories
+
+            meta = clear_known_categories(
+                self.store.read(name, [], self.start, self.end, self.columns)
+            )
+            reader = partial(
+                _read_partition, str(self.store.root), name, self.columns, self.start, self.end
+            )
+            days = self.days or ["none"]
+            self._frames[name] = dd.from_map(
+                reader, days, meta=meta, enforce_metadata=False, label=f"kmsforensics-{name}"
+            )
+        return self._frames[name]
+
+    @property
+    def actiontrail(self) -> Any:
+        """ActionTrail events with nested objects as dicts (parsed per partition)."""
+        if self._actiontrail is None:
+            at: Any = self._actiontrail_text
+            self._actiontrail = at.map_partitions(with_nested_objects, meta=at._meta)
+        return self._actiontrail
+
+    def partitions(self) -> list[tuple[Any, Any, Any]]:
+        """Delayed (activity, kms, actiontrail) of each day, aligned."""
+        frames = [self._frame(name).to_delayed() for name in FRAMES]
+        return list(zip(*frames, strict=True))
+
+    def focus(self, ref: str) -> Case:
+        """Return the events that involve ``ref``, selected on the cluster (a pandas Case)."""
+        act: Any = self.activity
+        rows = act.map_partitions(lambda p: p[focus_mask(p, ref)], meta=act._meta).compute()
+        return self._focused_from_store(rows.reset_index(drop=True), ref)
+
+    def summary(self) -> dict[str, Any]:
+        """Return the facts a summary shows, aggregated on the cluster."""
+        import dask
+
+        act: Any = self.activity
+        low, high, sources, accounts = dask.compute(
+            act["time"].min(),
+            act["time"].max(),
+            act["source"].astype(object).value_counts(),
+            act["account_id"].dropna().astype(object).unique(split_out=1),
+        )
+        facts = _summary(self.manifest, self.issues, act._meta)
+        facts["events"] = {
+            "kms": int(sources.get("kms", 0)),
+            "actiontrail": int(sources.get("actiontrail", 0)),
+        }
+        total = sum(facts["events"].values())
+        facts["start"] = low if total else None
+        facts["end"] = high if total else None
+        facts["accounts"] = len(accounts)
+        return facts
+
+
+def open_dask(root: str | os.PathLike[str], columns: Sequence[str] | None = None) -> DaskCase:
+    """Open a case store with the dask engine (used by ``kf.load(CASE_DIR, engine="dask")``)."""
+    return DaskCase(Store(root), columns=columns)
+
+
+def load_dask(
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    strict: bool,
+    progress: bool,
+    max_bytes: int,
+    column_map: dict[str, str] | None,
+) -> DaskCase:
+    """Ingest evidence into a temporary case store and open it with the dask engine."""
+    folder = Path(tempfile.mkdtemp(prefix="kmsforensics-store-"))
+    try:
+        ingest(
+            *sources,
+            out=folder,
+            progress=progress,
+            strict=strict,
+            max_bytes=max_bytes,
+            column_map=column_map,
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    case = open_dask(folder)
+    weakref.finalize(case, shutil.rmtree, folder, True)
+    return case
