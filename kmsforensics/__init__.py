@@ -23,7 +23,6 @@ from .errors import (
 from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
 from .handover import export_findings, export_neighbourhood, export_timeline
 from .loader import load
-from .store import IngestReport, StoreError, ingest
 from .plots import (
     plot_activity,
     plot_error_rate,
@@ -31,6 +30,7 @@ from .plots import (
     plot_swimlanes,
     plot_top,
 )
+from .store import IngestReport, StoreError, ingest
 from .timeline import timeline, usage
 
 

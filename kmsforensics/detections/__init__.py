@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..case import Case
+from ..case import Case, to_utc
 from . import rules as _rules  # noqa: F401  (registers the rule pack)
 from .context import Context
 from .findings import COLUMNS, collect, empty_findings
@@ -110,34 +110,55 @@ def detect(
     if unknown:
         raise UnknownRuleError(f"params name no rule {', '.join(map(repr, unknown))}")
     resolved = {r.rule_id: r.resolve(overrides.get(r.rule_id)) for r in chosen}
-    ctx = Context(
-        case,
-        window_start=window_start,
-        baseline_days=baseline_days,
-        timezone=timezone,
-        geoip=geoip,
-        known_accounts=known_accounts,
-    )
     notes: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    frames = []
     for rule in chosen:
-        if rule.needs_geo and ctx.geo is None:
+        if rule.needs_geo and geoip is None:
             notes[rule.rule_id] = (
                 "no geo database: skipped entirely"
                 if rule.rule_id == "D14"
                 else "no geo database: ASN and country not compared"
             ) + " (pass geoip='GeoLite2-City.mmdb' or another MaxMind-format file)"
-        started = time.perf_counter()
-        labelled = rule.function(ctx, resolved[rule.rule_id])
-        frames.append(collect(rule, labelled, ctx.baseline_end if ctx.window_given else None))
-        seconds[rule.rule_id] = time.perf_counter() - started
+    if case.engine == "dask":
+        from .distributed import detect_on_dask
+
+        labelled, baseline_end, window_given, skipped, seconds = detect_on_dask(
+            case,
+            chosen,
+            resolved,
+            window_start=to_utc(window_start),
+            baseline_days=baseline_days,
+            timezone=timezone,
+            geoip=geoip,
+            known_accounts=known_accounts,
+        )
+        notes.update(skipped)
+    else:
+        ctx = Context(
+            case,
+            window_start=window_start,
+            baseline_days=baseline_days,
+            timezone=timezone,
+            geoip=geoip,
+            known_accounts=known_accounts,
+        )
+        labelled = {}
+        for rule in chosen:
+            started = time.perf_counter()
+            labelled[rule.rule_id] = rule.function(ctx, resolved[rule.rule_id])
+            seconds[rule.rule_id] = time.perf_counter() - started
+        baseline_end, window_given = ctx.baseline_end, ctx.window_given
+    frames = [
+        collect(rule, labelled[rule.rule_id], baseline_end if window_given else None)
+        for rule in chosen
+        if rule.rule_id in labelled
+    ]
     found = [f for f in frames if len(f)]
     out = pd.concat(found, ignore_index=True) if found else empty_findings()
     out = out.sort_values(["first_seen", "rule_id"], kind="stable").reset_index(drop=True)
     out.attrs["seconds"] = seconds
     out.attrs["notes"] = notes
-    out.attrs["baseline_end"] = ctx.baseline_end
+    out.attrs["baseline_end"] = baseline_end
     if notes:
         warnings.warn(
             "kmsforensics.detect: " + "; ".join(f"{k}: {v}" for k, v in notes.items()),

@@ -135,6 +135,27 @@ def new_terms(
     return out.sort_values("time", kind="stable")
 
 
+def first_sightings(
+    rows: pd.DataFrame, subject: str, term: str | list[str], window_start: pd.Timestamp
+) -> pd.DataFrame:
+    """Reduce rows to what :func:`new_terms` needs of them, so days can be reduced apart.
+
+    Keeps one row of each (subject, term) pair before ``window_start`` and the first
+    row (by time, then order) of each pair from it on. :func:`new_terms` of the
+    concatenated reductions of consecutive days equals :func:`new_terms` of all rows.
+    """
+    key = [subject, *([term] if isinstance(term, str) else term)]
+    present = np.ones(len(rows), dtype=bool)
+    for column in key:
+        present &= rows[column].notna().to_numpy()
+    rows = rows[present]
+    before = (rows["time"] < window_start).to_numpy()
+    known = rows[before].drop_duplicates(key)
+    later = rows[~before]
+    later = later.iloc[np.argsort(nanoseconds(later["time"]), kind="stable")]
+    return pd.concat([known, later.drop_duplicates(key)]).sort_index(kind="stable")
+
+
 def label(
     rows: pd.DataFrame,
     incident: pd.Series | np.ndarray,

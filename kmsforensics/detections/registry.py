@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 SEVERITIES = ("low", "medium", "high", "critical")
 
 RuleFunction = Callable[["Context", dict[str, Any]], pd.DataFrame]
+RowSelection = Callable[["Context"], pd.Series]
+#: How a rule runs on the dask engine (``Rule.on_dask``).
+ON_DASK = {
+    "select": "rows selected on the cluster",
+    "first-seen": "first sightings reduced on the cluster",
+    "memory": "needs every row in memory: run it on case.between(...) or case.focus(ref)",
+}
 
 
 class UnknownRuleError(KmsForensicsError, KeyError):
@@ -62,6 +69,14 @@ class Rule:
         ``function(ctx, params) -> labelled rows``.
     needs_geo : bool
         True when the rule needs (all or part) a geo/ASN database.
+    selects : callable or None
+        ``selects(ctx) -> mask``: every row the rule reads, decided row by row, so the
+        dask engine can select them day by day on the cluster and run the rule on
+        them alone (results identical to the whole case). Set in
+        :mod:`kmsforensics.detections.rules.selections`.
+    first_seen : bool
+        The rule reads the data only through first sightings (``_first_seen``), which
+        the dask engine reduces day by day on the cluster.
     """
 
     rule_id: str
@@ -73,6 +88,15 @@ class Rule:
     function: RuleFunction
     params: dict[str, Any] = field(default_factory=dict)
     needs_geo: bool = False
+    selects: RowSelection | None = None
+    first_seen: bool = False
+
+    @property
+    def on_dask(self) -> str:
+        """How the rule runs on the dask engine: ``select``, ``first-seen`` or ``memory``."""
+        if self.first_seen:
+            return "first-seen"
+        return "select" if self.selects is not None else "memory"
 
     @property
     def doc(self) -> str:
@@ -118,7 +142,15 @@ def rule(
         if rule_id in RULES:
             raise ValueError(f"{rule_id} is registered twice")
         RULES[rule_id] = Rule(
-            rule_id, title, severity, technique, kind, sources, function, params, needs_geo
+            rule_id,
+            title,
+            severity,
+            technique,
+            kind,
+            sources,
+            function,
+            params,
+            needs_geo,
         )
         return function
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context, flag, is_address
-from ..findings import bursts, label, new_terms
+from ..findings import bursts, first_sightings, label, new_terms
 from ..registry import rule
 from .common import (
     AAP_CHANGES,
@@ -41,7 +41,18 @@ def _first_seen(
     known_subjects_only: bool = True,
     gap: str = "1h",
 ) -> pd.DataFrame:
-    """Label the first occurrences of new (subject, term) pairs, one incident per burst."""
+    """Label the first occurrences of new (subject, term) pairs, one incident per burst.
+
+    On the dask engine a rule runs twice: on each day, where this keeps the day's first
+    sightings (:func:`~kmsforensics.detections.findings.first_sightings`) and returns no
+    rows, then once more on no rows, where this takes every day's sightings, merged,
+    in the same order of calls.
+    """
+    if ctx.sightings is not None:  # a day on the cluster
+        ctx.sightings.append(first_sightings(rows, subject, term, ctx.baseline_end))
+        return rows.iloc[:0]
+    if ctx.merged_sightings is not None:  # the driver, after every day
+        rows = ctx.merged_sightings.pop(0)
     fresh = new_terms(rows, subject, term, ctx.baseline_end)
     if known_subjects_only:
         fresh = fresh[fresh["subject_known"]]

@@ -1,0 +1,146 @@
+"""``kf.detect`` on the dask engine: the cluster selects and reduces, the rules decide.
+
+1. The facts every rule shares are aggregated on the cluster: the first event (for the
+   default baseline) and the organisation's accounts.
+2. Each day's partition is read on a worker, where a :class:`Context` over that day
+   evaluates the selections of the ``select`` rules (every row they can read, decided
+   row by row; :mod:`.rules.selections`) and runs the ``first-seen`` rules in reduce
+   mode, keeping the day's first sightings of every pair.
+3. On the driver, the ``select`` rules run unchanged on the selected rows, and the
+   ``first-seen`` rules on every day's sightings, merged. Rules that need every row
+   (``memory``) are not run; a note names them.
+
+Both give the findings the pandas engine gives on the same evidence, which
+``tests/test_scale.py`` checks on a generated case with every attack.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..case import Case
+from .context import Context
+from .registry import ON_DASK, RULES, Rule
+
+
+def _day(
+    activity: pd.DataFrame,
+    kms: pd.DataFrame,
+    at: pd.DataFrame,
+    rule_ids: list[str],
+    params: dict[str, dict[str, Any]],
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """One day on a worker: the selected rows, and the first sightings of each rule."""
+    empty = pd.DataFrame()
+    ctx = Context(Case(kms, at, activity, empty, empty), **options)
+    rules = [RULES[r] for r in rule_ids]
+    keep = np.zeros(len(activity), dtype=bool)
+    for rule in rules:
+        if rule.selects is not None:
+            keep |= np.asarray(rule.selects(ctx), dtype=bool)
+    chosen = activity[keep]
+    requests = chosen.loc[chosen["source"] == "kms", "request_id"].dropna().unique()
+    events = chosen["event_id"].dropna().unique()
+    sightings = {}
+    for rule in rules:
+        if rule.first_seen:
+            ctx.sightings = []
+            rule.function(ctx, params[rule.rule_id])
+            sightings[rule.rule_id] = ctx.sightings
+    return {
+        "activity": chosen,
+        "kms": kms[kms["request_id"].isin(requests)] if len(kms) else kms,
+        "actiontrail": at[at["eventId"].isin(events)] if len(at) else at,
+        "sightings": sightings,
+    }
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate days, keeping categoricals categorical (their categories united)."""
+    kept = [f for f in frames if len(f.columns)]
+    if not kept:
+        return pd.DataFrame()
+    for column in kept[0].columns:
+        if isinstance(kept[0][column].dtype, pd.CategoricalDtype):
+            united = pd.api.types.union_categoricals(
+                [f[column].astype("category") for f in kept], ignore_order=True
+            ).categories
+            kept = [f.assign(**{column: f[column].cat.set_categories(united)}) for f in kept]
+    return pd.concat(kept, ignore_index=True)
+
+
+def detect_on_dask(
+    case: Any,
+    chosen: list[Rule],
+    params: dict[str, dict[str, Any]],
+    *,
+    window_start: pd.Timestamp | None,
+    baseline_days: float,
+    timezone: str,
+    geoip: Any,
+    known_accounts: list[str] | None,
+) -> tuple[dict[str, pd.DataFrame], pd.Timestamp, bool, dict[str, str], dict[str, float]]:
+    """Run the rules that can run on the cluster (see the module docstring).
+
+    Returns the labelled rows of each rule run, the baseline end, whether the window
+    was given, notes on the rules not run, and the seconds of each stage.
+    """
+    import dask
+
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    act = case.activity
+    own = act[act["identity_type"].astype(object) != "unknown"]["account_id"]
+    first, accounts = dask.compute(
+        act["time"].min(), own.dropna().astype(object).unique(split_out=1)
+    )
+    known = [str(a) for a in accounts] if known_accounts is None else list(known_accounts)
+    given = window_start is not None
+    if window_start is None:
+        start = first if pd.notna(first) else pd.Timestamp("1970-01-01", tz="UTC")
+        window_start = start + pd.Timedelta(days=baseline_days)
+    options = {
+        "window_start": window_start,
+        "timezone": timezone,
+        "geoip": geoip,
+        "known_accounts": known,
+    }
+    runnable = [r for r in chosen if r.on_dask != "memory"]
+    notes = {r.rule_id: ON_DASK["memory"] for r in chosen if r.on_dask == "memory"}
+    ids = [r.rule_id for r in runnable]
+    days = dask.compute(
+        *[dask.delayed(_day)(a, k, t, ids, params, options) for a, k, t in case.partitions()]
+    )
+    seconds["cluster"] = time.perf_counter() - started
+    selected = Case(
+        _concat([d["kms"] for d in days]),
+        _concat([d["actiontrail"] for d in days]),
+        _concat([d["activity"] for d in days]),
+        case.issues,
+        case.manifest,
+    )
+    ctx = Context(selected, **options)
+    results: dict[str, pd.DataFrame] = {}
+    for rule in runnable:
+        started = time.perf_counter()
+        if rule.first_seen:
+            calls = zip(*[d["sightings"][rule.rule_id] for d in days], strict=True)
+            nothing = Case(
+                selected.kms.iloc[:0],
+                selected._actiontrail_text.iloc[:0],
+                selected.activity.iloc[:0],
+                case.issues,
+                case.manifest,
+            )
+            final = Context(nothing, **options)
+            final.merged_sightings = [_concat(list(call)) for call in calls]
+            results[rule.rule_id] = rule.function(final, params[rule.rule_id])
+        else:
+            results[rule.rule_id] = rule.function(ctx, params[rule.rule_id])
+        seconds[rule.rule_id] = time.perf_counter() - started
+    return results, ctx.baseline_end, given, notes, seconds
