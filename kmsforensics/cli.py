@@ -179,10 +179,6 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
-
-
 def _report(args: argparse.Namespace) -> int:
     from .report import render
 
@@ -198,3 +194,7 @@ def _report(args: argparse.Namespace) -> int:
     out = render(args.evidence, args.out, template=args.template, parameters=parameters)
     print(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -103,6 +103,7 @@ class DaskCase(StoreCase):
 
     def _frame(self, name: str) -> Any:
         if self._frames[name] is None:
+            import dask
             import dask.dataframe as dd
             from dask.dataframe.utils import clear_known_categories
 
@@ -113,9 +114,10 @@ class DaskCase(StoreCase):
                 _read_partition, str(self.store.root), name, self.columns, self.start, self.end
             )
             days = self.days or ["none"]
-            self._frames[name] = dd.from_map(
-                reader, days, meta=meta, enforce_metadata=False, label=f"kmsforensics-{name}"
-            )
+            with dask.config.set({"dataframe.convert-string": False}):  # keep our dtypes
+                self._frames[name] = dd.from_map(
+                    reader, days, meta=meta, enforce_metadata=False, label=f"kmsforensics-{name}"
+                )
         return self._frames[name]
 
     @property

@@ -308,10 +308,10 @@ class _StoreWriter:
     # -- writing days ---------------------------------------------------------------------
 
     def _write_days(self, name: str, frame: pd.DataFrame, number: int) -> int:
+        table = _table(frame)
+        self.schemas[name] = _unify(self.schemas[name], table.schema)  # even with no rows
         if not len(frame):
             return 0
-        table = _table(frame)
-        self.schemas[name] = _unify(self.schemas[name], table.schema)
         table = _conform(table, self.schemas[name])
         days = _days(frame[FRAMES[name]])
         for day in np.unique(days):

@@ -285,13 +285,19 @@ FIVE_PLAN = [
 
 
 @pytest.fixture(scope="session")
-def five_attacks(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], kf.Case]:
-    """Three generated days with all five attacks: (truth, case), made once per run."""
+def five_attacks_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three generated days with all five attacks (evidence/ and truth.json), made once."""
     out = tmp_path_factory.mktemp("five-attacks")
     scenarios = [(name, FIVE_START + timedelta(hours=h, minutes=17)) for name, h in FIVE_PLAN]
     synth.generate(out, seed=21, start=FIVE_START, hours=72, kms_per_hour=100, scenarios=scenarios)
-    truth = json.loads((out / "truth.json").read_text())
-    return truth, load_case(out / "evidence", on_warning="error")
+    return out
+
+
+@pytest.fixture(scope="session")
+def five_attacks(five_attacks_folder: Path) -> tuple[dict[str, Any], kf.Case]:
+    """The five-attack case: (truth, case loaded with the pandas engine)."""
+    truth = json.loads((five_attacks_folder / "truth.json").read_text())
+    return truth, load_case(five_attacks_folder / "evidence", on_warning="error")
 
 
 #: Attacker-controlled text the reports and pages must show as text, never run.

@@ -1,0 +1,286 @@
+"""The case store and the dask engine: the same rows, graph and findings as pandas.
+
+The dask tests run a real ``dask.distributed.LocalCluster`` (two worker processes on
+loopback) on the generated five-attack case.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pandas as pd
+import pytest
+from conftest import jsonl, kms_record, load_case, write
+
+import kmsforensics as kf
+from kmsforensics.detections import RULES
+from kmsforensics.store import STORE_FILE
+
+DAY = ("2026-03-03", "2026-03-04")
+
+
+def plain(frame: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
+    """Categoricals as objects (their category lists differ by load), optionally sorted."""
+    frame = frame.astype({c: object for c in frame.columns if frame[c].dtype == "category"})
+    if order:
+        frame = frame.sort_values(order, kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def assert_same_case(store_case: kf.Case, memory_case: kf.Case) -> None:
+    pd.testing.assert_frame_equal(plain(store_case.activity), plain(memory_case.activity))
+    by_record = ["source_file", "source_record", "source_item"]
+    pd.testing.assert_frame_equal(
+        plain(store_case.kms, by_record), plain(memory_case.kms, by_record)
+    )
+    pd.testing.assert_frame_equal(
+        plain(store_case._actiontrail_text, by_record),
+        plain(memory_case._actiontrail_text, by_record),
+    )
+    pd.testing.assert_frame_equal(
+        plain(store_case.manifest, ["path"]), plain(memory_case.manifest, ["path"])
+    )
+
+
+def tally(counts: pd.Series) -> dict[tuple[str, ...], int]:
+    return {tuple(map(str, key)): int(n) for key, n in counts.items()}
+
+
+def assert_same_graph(left: nx.MultiDiGraph, right: nx.MultiDiGraph) -> None:
+    assert dict(left.nodes(data=True)) == dict(right.nodes(data=True))
+    edges = {(u, v, k): d for u, v, k, d in left.edges(keys=True, data=True)}
+    assert edges == {(u, v, k): d for u, v, k, d in right.edges(keys=True, data=True)}
+
+
+@pytest.fixture(scope="module")
+def store(five_attacks_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The five-attack evidence ingested in many small batches."""
+    out = tmp_path_factory.mktemp("store") / "case"
+    report = kf.ingest(
+        five_attacks_folder / "evidence", out=out, progress=False, batch_bytes=2_000_000
+    )
+    assert len(report.batches) > 3
+    return out
+
+
+# -- the case store ------------------------------------------------------------------------
+
+
+def test_store_holds_what_load_gives_by_source_and_day(
+    store: Path, five_attacks: tuple[dict[str, Any], kf.Case]
+) -> None:
+    _, memory = five_attacks
+    case = kf.load(store)
+    assert type(case).__name__ == "StoreCase" and case.engine == "pandas"
+    assert_same_case(case, memory)
+    assert case.summary() == memory.summary()
+    days = sorted(p.name for p in (store / "kms").iterdir())
+    assert days == ["day=2026-03-02", "day=2026-03-03", "day=2026-03-04"]
+    for source in ("kms", "actiontrail", "activity"):
+        assert sorted(p.name for p in (store / source).iterdir()) == days
+    info = json.loads((store / STORE_FILE).read_text())
+    assert info["loader_versions"] == [kf.__version__]
+    assert set(case.manifest["sha256"]) == set(memory.manifest["sha256"])
+
+
+def test_reingesting_the_same_evidence_changes_nothing(
+    store: Path, five_attacks_folder: Path
+) -> None:
+    before = {p: p.stat().st_mtime_ns for p in store.rglob("*.parquet")}
+    batches = json.loads((store / STORE_FILE).read_text())["batches"]
+    report = kf.ingest(five_attacks_folder / "evidence", out=store, progress=False)
+    assert report.files_added == 0 and report.batches == []
+    assert report.files_already_in_store == len(kf.load(store).manifest)
+    assert json.loads((store / STORE_FILE).read_text())["batches"] == batches
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*.parquet")} == before
+
+
+def test_between_reads_only_the_days_asked_for(
+    store: Path, tmp_path: Path, five_attacks: tuple[dict[str, Any], kf.Case]
+) -> None:
+    copy = tmp_path / "case"
+    shutil.copytree(store, copy)
+    for other in ("day=2026-03-02", "day=2026-03-04"):  # unreadable: must not be read
+        for part in copy.glob(f"*/{other}/*.parquet"):
+            part.write_bytes(b"not parquet")
+    _, memory = five_attacks
+    day = kf.load(copy).between(*DAY)
+    assert_same_case_rows(day, memory.between(*DAY))
+    with pytest.raises(Exception, match=r"(?i)parquet"):
+        len(kf.load(copy).activity)
+
+
+def assert_same_case_rows(store_case: kf.Case, memory_case: kf.Case) -> None:
+    pd.testing.assert_frame_equal(plain(store_case.activity), plain(memory_case.activity))
+    assert len(store_case.kms) == len(memory_case.kms)
+    assert len(store_case._actiontrail_text) == len(memory_case._actiontrail_text)
+
+
+def test_columns_are_read_only_when_asked_for(store: Path) -> None:
+    case = kf.load(store, columns=["action", "client_ip"])
+    assert set(case.activity.columns) == {
+        "time", "source", "action", "client_ip", "request_id", "event_id",
+        "source_file", "source_record",
+    }  # fmt: skip
+    assert len(case.activity) == len(kf.load(store).activity)
+
+
+def test_an_uncommitted_batch_is_ignored(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "case"
+    shutil.copytree(store, copy)
+    for part in list(copy.glob("*/day=2026-03-03/batch-000001.parquet")):
+        shutil.copy(part, part.with_name("batch-000999.parquet"))  # as a crash leaves it
+    shutil.copy(
+        copy / "manifest" / "batch-000001.parquet", copy / "manifest" / "batch-000999.parquet"
+    )
+    assert len(kf.load(copy).activity) == len(kf.load(store).activity)
+    assert len(kf.load(copy).manifest) == len(kf.load(store).manifest)
+
+
+def test_new_files_append_and_repeated_events_count_as_duplicates(tmp_path: Path) -> None:
+    first = write(tmp_path / "a" / "kms-1.jsonl", jsonl(kms_record(i) for i in range(10)))
+    later = write(tmp_path / "b" / "kms-2.jsonl", jsonl(kms_record(i) for i in range(5, 15)))
+    out = tmp_path / "case"
+    assert kf.ingest(first, out=out, progress=False).events_added["kms"] == 10
+    report = kf.ingest(first, later, out=out, progress=False)
+    assert (report.files_added, report.files_already_in_store) == (1, 1)
+    assert report.duplicates == 5 and report.events_added["kms"] == 5
+    case = kf.load(out)
+    row = case.manifest.set_index("path").loc[str(later)]
+    assert (row.records_read, row.records_loaded, row.duplicates) == (10, 5, 5)
+    assert_same_case(case, load_case(first, later))
+
+
+def test_ingest_command_line(tmp_path: Path) -> None:
+    evidence = write(tmp_path / "kms.jsonl", jsonl(kms_record(i) for i in range(3)))
+    run = subprocess.run(
+        [sys.executable, "-m", "kmsforensics.cli", "ingest", str(evidence),
+         "--out", str(tmp_path / "case"), "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(run.stdout)["events_added"]["kms"] == 3
+    run = subprocess.run(
+        [sys.executable, "-m", "kmsforensics.cli", "load", str(tmp_path / "case")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "3 KMS records" in run.stdout
+
+
+def test_a_folder_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
+    write(tmp_path / "notes.txt", b"mine")
+    with pytest.raises(kf.StoreError, match="not a kmsforensics case store"):
+        kf.ingest(tmp_path / "notes.txt", out=tmp_path, progress=False)
+
+
+# -- the dask engine ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client
+
+
+def test_dask_frames_hold_the_same_rows(
+    store: Path, cluster: Any, five_attacks: tuple[dict[str, Any], kf.Case]
+) -> None:
+    _, memory = five_attacks
+    case = kf.load(store, engine="dask")
+    assert case.engine == "dask" and case.client is cluster
+    assert case.activity.npartitions == 3  # one per day
+    counts = case.activity.groupby(["source", "action"], observed=True).size().compute()
+    expected = memory.activity.groupby(["source", "action"], observed=True).size()
+    assert tally(counts) == tally(expected) and sum(tally(counts).values()) == len(memory.activity)
+    assert (len(case.kms), len(case._actiontrail_text)) == (
+        len(memory.kms),
+        len(memory._actiontrail_text),
+    )
+    assert case.summary() == memory.summary()
+
+
+def test_dask_graph_is_the_pandas_graph(
+    store: Path, cluster: Any, five_attacks: tuple[dict[str, Any], kf.Case]
+) -> None:
+    _, memory = five_attacks
+    assert_same_graph(kf.build_graph(kf.load(store, engine="dask")), kf.build_graph(memory))
+
+
+def test_dask_findings_are_the_pandas_findings(
+    store: Path, cluster: Any, five_attacks: tuple[dict[str, Any], kf.Case]
+) -> None:
+    _, memory = five_attacks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", kf.DetectionNote)
+        expected = kf.detect(memory)
+        found = kf.detect(kf.load(store, engine="dask"))
+    on_dask = {r for r, rule in RULES.items() if rule.on_dask != "memory"}
+    assert len(on_dask) >= 23
+    memory_only = {r for r in RULES if r not in on_dask}
+    assert {r for r, note in found.attrs["notes"].items() if "every row" in note} == memory_only
+    expected = expected[expected.rule_id.isin(on_dask)].reset_index(drop=True)
+    assert len(expected) > 30 and expected.rule_id.nunique() > 10
+    pd.testing.assert_frame_equal(found.reset_index(drop=True), expected)
+
+
+def test_dask_slices_come_back_in_memory(
+    store: Path, cluster: Any, five_attacks: tuple[dict[str, Any], kf.Case]
+) -> None:
+    _, memory = five_attacks
+    case = kf.load(store, engine="dask")
+    day = case.between(*DAY)
+    assert day.engine == "pandas"
+    assert_same_case_rows(day, memory.between(*DAY))
+    key = memory.activity["access_key_id"].dropna().astype(str).value_counts().index[5]
+    focused, expected = case.focus(f"access-key:{key}"), memory.focus(f"access-key:{key}")
+    assert len(expected.activity) > 0
+    assert_same_case_rows(focused, expected)
+    assert (focused.activity["access_key_id"].astype(str) == key).all()
+
+
+def test_raw_evidence_on_dask(
+    five_attacks_folder: Path, cluster: Any, five_attacks: tuple[dict[str, Any], kf.Case]
+) -> None:
+    _, memory = five_attacks
+    case = kf.load(five_attacks_folder / "evidence", engine="dask", progress=False)
+    folder = Path(case.store.root)
+    assert folder.is_dir() and case.activity.npartitions == 3
+    assert len(case.activity) == len(memory.activity)
+    del case
+    import gc
+
+    gc.collect()
+    assert not folder.exists()  # the temporary store goes with the case
+
+
+def test_without_a_client_a_local_cluster_starts_on_loopback(store: Path) -> None:
+    script = (
+        "import kmsforensics as kf\n"
+        "if __name__ == '__main__':\n"
+        f"    case = kf.load({str(store)!r}, engine='dask')\n"
+        "    workers = case.client.scheduler_info()['workers']\n"
+        "    print(len(workers), sorted({w.split(':')[1] for w in workers}), len(case.activity))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    )
+    count, hosts, rows = run.stdout.split(maxsplit=2)
+    assert int(count) >= 1 and hosts == "['//127.0.0.1']"
+    assert int(rows) == len(kf.load(store).activity)
