@@ -103,22 +103,26 @@ class DaskCase(StoreCase):
 
     def _frame(self, name: str) -> Any:
         if self._frames[name] is None:
-            import dask
-            import dask.dataframe as dd
-            from dask.dataframe.utils import clear_known_categories
-
-            meta = clear_known_categories(
-                self.store.read(name, [], self.start, self.end, self.columns)
-            )
-            reader = partial(
-                _read_partition, str(self.store.root), name, self.columns, self.start, self.end
-            )
-            days = self.days or ["none"]
-            with dask.config.set({"dataframe.convert-string": False}):  # keep our dtypes
-                self._frames[name] = dd.from_map(
-                    reader, days, meta=meta, enforce_metadata=False, label=f"kmsforensics-{name}"
-                )
+            self._frames[name] = self._daily(name, self.columns)
         return self._frames[name]
+
+    def _daily(self, name: str, columns: Sequence[str] | None) -> Any:
+        """One frame as a dask DataFrame of one partition per day (``columns`` only)."""
+        import dask
+        import dask.dataframe as dd
+        from dask.dataframe.utils import clear_known_categories
+
+        wanted = list(columns) if columns is not None else None
+        meta = clear_known_categories(self.store.read(name, [], self.start, self.end, wanted))
+        reader = partial(_read_partition, str(self.store.root), name, wanted, self.start, self.end)
+        with dask.config.set({"dataframe.convert-string": False}):  # keep our dtypes
+            return dd.from_map(
+                reader,
+                self.days or ["none"],
+                meta=meta,
+                enforce_metadata=False,
+                label=f"kmsforensics-{name}",
+            )
 
     @property
     def actiontrail(self) -> Any:
@@ -128,9 +132,21 @@ class DaskCase(StoreCase):
             self._actiontrail = at.map_partitions(with_nested_objects, meta=at._meta)
         return self._actiontrail
 
-    def partitions(self) -> list[tuple[Any, Any, Any]]:
-        """Delayed (activity, kms, actiontrail) of each day, aligned."""
-        frames = [self._frame(name).to_delayed() for name in FRAMES]
+    def partitions(
+        self, columns: dict[str, list[str] | None] | None = None
+    ) -> list[tuple[Any, Any, Any]]:
+        """Delayed (activity, kms, actiontrail) of each day, aligned.
+
+        ``columns`` may name, per frame, the only columns to read (with time, source
+        and provenance); the graph and the rule pack read far fewer than all.
+        """
+        columns = columns or {}
+        frames = []
+        for name in FRAMES:
+            chosen = columns.get(name, self.columns)
+            if chosen is not None and self.columns is not None:
+                chosen = [c for c in chosen if c in self.columns]
+            frames.append(self._daily(name, chosen).to_delayed())
         return list(zip(*frames, strict=True))
 
     def focus(self, ref: str) -> Case:

@@ -23,8 +23,16 @@ import numpy as np
 import pandas as pd
 
 from ..case import Case
+from ..schema import AT_NESTED_FIELDS
 from .context import Context
 from .registry import ON_DASK, RULES, Rule
+
+#: What the rules that run on dask read of each frame (activity: every column).
+READS: dict[str, list[str] | None] = {
+    "activity": None,
+    "kms": ["request_id", "status_code"],
+    "actiontrail": ["eventId", *AT_NESTED_FIELDS],
+}
 
 
 def _day(
@@ -114,7 +122,7 @@ def detect_on_dask(
     notes = {r.rule_id: ON_DASK["memory"] for r in chosen if r.on_dask == "memory"}
     ids = [r.rule_id for r in runnable]
     days = dask.compute(
-        *[dask.delayed(_day)(a, k, t, ids, params, options) for a, k, t in case.partitions()]
+        *[dask.delayed(_day)(a, k, t, ids, params, options) for a, k, t in case.partitions(READS)]
     )
     seconds["cluster"] = time.perf_counter() - started
     selected = Case(

@@ -43,6 +43,24 @@ RELATIONS: dict[str, str] = {
     "encrypted-by": "secret -> key",
     "has-version": "key -> key-version",
 }
+#: The columns the build reads from each frame (the dask engine reads no others).
+READS: dict[str, list[str]] = {
+    "activity": [
+        "time", "success", "action", "account_id", "identity_type", "principal_id",
+        "principal_name", "session_name", "access_key_id", "client_ip", "key_id",
+        "secret_name",
+    ],
+    "kms": [
+        "time", "api_name", "instance_id", "key_id", "secret_name", "account_id",
+        "key_version_id", "user_id",
+    ],
+    "actiontrail": [
+        "eventTime", "eventName", "errorCode", "accountId", "roleId", "roleName",
+        "sessionName", "targetRoleAccountId", "targetRoleId", "targetRoleName",
+        "targetSessionName", "issuedAccessKeyId", "userIdentity.type",
+        "userIdentity.principalId", "userIdentity.userName",
+    ],
+}  # fmt: skip
 EDGE_COLUMNS = [
     "src",
     "dst",

@@ -16,7 +16,7 @@ import networkx as nx
 import pandas as pd
 
 from ..case import Case
-from .build import EDGE_COLUMNS, _merge_duplicates, _Parts, assemble, role_ids
+from .build import EDGE_COLUMNS, READS, _merge_duplicates, _Parts, assemble, role_ids
 
 
 def _day_roles(at: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +35,7 @@ def build_graph_dask(case: Any) -> nx.MultiDiGraph:
     """Build the graph of a dask-engine case on its cluster (see the module docstring)."""
     import dask
 
-    partitions = case.partitions()
+    partitions = case.partitions(dict(READS))
     found = dask.compute(*[dask.delayed(_day_roles)(at) for _, _, at in partitions])
     roles = pd.concat(found, ignore_index=True).drop_duplicates(["account", "name"])
     results = dask.compute(*[dask.delayed(_day_parts)(a, k, t, roles) for a, k, t in partitions])
