@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SAMPLE ?= datasets
 PORT   ?= 8888
 
-.PHONY: venv lab test lint typecheck chromium unit report notebooks bench datasets rules-doc clean
+.PHONY: venv lab test lint typecheck chromium unit report notebooks bench bench-scale datasets rules-doc clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,9 @@ bench: venv
 	$(BIN)/python benchmarks/bench_synth.py
 	$(BIN)/python benchmarks/bench_graph.py
 	cd benchmarks && ../$(BIN)/python bench_detect.py
+
+bench-scale: venv
+	cd benchmarks && ../$(BIN)/python bench_scale.py
 
 datasets: venv
 	$(BIN)/python -c 'from pathlib import Path; from kmsforensics.synth.curated import CASES, build; [build(n, Path("datasets") / n) for n in CASES]'

@@ -171,6 +171,11 @@ def detect(
 def rules() -> pd.DataFrame:
     """List the rule pack: id, title, severity, technique, kind, parameters, reads, FPs.
 
+    ``on_dask`` says how a rule runs on the dask engine: ``select`` (on the rows it
+    needs, selected day by day on the cluster), ``first-seen`` (on first sightings
+    reduced day by day) or ``memory`` (needs every row: run it on ``case.between`` or
+    ``case.focus``).
+
     Returns
     -------
     pandas.DataFrame
@@ -186,6 +191,7 @@ def rules() -> pd.DataFrame:
             "sources": ", ".join(r.sources),
             "params": dict(r.params),
             "needs_geo": r.needs_geo,
+            "on_dask": r.on_dask,
             "detects": r.doc.split("\n\n")[0].replace("\n", " "),
             "reads": r.section("Reads"),
             "false_positives": r.section("False positives"),

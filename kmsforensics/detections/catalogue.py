@@ -23,7 +23,7 @@ import pandas as pd
 from .. import datasets
 from ..loader import load
 from . import detect
-from .registry import select
+from .registry import ON_DASK, select
 
 
 def rule_sections() -> str:
@@ -36,6 +36,7 @@ def rule_sections() -> str:
             f"- severity: **{rule.severity}** · ATT&CK: {rule.technique} · kind: {rule.kind}"
             f" · logs: {', '.join(rule.sources)}"
             + (" · uses a geo database when given" if rule.needs_geo else "")
+            + f"\n- on the dask engine: {ON_DASK[rule.on_dask]}"
             + f"\n- parameters: {params}\n\n"
             f"{' '.join(rule.doc.split(chr(10) + chr(10))[0].split())}\n\n"
             + "\n\n".join(

@@ -31,7 +31,7 @@ from .registry import ON_DASK, RULES, Rule
 READS: dict[str, list[str] | None] = {
     "activity": None,
     "kms": ["request_id", "status_code"],
-    "actiontrail": ["eventId", *AT_NESTED_FIELDS],
+    "actiontrail": ["eventId", "recipientAccountId", *AT_NESTED_FIELDS],
 }
 
 
@@ -48,10 +48,15 @@ def _day(
     ctx = Context(Case(kms, at, activity, empty, empty), **options)
     rules = [RULES[r] for r in rule_ids]
     keep = np.zeros(len(activity), dtype=bool)
+    weight = np.zeros(len(activity))
     for rule in rules:
         if rule.selects is not None:
-            keep |= np.asarray(rule.selects(ctx), dtype=bool)
-    chosen = activity[keep]
+            keep |= np.asarray(rule.selects(ctx, params[rule.rule_id]), dtype=bool)
+        if rule.weighs is not None:
+            counts = np.asarray(rule.weighs(ctx, params[rule.rule_id]), dtype=float)
+            keep |= ~np.isnan(counts)
+            weight += np.nan_to_num(counts)
+    chosen = activity[keep].assign(_weight=weight[keep])
     requests = chosen.loc[chosen["source"] == "kms", "request_id"].dropna().unique()
     events = chosen["event_id"].dropna().unique()
     sightings = {}

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 SEVERITIES = ("low", "medium", "high", "critical")
 
 RuleFunction = Callable[["Context", dict[str, Any]], pd.DataFrame]
-RowSelection = Callable[["Context"], pd.Series]
+RowSelection = Callable[["Context", dict[str, Any]], pd.Series]
 #: How a rule runs on the dask engine (``Rule.on_dask``).
 ON_DASK = {
     "select": "rows selected on the cluster",
@@ -70,10 +70,14 @@ class Rule:
     needs_geo : bool
         True when the rule needs (all or part) a geo/ASN database.
     selects : callable or None
-        ``selects(ctx) -> mask``: every row the rule reads, decided row by row, so the
-        dask engine can select them day by day on the cluster and run the rule on
-        them alone (results identical to the whole case). Set in
+        ``selects(ctx, params) -> mask``: every row the rule needs, decided within one
+        day, so the dask engine can select them day by day on the cluster and run the
+        rule on them alone (results identical to the whole case). Set in
         :mod:`kmsforensics.detections.rules.selections`.
+    weighs : callable or None
+        ``weighs(ctx, params) -> counts``: for rules that count rows, the rows that
+        stand for the others (NaN elsewhere) and how many each stands for; the rule
+        reads them as the ``_weight`` column.
     first_seen : bool
         The rule reads the data only through first sightings (``_first_seen``), which
         the dask engine reduces day by day on the cluster.
@@ -89,6 +93,7 @@ class Rule:
     params: dict[str, Any] = field(default_factory=dict)
     needs_geo: bool = False
     selects: RowSelection | None = None
+    weighs: RowSelection | None = None
     first_seen: bool = False
 
     @property
@@ -96,7 +101,8 @@ class Rule:
         """How the rule runs on the dask engine: ``select``, ``first-seen`` or ``memory``."""
         if self.first_seen:
             return "first-seen"
-        return "select" if self.selects is not None else "memory"
+        chosen = self.selects is not None or self.weighs is not None
+        return "select" if chosen else "memory"
 
     @property
     def doc(self) -> str:

@@ -112,13 +112,14 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     start, end = stamped.min().floor(width), stamped.max().ceil(width)
     edges = pd.date_range(start, end, freq=width)
     bins = (nanoseconds(stamped) - start.value) // width.value  # integer bins: no Timedelta maths
-    frame = pd.DataFrame({"bin": bins, "stream": codes[streamed]})
+    # rows that stand for others (the dask engine's selection) carry their count
+    weight = act["_weight"][streamed] if "_weight" in act else pd.Series(1.0, index=stamped.index)
+    frame = pd.DataFrame({"bin": bins, "stream": codes[streamed], "weight": weight.to_numpy()})
     found: list[pd.DataFrame] = []
     for code, group in frame.groupby("stream"):
         name = labels[int(str(code))]
-        counts = pd.Series(np.bincount(group["bin"].to_numpy(), minlength=len(edges)), index=edges)[
-            : len(edges) - 1
-        ]
+        tally = np.bincount(group["bin"], weights=group["weight"], minlength=len(edges))
+        counts = pd.Series(tally.round().astype(np.int64), index=edges)[: len(edges) - 1]
         stamps = pd.DatetimeIndex(counts.index)
         weekend = stamps.day_of_week >= 5
         rate = counts.groupby([weekend, stamps.hour]).transform("mean")

@@ -1,9 +1,12 @@
 """Which rows each rule reads, so the dask engine can select them on the cluster.
 
-A selection is decided row by row (the action, the source, success, an error code),
-never from other rows, so it can be evaluated one day at a time on the workers; it
-covers every row the rule's own masks can take (a superset is fine), so the rule run on
-the selected rows alone finds exactly what it finds on the whole case. Rules that
+A selection is decided within one day (the action, the source, success, an error code;
+for thresholds, whether a window of that day could reach the threshold), so it can be
+evaluated one day at a time on the workers; it covers every row the rule's findings
+depend on (a superset is fine), so the rule run on the selected rows alone finds
+exactly what it finds on the whole case. D27, which counts every row, gets one row per
+stream and bin standing for the others (with their count as ``_weight``) and the last
+row of each bin. Rules that
 read the data only through first sightings are marked ``first_seen`` instead: each
 day is reduced to the first sighting of every (subject, term) pair on the cluster (see
 ``rules.baseline._first_seen``).
@@ -18,15 +21,20 @@ follow one key through all its uses); on the dask engine they are listed in
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ..context import Context, flag
+from ..context import Context, flag, is_address, per_value
+from ..findings import nanoseconds
 from ..registry import RULES, RowSelection
 from .baseline import HUMAN
 from .common import (
     AAP_CHANGES,
+    DATA_KEY_OPS,
     KEY_DESTRUCTION,
     KEY_POLICY,
     RAM_CHANGES,
@@ -36,11 +44,14 @@ from .common import (
     from_actiontrail,
     from_kms_log,
 )
-from .volume import AUTH_ERRORS
+from .logging import _streams
+from .volume import AUTH_ERRORS, _block
+
+Params = dict[str, Any]
 
 
 def _admin(*operations: str) -> RowSelection:
-    def select(ctx: Context) -> pd.Series:
+    def select(ctx: Context, p: Params) -> pd.Series:
         return from_actiontrail(ctx) & ctx.ok & ctx.action_is(*operations)
 
     return select
@@ -55,12 +66,114 @@ def _text(ctx: Context, column: str) -> pd.Series:
     return ctx.act[column].astype(object)
 
 
-def _secret_reads(ctx: Context) -> pd.Series:
-    reads = ctx.action_is("GetSecretValue") & ctx.ok & ctx.act["secret_name"].notna()
-    return reads | ctx.action_is("ListSecrets")
+def _dense_windows(
+    ctx: Context,
+    base: pd.Series,
+    keys: list[pd.Series],
+    window: str,
+    measures: Sequence[tuple[pd.Series | None, float]],
+    shifted: bool = True,
+    keep_before: pd.Timestamp | None = None,
+) -> pd.Series:
+    """Rows of ``base`` whose window could reach a threshold, as far as one day tells.
+
+    Windows are those of :func:`~kmsforensics.detections.findings.over_threshold`
+    (tumbling, and shifted by half when ``shifted``). A row is kept when, in this day,
+    its group (``keys`` and window) reaches the minimum of a measure (rows when the
+    measure is None, else distinct values), when its window reaches past the day (kept
+    whole, as the other day may complete it), or when it comes before ``keep_before``
+    (a baseline). A window reaching a threshold in the whole case is then always whole
+    in the selection, and one that does not cannot reach it with fewer rows.
+    """
+    rows = np.flatnonzero(np.asarray(base, dtype=bool))
+    keep = np.zeros(len(rows), dtype=bool)
+    if len(rows):
+        stamps = nanoseconds(ctx.act["time"].iloc[rows])
+        day = 86_400 * 10**9
+        first, last = stamps.min() // day * day, stamps.min() // day * day + day
+        width = pd.Timedelta(window).value
+        groups = {f"k{i}": pd.factorize(k.iloc[rows].astype(object))[0] for i, k in enumerate(keys)}
+        for shift in (0, width // 2) if shifted else (0,):
+            number = (stamps - shift) // width
+            frame = pd.DataFrame({**groups, "bin": number})
+            grouped = frame.groupby(list(frame.columns), sort=False)
+            for values, minimum in measures:
+                if values is None:
+                    measure = grouped["bin"].transform("size")
+                else:
+                    codes = pd.factorize(values.iloc[rows].astype(object))[0]
+                    measure = (
+                        frame.assign(v=np.where(codes >= 0, codes, np.nan))
+                        .groupby(list(frame.columns), sort=False)["v"]
+                        .transform("nunique")
+                    )
+                keep |= measure.to_numpy() >= minimum
+            keep |= (number * width + shift < first) | ((number + 1) * width + shift > last)
+        if keep_before is not None:
+            keep |= stamps < keep_before.value
+    out = np.zeros(len(base), dtype=bool)
+    out[rows[keep]] = True
+    return pd.Series(out, index=base.index)
 
 
-def _aap_failures(ctx: Context) -> pd.Series:
+def _secret_reads(ctx: Context, p: Params) -> pd.Series:
+    """D01: reads in windows that could reach the lowest limit, the baseline, ListSecrets."""
+    act = ctx.act
+    reads = ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna()
+    secret = act["account_id"].astype(object).astype(str) + "/" + _text(ctx, "secret_name")
+    lowest = min(p["threshold"], p["min_distinct"])
+    dense = _dense_windows(
+        ctx, reads, [ctx.who], p["window"], [(secret, lowest)], keep_before=ctx.baseline_end
+    )
+    return dense | ctx.action_is("ListSecrets")
+
+
+def _data_key_bursts(ctx: Context, p: Params) -> pd.Series:
+    """D03: calls in bins with ``min_count`` calls of a principal on a key, the baseline."""
+    act = ctx.act
+    calls = ctx.action_is(*DATA_KEY_OPS) & act["key_id"].notna()
+    width = pd.Timedelta(p["bin"]).value
+    baseline = pd.Timestamp((ctx.baseline_end.value // width + 1) * width, tz="UTC")
+    return _dense_windows(
+        ctx,
+        calls,
+        [ctx.principal, act["key_id"]],
+        p["bin"],
+        [(None, p["min_count"])],
+        shifted=False,
+        keep_before=baseline,
+    )
+
+
+def _spread_keys(ctx: Context, p: Params) -> pd.Series:
+    """D13: uses of a credential in windows with ``min_ips`` addresses or ``min_networks``."""
+    act = ctx.act
+    used = act["access_key_id"].notna() & is_address(act["client_ip"])
+    ips = act["client_ip"]
+    if ctx.geo is not None:
+        nets = ctx.geo.lookup(ips.astype(object))["asn"]
+        nets.index = act.index
+    else:
+        nets = per_value(ips, _block)
+    measures = [(ips, p["min_ips"]), (nets, p["min_networks"])]
+    return _dense_windows(ctx, used, [ctx.credential], p["window"], measures)
+
+
+def _stream_bins(ctx: Context, p: Params) -> pd.Series:
+    """D27: the first and last row of each stream and bin; the first stands for the bin."""
+    codes, _ = _streams(ctx)
+    width = pd.Timedelta(p["bin"]).value
+    frame = pd.DataFrame({"stream": codes, "bin": nanoseconds(ctx.act["time"]) // width})
+    frame = frame[frame["stream"] >= 0]
+    grouped = frame.groupby(["stream", "bin"], sort=False)
+    weights = pd.Series(np.nan, index=ctx.act.index)
+    weights.loc[grouped.tail(1).index] = 0.0
+    firsts = grouped.head(1).index
+    weights.loc[firsts] = grouped["bin"].transform("size").loc[firsts].astype(float)
+    return weights
+
+
+def _aap_failures(ctx: Context, p: Params) -> pd.Series:
     act = ctx.act
     aap = _text(ctx, "identity_type") == "aap"
     missing = act["account_id"].isna() | act["principal_id"].isna()
@@ -68,13 +181,13 @@ def _aap_failures(ctx: Context) -> pd.Series:
     return from_kms_log(ctx) & ((aap & missing) | (kaap & ctx.status_code.isin([401, 403])))
 
 
-def _denied(ctx: Context) -> pd.Series:
+def _denied(ctx: Context, p: Params) -> pd.Series:
     pattern = re.compile(AUTH_ERRORS)
     at = from_actiontrail(ctx) & flag(ctx.act["error_code"], lambda c: pattern.match(str(c)))
     return at | (from_kms_log(ctx) & ctx.status_code.isin([401, 403]))
 
 
-def _enumeration(ctx: Context) -> pd.Series:
+def _enumeration(ctx: Context, p: Params) -> pd.Series:
     return (
         from_actiontrail(ctx)
         & ctx.action_matches(r"^(List|Describe|Get)")
@@ -84,43 +197,57 @@ def _enumeration(ctx: Context) -> pd.Series:
     )
 
 
-def _assumptions(ctx: Context) -> pd.Series:
+def _assumptions(ctx: Context, p: Params) -> pd.Series:
     played = from_actiontrail(ctx) & ctx.act["player_account_id"].notna()
     return (from_actiontrail(ctx) & ctx.action_matches("AssumeRole")) | played
 
 
-def _signins(ctx: Context) -> pd.Series:
+def _signins(ctx: Context, p: Params) -> pd.Series:
     return from_actiontrail(ctx) & ctx.action_is("ConsoleSignin")
 
 
-def _root(ctx: Context) -> pd.Series:
+def _root(ctx: Context, p: Params) -> pd.Series:
     return _text(ctx, "identity_type") == "account"
 
 
-def _people(ctx: Context) -> pd.Series:
+def _people(ctx: Context, p: Params) -> pd.Series:
     return _text(ctx, "identity_type").isin(HUMAN)
 
 
-def _logging(ctx: Context) -> pd.Series:
-    return _admin(*TRAIL_TAMPERING, *SINK_TAMPERING)(ctx)
+def _logging(ctx: Context, p: Params) -> pd.Series:
+    return _admin(*TRAIL_TAMPERING, *SINK_TAMPERING)(ctx, p)
 
 
-def _ram(ctx: Context) -> pd.Series:
-    return _admin(*RAM_CHANGES)(ctx) & (_text(ctx, "service") == "ram")
+def _ram(ctx: Context, p: Params) -> pd.Series:
+    return _admin(*RAM_CHANGES)(ctx, p) & (_text(ctx, "service") == "ram")
+
+
+def _destruction(ctx: Context, p: Params) -> pd.Series:
+    return _admin(*KEY_DESTRUCTION)(ctx, p) | _key_failures(ctx)
+
+
+def _disabling(ctx: Context, p: Params) -> pd.Series:
+    return _admin("DisableKey", "SetDeletionProtection")(ctx, p) | _key_failures(ctx)
+
+
+def _caller_checks(ctx: Context, p: Params) -> pd.Series:
+    return ctx.action_is("GetCallerIdentity") & ctx.ok
 
 
 SELECTIONS: dict[str, RowSelection] = {
     "D01": _secret_reads,
-    "D04": lambda ctx: _admin(*KEY_DESTRUCTION)(ctx) | _key_failures(ctx),
-    "D05": lambda ctx: _admin("DisableKey", "SetDeletionProtection")(ctx) | _key_failures(ctx),
+    "D03": _data_key_bursts,
+    "D04": _destruction,
+    "D05": _disabling,
     "D06": _admin("GetParametersForImport", "ImportKeyMaterial", "CreateKey"),
     "D07": _admin(*KEY_POLICY),
     "D08": _admin(*AAP_CHANGES),
     "D10": _admin(*SECRET_TAMPERING),
+    "D13": _spread_keys,
     "D15": _aap_failures,
     "D16": _denied,
     "D17": _enumeration,
-    "D18": lambda ctx: ctx.action_is("GetCallerIdentity") & ctx.ok,
+    "D18": _caller_checks,
     "D19": _assumptions,
     "D20": _assumptions,
     "D21": _signins,
@@ -130,9 +257,12 @@ SELECTIONS: dict[str, RowSelection] = {
     "D26": _logging,
     "D28": _ram,
 }
+WEIGHTS: dict[str, RowSelection] = {"D27": _stream_bins}
 FIRST_SEEN = ("D02", "D11", "D12", "D25")
 
 for _rule_id, _selection in SELECTIONS.items():
     RULES[_rule_id] = replace(RULES[_rule_id], selects=_selection)
+for _rule_id, _weights in WEIGHTS.items():
+    RULES[_rule_id] = replace(RULES[_rule_id], weighs=_weights)
 for _rule_id in FIRST_SEEN:
     RULES[_rule_id] = replace(RULES[_rule_id], first_seen=True)
