@@ -183,6 +183,8 @@ class Context:
         #: (``sightings``), or every day's, merged, for the final run (``merged_sightings``).
         self.sightings: list[pd.DataFrame] | None = None
         self.merged_sightings: list[pd.DataFrame] | None = None
+        #: Dask engine only: facts gathered from the whole case before the days are read.
+        self.facts: dict[str, Any] = {}
 
     # -- shared columns -------------------------------------------------------------------
 

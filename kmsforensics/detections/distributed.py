@@ -1,7 +1,8 @@
 """``kf.detect`` on the dask engine: the cluster selects and reduces, the rules decide.
 
 1. The facts every rule shares are aggregated on the cluster: the first event (for the
-   default baseline) and the organisation's accounts.
+   default baseline), the organisation's accounts and the key administration events
+   (after which D04 and D05 count failures).
 2. Each day's partition is read on a worker, where a :class:`Context` over that day
    evaluates the selections of the ``select`` rules (every row they can read, decided
    row by row; :mod:`.rules.selections`) and runs the ``first-seen`` rules in reduce
@@ -26,6 +27,7 @@ from ..case import Case
 from ..schema import AT_NESTED_FIELDS
 from .context import Context
 from .registry import ON_DASK, RULES, Rule
+from .rules.selections import KEY_ADMIN
 
 #: What the rules that run on dask read of each frame (activity: every column).
 READS: dict[str, list[str] | None] = {
@@ -42,10 +44,12 @@ def _day(
     rule_ids: list[str],
     params: dict[str, dict[str, Any]],
     options: dict[str, Any],
+    facts: dict[str, Any],
 ) -> dict[str, Any]:
     """One day on a worker: the selected rows, and the first sightings of each rule."""
     empty = pd.DataFrame()
     ctx = Context(Case(kms, at, activity, empty, empty), **options)
+    ctx.facts = facts
     rules = [RULES[r] for r in rule_ids]
     keep = np.zeros(len(activity), dtype=bool)
     weight = np.zeros(len(activity))
@@ -109,8 +113,11 @@ def detect_on_dask(
     started = time.perf_counter()
     act = case.activity
     own = act[act["identity_type"].astype(object) != "unknown"]["account_id"]
-    first, accounts = dask.compute(
-        act["time"].min(), own.dropna().astype(object).unique(split_out=1)
+    admin = act[(act["source"] == "actiontrail") & act["action"].isin(KEY_ADMIN)]
+    first, accounts, key_admin = dask.compute(
+        act["time"].min(),
+        own.dropna().astype(object).unique(split_out=1),
+        admin[["key_id", "time"]].dropna(),
     )
     known = [str(a) for a in accounts] if known_accounts is None else list(known_accounts)
     given = window_start is not None
@@ -123,11 +130,15 @@ def detect_on_dask(
         "geoip": geoip,
         "known_accounts": known,
     }
+    facts = {"key_admin": key_admin}
     runnable = [r for r in chosen if r.on_dask != "memory"]
     notes = {r.rule_id: ON_DASK["memory"] for r in chosen if r.on_dask == "memory"}
     ids = [r.rule_id for r in runnable]
     days = dask.compute(
-        *[dask.delayed(_day)(a, k, t, ids, params, options) for a, k, t in case.partitions(READS)]
+        *[
+            dask.delayed(_day)(a, k, t, ids, params, options, facts)
+            for a, k, t in case.partitions(READS)
+        ]
     )
     seconds["cluster"] = time.perf_counter() - started
     selected = Case(

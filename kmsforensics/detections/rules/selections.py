@@ -31,7 +31,7 @@ import pandas as pd
 from ..context import Context, flag, is_address, per_value
 from ..findings import nanoseconds
 from ..registry import RULES, RowSelection
-from .baseline import HUMAN
+from .baseline import HUMAN, SENSITIVE
 from .common import (
     AAP_CHANGES,
     DATA_KEY_OPS,
@@ -43,6 +43,7 @@ from .common import (
     TRAIL_TAMPERING,
     from_actiontrail,
     from_kms_log,
+    role_owner,
 )
 from .logging import _streams
 from .volume import AUTH_ERRORS, _block
@@ -57,9 +58,40 @@ def _admin(*operations: str) -> RowSelection:
     return select
 
 
-def _key_failures(ctx: Context) -> pd.Series:
-    """KMS-log failures on a key (the impact D04 and D05 count)."""
-    return from_kms_log(ctx) & ~ctx.ok & ctx.act["key_id"].notna()
+#: ActionTrail operations after which D04 and D05 count the failures on the key.
+KEY_ADMIN = (*KEY_DESTRUCTION, "DisableKey", "SetDeletionProtection")
+
+
+def _key_failures(ctx: Context, hours: float) -> pd.Series:
+    """KMS-log failures on a key within ``hours`` after a KEY_ADMIN event on it.
+
+    The events come from ``ctx.facts["key_admin"]`` (key_id, time), gathered from the
+    whole case first; without them every failure on a key is kept.
+    """
+    act = ctx.act
+    failed = from_kms_log(ctx) & ~ctx.ok & act["key_id"].notna()
+    admin = ctx.facts.get("key_admin")
+    if admin is None or not failed.any():
+        return failed
+    rows = pd.DataFrame(
+        {"key": _text(ctx, "key_id")[failed].astype(str), "time": act["time"][failed]}
+    ).sort_values("time", kind="stable")
+    moments = pd.DataFrame(
+        {"key": admin["key_id"].astype(object).astype(str), "moment": admin["time"]}
+    ).sort_values("moment", kind="stable")
+    after = pd.merge_asof(
+        rows.reset_index(),
+        moments,
+        left_on="time",
+        right_on="moment",
+        by="key",
+        allow_exact_matches=False,
+        direction="backward",
+    )
+    near = (after["time"] - after["moment"]) <= pd.Timedelta(hours=hours)
+    keep = pd.Series(False, index=act.index)
+    keep.loc[after.loc[near.fillna(False).to_numpy(dtype=bool), "index"]] = True
+    return keep
 
 
 def _text(ctx: Context, column: str) -> pd.Series:
@@ -74,6 +106,7 @@ def _dense_windows(
     measures: Sequence[tuple[pd.Series | None, float]],
     shifted: bool = True,
     keep_before: pd.Timestamp | None = None,
+    whole_rows: bool = False,
 ) -> pd.Series:
     """Rows of ``base`` whose window could reach a threshold, as far as one day tells.
 
@@ -84,6 +117,10 @@ def _dense_windows(
     whole, as the other day may complete it), or when it comes before ``keep_before``
     (a baseline). A window reaching a threshold in the whole case is then always whole
     in the selection, and one that does not cannot reach it with fewer rows.
+
+    With ``whole_rows``, every window (of either shift) of a kept row is kept whole:
+    for rules whose rows must pass several measures, each in any of their windows,
+    where ``measures`` then names one of them that every finding must pass.
     """
     rows = np.flatnonzero(np.asarray(base, dtype=bool))
     keep = np.zeros(len(rows), dtype=bool)
@@ -111,6 +148,12 @@ def _dense_windows(
             keep |= (number * width + shift < first) | ((number + 1) * width + shift > last)
         if keep_before is not None:
             keep |= stamps < keep_before.value
+        if whole_rows:
+            for shift in (0, width // 2) if shifted else (0,):
+                frame = pd.DataFrame({**groups, "bin": (stamps - shift) // width, "keep": keep})
+                keep = keep | frame.groupby(list(frame.columns[:-1]), sort=False)["keep"].transform(
+                    "any"
+                ).to_numpy(dtype=bool)
     out = np.zeros(len(base), dtype=bool)
     out[rows[keep]] = True
     return pd.Series(out, index=base.index)
@@ -146,7 +189,7 @@ def _data_key_bursts(ctx: Context, p: Params) -> pd.Series:
 
 
 def _spread_keys(ctx: Context, p: Params) -> pd.Series:
-    """D13: uses of a credential in windows with ``min_ips`` addresses or ``min_networks``."""
+    """D13: uses of a credential in windows over ``min_networks`` networks, whole."""
     act = ctx.act
     used = act["access_key_id"].notna() & is_address(act["client_ip"])
     ips = act["client_ip"]
@@ -155,8 +198,8 @@ def _spread_keys(ctx: Context, p: Params) -> pd.Series:
         nets.index = act.index
     else:
         nets = per_value(ips, _block)
-    measures = [(ips, p["min_ips"]), (nets, p["min_networks"])]
-    return _dense_windows(ctx, used, [ctx.credential], p["window"], measures)
+    spread = [(nets, p["min_networks"])]  # every finding is spread over networks
+    return _dense_windows(ctx, used, [ctx.credential], p["window"], spread, whole_rows=True)
 
 
 def _stream_bins(ctx: Context, p: Params) -> pd.Series:
@@ -197,9 +240,24 @@ def _enumeration(ctx: Context, p: Params) -> pd.Series:
     )
 
 
-def _assumptions(ctx: Context, p: Params) -> pd.Series:
-    played = from_actiontrail(ctx) & ctx.act["player_account_id"].notna()
-    return (from_actiontrail(ctx) & ctx.action_matches("AssumeRole")) | played
+def _assume(ctx: Context) -> pd.Series:
+    return from_actiontrail(ctx) & ctx.action_matches("AssumeRole")
+
+
+def _cross_account(ctx: Context, p: Params) -> pd.Series:
+    """D19: assumptions of another account's role, foreign players, earlier assumptions."""
+    act = ctx.act
+    caller = _text(ctx, "account_id")
+    owner = role_owner(act["role_arn"])
+    player = _text(ctx, "player_account_id")
+    foreign = owner.notna() & (owner != caller)
+    played = from_actiontrail(ctx) & player.notna() & (player != caller)
+    return (_assume(ctx) & (foreign | (act["time"] < ctx.baseline_end))) | played
+
+
+def _chained(ctx: Context, p: Params) -> pd.Series:
+    """D20: assumptions by a role session."""
+    return _assume(ctx) & (_text(ctx, "identity_type") == "ram-role")
 
 
 def _signins(ctx: Context, p: Params) -> pd.Series:
@@ -211,7 +269,9 @@ def _root(ctx: Context, p: Params) -> pd.Series:
 
 
 def _people(ctx: Context, p: Params) -> pd.Series:
-    return _text(ctx, "identity_type").isin(HUMAN)
+    """D24: people's baseline, and their sensitive calls."""
+    sensitive = ctx.action_is(*SENSITIVE) | (ctx.act["time"] < ctx.baseline_end)
+    return _text(ctx, "identity_type").isin(HUMAN) & sensitive
 
 
 def _logging(ctx: Context, p: Params) -> pd.Series:
@@ -223,11 +283,12 @@ def _ram(ctx: Context, p: Params) -> pd.Series:
 
 
 def _destruction(ctx: Context, p: Params) -> pd.Series:
-    return _admin(*KEY_DESTRUCTION)(ctx, p) | _key_failures(ctx)
+    return _admin(*KEY_DESTRUCTION)(ctx, p) | _key_failures(ctx, p["impact_hours"])
 
 
 def _disabling(ctx: Context, p: Params) -> pd.Series:
-    return _admin("DisableKey", "SetDeletionProtection")(ctx, p) | _key_failures(ctx)
+    disabling = _admin("DisableKey", "SetDeletionProtection")(ctx, p)
+    return disabling | _key_failures(ctx, p["impact_hours"])
 
 
 def _caller_checks(ctx: Context, p: Params) -> pd.Series:
@@ -248,8 +309,8 @@ SELECTIONS: dict[str, RowSelection] = {
     "D16": _denied,
     "D17": _enumeration,
     "D18": _caller_checks,
-    "D19": _assumptions,
-    "D20": _assumptions,
+    "D19": _cross_account,
+    "D20": _chained,
     "D21": _signins,
     "D22": _signins,
     "D23": _root,
