@@ -2,7 +2,8 @@
 
 1. The facts every rule shares are aggregated on the cluster: the first event (for the
    default baseline), the organisation's accounts and the key administration events
-   (after which D04 and D05 count failures).
+   (after which D04 and D05 count failures); then the baseline days are read for what
+   threshold selections learn from them (D01's usual reads, D03's usual bins).
 2. Each day's partition is read on a worker, where a :class:`Context` over that day
    evaluates the selections of the ``select`` rules (every row they can read, decided
    row by row; :mod:`.rules.selections`) and runs the ``first-seen`` rules in reduce
@@ -77,6 +78,20 @@ def _day(
     }
 
 
+def _learn(
+    activity: pd.DataFrame,
+    kms: pd.DataFrame,
+    at: pd.DataFrame,
+    rule_ids: list[str],
+    params: dict[str, dict[str, Any]],
+    options: dict[str, Any],
+) -> dict[str, pd.DataFrame]:
+    """One baseline day on a worker: what each rule's selection learns from it."""
+    empty = pd.DataFrame()
+    ctx = Context(Case(kms, at, activity, empty, empty), **options)
+    return {r: RULES[r].learns[0](ctx, params[r]) for r in rule_ids}  # type: ignore[index]
+
+
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate days, keeping categoricals categorical (their categories united)."""
     kept = [f for f in frames if len(f.columns)]
@@ -130,8 +145,20 @@ def detect_on_dask(
         "geoip": geoip,
         "known_accounts": known,
     }
-    facts = {"key_admin": key_admin}
+    facts: dict[str, Any] = {"key_admin": key_admin}
     runnable = [r for r in chosen if r.on_dask != "memory"]
+    learning = [r.rule_id for r in runnable if r.learns is not None]
+    if learning:  # what the selections learn from the baseline days, first
+        last = window_start.strftime("%Y-%m-%d")
+        early = [
+            part for day, part in zip(case.days, case.partitions(READS), strict=True) if day <= last
+        ]
+        learned = dask.compute(
+            *[dask.delayed(_learn)(a, k, t, learning, params, options) for a, k, t in early]
+        )
+        for rule_id in learning:
+            combine = RULES[rule_id].learns[1]  # type: ignore[index]
+            facts[rule_id] = combine([d[rule_id] for d in learned], params[rule_id])
     notes = {r.rule_id: ON_DASK["memory"] for r in chosen if r.on_dask == "memory"}
     ids = [r.rule_id for r in runnable]
     days = dask.compute(

@@ -78,6 +78,9 @@ class Rule:
         ``weighs(ctx, params) -> counts``: for rules that count rows, the rows that
         stand for the others (NaN elsewhere) and how many each stands for; the rule
         reads them as the ``_weight`` column.
+    learns : (callable, callable) or None
+        ``(on_day(ctx, params) -> frame, combine(frames, params) -> facts)``: what the
+        selection learns from the baseline days first (``ctx.facts[rule_id]``).
     first_seen : bool
         The rule reads the data only through first sightings (``_first_seen``), which
         the dask engine reduces day by day on the cluster.
@@ -94,6 +97,7 @@ class Rule:
     needs_geo: bool = False
     selects: RowSelection | None = None
     weighs: RowSelection | None = None
+    learns: tuple[Any, Any] | None = None
     first_seen: bool = False
 
     @property

@@ -103,7 +103,7 @@ def _dense_windows(
     base: pd.Series,
     keys: list[pd.Series],
     window: str,
-    measures: Sequence[tuple[pd.Series | None, float]],
+    measures: Sequence[tuple[pd.Series | None, float | pd.Series]],
     shifted: bool = True,
     keep_before: pd.Timestamp | None = None,
     whole_rows: bool = False,
@@ -113,7 +113,8 @@ def _dense_windows(
     Windows are those of :func:`~kmsforensics.detections.findings.over_threshold`
     (tumbling, and shifted by half when ``shifted``). A row is kept when, in this day,
     its group (``keys`` and window) reaches the minimum of a measure (rows when the
-    measure is None, else distinct values), when its window reaches past the day (kept
+    measure is None, else distinct values; a minimum given per row counts at its lowest
+    in the group), when its window reaches past the day (kept
     whole, as the other day may complete it), or when it comes before ``keep_before``
     (a baseline). A window reaching a threshold in the whole case is then always whole
     in the selection, and one that does not cannot reach it with fewer rows.
@@ -144,7 +145,15 @@ def _dense_windows(
                         .groupby(list(frame.columns), sort=False)["v"]
                         .transform("nunique")
                     )
-                keep |= measure.to_numpy() >= minimum
+                if isinstance(minimum, pd.Series):
+                    lowest = (
+                        frame.assign(m=minimum.iloc[rows].to_numpy(dtype=float))
+                        .groupby(list(frame.columns), sort=False)["m"]
+                        .transform("min")
+                    )
+                    keep |= measure.to_numpy() >= lowest.to_numpy()
+                else:
+                    keep |= measure.to_numpy() >= minimum
             keep |= (number * width + shift < first) | ((number + 1) * width + shift > last)
         if keep_before is not None:
             keep |= stamps < keep_before.value
@@ -159,30 +168,112 @@ def _dense_windows(
     return pd.Series(out, index=base.index)
 
 
-def _secret_reads(ctx: Context, p: Params) -> pd.Series:
-    """D01: reads in windows that could reach the lowest limit, the baseline, ListSecrets."""
+def _reads(ctx: Context) -> tuple[pd.Series, pd.Series]:
     act = ctx.act
     reads = ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna()
-    secret = act["account_id"].astype(object).astype(str) + "/" + _text(ctx, "secret_name")
-    lowest = min(p["threshold"], p["min_distinct"])
+    account = _text(ctx, "account_id")
+    secret = (account.astype(str) + "/" + _text(ctx, "secret_name")).where(
+        account.notna(),
+        "\0",  # D01 counts every read without an account as one secret
+    )
+    return reads, secret
+
+
+def _secret_reads_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D01, baseline days: the distinct (principal, window, secret) of reads before it."""
+    reads, secret = _reads(ctx)
+    reads &= ctx.act["time"] < ctx.baseline_end
+    width = pd.Timedelta(p["window"]).value
+    return pd.DataFrame(
+        {
+            "principal": ctx.principal[reads].to_numpy(),
+            "bin": nanoseconds(ctx.act["time"][reads]) // width,
+            "secret": secret[reads].to_numpy(),
+        }
+    ).drop_duplicates()
+
+
+def _secret_reads_usual(days: list[pd.DataFrame], p: Params) -> pd.Series:
+    """D01: the most distinct secrets each principal read in one window (as D01 counts)."""
+    seen = pd.concat(days, ignore_index=True).drop_duplicates()
+    return seen.groupby(["principal", "bin"]).size().groupby(level="principal").max()
+
+
+def _secret_reads(ctx: Context, p: Params) -> pd.Series:
+    """D01: reads in windows that could reach their limit, the baseline, ListSecrets.
+
+    The limit of each row is D01's own (``usual`` learned from the baseline days first),
+    or the lowest D01 can use when the baseline is not known.
+    """
+    reads, secret = _reads(ctx)
+    usual = ctx.facts.get("D01")
+    limit: float | pd.Series = min(p["threshold"], p["min_distinct"])
+    if usual is not None:
+        known = ctx.principal.map(usual).astype(float)
+        relative = np.maximum(p["min_distinct"], np.floor(p["multiplier"] * known) + 1)
+        limit = pd.Series(
+            np.where(known.notna(), np.minimum(p["threshold"], relative), p["threshold"]),
+            index=ctx.act.index,
+        )
     dense = _dense_windows(
-        ctx, reads, [ctx.who], p["window"], [(secret, lowest)], keep_before=ctx.baseline_end
+        ctx, reads, [ctx.who], p["window"], [(secret, limit)], keep_before=ctx.baseline_end
     )
     return dense | ctx.action_is("ListSecrets")
 
 
+def _calls(ctx: Context) -> pd.Series:
+    return ctx.action_is(*DATA_KEY_OPS) & ctx.act["key_id"].notna()
+
+
+def _data_key_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D03, baseline days: calls per principal, key and bin (bins before the window's)."""
+    calls = _calls(ctx)
+    width = pd.Timedelta(p["bin"]).value
+    number = nanoseconds(ctx.act["time"][calls]) // width
+    frame = pd.DataFrame(
+        {
+            "principal": ctx.principal[calls].to_numpy(),
+            "key": _text(ctx, "key_id")[calls].to_numpy(),
+            "bin": number,
+        }
+    )
+    frame = frame[number < ctx.baseline_end.value // width]
+    return frame.groupby(["principal", "key", "bin"]).size().rename("n").reset_index()
+
+
+def _data_key_needed(days: list[pd.DataFrame], p: Params) -> pd.Series:
+    """D03: the fewest calls in a bin that can be a burst, per (principal, key)."""
+    counts = pd.concat(days, ignore_index=True).groupby(["principal", "key", "bin"])["n"].sum()
+    base = counts.groupby(level=["principal", "key"])
+    median = base.median()
+    mad = base.apply(lambda n: float((n - n.median()).abs().median()))
+    robust = np.where(mad > 0, median + p["z"] * 1.4826 * mad - 1e-9, -np.inf)
+    needed = np.maximum(np.maximum(p["min_count"], p["multiplier"] * median), robust)
+    return pd.Series(needed, index=median.index)
+
+
 def _data_key_bursts(ctx: Context, p: Params) -> pd.Series:
-    """D03: calls in bins with ``min_count`` calls of a principal on a key, the baseline."""
+    """D03: the baseline, and bins busy enough to be a burst of their principal and key.
+
+    How busy comes from the baseline learned first (``min_count``, ``multiplier`` times
+    the median, the robust z-score); a principal and key without one cannot burst.
+    """
     act = ctx.act
-    calls = ctx.action_is(*DATA_KEY_OPS) & act["key_id"].notna()
     width = pd.Timedelta(p["bin"]).value
     baseline = pd.Timestamp((ctx.baseline_end.value // width + 1) * width, tz="UTC")
+    needed: float | pd.Series = p["min_count"]
+    learned = ctx.facts.get("D03")
+    if learned is not None:
+        pairs = pd.MultiIndex.from_arrays(
+            [ctx.principal.to_numpy(), _text(ctx, "key_id").to_numpy()]
+        )
+        needed = pd.Series(learned.reindex(pairs).fillna(np.inf).to_numpy(), index=act.index)
     return _dense_windows(
         ctx,
-        calls,
+        _calls(ctx),
         [ctx.principal, act["key_id"]],
         p["bin"],
-        [(None, p["min_count"])],
+        [(None, needed)],
         shifted=False,
         keep_before=baseline,
     )
@@ -319,11 +410,19 @@ SELECTIONS: dict[str, RowSelection] = {
     "D28": _ram,
 }
 WEIGHTS: dict[str, RowSelection] = {"D27": _stream_bins}
+#: What a rule learns from the baseline days before its rows are selected: a function
+#: run on each baseline day, and one that combines the days into ``ctx.facts[rule]``.
+LEARNS: dict[str, tuple[Any, Any]] = {
+    "D01": (_secret_reads_learn, _secret_reads_usual),
+    "D03": (_data_key_learn, _data_key_needed),
+}
 FIRST_SEEN = ("D02", "D11", "D12", "D25")
 
 for _rule_id, _selection in SELECTIONS.items():
     RULES[_rule_id] = replace(RULES[_rule_id], selects=_selection)
 for _rule_id, _weights in WEIGHTS.items():
     RULES[_rule_id] = replace(RULES[_rule_id], weighs=_weights)
+for _rule_id, _learns in LEARNS.items():
+    RULES[_rule_id] = replace(RULES[_rule_id], learns=_learns)
 for _rule_id in FIRST_SEEN:
     RULES[_rule_id] = replace(RULES[_rule_id], first_seen=True)
