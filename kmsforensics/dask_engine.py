@@ -32,7 +32,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Sequence
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -90,19 +90,19 @@ class DaskCase(StoreCase):
 
     engine = "dask"
 
-    def __init__(
-        self,
-        store: Store,
-        start: pd.Timestamp | None = None,
-        end: pd.Timestamp | None = None,
-        columns: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(store, start, end, columns)
-        self.days = store.days(start, end)
-        self.client = client()
+    @cached_property
+    def days(self) -> list[str]:
+        """The days of the case (one partition each)."""
+        return self.store.days(self.start, self.end)
+
+    @cached_property
+    def client(self) -> Any:
+        """The ``dask.distributed`` Client the frames are computed on."""
+        return client()
 
     def _frame(self, name: str) -> Any:
         if self._frames[name] is None:
+            self.client  # noqa: B018 - the frames compute on this Client (started if none)
             self._frames[name] = self._daily(name, self.columns)
         return self._frames[name]
 
@@ -180,7 +180,9 @@ class DaskCase(StoreCase):
 
 def open_dask(root: str | os.PathLike[str], columns: Sequence[str] | None = None) -> DaskCase:
     """Open a case store with the dask engine (used by ``kf.load(CASE_DIR, engine="dask")``)."""
-    return DaskCase(Store(root), columns=columns)
+    case = DaskCase(Store(root), columns=columns)
+    case.client  # noqa: B018 - start (or find) the Client now, not at the first compute
+    return case
 
 
 def load_dask(

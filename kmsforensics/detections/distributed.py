@@ -38,6 +38,13 @@ READS: dict[str, list[str] | None] = {
 }
 
 
+def _day_context(
+    activity: pd.DataFrame, kms: pd.DataFrame, at: pd.DataFrame, options: dict[str, Any]
+) -> Context:
+    empty = pd.DataFrame()
+    return Context(Case(kms, at, activity, empty, empty), **options)
+
+
 def _day(
     activity: pd.DataFrame,
     kms: pd.DataFrame,
@@ -48,8 +55,7 @@ def _day(
     facts: dict[str, Any],
 ) -> dict[str, Any]:
     """One day on a worker: the selected rows, and the first sightings of each rule."""
-    empty = pd.DataFrame()
-    ctx = Context(Case(kms, at, activity, empty, empty), **options)
+    ctx = _day_context(activity, kms, at, options)
     ctx.facts = facts
     rules = [RULES[r] for r in rule_ids]
     keep = np.zeros(len(activity), dtype=bool)
@@ -87,8 +93,7 @@ def _learn(
     options: dict[str, Any],
 ) -> dict[str, pd.DataFrame]:
     """One baseline day on a worker: what each rule's selection learns from it."""
-    empty = pd.DataFrame()
-    ctx = Context(Case(kms, at, activity, empty, empty), **options)
+    ctx = _day_context(activity, kms, at, options)
     return {r: RULES[r].learns[0](ctx, params[r]) for r in rule_ids}  # type: ignore[index]
 
 
