@@ -156,10 +156,18 @@ class DaskCase(StoreCase):
         return self._focused_from_store(rows.reset_index(drop=True), ref)
 
     def summary(self) -> dict[str, Any]:
-        """Return the facts a summary shows, aggregated on the cluster."""
+        """Return the facts a summary shows.
+
+        For the whole case they come from the store file; for a slice they are
+        aggregated on the cluster (three columns read).
+        """
         import dask
 
-        act: Any = self.activity
+        if self.start is None and self.end is None:
+            return super().summary()
+
+        self.client  # noqa: B018 - computed on this Client
+        act: Any = self._daily("activity", ["time", "source", "account_id"])
         low, high, sources, accounts = dask.compute(
             act["time"].min(),
             act["time"].max(),

@@ -265,6 +265,7 @@ class _StoreWriter:
             if schema is not None:
                 (self.root / "schema").mkdir(exist_ok=True)
                 (self.root / "schema" / f"{name}.arrow").write_bytes(schema.serialize())
+        self.info.setdefault("batch_facts", {})[str(number)] = _facts(activity)
         self.info["batches"] = number
         self._commit()
         return _Written(number, sum(dropped.values()), rows)
@@ -708,9 +709,17 @@ class StoreCase(Case):
         )
 
     def summary(self) -> dict[str, Any]:
-        """Return the facts a summary shows, reading three activity columns only."""
-        if self._frames["activity"] is not None:
-            return super().summary()
+        """Return the facts a summary shows.
+
+        For the whole case they come from the store file (each batch's counts, time
+        range and accounts); for a slice three activity columns are read.
+        """
+        if self.engine == "pandas" and self._frames["activity"] is not None:
+            return super().summary()  # in memory already
+        known = self.store.info.get("batch_facts", {})
+        batches = [known.get(str(n)) for n in range(1, self.store.batches + 1)]
+        if self.start is None and self.end is None and all(batches):
+            return _summary_of_batches(self.manifest, self.issues, batches)
         head = self.store.read(
             "activity",
             self.store.days(self.start, self.end),
@@ -719,6 +728,35 @@ class StoreCase(Case):
             ["time", "source", "account_id"],
         )
         return _summary(self.manifest, self.issues, head)
+
+
+def _facts(activity: pd.DataFrame) -> dict[str, Any]:
+    """Return what a batch adds to the case's summary (kept in the store file)."""
+    sources = activity["source"].astype(object).value_counts()
+    times = activity["time"]
+    return {
+        "kms": int(sources.get("kms", 0)),
+        "actiontrail": int(sources.get("actiontrail", 0)),
+        "start": times.min().isoformat() if len(times) else None,
+        "end": times.max().isoformat() if len(times) else None,
+        "accounts": sorted(str(a) for a in activity["account_id"].dropna().unique()),
+    }
+
+
+def _summary_of_batches(
+    manifest: pd.DataFrame, issues: pd.DataFrame, batches: list[Any]
+) -> dict[str, Any]:
+    facts = _summary(manifest, issues, pd.DataFrame())
+    starts = [pd.Timestamp(b["start"]) for b in batches if b["start"]]
+    ends = [pd.Timestamp(b["end"]) for b in batches if b["end"]]
+    facts["events"] = {
+        "kms": sum(b["kms"] for b in batches),
+        "actiontrail": sum(b["actiontrail"] for b in batches),
+    }
+    facts["start"] = min(starts) if starts else None
+    facts["end"] = max(ends) if ends else None
+    facts["accounts"] = len({a for b in batches for a in b["accounts"]})
+    return facts
 
 
 def _summary(manifest: pd.DataFrame, issues: pd.DataFrame, head: pd.DataFrame) -> dict[str, Any]:

@@ -112,6 +112,7 @@ def test_between_reads_only_the_days_asked_for(
             part.write_bytes(b"not parquet")
     _, memory = five_attacks
     day = kf.load(copy).between(*DAY)
+    assert day.summary() == memory.between(*DAY).summary()  # before the rows are read
     assert_same_case_rows(day, memory.between(*DAY))
     with pytest.raises(Exception, match=r"(?i)parquet"):
         len(kf.load(copy).activity)
