@@ -19,6 +19,7 @@ Both give the findings the pandas engine gives on the same evidence, which
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,33 +39,36 @@ READS: dict[str, list[str] | None] = {
 }
 
 
-def _day_context(
-    activity: pd.DataFrame, kms: pd.DataFrame, at: pd.DataFrame, options: dict[str, Any]
-) -> Context:
-    empty = pd.DataFrame()
-    return Context(Case(kms, at, activity, empty, empty), **options)
+@dataclass
+class _Plan:
+    """What every day's task needs: the rules, their parameters, the context options."""
+
+    rule_ids: list[str]
+    params: dict[str, dict[str, Any]]
+    options: dict[str, Any]
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def context(self, activity: pd.DataFrame, kms: pd.DataFrame, at: pd.DataFrame) -> Context:
+        """Return a Context over one day's rows, with the facts learned from the case."""
+        empty = pd.DataFrame()
+        ctx = Context(Case(kms, at, activity, empty, empty), **self.options)
+        ctx.facts = self.facts
+        return ctx
 
 
 def _day(
-    activity: pd.DataFrame,
-    kms: pd.DataFrame,
-    at: pd.DataFrame,
-    rule_ids: list[str],
-    params: dict[str, dict[str, Any]],
-    options: dict[str, Any],
-    facts: dict[str, Any],
+    activity: pd.DataFrame, kms: pd.DataFrame, at: pd.DataFrame, plan: _Plan
 ) -> dict[str, Any]:
     """One day on a worker: the selected rows, and the first sightings of each rule."""
-    ctx = _day_context(activity, kms, at, options)
-    ctx.facts = facts
-    rules = [RULES[r] for r in rule_ids]
+    ctx = plan.context(activity, kms, at)
+    rules = [RULES[r] for r in plan.rule_ids]
     keep = np.zeros(len(activity), dtype=bool)
     weight = np.zeros(len(activity))
     for rule in rules:
         if rule.selects is not None:
-            keep |= np.asarray(rule.selects(ctx, params[rule.rule_id]), dtype=bool)
+            keep |= np.asarray(rule.selects(ctx, plan.params[rule.rule_id]), dtype=bool)
         if rule.weighs is not None:
-            counts = np.asarray(rule.weighs(ctx, params[rule.rule_id]), dtype=float)
+            counts = np.asarray(rule.weighs(ctx, plan.params[rule.rule_id]), dtype=float)
             keep |= ~np.isnan(counts)
             weight += np.nan_to_num(counts)
     chosen = activity[keep].assign(_weight=weight[keep])
@@ -74,7 +78,7 @@ def _day(
     for rule in rules:
         if rule.first_seen:
             ctx.sightings = []
-            rule.function(ctx, params[rule.rule_id])
+            rule.function(ctx, plan.params[rule.rule_id])
             sightings[rule.rule_id] = ctx.sightings
     return {
         "activity": chosen,
@@ -85,16 +89,14 @@ def _day(
 
 
 def _learn(
-    activity: pd.DataFrame,
-    kms: pd.DataFrame,
-    at: pd.DataFrame,
-    rule_ids: list[str],
-    params: dict[str, dict[str, Any]],
-    options: dict[str, Any],
+    activity: pd.DataFrame, kms: pd.DataFrame, at: pd.DataFrame, plan: _Plan
 ) -> dict[str, pd.DataFrame]:
     """One baseline day on a worker: what each rule's selection learns from it."""
-    ctx = _day_context(activity, kms, at, options)
-    return {r: RULES[r].learns[0](ctx, params[r]) for r in rule_ids}  # type: ignore[index]
+    ctx = plan.context(activity, kms, at)
+    return {
+        r: RULES[r].learns[0](ctx, plan.params[r])  # type: ignore[index]
+        for r in plan.rule_ids
+    }
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -159,7 +161,7 @@ def detect_on_dask(
             part for day, part in zip(case.days, case.partitions(READS), strict=True) if day <= last
         ]
         learned = dask.compute(
-            *[dask.delayed(_learn)(a, k, t, learning, params, options) for a, k, t in early]
+            *[dask.delayed(_learn)(a, k, t, _Plan(learning, params, options)) for a, k, t in early]
         )
         for rule_id in learning:
             combine = RULES[rule_id].learns[1]  # type: ignore[index]
@@ -168,7 +170,7 @@ def detect_on_dask(
     ids = [r.rule_id for r in runnable]
     days = dask.compute(
         *[
-            dask.delayed(_day)(a, k, t, ids, params, options, facts)
+            dask.delayed(_day)(a, k, t, _Plan(ids, params, options, facts))
             for a, k, t in case.partitions(READS)
         ]
     )
