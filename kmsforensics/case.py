@@ -182,16 +182,9 @@ class Case:
 
     def _focused(self, activity: pd.DataFrame, ref: str) -> Case:
         """Return the case of the given activity rows (with their KMS records and events)."""
-        kms, at = self.kms, self._actiontrail_text
-        requests = set(activity.loc[activity["source"] == "kms", "request_id"].dropna())
-        events = set(activity["event_id"].dropna())
+        kms, at = records_behind(activity, self.kms, self._actiontrail_text)
         return Case(
-            kms[kms["request_id"].isin(requests)].reset_index(drop=True),
-            at[at["eventId"].isin(events)].reset_index(drop=True),
-            activity,
-            self.issues,
-            self.manifest,
-            {**self.parameters, "focus": ref},
+            kms, at, activity, self.issues, self.manifest, {**self.parameters, "focus": ref}
         )
 
     # -- showing itself -------------------------------------------------------------
@@ -331,6 +324,22 @@ def focus_mask(activity: pd.DataFrame, ref: str) -> pd.Series:
     for column in BARE_COLUMNS:
         mask |= equal(column, ref)
     return mask
+
+
+def records_behind(
+    activity: pd.DataFrame, kms: pd.DataFrame, actiontrail: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the KMS records and ActionTrail events behind activity rows (by their ids).
+
+    A frame without its id column (one never loaded) is returned as it is.
+    """
+    requests = set(activity.loc[activity["source"] == "kms", "request_id"].dropna())
+    events = set(activity["event_id"].dropna())
+    if "request_id" in kms:
+        kms = kms[kms["request_id"].isin(requests)].reset_index(drop=True)
+    if "eventId" in actiontrail:
+        actiontrail = actiontrail[actiontrail["eventId"].isin(events)].reset_index(drop=True)
+    return kms, actiontrail
 
 
 def evidence_ids(activity: pd.DataFrame) -> pd.Series:

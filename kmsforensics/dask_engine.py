@@ -71,13 +71,17 @@ def client() -> Any:
 
 def _read_partition(
     root: str,
+    batches: int,
     name: str,
     columns: list[str] | None,
     start: pd.Timestamp | None,
     end: pd.Timestamp | None,
     day: str,
 ) -> pd.DataFrame:
-    return Store(root).read_day(name, day, start, end, columns)
+    """One day of one frame, as the case saw the store (its committed batches then)."""
+    store = Store(root)
+    store.batches = batches  # an ingest running meanwhile must not change the case
+    return store.read_day(name, day, start, end, columns)
 
 
 class DaskCase(StoreCase):
@@ -114,7 +118,15 @@ class DaskCase(StoreCase):
 
         wanted = list(columns) if columns is not None else None
         meta = clear_known_categories(self.store.read(name, [], self.start, self.end, wanted))
-        reader = partial(_read_partition, str(self.store.root), name, wanted, self.start, self.end)
+        reader = partial(
+            _read_partition,
+            str(self.store.root),
+            self.store.batches,
+            name,
+            wanted,
+            self.start,
+            self.end,
+        )
         with dask.config.set({"dataframe.convert-string": False}):  # keep our dtypes
             return dd.from_map(
                 reader,
@@ -153,7 +165,7 @@ class DaskCase(StoreCase):
         """Return the events that involve ``ref``, selected on the cluster (a pandas Case)."""
         act: Any = self.activity
         rows = act.map_partitions(lambda p: p[focus_mask(p, ref)], meta=act._meta).compute()
-        return self._focused_from_store(rows.reset_index(drop=True), ref)
+        return self._focused(rows.reset_index(drop=True), ref)
 
     def summary(self) -> dict[str, Any]:
         """Return the facts a summary shows.

@@ -59,7 +59,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ._version import __version__
-from .case import Case, TimeLike, focus_mask, to_utc
+from .case import Case, TimeLike, focus_mask, records_behind, to_utc
 from .errors import KmsForensicsError, ParseWarning
 from .evidence import DEFAULT_MAX_BYTES, discover
 from .normalize.values import to_frame
@@ -692,18 +692,16 @@ class StoreCase(Case):
             rows = self.store.read_day("activity", day, self.start, self.end, self.columns)
             kept.append(rows[focus_mask(rows, ref)])
         activity = pd.concat(kept, ignore_index=True) if kept else self.activity.iloc[:0]
-        return self._focused_from_store(activity, ref)
+        return self._focused(activity, ref)
 
-    def _focused_from_store(self, activity: pd.DataFrame, ref: str) -> Case:
+    def _focused(self, activity: pd.DataFrame, ref: str) -> Case:
+        """Return the case of these activity rows, reading only their days' records."""
         days = sorted(set(_days(activity["time"]))) if len(activity) else []
-        requests = set(activity.loc[activity["source"] == "kms", "request_id"].dropna())
-        events = set(activity["event_id"].dropna())
-        kms = self.store.read("kms", days, self.start, self.end, self.columns)
-        at = self.store.read("actiontrail", days, self.start, self.end, self.columns)
-        if len(kms):
-            kms = kms[kms["request_id"].isin(requests)].reset_index(drop=True)
-        if len(at):
-            at = at[at["eventId"].isin(events)].reset_index(drop=True)
+        kms, at = records_behind(
+            activity,
+            self.store.read("kms", days, self.start, self.end, self.columns),
+            self.store.read("actiontrail", days, self.start, self.end, self.columns),
+        )
         return Case(
             kms, at, activity, self.issues, self.manifest, {**self.parameters, "focus": ref}
         )

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..case import Case
+from ..case import Case, records_behind
 from ..schema import AT_NESTED_FIELDS
 from .context import Context
 from .registry import ON_DASK, RULES, Rule
@@ -72,8 +72,7 @@ def _day(
             keep |= ~np.isnan(counts)
             weight += np.nan_to_num(counts)
     chosen = activity[keep].assign(_weight=weight[keep])
-    requests = chosen.loc[chosen["source"] == "kms", "request_id"].dropna().unique()
-    events = chosen["event_id"].dropna().unique()
+    kms, at = records_behind(chosen, kms, at)
     sightings = {}
     for rule in rules:
         if rule.first_seen:
@@ -82,8 +81,8 @@ def _day(
             sightings[rule.rule_id] = ctx.sightings
     return {
         "activity": chosen,
-        "kms": kms[kms["request_id"].isin(requests)] if len(kms) else kms,
-        "actiontrail": at[at["eventId"].isin(events)] if len(at) else at,
+        "kms": kms,
+        "actiontrail": at,
         "sightings": sightings,
     }
 
