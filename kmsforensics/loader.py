@@ -58,7 +58,7 @@ from .normalize import (
     normalize_kms,
 )
 from .normalize.values import compact_table, to_frame
-from .schema import MANIFEST_COLUMNS, TEXT_COLUMNS
+from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
 from .store import StoreError, is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
@@ -534,14 +534,7 @@ class _Loader:
                 )
             rows.append(row)
         frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-        for column in (
-            "bytes",
-            "records_read",
-            "records_loaded",
-            "records_rejected",
-            "duplicates",
-            "decompressed_bytes",
-        ):
+        for column in MANIFEST_COUNTS:
             frame[column] = frame[column].astype("Int64")
         return frame
 

@@ -254,6 +254,15 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "record_unit",
     "reason",
 )
+#: Manifest columns that hold counts (nullable integers).
+MANIFEST_COUNTS: tuple[str, ...] = (
+    "bytes",
+    "records_read",
+    "records_loaded",
+    "records_rejected",
+    "duplicates",
+    "decompressed_bytes",
+)
 
 FINDINGS_COLUMNS: tuple[str, ...] = (
     "rule_id",

@@ -63,7 +63,7 @@ from .case import Case, TimeLike, focus_mask, records_behind, to_utc
 from .errors import KmsForensicsError, ParseWarning
 from .evidence import DEFAULT_MAX_BYTES, discover
 from .normalize.values import to_frame
-from .schema import ISSUES_COLUMNS, MANIFEST_COLUMNS
+from .schema import ISSUES_COLUMNS, MANIFEST_COLUMNS, MANIFEST_COUNTS
 
 STORE_FILE = "kmsforensics-store.json"
 STORE_FORMAT = "kmsforensics-case-store"
@@ -96,7 +96,8 @@ class IngestReport:
     files_added : int
         Evidence files parsed into the store by this ingest.
     files_already_in_store : int
-        Files skipped because their SHA-256 is already in the store's manifest.
+        Files not read because their SHA-256 is already in the store's manifest; one
+        under a name the manifest does not list yet is added to it with status ``copy``.
     events_added : dict
         Rows added per frame (``kms``, ``actiontrail``, ``activity``).
     duplicates : int
@@ -164,14 +165,19 @@ def ingest(
     store = _StoreWriter(Path(out))
     report = IngestReport(str(out), events_added=dict.fromkeys(FRAMES, 0))
     files = [ef for ef in discover(sources) if ef.on_disk]
-    known = store.known_hashes()
+    known, listed = store.known_files()
     todo: list[tuple[Path, str, int]] = []
+    copies = []
     for ef in files:
         digest = _sha256(ef.path)
         if digest in known:
             report.files_already_in_store += 1
+            if ef.display not in listed:  # same content, another name: listed, not read
+                copies.append(_copy_row(ef.display, digest, ef.path, known[digest]))
+                listed.add(ef.display)
             continue
-        known.add(digest)
+        known[digest] = ef.display
+        listed.add(ef.display)
         todo.append((ef.path, ef.display, _estimate(ef.path)))
     bar = tqdm(
         total=sum(size for _, _, size in todo),
@@ -202,6 +208,8 @@ def ingest(
                 report.events_added[name] += rows
             bar.update(sum(size for _, _, size in batch))
             del case
+    if copies:
+        report.batches.append(store.append_manifest(pd.DataFrame(copies)))
     report.seconds = time.perf_counter() - started
     store.record_ingest(report, [str(s) for s in sources])
     if any(issubclass(w.category, ParseWarning) for w in caught):
@@ -235,9 +243,26 @@ class _StoreWriter:
         self.info = read_info(root) if is_store(root) else _new_info()
         self.schemas = {name: _read_schema(root, name) for name in FRAMES}
 
-    def known_hashes(self) -> set[str]:
+    def known_files(self) -> tuple[dict[str, str], set[str]]:
+        """Return SHA-256 -> the name a file was first listed under, and every name listed."""
         manifest = _read_batches(self.root / "manifest", self.info["batches"])
-        return set(manifest["sha256"].dropna()) if len(manifest) else set()
+        if not len(manifest):
+            return {}, set()
+        named = manifest.dropna(subset=["sha256"]).drop_duplicates("sha256")
+        first = dict(zip(named["sha256"], named["path"].astype(str), strict=True))
+        return first, set(manifest["path"].astype(str))
+
+    def append_manifest(self, rows: pd.DataFrame) -> int:
+        """Commit a batch of manifest rows alone (files listed but not read); its number."""
+        number = self.info["batches"] + 1
+        manifest = rows.reindex(columns=list(MANIFEST_COLUMNS))
+        for column in MANIFEST_COUNTS:
+            manifest[column] = manifest[column].astype("Int64")
+        pq.write_table(_table(manifest), _batch_file(self.root / "manifest", number))
+        self.info.setdefault("batch_facts", {})[str(number)] = _facts(pd.DataFrame())
+        self.info["batches"] = number
+        self._commit()
+        return number
 
     def append(self, case: Case) -> _Written:
         number = self.info["batches"] + 1
@@ -338,6 +363,22 @@ class _StoreWriter:
         temporary = target.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(self.info, indent=2, default=str))
         os.replace(temporary, target)
+
+
+def _copy_row(name: str, digest: str, path: Path, original: str) -> dict[str, Any]:
+    """Return the manifest row of a file the store already holds under another name."""
+    return {
+        "path": name,
+        "sha256": digest,
+        "bytes": path.stat().st_size,
+        "format": "copy",
+        "records_read": 0,
+        "records_loaded": 0,
+        "records_rejected": 0,
+        "duplicates": 0,
+        "status": "copy",
+        "reason": f"same content (SHA-256) as {original}, already in the store: not read again",
+    }
 
 
 def _new_info() -> dict[str, Any]:
@@ -730,13 +771,15 @@ class StoreCase(Case):
 
 def _facts(activity: pd.DataFrame) -> dict[str, Any]:
     """Return what a batch adds to the case's summary (kept in the store file)."""
+    if not len(activity):
+        return {"kms": 0, "actiontrail": 0, "start": None, "end": None, "accounts": []}
     sources = activity["source"].astype(object).value_counts()
     times = activity["time"]
     return {
         "kms": int(sources.get("kms", 0)),
         "actiontrail": int(sources.get("actiontrail", 0)),
-        "start": times.min().isoformat() if len(times) else None,
-        "end": times.max().isoformat() if len(times) else None,
+        "start": times.min().isoformat(),
+        "end": times.max().isoformat(),
         "accounts": sorted(str(a) for a in activity["account_id"].dropna().unique()),
     }
 

@@ -159,6 +159,23 @@ def test_new_files_append_and_repeated_events_count_as_duplicates(tmp_path: Path
     assert_same_case(case, load_case(first, later))
 
 
+def test_a_copy_under_another_name_is_listed_not_read(tmp_path: Path) -> None:
+    first = write(tmp_path / "a" / "kms-1.jsonl", jsonl(kms_record(i) for i in range(10)))
+    copy = write(tmp_path / "b" / "kms-1-again.jsonl", first.read_bytes())
+    out = tmp_path / "case"
+    kf.ingest(first, out=out, progress=False)
+    report = kf.ingest(first, copy, out=out, progress=False)
+    assert (report.files_added, report.files_already_in_store) == (0, 2)
+    case = kf.load(out)
+    row = case.manifest.set_index("path").loc[str(copy)]
+    assert row.status == "copy" and str(first) in row.reason
+    assert row.sha256 == case.manifest.set_index("path").loc[str(first), "sha256"]
+    assert (row.records_read, row.records_loaded, row.duplicates) == (0, 0, 0)
+    assert len(case.kms) == 10
+    again = kf.ingest(first, copy, out=out, progress=False)  # now listed: nothing to add
+    assert again.batches == [] and len(kf.load(out).manifest) == 2
+
+
 def test_ingest_command_line(tmp_path: Path) -> None:
     evidence = write(tmp_path / "kms.jsonl", jsonl(kms_record(i) for i in range(3)))
     run = subprocess.run(
