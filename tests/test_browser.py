@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -54,6 +53,22 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+def copy_without_prompts(notebook: Path, folder: Path) -> Path:
+    """Copy a notebook with no execution counts and no outputs.
+
+    The curated notebooks keep the outputs nbval checks, with their execution counts, so a
+    prompt such as ``[5]`` is on the page before any cell has run. Without them, a
+    numbered or ``[*]`` prompt is certain proof that this session's kernel took a cell.
+    """
+    content = json.loads(notebook.read_text())
+    for cell in content["cells"]:
+        if cell["cell_type"] == "code":
+            cell["execution_count"], cell["outputs"] = None, []
+    target = folder / notebook.name
+    target.write_text(json.dumps(content))
+    return target
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -64,7 +79,7 @@ def free_port() -> int:
 def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A JupyterLab server on 127.0.0.1 with a random port and token; yields its base URL."""
     folder = tmp_path_factory.mktemp("lab")
-    shutil.copy(ROOT / "notebooks" / "02_identity_graph.ipynb", folder)
+    copy_without_prompts(ROOT / "notebooks" / "02_identity_graph.ipynb", folder)
     port, token = free_port(), secrets.token_hex(16)
     command = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -138,7 +153,7 @@ def test_explorer_in_jupyterlab_follows_a_new_choice(browser: Browser, jupyterla
 
 def explore(page: Page, jupyterlab: str) -> None:
     """Run the notebook, note the explorer's picture and table, choose a secret, compare."""
-    page.set_default_timeout(int(os.environ.get("KMSFORENSICS_BROWSER_TIMEOUT_MS", "240000")))
+    page.set_default_timeout(int(os.environ.get("KMSFORENSICS_BROWSER_TIMEOUT_MS", "180000")))
     page.goto(jupyterlab)
     page.wait_for_selector(".jp-Notebook")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
