@@ -4,9 +4,11 @@ The steps, for each file in a stable (sorted) order:
 
 1. read it, fingerprint it (SHA-256) and decompress it within the size bound
    (threads: hashing and inflating release the GIL, so many files use every core);
-2. sniff its shape and split it into records (:mod:`kmsforensics.formats`);
-3. in batches, classify and extract the fields of every record with duckdb
-   (:mod:`kmsforensics.extract`), then type them (:mod:`kmsforensics.normalize`);
+2. sniff its shape and split it into records (the shape registry,
+   :mod:`kmsforensics.formats`);
+3. in batches, classify every record and hand it to its kind (the record-kind
+   registry, :mod:`kmsforensics.sources`): envelopes are unwrapped, sources
+   extracted with duckdb (:mod:`kmsforensics.extract`) and typed;
 
 and at the end drop duplicate events (same ``eventId`` / ``request_id``, time and
 name), build the activity frame, and reconcile the counts of every file.
@@ -29,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
+from . import formats
 from ._version import __version__
 from .case import Case
 from .errors import DecompressionLimitError, LogParseError, ParseWarning, UnknownFormatError
@@ -45,20 +48,14 @@ from .evidence import (
 )
 from .extract import Extracted, Extractor
 from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff
-from .formats.csvfile import split_csv
 from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
-from .formats.jsontext import split_json_array, split_json_values
-from .formats.lines import split_json_lines
+from .formats.jsontext import split_json_array
 from .issues import IssueLog
-from .normalize import (
-    activity_from_actiontrail,
-    activity_from_kms,
-    combine_activity,
-    normalize_actiontrail,
-    normalize_kms,
-)
+from .normalize import combine_activity
 from .normalize.values import compact_table, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
+from .sources import Options
+from .sources import sources as source_kinds
 from .store import StoreError, is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
@@ -69,6 +66,8 @@ PREFETCH_FILES = 256
 _HEAD_BYTES = 65536
 #: Seconds a load runs before its progress bar appears.
 _PROGRESS_DELAY = 0.5
+#: The frames of a case, by source label, in the order activity rows are combined.
+CASE_SOURCES: tuple[str, ...] = ("kms", "actiontrail")
 
 
 @dataclass
@@ -105,6 +104,7 @@ def load(
     workers: int | None = None,
     engine: str = "pandas",
     columns: Sequence[str] | None = None,
+    assume_timezone: str | None = None,
 ) -> Case:
     """Load KMS access logs and ActionTrail events into a :class:`Case`.
 
@@ -134,6 +134,10 @@ def load(
         ingested into a case store (a temporary one unless a store is given).
     columns : list of str, optional
         On a case store: read only these columns (with time, source and provenance).
+    assume_timezone : str, optional
+        The zone (IANA name, such as ``"Asia/Shanghai"``) of times written without
+        one, as in console exports in local time. By default they are read as UTC,
+        and ``case.issues`` has a note for each file that has such times.
 
     Returns
     -------
@@ -163,18 +167,26 @@ def load(
     if engine == "dask":
         from .dask_engine import load_dask
 
+        if assume_timezone is not None:
+            raise ValueError(
+                "assume_timezone is not yet passed to the case store: load with "
+                "engine='pandas', or convert the times before ingesting"
+            )
+
         return load_dask(
             sources, strict=strict, progress=progress, max_bytes=max_bytes, column_map=column_map
         )
     if columns is not None:
         raise ValueError("columns= applies to a case store (kf.load(CASE_DIR, columns=...))")
+    options = Options(assume_timezone=_checked_zone(assume_timezone))
     workers = workers or os.cpu_count() or 1
     files = discover(sources)
     issues = IssueLog(strict)
     con = duckdb.connect(config={"threads": workers, "autoinstall_known_extensions": False})
     con.execute("SET enable_progress_bar = false")
     try:
-        return _Loader(con, issues, strict, max_bytes, column_map, workers).run(files, progress)
+        loader = _Loader(con, issues, strict, max_bytes, column_map, workers, options)
+        return loader.run(files, progress)
     finally:
         con.close()
 
@@ -188,6 +200,7 @@ class _Loader:
         max_bytes: int,
         column_map: dict[str, str] | None,
         workers: int,
+        options: Options | None = None,
     ) -> None:
         self.con = con
         self.issues = issues
@@ -195,11 +208,11 @@ class _Loader:
         self.max_bytes = max_bytes
         self.column_map = column_map
         self.workers = workers
+        self.options = options or Options()
         self.extractor = Extractor(con, issues)
-        self.kms: list[pa.Table] = []
-        self.actiontrail: list[pa.Table] = []
-        self.kms_activity: list[pa.Table] = []
-        self.actiontrail_activity: list[pa.Table] = []
+        #: Typed tables and activity tables of each source, batch by batch.
+        self.typed: dict[str, list[pa.Table]] = {label: [] for label in CASE_SOURCES}
+        self.activity: dict[str, list[pa.Table]] = {label: [] for label in CASE_SOURCES}
         self.pending: list[Future[None]] = []
         self.typing: ThreadPoolExecutor
         self.counts = _Counts()
@@ -269,13 +282,15 @@ class _Loader:
         gzipped = raw[:2] == GZIP_MAGIC
         item.compression = "gzip" if gzipped else "none"
         head = inflate_head(raw, _HEAD_BYTES) if gzipped else raw[:_HEAD_BYTES]
+        first = sniff(head, self.column_map).shape
         if (
-            sniff(head, self.column_map).shape == "json-array"
+            first is not None
+            and formats.get(first).fast
             and ef.on_disk
             and fast_path_ok(str(ef.path))
             and len(raw) * (DEFLATE_MAX_RATIO if gzipped else 1) <= self.max_bytes
         ):
-            item.shape, item.deferred = "json-array", True
+            item.shape, item.deferred = first, True
             item.estimate = (
                 max(int.from_bytes(raw[-4:], "little"), len(raw)) if gzipped else len(raw)
             )
@@ -288,7 +303,8 @@ class _Loader:
             if self.strict:
                 raise UnknownFormatError(ef.display, sniffed.reason, SHAPES)
             return item
-        item.split = self._split(data, sniffed.shape, sniffed.delimiter, ef.display, item.issues)
+        shape = formats.get(sniffed.shape)
+        item.split = shape.split(data, ef.display, item.issues, sniffed, self.column_map or {})
         return item
 
     def _content(self, item: Prepared, raw: bytes, issues: IssueLog) -> bytes:
@@ -309,15 +325,6 @@ class _Loader:
                 f"{item.damage}; records after the damage cannot be read",
             )
         return data
-
-    def _split(self, data: bytes, shape: str, delimiter: str, name: str, issues: IssueLog) -> Split:
-        if shape == "json-lines":
-            return split_json_lines(data, name, issues)
-        if shape == "json-array":
-            return split_json_array(data, name, issues)
-        if shape == "json-object":
-            return split_json_values(data, name, issues)
-        return split_csv(data, name, issues, delimiter, self.column_map)
 
     # -- batches --------------------------------------------------------------------
 
@@ -360,14 +367,12 @@ class _Loader:
         Both are dictionary-encoded straight away (every text column but ids and raw
         JSON), so a batch's repeated strings are held once, not once per row.
         """
-        for raw in extracted.kms:
-            typed = normalize_kms(raw, self.issues)
-            self.kms_activity.append(_encoded(activity_from_kms(typed)))
-            self.kms.append(_encoded(typed))
-        for raw in extracted.actiontrail:
-            typed = normalize_actiontrail(raw, self.issues)
-            self.actiontrail_activity.append(_encoded(activity_from_actiontrail(typed)))
-            self.actiontrail.append(_encoded(typed))
+        for label in CASE_SOURCES:
+            source = source_kinds()[label]
+            for raw in extracted.raw.get(label, []):
+                typed = source.normalise(raw, self.issues, self.options)
+                self.activity[label].append(_encoded(source.activity(typed)))
+                self.typed[label].append(_encoded(typed))
 
     def _read_deferred(self, items: list[Prepared]) -> list[pa.Table]:
         """Split JSON arrays on disk with the fast reader; fall back file by file."""
@@ -411,26 +416,22 @@ class _Loader:
     # -- the end: dedupe, activity, manifest ---------------------------------------------
 
     def _finish(self) -> Case:
-        kms = _concat(self.kms) or _empty_kms(self.issues)
-        actiontrail = _concat(self.actiontrail) or _empty_actiontrail(self.issues)
-        kms, kms_keep = self._dedupe(kms, "request_id", "time", "api_name")
-        actiontrail, at_keep = self._dedupe(actiontrail, "eventId", "eventTime", "eventName")
-        activity, order = combine_activity(
-            [
-                _kept(_concat(self.kms_activity) or activity_from_kms(kms), kms_keep),
-                _kept(
-                    _concat(self.actiontrail_activity) or activity_from_actiontrail(actiontrail),
-                    at_keep,
-                ),
-            ]
-        )
-        self.kms_activity, self.actiontrail_activity, self.kms, self.actiontrail = [], [], [], []
-        kms_t = _encoded(kms).unify_dictionaries()
-        at_t = _encoded(actiontrail).unify_dictionaries()
-        manifest = self._manifest(kms_t, at_t)
+        frames: dict[str, pa.Table] = {}
+        parts = []
+        for label in CASE_SOURCES:
+            source = source_kinds()[label]
+            typed = _concat(self.typed[label]) or source.empty(self.issues, self.options)
+            typed, keep = self._dedupe(typed, *source.dedupe)
+            activity = _concat(self.activity[label]) or source.activity(typed)
+            parts.append(_kept(activity, keep))
+            frames[label] = _encoded(typed).unify_dictionaries()
+            self.typed[label], self.activity[label] = [], []
+        activity, order = combine_activity(parts)
+        del parts
+        manifest = self._manifest(frames)
         case = Case(
-            to_frame(kms_t),
-            to_frame(at_t),
+            to_frame(frames.pop("kms")),
+            to_frame(frames.pop("actiontrail")),
             _reordered(to_frame(activity), order),
             _sorted_issues(self.issues.frame(), manifest),
             manifest,
@@ -439,6 +440,7 @@ class _Loader:
                 "strict": self.strict,
                 "max_bytes": self.max_bytes,
                 "column_map": self.column_map,
+                "assume_timezone": self.options.assume_timezone,
             },
         )
         self._warn(case)
@@ -478,10 +480,10 @@ class _Loader:
         keep = pa.array(~duplicate.sort_index().to_numpy())
         return table.filter(keep), keep
 
-    def _manifest(self, kms: pa.Table, actiontrail: pa.Table) -> pd.DataFrame:
+    def _manifest(self, frames: dict[str, pa.Table]) -> pd.DataFrame:
         loaded: Counter[str] = Counter()
         kinds: dict[str, set[str]] = {}
-        for table, label in ((kms, "kms"), (actiontrail, "actiontrail")):
+        for label, table in frames.items():
             if not table.num_rows:
                 continue
             files = table.column("source_file").combine_chunks()
@@ -648,30 +650,17 @@ def _concat(tables: list[pa.Table]) -> pa.Table | None:
     return pa.concat_tables(tables, promote_options="default")
 
 
-def _empty_raw(extractor_kind: str) -> pa.Table:
-    from .extract import AT_PATHS, KMS_PATHS, PROVENANCE, RESOURCE_PARAMETER_PATHS
+def _checked_zone(name: str | None) -> str | None:
+    """Check an IANA zone name early, with a message that says what is expected."""
+    if name is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    paths = KMS_PATHS + RESOURCE_PARAMETER_PATHS if extractor_kind == "kms" else AT_PATHS
-    names = [*PROVENANCE, *(name for name, _ in paths)]
-    types = {"source_record": pa.int64(), "source_item": pa.int32()}
-    return pa.table({n: pa.array([], types.get(n, pa.string())) for n in names})
-
-
-def _empty_kms(issues: IssueLog) -> pa.Table:
-    return normalize_kms(_empty_raw("kms"), issues)
-
-
-def _empty_actiontrail(issues: IssueLog) -> pa.Table:
-    from .extract import AED_PATHS, RP_PATHS
-
-    raw = _empty_raw("actiontrail")
-    for name, _ in (
-        *RP_PATHS,
-        *AED_PATHS,
-        ("referencedAccessKeyIds", ""),
-        ("issuedAccessKeyId", ""),
-        ("assumedRoleId", ""),
-        ("assumedRoleArn", ""),
-    ):
-        raw = raw.append_column(name, pa.array([], pa.string()))
-    return normalize_actiontrail(raw.drop_columns(["_misspelled.addionalEventData"]), issues)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"assume_timezone={name!r} is not a known time zone; give an IANA name "
+            "such as 'Asia/Shanghai' or 'UTC'"
+        ) from exc
+    return name

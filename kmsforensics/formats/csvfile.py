@@ -1,10 +1,12 @@
-r"""Delimited exports (SLS CSV downloads) with a header row.
+r"""Delimited exports (SLS CSV downloads, Sentinel / Log Analytics CSV) with a header row.
 
 The delimiter is sniffed (``,`` ``\\t`` ``;`` ``|``); column names may be renamed
 through an analyst-supplied ``column_map`` (for console downloads with their own
 headers). Columns named ``event.<path>`` (SLS JSON-index names) are folded back
 into the nested event; an ``event`` column holding the event as a JSON string is
-kept as it is, like in SLS JSON exports.
+kept as it is, like in SLS JSON exports. Any other cell that holds a JSON object
+or array (``userIdentity`` in a Sentinel export, for example) is parsed, so the
+record has the nesting of the event it came from.
 """
 
 from __future__ import annotations
@@ -15,11 +17,24 @@ import io
 import json
 
 from ..issues import IssueLog
-from ..schema import AT_NESTED_FIELDS
+from ..schema import (
+    AT_MARKER_KEYS,
+    AT_NESTED_FIELDS,
+    AT_SCALAR_FIELDS,
+    KMS_FIELDS,
+)
 from .jsontext import decode_text, dump
 from .records import Split, records_table
+from .registry import Shape, Sniffed, register
 
 _NESTED = frozenset(AT_NESTED_FIELDS) | {"userIdentity"}
+#: Columns documented as text (JSON *strings* among them): never parsed as JSON.
+_TEXT_FIELDS = frozenset(KMS_FIELDS + AT_SCALAR_FIELDS) | {"event"}
+CSV_DELIMITERS = (",", "\t", ";", "|")
+#: Header names that make a delimited first line a log CSV.
+CSV_KNOWN_HEADERS: frozenset[str] = frozenset(
+    KMS_FIELDS + AT_SCALAR_FIELDS + AT_MARKER_KEYS + ("event", "__topic__", "__time__")
+)
 csv.field_size_limit(2**31 - 1)
 
 
@@ -79,7 +94,7 @@ def split_csv(
         if len(row) > len(header):
             record["_extra_values"] = row[len(header) :]
         lines.append(start)
-        texts.append(dump(_unflatten(record)))
+        texts.append(dump(_json_cells(_unflatten(record))))
     return Split("csv", "line", records_table(lines, texts), read)
 
 
@@ -105,3 +120,57 @@ def _unflatten(record: dict[str, object]) -> dict[str, object]:
         else:
             node[parts[-1]] = value
     return out
+
+
+def _json_cells(record: dict[str, object]) -> dict[str, object]:
+    """Parse cells that hold a JSON object or array (not the fields documented as text).
+
+    Examples
+    --------
+    >>> _json_cells({"userIdentity": '{"type": "system"}', "resource_parameters": '{"a": 1}'})
+    {'userIdentity': {'type': 'system'}, 'resource_parameters': '{"a": 1}'}
+    """
+    for key, value in record.items():
+        if isinstance(value, str) and key not in _TEXT_FIELDS and value.lstrip()[:1] in ("{", "["):
+            with contextlib.suppress(ValueError, RecursionError):
+                record[key] = json.loads(value)
+    return record
+
+
+def sniff_csv(head: bytes, column_map: dict[str, str]) -> Sniffed | None:
+    r"""Recognise a header line naming at least two known log fields (one, with a ``column_map``).
+
+    Examples
+    --------
+    >>> sniff_csv(b"time;api_name;client_ip\n2023-07-04T01:52:55Z;Decrypt;10.0.0.1\n", {})
+    Sniffed(shape='csv', reason='', delimiter=';')
+    >>> sniff_csv(b"# notes", {}) is None
+    True
+    """
+    line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    best: tuple[int, str] = (0, ",")
+    for delimiter in CSV_DELIMITERS:
+        names = next(csv.reader([line], delimiter=delimiter))
+        known = sum(
+            1
+            for name in names
+            if column_map.get(name.strip(), name.strip()) in CSV_KNOWN_HEADERS
+            or name.strip().startswith("event.")
+        )
+        if known > best[0]:
+            best = (known, delimiter)
+    if best[0] >= 2 or (best[0] == 1 and column_map):
+        return Sniffed("csv", delimiter=best[1])
+    return None
+
+
+register(
+    Shape(
+        "csv",
+        90,
+        sniff_csv,
+        lambda data, name, issues, sniffed, column_map: split_csv(
+            data, name, issues, sniffed.delimiter, column_map
+        ),
+    )
+)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import re
 
+import orjson
 import pyarrow as pa
 
 from ..issues import IssueLog
 from .records import Split, records_table
-from .repair import quote_masked_numbers
-from .sniff import BOM
+from .registry import BOM, Shape, Sniffed, register
+from .repair import repair_document
 
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\n\r]*")
@@ -164,17 +165,10 @@ def _repaired(text: str, name: str, issues: IssueLog) -> str:
         return text
     except (ValueError, RecursionError):
         pass
-    fixed, count = quote_masked_numbers(text)
-    if count:
-        issues.add(
-            name,
-            None,
-            "field",
-            None,
-            f"unquoted masked value(s) quoted: {count} (copied from documentation?)",
-        )
-        return fixed
-    return text
+    fixed, repairs = repair_document(text)
+    for repair in repairs:
+        issues.add(name, None, "field", None, f"{repair} (copied from documentation?)")
+    return fixed
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -189,3 +183,51 @@ def _why(exc: Exception, text: str, pos: int) -> str:
     if exc.pos >= len(text):
         return "truncated: the file ends inside this element"
     return f"invalid JSON: {exc.msg} at character {exc.pos - pos} of the element"
+
+
+def sniff_json_array(head: bytes, column_map: dict[str, str]) -> Sniffed | None:
+    """Recognise a JSON array (OSS delivery, SLS pull exports): content starting with ``[``."""
+    return Sniffed("json-array") if head[:1] == b"[" else None
+
+
+def sniff_json_object(head: bytes, column_map: dict[str, str]) -> Sniffed | None:
+    r"""Recognise pretty-printed JSON values over many lines (one, or several in a row).
+
+    Examples
+    --------
+    >>> sniff_json_object(b'{\n  "RequestId": "x",\n  "Events": []\n}', {}).shape
+    'json-object'
+    >>> sniff_json_object(b'{"a": 1}\n{"a": 2}\n', {}) is None
+    True
+    """
+    if head[:1] != b"{":
+        return None
+    newline = head.find(b"\n")
+    if newline < 0:
+        return None  # one line, or a first line longer than the head: JSON lines
+    first_line = head[:newline]
+    try:
+        orjson.loads(first_line)
+    except orjson.JSONDecodeError:
+        if first_line.strip() == b"{" or first_line.rstrip().endswith((b",", b"{", b"[")):
+            return Sniffed("json-object")  # pretty-printed: one object over many lines
+    return None  # a whole record on the first line (or a broken one): JSON lines
+
+
+register(
+    Shape(
+        "json-array",
+        10,
+        sniff_json_array,
+        lambda data, name, issues, sniffed, column_map: split_json_array(data, name, issues),
+        fast=True,
+    )
+)
+register(
+    Shape(
+        "json-object",
+        20,
+        sniff_json_object,
+        lambda data, name, issues, sniffed, column_map: split_json_values(data, name, issues),
+    )
+)

@@ -8,7 +8,7 @@ import pyarrow as pa
 from ..errors import LogParseError
 from ..issues import IssueLog
 from .records import RECORDS_SCHEMA, Split
-from .sniff import BOM
+from .registry import BOM, Shape, Sniffed, register
 
 _WHITESPACE = np.array([32, 9, 13, 11, 12], dtype=np.uint8)
 
@@ -105,3 +105,24 @@ def _replace_invalid_utf8(
             texts.append(chunk.decode("utf-8", "replace"))
             issues.add(name, line, "field", None, "invalid UTF-8 bytes replaced with U+FFFD", chunk)
     return pa.array(texts, pa.string())
+
+
+def sniff_json_lines(head: bytes, column_map: dict[str, str]) -> Sniffed | None:
+    """Recognise one JSON object per line: the content starts with ``{``.
+
+    Examples
+    --------
+    >>> sniff_json_lines(b'{"a": 1}', {})
+    Sniffed(shape='json-lines', reason='', delimiter=',')
+    """
+    return Sniffed("json-lines") if head[:1] == b"{" else None
+
+
+register(
+    Shape(
+        "json-lines",
+        30,
+        sniff_json_lines,
+        lambda data, name, issues, sniffed, column_map: split_json_lines(data, name, issues),
+    )
+)

@@ -1,12 +1,16 @@
 """Salvage records that are almost JSON, and explain the ones that are not.
 
-Two repairs are made, each reported as a ``field`` issue so nothing changes
-silently:
+The repairs, each reported as a ``field`` issue so nothing changes silently:
 
 * masked values copied from vendor documentation, such as
-  ``"stsTokenPlayerUid": 175498693826****``, are quoted;
+  ``"stsTokenPlayerUid": 175498693826****``, ``106 ********* 811`` or
+  ``1187xxxxxxxx4544``, are quoted;
+* ``//`` and ``/* */`` comments and trailing commas (JSON pasted from
+  documentation) are removed;
 * invalid UTF-8 bytes are replaced with U+FFFD, so that an attacker cannot hide
   an event from the analyst by putting one bad byte in a user agent.
+
+The repairs never touch the inside of a JSON string.
 """
 
 from __future__ import annotations
@@ -14,7 +18,16 @@ from __future__ import annotations
 import json
 import re
 
-_MASKED_NUMBER = re.compile(r"(?<=[:\[,])(\s*)(-?[0-9]+\*+[0-9]*)(?=\s*[,}\]])")
+#: An unquoted masked number: digits, then ``*`` or ``x`` runs (spaces allowed
+#: around them), then optional digits; it must stand where a value stands.
+_MASKED_NUMBER = re.compile(
+    r"(?<=[:\[,])(\s*)(-?[0-9]+(?: ?(?:\*+|[xX]+)(?: ?[0-9]+)?)+)(?=\s*[,}\]])"
+)
+#: JSON strings (kept as they are) and comments; then strings and trailing commas.
+_COMMENTS = re.compile(
+    r'(?P<string>"(?:[^"\\]|\\.)*")|(?P<line>//[^\n]*)|(?P<block>/\*.*?\*/)', re.DOTALL
+)
+_COMMAS = re.compile(r'(?P<string>"(?:[^"\\]|\\.)*")|(?P<comma>,(?=\s*[}\]]))')
 
 
 def quote_masked_numbers(text: str) -> tuple[str, int]:
@@ -24,8 +37,58 @@ def quote_masked_numbers(text: str) -> tuple[str, int]:
     --------
     >>> quote_masked_numbers('{"uid": 175498693826****, "n": 1}')
     ('{"uid": "175498693826****", "n": 1}', 1)
+    >>> quote_masked_numbers('{"a": 106 ********* 811, "b": 1187xxxxxxxx4544}')[0]
+    '{"a": "106 ********* 811", "b": "1187xxxxxxxx4544"}'
     """
     return _MASKED_NUMBER.subn(r'\1"\2"', text)
+
+
+def strip_comments(text: str) -> tuple[str, int, int]:
+    r"""Remove comments and trailing commas outside strings; return text and counts.
+
+    Examples
+    --------
+    >>> strip_comments('{"url": "http://x", // the endpoint\\n "n": [1, 2,],}')
+    ('{"url": "http://x", \\n "n": [1, 2]}', 1, 2)
+    """
+    counts = [0]
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group("string") is not None:
+            return match.group(0)
+        counts[0] += 1
+        return ""
+
+    out = _COMMENTS.sub(replace, text)
+    comments, counts[0] = counts[0], 0
+    out = _COMMAS.sub(replace, out)
+    return out, comments, counts[0]
+
+
+def repair_document(text: str) -> tuple[str, list[str]]:
+    r"""Apply the text repairs (comments, trailing commas, masked numbers) to ``text``.
+
+    Returns the text (unchanged when nothing applies) and what was changed.
+
+    Examples
+    --------
+    >>> repair_document('{"uid": 4****, // masked\\n}')
+    ('{"uid": "4****" \\n}', ['comments removed: 1', 'trailing commas removed: 1', \
+'unquoted masked value(s) quoted: 1'])
+    """
+    repairs: list[str] = []
+    fixed = text
+    if "/" in fixed or "," in fixed:
+        stripped, comments, commas = strip_comments(fixed)
+        if comments:
+            repairs.append(f"comments removed: {comments}")
+        if commas:
+            repairs.append(f"trailing commas removed: {commas}")
+        fixed = stripped
+    fixed, count = quote_masked_numbers(fixed)
+    if count:
+        repairs.append(f"unquoted masked value(s) quoted: {count}")
+    return fixed, repairs
 
 
 def json_error(text: str) -> str:
@@ -63,6 +126,8 @@ def salvage(raw: bytes | str) -> tuple[str | None, list[str], str]:
     --------
     >>> salvage(b'{"a": 12****}')[:2]
     ('{"a": "12****"}', ['unquoted masked value(s) quoted: 1'])
+    >>> salvage('{"a": 1, /* docs */ "b": 2,}')[:2]
+    ('{"a": 1,  "b": 2}', ['comments removed: 1', 'trailing commas removed: 1'])
     >>> salvage(b'{"a": ')[0] is None
     True
     """
@@ -77,9 +142,9 @@ def salvage(raw: bytes | str) -> tuple[str | None, list[str], str]:
         text = raw
     if repairs and _valid(text):
         return text, repairs, ""
-    fixed, count = quote_masked_numbers(text)
-    if count and _valid(fixed):
-        return fixed, [*repairs, f"unquoted masked value(s) quoted: {count}"], ""
+    fixed, changes = repair_document(text)
+    if changes and _valid(fixed):
+        return fixed, [*repairs, *changes], ""
     return None, [], json_error(text)
 
 

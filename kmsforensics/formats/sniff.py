@@ -1,31 +1,21 @@
-"""Recognise the shape of a file from its first bytes, never from its name."""
+"""Recognise the shape of a file from its first bytes, never from its name.
+
+The shapes themselves live in their own modules and register a sniffing
+function (:mod:`kmsforensics.formats.registry`); this module only strips what
+every shape ignores (a BOM, white space, ``//`` comment lines copied from
+documentation), rejects binary content, and asks the shapes in order.
+"""
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
+import re
 
-import orjson
+from . import registry
+from .registry import BOM, Sniffed
 
-from ..schema import AT_MARKER_KEYS, AT_SCALAR_FIELDS, KMS_FIELDS
+__all__ = ["BOM", "SHAPES", "Sniffed", "sniff"]
 
-#: Shapes the readers understand, in the order they are tried.
-SHAPES: tuple[str, ...] = ("json-array", "json-lines", "json-object", "csv")
-BOM = b"\xef\xbb\xbf"
-CSV_DELIMITERS = (",", "\t", ";", "|")
-#: Header names that make a delimited first line a log CSV.
-CSV_KNOWN_HEADERS: frozenset[str] = frozenset(
-    KMS_FIELDS + AT_SCALAR_FIELDS + AT_MARKER_KEYS + ("event", "__topic__", "__time__")
-)
-
-
-@dataclass(frozen=True)
-class Sniffed:
-    """The result of sniffing: a shape, or ``None`` with the reason."""
-
-    shape: str | None
-    reason: str = ""
-    delimiter: str = ","
+_COMMENT_LINES = re.compile(rb"\A(?:\s*//[^\n]*(?:\n|\Z))+")
 
 
 def sniff(head: bytes, column_map: dict[str, str] | None = None) -> Sniffed:
@@ -46,6 +36,8 @@ def sniff(head: bytes, column_map: dict[str, str] | None = None) -> Sniffed:
     'json-lines'
     >>> sniff(b'{\n  "RequestId": "x",\n  "Events": []\n}').shape
     'json-object'
+    >>> sniff(b'// copied from the docs\n{\n  "eventId": "x",\n}').shape
+    'json-object'
     >>> sniff(b"time;api_name;client_ip\n2023-07-04T01:52:55Z;Decrypt;10.0.0.1\n").delimiter
     ';'
     >>> sniff(b"# Incident notes\nnothing to see").reason
@@ -57,44 +49,23 @@ def sniff(head: bytes, column_map: dict[str, str] | None = None) -> Sniffed:
         return Sniffed(None, "empty file (no content, or only white space)")
     if b"\x00" in text[:4096] or stripped.startswith(b"%PDF"):
         return Sniffed(None, "binary content (not text)")
-    first = stripped[:1]
-    if first == b"[":
-        return Sniffed("json-array")
-    if first == b"{":
-        return _sniff_braced(stripped)
-    return _sniff_csv(stripped, column_map or {})
-
-
-def _sniff_braced(text: bytes) -> Sniffed:
-    newline = text.find(b"\n")
-    if newline < 0:
-        # One line, or a first line longer than the head: records are one per line.
-        return Sniffed("json-lines")
-    first_line = text[:newline]
-    try:
-        orjson.loads(first_line)
-    except orjson.JSONDecodeError:
-        if first_line.strip() == b"{" or first_line.rstrip().endswith((b",", b"{", b"[")):
-            return Sniffed("json-object")  # pretty-printed: one object over many lines
-        return Sniffed("json-lines")  # a broken first record; the rest may be fine
-    return Sniffed("json-lines")
-
-
-def _sniff_csv(text: bytes, column_map: dict[str, str]) -> Sniffed:
-    line = text.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
-    best: tuple[int, str] = (0, ",")
-    for delimiter in CSV_DELIMITERS:
-        names = next(csv.reader([line], delimiter=delimiter))
-        known = sum(
-            1
-            for name in names
-            if column_map.get(name.strip(), name.strip()) in CSV_KNOWN_HEADERS
-            or name.strip().startswith("event.")
-        )
-        if known > best[0]:
-            best = (known, delimiter)
-    if best[0] >= 2 or (best[0] == 1 and column_map):
-        return Sniffed("csv", delimiter=best[1])
+    if stripped.startswith(b"//"):
+        stripped = _COMMENT_LINES.sub(b"", stripped).lstrip() or stripped
+    for shape in registry.shapes():
+        found = shape.sniff(stripped, column_map or {})
+        if found is not None:
+            return found
     return Sniffed(
         None, "the first line is neither JSON nor a CSV header with known log field names"
     )
+
+
+def _shape_names() -> tuple[str, ...]:
+    return tuple(s.name for s in registry.shapes())
+
+
+# The shapes register themselves when imported (after the names above exist).
+from . import csvfile, jsontext, lines  # noqa: E402,F401
+
+#: Shapes the readers understand, in the order they are tried.
+SHAPES: tuple[str, ...] = _shape_names()

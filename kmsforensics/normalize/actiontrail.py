@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 
 from ..issues import IssueLog
 from ..schema import AT_NESTED_FIELDS, AT_SCALAR_FIELDS
-from .common import reject_rows, report_bad_values, set_column
-from .values import blank_to_null, parse_flags, parse_times
+from .common import note_zoneless, reject_rows, report_bad_values, set_column
+from .values import blank_to_null, parse_flags, parse_times, zoneless
 
 _ROLE_ARN = r"^acs:ram::(?P<account>[^:]*):role/(?P<name>[^/]+)"
 MFA_AUTHENTICATED = "userIdentity.sessionContext.attributes.mfaAuthenticated"
@@ -25,13 +25,17 @@ _NULL = pa.scalar(None, pa.string())
 _MISSING = "\x00"
 
 
-def normalize_actiontrail(raw: pa.Table, issues: IssueLog) -> pa.Table:
+def normalize_actiontrail(
+    raw: pa.Table, issues: IssueLog, assume_timezone: str | None = None
+) -> pa.Table:
     """Type a raw ActionTrail table and add the derived identity columns.
 
-    Events without a usable ``eventTime`` (nor an SLS ``__time__``) are rejected and
-    reported; unreadable flags and dates are left empty and reported.
+    Events without a usable ``eventTime`` (nor an SLS ``__time__``, nor an
+    export's ingestion time, reported) are rejected and reported; unreadable flags
+    and dates are left empty and reported. Times without a zone are read in
+    ``assume_timezone`` (default UTC), with a note per file.
     """
-    table = _with_time(raw, issues)
+    table = _with_time(raw, issues, assume_timezone)
     for name in ("isGlobal", MFA_AUTHENTICATED):
         flags, bad = parse_flags(table.column(name).combine_chunks())
         report_bad_values(table, bad, name, f"{name} is not true/false; left empty", issues)
@@ -54,8 +58,10 @@ def normalize_actiontrail(raw: pa.Table, issues: IssueLog) -> pa.Table:
     return _ordered(table)
 
 
-def _with_time(raw: pa.Table, issues: IssueLog) -> pa.Table:
-    times, bad = parse_times(raw.column("eventTime").combine_chunks())
+def _with_time(raw: pa.Table, issues: IssueLog, assume_timezone: str | None) -> pa.Table:
+    event_time = raw.column("eventTime").combine_chunks()
+    times, bad = parse_times(event_time, assume_timezone)
+    note_zoneless(raw, zoneless(event_time), "eventTime", issues, assume_timezone)
     sls_times, _ = parse_times(raw.column("__time__").combine_chunks())
     use_sls = pc.and_(pc.is_null(times), pc.is_valid(sls_times))
     report_bad_values(
@@ -65,11 +71,60 @@ def _with_time(raw: pa.Table, issues: IssueLog) -> pa.Table:
         "eventTime is not a timestamp; the SLS __time__ is used instead",
         issues,
     )
-    table = set_column(raw, "_time", pc.coalesce(times, sls_times))
+    times = pc.coalesce(times, sls_times)
+    if "ingestion_time" in raw.column_names:
+        ingested = parse_ingestion_times(raw.column("ingestion_time").combine_chunks())
+        use = pc.fill_null(pc.and_(pc.is_null(times), pc.is_valid(ingested)), False)
+        report_bad_values(
+            raw,
+            use,
+            "ingestion_time",
+            "the event has no eventTime: its time is the export's ingestion time "
+            "(TimeGenerated), which is later than the event",
+            issues,
+        )
+        times = pc.coalesce(times, ingested)
+    table = set_column(raw, "_time", times)
     reason = "no usable time: eventTime is missing or not a timestamp"
     table = reject_rows(table, pc.is_null(table.column("_time")), reason, issues, "eventTime")
     table = set_column(table, "eventTime", table.column("_time").combine_chunks())
     return table.drop_columns(["_time"])
+
+
+#: Ingestion-time spellings of Log Analytics exports besides ISO-8601 (US locale, UTC).
+_US_FORMATS = ("%m/%d/%Y, %I:%M:%S.%f %p", "%m/%d/%Y, %I:%M:%S %p", "%m/%d/%Y %I:%M:%S %p")
+
+
+def parse_ingestion_times(values: pa.Array) -> pa.Array:
+    """Parse an export's ingestion time: ISO-8601, epoch, or US-locale text (UTC).
+
+    Examples
+    --------
+    >>> [str(t) for t in parse_ingestion_times(
+    ...     pa.array(["12/1/2020, 11:54:59.366 AM", "2020-12-01T11:54:59Z"])).to_pylist()]
+    ['2020-12-01 11:54:59.366000+00:00', '2020-12-01 11:54:59+00:00']
+    """
+    import pandas as pd
+
+    times, bad = parse_times(values)
+    if not pc.any(bad).as_py():
+        return times
+    index = pc.indices_nonzero(bad)
+    text = values.take(index).to_pandas()
+    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    for form in _US_FORMATS:
+        todo = parsed.isna()
+        if not todo.any():
+            break
+        found = pd.to_datetime(text[todo], format=form, errors="coerce", utc=True)
+        parsed[todo] = found.astype("datetime64[ns, UTC]")
+    found_ns = pa.array(parsed.astype("datetime64[ns, UTC]"), pa.timestamp("ns", tz="UTC"))
+    rows = pc.fill_null(pc.cast(times, pa.int64()), 0).to_numpy(zero_copy_only=False).copy()
+    valid = pc.is_valid(times).to_numpy(zero_copy_only=False).copy()
+    positions = index.to_numpy()
+    rows[positions] = pc.fill_null(pc.cast(found_ns, pa.int64()), 0).to_numpy(zero_copy_only=False)
+    valid[positions] = pc.is_valid(found_ns).to_numpy(zero_copy_only=False)
+    return pa.array(rows, mask=~valid).cast(times.type)
 
 
 def derive_identity(table: pa.Table) -> dict[str, pa.Array]:

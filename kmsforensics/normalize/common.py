@@ -56,6 +56,30 @@ def reject_rows(
     return table
 
 
+def note_zoneless(
+    table: pa.Table, zoneless: pa.Array, field: str, issues: IssueLog, assume_timezone: str | None
+) -> None:
+    """Add one note per file saying how many times had no zone and how they were read."""
+    if not pc.any(zoneless).as_py():
+        return
+    files = pc.value_counts(table.filter(zoneless).column("source_file").combine_chunks())
+    zone = assume_timezone or "UTC"
+    advice = (
+        ""
+        if assume_timezone
+        else "; if they are local times (a console export, for example), load with "
+        "kf.load(..., assume_timezone='Asia/Shanghai') or the zone they were written in"
+    )
+    for row in files.to_pylist():
+        issues.add(
+            str(row["values"]),
+            None,
+            "note",
+            field,
+            f"{row['counts']:,} {field} values have no time zone; read as {zone}{advice}",
+        )
+
+
 def set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
     """Replace or append a column."""
     if name in table.column_names:

@@ -11,22 +11,24 @@ import pyarrow.compute as pc
 
 from ..issues import IssueLog
 from ..schema import KMS_GATEWAY_FIELDS, KMS_V1_FIELDS, SLS_SYSTEM_FIELDS
-from .common import reject_rows, report_bad_values, set_column
-from .values import blank_to_null, parse_numbers, parse_times
+from .common import note_zoneless, reject_rows, report_bad_values, set_column
+from .values import blank_to_null, parse_numbers, parse_times, zoneless
 
 #: Instance API operations whose ``resource_id`` is a secret name, not a key.
 SECRET_OPERATIONS = ("GetSecretValue",)
 
 
-def normalize_kms(raw: pa.Table, issues: IssueLog) -> pa.Table:
-    """Type a raw KMS table (text columns from :mod:`kmsforensics.extract`).
+def normalize_kms(raw: pa.Table, issues: IssueLog, assume_timezone: str | None = None) -> pa.Table:
+    """Type a raw KMS table (text columns from :mod:`kmsforensics.sources.kms`).
 
     Records without a usable ``time`` (nor an SLS ``__time__``) are rejected and
     reported; unreadable ``status_code`` and ``duration`` values are left empty and
-    reported.
+    reported. Times without a zone are read in ``assume_timezone`` (default UTC),
+    with a note per file.
     """
     table = raw
-    times, bad_time = parse_times(table.column("time"))
+    times, bad_time = parse_times(table.column("time"), assume_timezone)
+    note_zoneless(table, zoneless(table.column("time")), "time", issues, assume_timezone)
     if "__time__" in table.column_names:
         sls_times, _ = parse_times(table.column("__time__"))
         use_sls = pc.and_(pc.is_null(times), pc.is_valid(sls_times))

@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 
 UTC_NS = pa.timestamp("ns", tz="UTC")
 _UNIX = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
+#: A time zone at the end of a date and time: ``Z``, ``+08:00``, ``+0800``, ``-05``.
+_ZONE = r"(?i)(z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 #: A text column becomes categorical when it has fewer distinct values than this
@@ -77,41 +79,106 @@ def text(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return values.cast(pa.string()) if pa.types.is_dictionary(values.type) else values
 
 
-def parse_times(values: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """Parse ISO-8601 (any offset; no offset means UTC) or unix seconds/milliseconds.
+def parse_times(values: pa.Array, assume_timezone: str | None = None) -> tuple[pa.Array, pa.Array]:
+    """Parse ISO-8601 (any offset) or unix seconds/milliseconds (numbers or text).
+
+    A time written without a zone is read in ``assume_timezone`` (UTC when
+    ``None``; :func:`zoneless` tells which values had no zone).
 
     Returns the times as ``timestamp[ns, UTC]`` and a mask of present values that
     are not times (or are outside the representable years 1677-2262).
+
+    Examples
+    --------
+    >>> times, _ = parse_times(pa.array(["2020-12-01T11:54:59.366+0000", "1606823699366"]))
+    >>> [str(t) for t in times.to_pylist()]
+    ['2020-12-01 11:54:59.366000+00:00', '2020-12-01 11:54:59.366000+00:00']
+    >>> times, _ = parse_times(pa.array(["2020-12-01 19:54:59"]), "Asia/Shanghai")
+    >>> str(times[0])
+    '2020-12-01 11:54:59+00:00'
     """
     values = values.cast(pa.string())
     times = pc.strptime(values, format="%Y-%m-%dT%H:%M:%SZ", unit="ns", error_is_null=True)
     times = times.cast(UTC_NS)
     missing = pc.and_(pc.is_null(times), present(values))
     if pc.any(missing).as_py():
-        times = _slow_times(values, times, missing)
+        times = _slow_times(values, times, missing, assume_timezone)
     bad = pc.and_(pc.is_null(times), present(values))
     return times, pc.fill_null(bad, False)
 
 
-def _slow_times(values: pa.Array, times: pa.Array, todo: pa.Array) -> pa.Array:
-    ns = pc.cast(times, pa.int64()).to_numpy(zero_copy_only=False).astype("float64")
+def zoneless(values: pa.Array) -> pa.Array:
+    """Tell which values are written as a date and time without a zone (nor epoch).
+
+    Examples
+    --------
+    >>> zoneless(pa.array(["2020-12-01 11:54:59", "2020-12-01T11:54:59Z",
+    ...                    "2020-12-01T11:54:59+08:00", "1606823699", None])).to_pylist()
+    [True, False, False, False, False]
+    """
+    text = pc.utf8_trim_whitespace(values.cast(pa.string()))
+    dated = pc.match_substring_regex(text, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
+    zoned = pc.match_substring_regex(text, _ZONE)
+    return pc.fill_null(pc.and_(dated, pc.invert(zoned)), False)
+
+
+def _slow_times(
+    values: pa.Array, times: pa.Array, todo: pa.Array, assume_timezone: str | None = None
+) -> pa.Array:
+    """Read the times the fast format did not: epoch numbers, other ISO-8601 spellings.
+
+    Nanoseconds are computed in integers (a float cannot hold them exactly).
+    """
+    ns = pc.fill_null(pc.cast(times, pa.int64()), 0).to_numpy(zero_copy_only=False).copy()
+    valid = pc.is_valid(times).to_numpy(zero_copy_only=False).copy()
     idx = pc.indices_nonzero(todo).to_numpy()
     subset = values.take(pa.array(idx)).to_pandas()
     numeric = subset.str.match(_UNIX).fillna(False).to_numpy(bool)
-    out = np.full(len(idx), np.nan)
+    out = np.zeros(len(idx), "int64")
+    ok = np.zeros(len(idx), bool)
     if numeric.any():
-        number = pd.to_numeric(subset[numeric], errors="coerce").to_numpy("float64")
-        number = np.where(np.abs(number) >= 1e11, number / 1000.0, number)  # milliseconds
-        with np.errstate(invalid="ignore"):
-            in_range = np.abs(number) < 9.2e9
-        out[numeric] = np.where(in_range, np.round(number * 1e9), np.nan)
-    if (~numeric).any():
-        parsed = pd.to_datetime(subset[~numeric], utc=True, format="ISO8601", errors="coerce")
-        as_ns = parsed.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").astype("int64")
-        out[~numeric] = np.where(parsed.isna().to_numpy(), np.nan, as_ns.astype("float64"))
+        out[numeric], ok[numeric] = _epoch_ns(subset[numeric])
+    text = ~numeric
+    if text.any():
+        local = np.zeros(len(idx), bool)
+        if assume_timezone is not None:
+            local = zoneless(pa.array(subset, pa.string())).to_numpy(zero_copy_only=False)
+            local &= text
+        utc = text & ~local
+        if utc.any():
+            parsed = pd.to_datetime(subset[utc], utc=True, format="ISO8601", errors="coerce")
+            out[utc], ok[utc] = _iso_ns(parsed)
+        if local.any():
+            parsed = pd.to_datetime(subset[local], format="ISO8601", errors="coerce")
+            zoned = parsed.dt.tz_localize(assume_timezone, ambiguous="NaT", nonexistent="NaT")
+            out[local], ok[local] = _iso_ns(zoned.dt.tz_convert("UTC"))
     ns[idx] = out
-    mask = np.isnan(ns)
-    return pa.array(np.where(mask, 0, ns).astype("int64"), mask=mask).cast(UTC_NS)
+    valid[idx] = ok
+    return pa.array(np.where(valid, ns, 0), mask=~valid).cast(UTC_NS)
+
+
+def _epoch_ns(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch seconds (13 digits or more: milliseconds) to nanoseconds, exactly."""
+    out = np.zeros(len(text), "int64")
+    ok = np.zeros(len(text), bool)
+    for i, raw in enumerate(text.str.strip().tolist()):
+        whole, _, fraction = raw.partition(".")
+        negative = whole.startswith("-")
+        digits = whole.lstrip("-")
+        millis = len(digits) >= 12  # |value| >= 1e11: milliseconds
+        scale = 10**6 if millis else 10**9
+        places = 6 if millis else 9
+        value = int(digits or "0") * scale + int((fraction + "0" * places)[:places])
+        value = -value if negative else value
+        if abs(value) < 9_200_000_000 * 10**9:
+            out[i], ok[i] = value, True
+    return out, ok
+
+
+def _iso_ns(parsed: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    missing = parsed.isna().to_numpy()
+    as_ns = parsed.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").astype("int64")
+    return np.where(missing, 0, as_ns), ~missing
 
 
 def parse_flags(values: pa.Array) -> tuple[pa.Array, pa.Array]:

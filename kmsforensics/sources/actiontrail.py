@@ -1,0 +1,248 @@
+"""The ActionTrail event: recognised by its keys, extracted, normalised.
+
+An event is recognised by any of :data:`~kmsforensics.schema.AT_MARKER_KEYS`
+among its top-level keys. Its fields are read as text in one ``from_json`` pass
+(dotted paths), unknown keys of the event and of ``userIdentity`` (and its
+session context) become columns of their own, and the request parameters,
+additional event data, referenced AccessKeys and the identities a response
+issued are lifted into columns. Older (2015-era) events name the session
+attributes ``sessionContext.sessionAttributes``; they are read into the same
+columns.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..extract import assemble, rows
+from ..issues import IssueLog
+from ..normalize.actiontrail import normalize_actiontrail
+from ..normalize.activity import activity_from_actiontrail
+from ..schema import (
+    AT_ENVELOPE_FIELDS,
+    AT_IDENTITY_FIELDS,
+    AT_KNOWN_IDENTITY,
+    AT_KNOWN_TOP,
+    AT_MARKER_KEYS,
+    AT_MISSPELLED_NESTED,
+    AT_NESTED_FIELDS,
+    AT_REQUEST_PARAMETERS,
+    AT_SCALAR_FIELDS,
+)
+from .registry import Container, Options, Source, _literal_list, key_index, register
+
+if TYPE_CHECKING:
+    from ..extract import Extractor
+
+#: (column, JSON path) of every ActionTrail field extracted from the event.
+AT_PATHS: tuple[tuple[str, str], ...] = (
+    *((name, f"$.{name}") for name in AT_SCALAR_FIELDS),
+    *((f"userIdentity.{name}", f"$.userIdentity.{name}") for name in AT_IDENTITY_FIELDS),
+    *((name, f"$.{name}") for name in AT_NESTED_FIELDS),
+    *((f"_misspelled.{wrong}", f"$.{wrong}") for wrong in AT_MISSPELLED_NESTED),
+    *((name, f"$.{name}") for name in AT_ENVELOPE_FIELDS),
+)
+#: 2015-era events: ``sessionContext.sessionAttributes`` instead of ``attributes``.
+OLD_SESSION_PATHS: tuple[tuple[str, str], ...] = tuple(
+    (
+        f"_old.{name}",
+        "$.userIdentity.sessionContext.sessionAttributes." + name.rsplit(".", 1)[1],
+    )
+    for name in AT_IDENTITY_FIELDS
+    if name.startswith("sessionContext.attributes.")
+)
+#: (column, path) lifted out of requestParameters (or SLS requestParameterJson).
+RP_PATHS: tuple[tuple[str, str], ...] = tuple(
+    (f"requestParameters.{name}", f"$.{name}") for name in AT_REQUEST_PARAMETERS
+)
+#: (column, path) lifted out of additionalEventData.
+AED_PATHS: tuple[tuple[str, str], ...] = (
+    ("additionalEventData.mfaChecked", "$.mfaChecked"),
+    ("additionalEventData.isMFAChecked", "$.isMFAChecked"),
+    ("additionalEventData.loginAccount", "$.loginAccount"),
+)
+#: Columns derived from the event besides its paths.
+DERIVED: tuple[str, ...] = (
+    "referencedAccessKeyIds",
+    "issuedAccessKeyId",
+    "assumedRoleId",
+    "assumedRoleArn",
+)
+_SESSION_KEYS = frozenset({"mfaAuthenticated", "creationDate"})
+
+
+class ActionTrailEvent(Source):
+    """An ActionTrail event (OSS delivery, LookupEvents, SLS, Sentinel... all end here)."""
+
+    name = "actiontrail"
+    label = "actiontrail"
+    order = 60
+    dedupe = ("eventId", "eventTime", "eventName")
+    recognise = f"list_has_any(ks[1], {_literal_list(list(AT_MARKER_KEYS))})"
+    containers = (
+        Container("$", "", AT_KNOWN_TOP | frozenset(AT_ENVELOPE_FIELDS)),
+        Container("$.userIdentity", "userIdentity.", AT_KNOWN_IDENTITY),
+        Container(
+            "$.userIdentity.sessionContext",
+            "userIdentity.sessionContext.",
+            frozenset({"attributes", "sessionAttributes"}),
+        ),
+        Container(
+            "$.userIdentity.sessionContext.attributes",
+            "userIdentity.sessionContext.attributes.",
+            _SESSION_KEYS,
+        ),
+        Container(
+            "$.userIdentity.sessionContext.sessionAttributes",
+            "userIdentity.sessionContext.sessionAttributes.",
+            _SESSION_KEYS,
+        ),
+    )
+
+    @property
+    def outputs(self) -> tuple[tuple[str, str], ...]:  # type: ignore[override]
+        """Return the SQL values the classification computes for these rows."""
+        return (("identity_keys", f"len(ks[{key_index('$.userIdentity')}])"),)
+
+    def extract(self, ctx: Extractor, records: pa.Table, keys: pa.Table) -> pa.Table:
+        """Read the fields of the records as text columns."""
+        columns = ctx.extract(records, "json", (*AT_PATHS, *OLD_SESSION_PATHS))
+        for name, _ in OLD_SESSION_PATHS:
+            target = "userIdentity.sessionContext.attributes." + name.rsplit(".", 1)[1]
+            columns[target] = pc.coalesce(columns[target], columns.pop(name))
+        for wrong, right in AT_MISSPELLED_NESTED.items():
+            columns[right] = pc.coalesce(columns[right], columns.pop(f"_misspelled.{wrong}"))
+        for name in records.column_names:  # envelope values win over same-named fields
+            if name in ("json", "source_file", "source_record", "source_item"):
+                continue
+            target = name.removeprefix("envelope.")
+            values = records.column(name).combine_chunks()
+            columns[target] = pc.coalesce(values, columns[target]) if target in columns else values
+        for i, container in enumerate(self.containers):
+            columns.update(
+                ctx.extras(
+                    records,
+                    keys.column(f"extra_{i}"),
+                    self.label,
+                    prefix=container.prefix,
+                    base="" if container.path == "$" else container.path,
+                )
+            )
+            if i == 0:
+                columns.update(_identity_not_object(ctx, records, keys.column("identity_keys")))
+        params = pc.coalesce(columns["requestParameters"], columns["requestParameterJson"])
+        lifted = ctx.extract_text(params, RP_PATHS)
+        lifted.pop("_ok")
+        columns.update(lifted)
+        details = ctx.extract_text(columns["additionalEventData"], AED_PATHS)
+        details.pop("_ok")
+        columns.update(details)
+        refs = ctx.sql(
+            "SELECT try(array_to_string(from_json(json_extract(v, '/ACS::RAM::AccessKey'), "
+            "'[\"VARCHAR\"]'), ',')) AS keys FROM {table}",
+            pa.table({"v": columns["referencedResources"]}),
+        )
+        columns["referencedAccessKeyIds"] = refs.column("keys").combine_chunks()
+        columns.update(response_identities(columns["eventName"], columns["responseElements"]))
+        return assemble(records, columns)
+
+    def normalise(self, raw: pa.Table, issues: IssueLog, options: Options) -> pa.Table:
+        """Type the raw columns."""
+        return normalize_actiontrail(raw, issues, assume_timezone=options.assume_timezone)
+
+    def empty(self, issues: IssueLog, options: Options) -> pa.Table:
+        """Return the typed table with no rows."""
+        names = [
+            "source_file",
+            "source_record",
+            "source_item",
+            *(name for name, _ in AT_PATHS if not name.startswith("_misspelled.")),
+            *(name for name, _ in RP_PATHS),
+            *(name for name, _ in AED_PATHS),
+            *DERIVED,
+        ]
+        types = {"source_record": pa.int64(), "source_item": pa.int32()}
+        raw = pa.table({n: pa.array([], types.get(n, pa.string())) for n in names})
+        return self.normalise(raw, issues, options)
+
+    def activity(self, typed: pa.Table) -> pa.Table:
+        """Return the activity rows of the typed rows."""
+        return activity_from_actiontrail(typed)
+
+
+def _identity_not_object(
+    ctx: Extractor, table: pa.Table, identity_keys: pa.ChunkedArray
+) -> dict[str, pa.Array]:
+    """Keep (and report) a ``userIdentity`` that is not an object, instead of losing it."""
+    empty = pc.fill_null(pc.equal(identity_keys, 0), False)
+    if not pc.any(empty).as_py():
+        return {}
+    index = pc.indices_nonzero(empty)
+    raw = ctx.sql(
+        "SELECT json_type(json, '$.userIdentity') AS t, "
+        "json_extract_string(json, '$.userIdentity') AS v FROM {table}",
+        table.select(["json"]).take(index),
+    )
+    odd = pc.not_equal(raw.column("t"), "OBJECT")
+    if not pc.any(odd).as_py():
+        return {}
+    values: list[str | None] = [None] * table.num_rows
+    for i, row, kind, value in zip(
+        index.to_pylist(),
+        rows(table.take(index)),
+        raw.column("t").to_pylist(),
+        raw.column("v").to_pylist(),
+        strict=True,
+    ):
+        if kind != "OBJECT":
+            values[i] = value
+            ctx.issue(
+                row,
+                "field",
+                "userIdentity",
+                f"userIdentity is not an object ({kind}); kept as text in the "
+                "userIdentity column, its fields left empty",
+            )
+    return {"userIdentity": pa.array(values, pa.string())}
+
+
+def response_identities(names: pa.ChunkedArray, responses: pa.ChunkedArray) -> dict[str, pa.Array]:
+    """Read STS and AccessKey identities from responseElements, whatever the key case.
+
+    Only ``AssumeRole*`` and ``CreateAccessKey`` responses are read. Keys are matched
+    case-insensitively (``credentials.accessKeyId`` and ``Credentials.AccessKeyId``
+    both occur in vendor samples).
+
+    Examples
+    --------
+    >>> out = response_identities(
+    ...     pa.chunked_array([["AssumeRole"]]),
+    ...     pa.chunked_array([['{"Credentials": {"AccessKeyId": "STS.x"}, '
+    ...                        '"AssumedRoleUser": {"AssumedRoleId": "1:s"}}']]),
+    ... )
+    >>> out["issuedAccessKeyId"].to_pylist(), out["assumedRoleId"].to_pylist()
+    (['STS.x'], ['1:s'])
+    """
+    wanted = pc.fill_null(
+        pc.or_(pc.starts_with(names, "AssumeRole"), pc.equal(names, "CreateAccessKey")), False
+    )
+    texts = pc.if_else(wanted, responses, pa.scalar(None, pa.string()))
+    return {
+        column: pc.struct_field(pc.extract_regex(texts, _key_pattern(key)), "v")
+        for column, key in (
+            ("issuedAccessKeyId", "accesskeyid"),
+            ("assumedRoleId", "assumedroleid"),
+            ("assumedRoleArn", "arn"),
+        )
+    }
+
+
+def _key_pattern(key: str) -> str:
+    """RE2 pattern for the string value of ``key`` (any case) in JSON text."""
+    return r'(?i)"' + key + r'"\s*:\s*"(?P<v>[^"\\]*)"'
+
+
+register(ActionTrailEvent())

@@ -1,0 +1,234 @@
+"""The registry of record kinds: what a record is, and what is done with it.
+
+Every record, whatever shape its file had, is JSON text. A *kind* says how a
+record of its kind is recognised (a SQL condition on its keys, evaluated by the
+classification query that :func:`classification_query` builds from the
+registry) and what happens to it:
+
+* a :class:`Source` (a KMS access-log record, an ActionTrail event) is
+  extracted into raw text columns, normalised into typed columns, and knows the
+  columns of its empty frame and the fields that make two rows the same event;
+* an :class:`Envelope` (an SLS record around an event, a LookupEvents page, an
+  SDK response...) is unwrapped into the records it holds, which are classified
+  again, one level at a time;
+* a :class:`Reject` explains why a record cannot be loaded.
+
+Kinds are tried in ``order``; the first whose condition holds takes the record.
+Adding a kind is one module under :mod:`kmsforensics.sources` that calls
+:func:`register`, and one test. (The model is plaso's parser registry.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from ..issues import IssueLog
+
+if TYPE_CHECKING:
+    from ..extract import Extracted, Extractor
+
+
+@dataclass(frozen=True)
+class Container:
+    """A JSON object inside the record whose unknown keys a kind wants to know.
+
+    ``prefix`` is put before each unknown key to name its column (``""`` for the
+    record itself, ``"userIdentity."`` for keys found under ``$.userIdentity``).
+    """
+
+    path: str
+    prefix: str
+    known: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the analyst asked of the load that the kinds need."""
+
+    #: Zone for times written without one (``None``: UTC, with a note).
+    assume_timezone: str | None = None
+
+
+class Kind:
+    """A kind of record. Subclasses set the attributes and implement :meth:`handle`."""
+
+    #: Name shown in issues and used in the classification result.
+    name: str = ""
+    #: Kinds are tried in increasing order.
+    order: int = 100
+    #: SQL condition; ``ks[1]`` is the list of the record's top-level keys,
+    #: ``ks[i]`` those of the kind's :attr:`containers` (see :meth:`key_index`),
+    #: ``json`` the record's text.
+    recognise: str = "false"
+    #: Containers whose unknown keys the kind receives, per row, in ``extra_<i>``.
+    containers: tuple[Container, ...] = ()
+    #: Further SQL values the classification computes for the kind's rows.
+    outputs: tuple[tuple[str, str], ...] = ()
+
+    def handle(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
+        """Deal with this kind's records; return the records to classify next round."""
+        raise NotImplementedError
+
+
+class Source(Kind):
+    """A record kind that becomes rows of a frame (``case.kms``, ``case.actiontrail``)."""
+
+    #: ``kms`` or ``actiontrail``: the frame the rows go to.
+    label: str = ""
+    #: (id, time, name) columns: equal in all three means the same event.
+    dedupe: tuple[str, str, str] = ("", "", "")
+
+    def extract(self, ctx: Extractor, records: pa.Table, keys: pa.Table) -> pa.Table:
+        """Return the raw text columns of the records (with provenance)."""
+        raise NotImplementedError
+
+    def normalise(self, raw: pa.Table, issues: IssueLog, options: Options) -> pa.Table:
+        """Return the typed columns made from the raw ones."""
+        raise NotImplementedError
+
+    def empty(self, issues: IssueLog, options: Options) -> pa.Table:
+        """Return the typed table with no rows (the frame of a case without this source)."""
+        raise NotImplementedError
+
+    def activity(self, typed: pa.Table) -> pa.Table:
+        """Return the rows of ``case.activity`` for the typed rows."""
+        raise NotImplementedError
+
+    def handle(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
+        """Hand the records to this kind; return those to classify next."""
+        out.raw.setdefault(self.label, []).append(self.extract(ctx, records, keys))
+        return records.slice(0, 0)
+
+
+class Envelope(Kind):
+    """A record kind that holds other records."""
+
+    def unwrap(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
+        """Return the records inside (provenance kept; ``source_item`` for list items)."""
+        raise NotImplementedError
+
+    def handle(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
+        """Hand the records to this kind; return those to classify next."""
+        return self.unwrap(ctx, records, keys, out)
+
+
+class Reject(Kind):
+    """Records that cannot be loaded, with the reason given in ``case.issues``."""
+
+    reason: str = ""
+
+    def handle(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
+        """Hand the records to this kind; return those to classify next."""
+        ctx.reject_all(records, self.reason)
+        return records.slice(0, 0)
+
+
+@dataclass
+class _Registry:
+    kinds: dict[str, Kind] = field(default_factory=dict)
+    query: str | None = None
+
+
+_REGISTRY = _Registry()
+
+
+def register(kind: Kind) -> Kind:
+    """Add a record kind (a module of :mod:`kmsforensics.sources` calls this)."""
+    if kind.name in _REGISTRY.kinds and type(_REGISTRY.kinds[kind.name]) is not type(kind):
+        raise ValueError(f"record kind {kind.name!r} is registered twice")
+    _REGISTRY.kinds[kind.name] = kind
+    _REGISTRY.query = None
+    return kind
+
+
+def kinds() -> list[Kind]:
+    """Return the registered kinds, in the order they are tried."""
+    return sorted(_REGISTRY.kinds.values(), key=lambda k: (k.order, k.name))
+
+
+def get(name: str) -> Kind:
+    """Return the registered kind called ``name``."""
+    return _REGISTRY.kinds[name]
+
+
+def sources() -> dict[str, Source]:
+    """Return the source kinds by label (``kms``, ``actiontrail``), in the registry's order.
+
+    Examples
+    --------
+    >>> import kmsforensics.sources as s
+    >>> list(s.sources())
+    ['actiontrail', 'kms']
+    """
+    found: dict[str, Source] = {}
+    for kind in kinds():
+        if isinstance(kind, Source):
+            found.setdefault(kind.label, kind)
+    return dict(sorted(found.items()))
+
+
+def key_paths() -> list[str]:
+    """JSON paths whose keys the classification reads: ``$`` first, then containers."""
+    paths = ["$"]
+    for kind in kinds():
+        for container in kind.containers:
+            if container.path not in paths:
+                paths.append(container.path)
+    return paths
+
+
+def key_index(path: str) -> int:
+    """Return the 1-based index of a container's key list in ``ks``."""
+    return key_paths().index(path) + 1
+
+
+def classification_query() -> str:
+    """Build the classification query from the registered kinds (cached).
+
+    The result has one row per record: ``kind`` (the name of the first kind whose
+    condition holds, ``unknown`` if none), then each kind's ``extra_<i>`` lists
+    (keys of its containers not in their ``known`` set) and ``outputs``, named
+    ``<kind>|<column>`` and set only on that kind's rows.
+    """
+    if _REGISTRY.query is not None:
+        return _REGISTRY.query
+    cases = " ".join(f"WHEN {k.recognise} THEN {_literal(k.name)}" for k in kinds())
+    columns = []
+    for kind in kinds():
+        values = [
+            (
+                f"extra_{i}",
+                f"list_filter(ks[{key_index(c.path)}], lambda x: NOT list_contains("
+                f"{_literal_list(sorted(c.known))}, x))",
+            )
+            for i, c in enumerate(kind.containers)
+        ]
+        for column, sql in (*values, *kind.outputs):
+            columns.append(
+                f'CASE WHEN kind = {_literal(kind.name)} THEN {sql} END AS "{kind.name}|{column}"'
+            )
+    query = (
+        "WITH k AS (SELECT try(json_keys(json, $containers)) AS ks, json FROM {table}), "
+        f"c AS (SELECT ks, CASE {cases} ELSE 'unknown' END AS kind FROM k) "
+        f"SELECT {', '.join(['kind', *columns])} FROM c"
+    )
+    _REGISTRY.query = query
+    return query
+
+
+def keys_of(kind: Kind, result: pa.Table) -> pa.Table:
+    """Return the classification columns of ``kind`` (``extra_0``..., outputs), renamed."""
+    prefix = f"{kind.name}|"
+    names = [n for n in result.column_names if n.startswith(prefix)]
+    return result.select(names).rename_columns([n[len(prefix) :] for n in names])
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _literal_list(values: list[str]) -> str:
+    return "[" + ", ".join(_literal(v) for v in values) + "]::VARCHAR[]"
