@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .formats.jsontext import dump
+from .formats.repair import is_json, salvage
 from .issues import IssueLog
 
 #: How many distinct unknown fields become columns of their own, per source and load.
@@ -34,6 +35,8 @@ MAX_EXTRA_COLUMNS = 100
 #: Envelopes inside envelopes are unwrapped this many times at most.
 MAX_UNWRAP_ROUNDS = 8
 PROVENANCE = ("source_file", "source_record", "source_item")
+#: A comma before a closing bracket: JSON that duckdb reads but the standard does not.
+_TRAILING_COMMA = r",\s*[}\]]"
 #: Rows per Arrow batch from duckdb (large, so columns come back in few chunks).
 _ARROW_BATCH = 1 << 22
 
@@ -63,7 +66,7 @@ class Extractor:
         for _ in range(MAX_UNWRAP_ROUNDS):
             if not pending.num_rows:
                 break
-            pending = self._round(pending, out)
+            pending = self._round(self._trailing_commas(pending), out)
         else:
             self.reject_all(pending, "envelopes nested too deeply to unwrap")
         return out
@@ -98,6 +101,32 @@ class Extractor:
         if not follow_up:
             return table.slice(0, 0)
         return pa.concat_tables(follow_up, promote_options="default")
+
+    def _trailing_commas(self, table: pa.Table) -> pa.Table:
+        """Repair (and report) trailing commas, which duckdb's reader accepts silently."""
+        texts = table.column("json")
+        candidates = pc.fill_null(pc.match_substring_regex(texts, _TRAILING_COMMA), False)
+        if not pc.any(candidates).as_py():
+            return table
+        index = pc.indices_nonzero(candidates)
+        replaced: dict[int, str] = {}
+        for i, row in zip(index.to_pylist(), rows(table.take(index)), strict=True):
+            raw = row["json"] if isinstance(row["json"], (str, bytes)) else ""
+            if is_json(raw):
+                continue  # a comma inside a string
+            text, repairs, _ = salvage(raw)
+            if text is None:
+                continue  # beyond repair: classified (and explained) as it is
+            for repair in repairs:
+                self.issue(row, "field", None, repair)
+            replaced[i] = text
+        if not replaced:
+            return table
+        mask = pa.array([i in replaced for i in range(table.num_rows)])
+        fixed = pc.replace_with_mask(
+            texts.combine_chunks(), mask, pa.array(list(replaced.values()), pa.string())
+        )
+        return table.set_column(table.column_names.index("json"), "json", fixed)
 
     # -- SQL helpers for the kinds -----------------------------------------------------
 

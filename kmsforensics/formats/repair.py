@@ -48,8 +48,8 @@ def strip_comments(text: str) -> tuple[str, int, int]:
 
     Examples
     --------
-    >>> strip_comments('{"url": "http://x", // the endpoint\\n "n": [1, 2,],}')
-    ('{"url": "http://x", \\n "n": [1, 2]}', 1, 2)
+    >>> strip_comments('{"url": "http://x", // the endpoint\n "n": [1, 2,],}')
+    ('{"url": "http://x", \n "n": [1, 2]}', 1, 2)
     """
     counts = [0]
 
@@ -72,9 +72,11 @@ def repair_document(text: str) -> tuple[str, list[str]]:
 
     Examples
     --------
-    >>> repair_document('{"uid": 4****, // masked\\n}')
-    ('{"uid": "4****" \\n}', ['comments removed: 1', 'trailing commas removed: 1', \
-'unquoted masked value(s) quoted: 1'])
+    >>> fixed, repairs = repair_document('{"uid": 4****, // masked\n}')
+    >>> fixed
+    '{"uid": "4****" \n}'
+    >>> repairs
+    ['comments removed: 1', 'trailing commas removed: 1', 'unquoted masked value(s) quoted: 1']
     """
     repairs: list[str] = []
     fixed = text
@@ -140,15 +142,22 @@ def salvage(raw: bytes | str) -> tuple[str | None, list[str], str]:
             repairs.append("invalid UTF-8 bytes replaced with U+FFFD")
     else:
         text = raw
-    if repairs and _valid(text):
+    if repairs and is_json(text):
         return text, repairs, ""
     fixed, changes = repair_document(text)
-    if changes and _valid(fixed):
+    if changes and is_json(fixed):
         return fixed, [*repairs, *changes], ""
     return None, [], json_error(text)
 
 
-def _valid(text: str) -> bool:
+def is_json(text: str | bytes) -> bool:
+    """Tell whether the standard library reads ``text`` as JSON.
+
+    Examples
+    --------
+    >>> is_json('{"a": 1}'), is_json('{"a": 1,}')
+    (True, False)
+    """
     try:
         json.loads(text)
     except (ValueError, RecursionError):
