@@ -1,14 +1,20 @@
 """Benchmark kf.load against a naive baseline and against `gzip -dc`, in one run.
 
-Generates (once, cached under benchmarks/data/) N ActionTrail events as OSS-style
-gz JSON arrays (1,000 events a file) and N KMS access-log records as gz JSON lines
-(10,000 a file), then measures, each in a fresh process:
+Generates (once, cached under benchmarks/data/) two evidence sets:
+
+* its own: N ActionTrail events as OSS-style gz JSON arrays (1,000 events a file)
+  and N KMS access-log records as gz JSON lines (10,000 a file);
+* "wild" (:mod:`wild_evidence`): ~1 KB events with 7 request parameters, mixed
+  types in one field, a new source IP and STS key for nearly every event, and KMS
+  as ONE gz JSON-lines file of N records, as an SLS download gives it;
+
+then measures, on each, in fresh processes:
 
 * ``gzip -dc`` of the same files (the floor: decompression alone);
 * the naive baseline: ``json.loads`` per record + ``pandas.json_normalize``;
 * ``kf.load``: events/s, peak RSS, and DataFrame bytes per event.
 
-Usage: ``python benchmarks/bench_load.py [--events 1000000] [--skip-naive]``
+Usage: ``python benchmarks/bench_load.py [--events 1000000] [--skip-naive] [--sets own,wild]``
 """
 
 from __future__ import annotations
@@ -347,17 +353,31 @@ def main() -> None:
         help="runs of gzip -dc and kf.load (median shown); naive runs once",
     )
     parser.add_argument("--data", type=Path, default=HERE / "data")
+    parser.add_argument("--sets", default="own,wild", help="evidence sets: own, wild or both")
     args = parser.parse_args()
-    at_dir, kms_dir = generate(args.data, args.events)
+    sets = []
+    if "own" in args.sets:
+        at_dir, kms_dir = generate(args.data, args.events)
+        sets += [
+            ("own: ActionTrail (OSS gz JSON arrays)", at_dir, "at"),
+            ("own: KMS access log (gz JSON lines, 10,000 a file)", kms_dir, "kms"),
+        ]
+    if "wild" in args.sets:
+        sys.path.insert(0, str(HERE))
+        from wild_evidence import generate as generate_wild
+
+        wild_at, wild_kms = generate_wild(args.data, args.events)
+        sets += [
+            ("wild: ActionTrail (OSS gz JSON arrays, ~1 KB events)", wild_at, "at"),
+            ("wild: KMS access log (ONE gz JSON-lines file)", wild_kms, "kms"),
+        ]
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    for label, folder, kind in (
-        ("ActionTrail (OSS gz JSON arrays)", at_dir, "at"),
-        ("KMS access log (gz JSON lines)", kms_dir, "kms"),
-    ):
+    for label, folder, kind in sets:
         size = sum(p.stat().st_size for p in folder.iterdir())
+        raw = sum(_gz_size(p) for p in folder.iterdir())
         print(
             f"\n== {label}: {args.events:,} records, {len(list(folder.iterdir()))} files,"
-            f" {size / 1e6:.0f} MB gz"
+            f" {size / 1e6:.0f} MB gz, {raw / 1e6:.0f} MB decompressed"
         )
         gz = median_run("measure_gzip", folder, kind, args.repeat)
         mine = median_run("measure_kf", folder, kind, args.repeat)
@@ -385,8 +405,17 @@ def main() -> None:
             )
         print(f"  runs (s): gzip -dc {gz['all_seconds']}, kf.load {mine['all_seconds']}")
         ratio = mine["seconds"] / gz["seconds"]
+        per_million = mine["load_peak_mb"] * 1e6 / n
+        print(f"  peak RSS per million records: {per_million:,.0f} MB")
         speedup = f", {naive['seconds'] / mine['seconds']:.1f}x the naive speed" if naive else ""
         print(f"  kf.load takes {ratio:.2f}x the gzip -dc time{speedup}; {mine['issues']} issues")
+
+
+def _gz_size(path: Path) -> int:
+    """Decompressed size of a (single-member) gz file, from its trailer (mod 4 GiB)."""
+    with open(path, "rb") as fh:
+        fh.seek(-4, os.SEEK_END)
+        return int.from_bytes(fh.read(4), "little")
 
 
 if __name__ == "__main__":

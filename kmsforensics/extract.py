@@ -218,8 +218,13 @@ class Extractor:
         source: str,
         prefix: str,
         base: str = "",
+        texts: pa.Array | None = None,
     ) -> dict[str, pa.Array]:
-        """Extract unknown keys (listed per row in ``extra``) as columns of their own."""
+        """Extract unknown keys (listed per row in ``extra``) as columns of their own.
+
+        The keys are read from the records' JSON, or from ``texts`` (one JSON text
+        per record, such as an object extracted from it) when given.
+        """
         flat = pc.list_flatten(extra.combine_chunks()) if len(extra) else pa.array([], pa.string())
         names = [n for n in pc.unique(flat).to_pylist() if n is not None] if len(flat) else []
         if not names:
@@ -244,7 +249,7 @@ class Extractor:
                 )
         pointer = _pointer(base)
         paths = [(prefix + name, pointer + "/" + _escape_pointer(name)) for name in chosen]
-        return self.extract(table, "json", paths)
+        return self.extract(table if texts is None else pa.table({"json": texts}), "json", paths)
 
     def unwrap_path(
         self,

@@ -60,6 +60,8 @@ from .store import StoreError, is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
+#: Records extracted at once; the typing of one slice overlaps the next one's extraction.
+SLICE_ROWS = 250_000
 #: Content (decompressed, estimated) and files read ahead of the extraction.
 PREFETCH_BYTES = 128 * 1024 * 1024
 PREFETCH_FILES = 256
@@ -353,13 +355,16 @@ class _Loader:
             return
         records = pa.concat_tables(parts)
         del parts
-        extracted = self.extractor.run(records)
-        del records
-        self.counts.read.update(extracted.extra_records)
-        if self.strict:  # the first problem must surface first: no overlap
-            self._normalize(extracted)
-        else:  # type this batch while the next one is read and extracted
-            self.pending.append(self.typing.submit(self._normalize, extracted))
+        # A large batch (one big file, say) is extracted slice by slice, so that one
+        # slice is typed on the other core while duckdb extracts the next.
+        for start in range(0, records.num_rows, SLICE_ROWS):
+            extracted = self.extractor.run(records.slice(start, SLICE_ROWS))
+            self.counts.read.update(extracted.extra_records)
+            if self.strict:  # the first problem must surface first: no overlap
+                self._normalize(extracted)
+            else:  # type this slice while the next one is read and extracted
+                self.pending.append(self.typing.submit(self._normalize, extracted))
+            del extracted
 
     def _normalize(self, extracted: Extracted) -> None:
         """Type one batch and map it to activity rows (runs on one thread, in order).

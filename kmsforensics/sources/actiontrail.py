@@ -32,7 +32,7 @@ from ..schema import (
     AT_REQUEST_PARAMETERS,
     AT_SCALAR_FIELDS,
 )
-from .registry import Container, Options, Source, _literal_list, key_index, register
+from .registry import Container, Options, Source, _literal_list, register
 
 if TYPE_CHECKING:
     from ..extract import Extractor
@@ -72,6 +72,33 @@ DERIVED: tuple[str, ...] = (
     "assumedRoleArn",
 )
 _SESSION_KEYS = frozenset({"mfaAuthenticated", "creationDate"})
+#: The event's own paths, with ``userIdentity`` read whole (as JSON text).
+_EVENT_PATHS: tuple[tuple[str, str], ...] = (
+    *((n, p) for n, p in AT_PATHS if not n.startswith("userIdentity.")),
+    ("userIdentity", "$.userIdentity"),
+)
+#: Paths read from the identity text, relative to it.
+_IDENTITY_PATHS: tuple[tuple[str, str], ...] = (
+    *((f"userIdentity.{name}", f"$.{name}") for name in AT_IDENTITY_FIELDS),
+    *((n, p.replace("$.userIdentity.", "$.")) for n, p in OLD_SESSION_PATHS),
+)
+#: Containers inside ``userIdentity`` whose unknown keys become columns.
+_IDENTITY_CONTAINERS: tuple[Container, ...] = (
+    Container("$", "userIdentity.", AT_KNOWN_IDENTITY),
+    Container(
+        "$.sessionContext",
+        "userIdentity.sessionContext.",
+        frozenset({"attributes", "sessionAttributes"}),
+    ),
+    Container(
+        "$.sessionContext.attributes", "userIdentity.sessionContext.attributes.", _SESSION_KEYS
+    ),
+    Container(
+        "$.sessionContext.sessionAttributes",
+        "userIdentity.sessionContext.sessionAttributes.",
+        _SESSION_KEYS,
+    ),
+)
 
 
 class ActionTrailEvent(Source):
@@ -82,34 +109,19 @@ class ActionTrailEvent(Source):
     order = 60
     dedupe = ("eventId", "eventTime", "eventName")
     recognise = f"list_has_any(ks[1], {_literal_list(list(AT_MARKER_KEYS))})"
-    containers = (
-        Container("$", "", AT_KNOWN_TOP | frozenset(AT_ENVELOPE_FIELDS)),
-        Container("$.userIdentity", "userIdentity.", AT_KNOWN_IDENTITY),
-        Container(
-            "$.userIdentity.sessionContext",
-            "userIdentity.sessionContext.",
-            frozenset({"attributes", "sessionAttributes"}),
-        ),
-        Container(
-            "$.userIdentity.sessionContext.attributes",
-            "userIdentity.sessionContext.attributes.",
-            _SESSION_KEYS,
-        ),
-        Container(
-            "$.userIdentity.sessionContext.sessionAttributes",
-            "userIdentity.sessionContext.sessionAttributes.",
-            _SESSION_KEYS,
-        ),
-    )
-
-    @property
-    def outputs(self) -> tuple[tuple[str, str], ...]:  # type: ignore[override]
-        """Return the SQL values the classification computes for these rows."""
-        return (("identity_keys", f"len(ks[{key_index('$.userIdentity')}])"),)
+    containers = (Container("$", "", AT_KNOWN_TOP | frozenset(AT_ENVELOPE_FIELDS)),)
 
     def extract(self, ctx: Extractor, records: pa.Table, keys: pa.Table) -> pa.Table:
-        """Read the fields of the records as text columns."""
-        columns = ctx.extract(records, "json", (*AT_PATHS, *OLD_SESSION_PATHS))
+        """Read the fields of the events as text columns.
+
+        The event is parsed once for its fields (``userIdentity`` taken whole, as
+        JSON); the identity, a small object, is then read for its own fields and
+        unknown keys.
+        """
+        columns = ctx.extract(records, "json", _EVENT_PATHS)
+        identity = columns.pop("userIdentity")
+        fields, identity_keys = _identity(ctx, identity)
+        columns.update(fields)
         for name, _ in OLD_SESSION_PATHS:
             target = "userIdentity.sessionContext.attributes." + name.rsplit(".", 1)[1]
             columns[target] = pc.coalesce(columns[target], columns.pop(name))
@@ -121,18 +133,10 @@ class ActionTrailEvent(Source):
             target = name.removeprefix("envelope.")
             values = records.column(name).combine_chunks()
             columns[target] = pc.coalesce(values, columns[target]) if target in columns else values
-        for i, container in enumerate(self.containers):
-            columns.update(
-                ctx.extras(
-                    records,
-                    keys.column(f"extra_{i}"),
-                    self.label,
-                    prefix=container.prefix,
-                    base="" if container.path == "$" else container.path,
-                )
-            )
-            if i == 0:
-                columns.update(_identity_not_object(ctx, records, keys.column("identity_keys")))
+        columns = _ordered_raw(columns)
+        columns.update(ctx.extras(records, keys.column("extra_0"), self.label, prefix=""))
+        columns.update(_identity_not_object(ctx, records, identity, identity_keys))
+        columns.update(self._identity_extras(ctx, identity, identity_keys))
         params = pc.coalesce(columns["requestParameters"], columns["requestParameterJson"])
         lifted = ctx.extract_text(params, RP_PATHS)
         lifted.pop("_ok")
@@ -148,6 +152,29 @@ class ActionTrailEvent(Source):
         columns["referencedAccessKeyIds"] = refs.column("keys").combine_chunks()
         columns.update(response_identities(columns["eventName"], columns["responseElements"]))
         return assemble(records, columns)
+
+    def _identity_extras(
+        self, ctx: Extractor, identity: pa.Array, identity_keys: pa.ChunkedArray
+    ) -> dict[str, pa.Array]:
+        """Unknown keys of ``userIdentity`` and its session context, as columns."""
+        out: dict[str, pa.Array] = {}
+        keys = identity_keys.combine_chunks()
+        for i, container in enumerate(_IDENTITY_CONTAINERS):
+            listed = pc.list_element(keys, i) if len(keys) else pa.array([], pa.list_(pa.string()))
+            unknown = _unknown(listed, container.known)
+            if unknown is None:
+                continue
+            out.update(
+                ctx.extras(
+                    pa.table({"json": identity}),
+                    pa.chunked_array([unknown]),  # the names; read from every row
+                    self.label,
+                    prefix=container.prefix,
+                    base=container.path,
+                    texts=identity,
+                )
+            )
+        return out
 
     def normalise(self, raw: pa.Table, issues: IssueLog, options: Options) -> pa.Table:
         """Type the raw columns."""
@@ -173,11 +200,25 @@ class ActionTrailEvent(Source):
         return activity_from_actiontrail(typed)
 
 
+def _identity(ctx: Extractor, identity: pa.Array) -> tuple[dict[str, pa.Array], pa.ChunkedArray]:
+    """Read the identity's fields, and the keys of its containers, from its text."""
+    text = pa.table({"json": identity})
+    fields = ctx.extract(text, "json", _IDENTITY_PATHS)
+    keys = ctx.sql(
+        "SELECT try(json_keys(json, $paths)) AS ks FROM {table}",
+        text,
+        paths=[c.path for c in _IDENTITY_CONTAINERS],
+    ).column("ks")
+    return fields, keys
+
+
 def _identity_not_object(
-    ctx: Extractor, table: pa.Table, identity_keys: pa.ChunkedArray
+    ctx: Extractor, table: pa.Table, identity: pa.Array, identity_keys: pa.ChunkedArray
 ) -> dict[str, pa.Array]:
-    """Keep (and report) a ``userIdentity`` that is not an object, instead of losing it."""
-    empty = pc.fill_null(pc.equal(identity_keys, 0), False)
+    """Keep (and report) a ``userIdentity`` that is not an object, as text."""
+    count = pc.list_value_length(pc.list_element(identity_keys, 0))
+    # no keys, or not readable as an object (a bare string): look closer
+    empty = pc.and_(pc.is_valid(identity), pc.fill_null(pc.equal(count, 0), True))
     if not pc.any(empty).as_py():
         return {}
     index = pc.indices_nonzero(empty)
@@ -207,6 +248,28 @@ def _identity_not_object(
                 "userIdentity column, its fields left empty",
             )
     return {"userIdentity": pa.array(values, pa.string())}
+
+
+def _unknown(listed: pa.Array, known: frozenset[str]) -> pa.Array | None:
+    """Return the distinct listed keys not in ``known``, as one list (or None).
+
+    Examples
+    --------
+    >>> _unknown(pa.array([["type", "odd"], ["type"], None]), frozenset({"type"})).to_pylist()
+    [['odd']]
+    """
+    flat = pc.list_flatten(listed)
+    unknown = pc.unique(pc.filter(flat, pc.invert(pc.is_in(flat, pa.array(sorted(known))))))
+    if not len(unknown):
+        return None
+    return pa.array([unknown.to_pylist()], pa.list_(pa.string()))
+
+
+def _ordered_raw(columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """Put the identity columns back where the event's paths have them."""
+    order = [n for n, _ in AT_PATHS if n in columns]
+    rest = [n for n in columns if n not in order]
+    return {n: columns[n] for n in (*order, *rest)}
 
 
 def response_identities(names: pa.ChunkedArray, responses: pa.ChunkedArray) -> dict[str, pa.Array]:
