@@ -161,8 +161,10 @@ def gunzip_careful(raw: bytes, max_bytes: int, name: str) -> tuple[bytes, str | 
     >>> import gzip
     >>> gunzip(gzip.compress(b"a") + gzip.compress(b"b"), 10, "x.gz")
     (b'ab', None)
-    >>> gunzip_careful(gzip.compress(b"abc" * 100)[:20], 1000, "x.gz")[1]
-    'truncated gzip stream: the file ends before the compressed data does'
+    >>> gunzip_careful(gzip.compress(b"abc" * 100)[:20], 1000, "x.gz")[1].split("; ")[1]
+    'the 300 decompressed bytes before the cut were read, the rest is lost'
+    >>> gunzip_careful(gzip.compress(b"abc") + b"junk", 1000, "x.gz")[1].split("; ")[1]
+    'everything before them was read (3 decompressed bytes)'
     """
     out: list[bytes] = []
     total = 0
@@ -173,14 +175,17 @@ def gunzip_careful(raw: bytes, max_bytes: int, name: str) -> tuple[bytes, str | 
             if not raw[pos:].strip(b"\x00"):
                 break
             what = "a damaged gzip header" if raw[pos : pos + 2] == GZIP_MAGIC else "trailing data"
-            return b"".join(out), f"{len(raw) - pos:,} bytes of {what} after the gzip stream"
+            return b"".join(out), (
+                f"{len(raw) - pos:,} bytes of {what} after the gzip stream, ignored; "
+                f"everything before them was read ({total:,} decompressed bytes)"
+            )
         decomp = izlib.decompressobj(wbits=-15)
         crc = 0
         size = 0
         cursor = start
         while not decomp.eof:
             if cursor >= len(raw):
-                return b"".join(out), _TRUNCATED
+                return b"".join(out), _truncated(total)
             pending: bytes = raw[cursor : cursor + _SLICE]
             cursor += len(pending)
             try:
@@ -196,23 +201,31 @@ def gunzip_careful(raw: bytes, max_bytes: int, name: str) -> tuple[bytes, str | 
                         break
                     pending = decomp.unconsumed_tail
             except _INFLATE_ERROR as exc:
-                return b"".join(
-                    out
-                ), f"corrupt gzip data after {total:,} decompressed bytes ({exc})"
+                return b"".join(out), (
+                    f"corrupt gzip data after {total:,} decompressed bytes ({exc}); "
+                    "what came before was read, the rest of the file cannot be"
+                )
         trailer_at = cursor - len(decomp.unused_data)
         trailer = raw[trailer_at : trailer_at + 8]
         if len(trailer) < 8:
-            return b"".join(out), _TRUNCATED
+            return b"".join(out), _truncated(total)
         if (
             int.from_bytes(trailer[:4], "little") != crc
             or int.from_bytes(trailer[4:], "little") != size & 0xFFFFFFFF
         ):
-            return b"".join(out), "gzip checksum mismatch: the content is damaged"
+            return b"".join(out), (
+                "gzip checksum mismatch: the content is damaged; all of it was read, "
+                "but some bytes may be wrong"
+            )
         pos = trailer_at + 8
     return b"".join(out), None
 
 
-_TRUNCATED = "truncated gzip stream: the file ends before the compressed data does"
+def _truncated(total: int) -> str:
+    return (
+        "truncated gzip stream: the file ends before the compressed data does; the "
+        f"{total:,} decompressed bytes before the cut were read, the rest is lost"
+    )
 
 
 def _gzip_header_end(raw: bytes, pos: int) -> int | None:
