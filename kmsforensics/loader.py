@@ -14,6 +14,7 @@ name), build the activity frame, and reconcile the counts of every file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
@@ -31,7 +32,14 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .case import Case
-from .errors import DecompressionLimitError, LogParseError, ParseWarning, UnknownFormatError
+from .errors import (
+    DecompressionLimitError,
+    LogParseError,
+    ParseWarning,
+    StoreError,
+    UnknownFormatError,
+    UnreadableEvidenceError,
+)
 from .evidence import (
     DEFAULT_MAX_BYTES,
     DEFLATE_MAX_RATIO,
@@ -60,7 +68,7 @@ from .normalize import (
 )
 from .normalize.values import compact_table, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
-from .store import StoreError, is_store, open_store
+from .store import is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
@@ -259,9 +267,11 @@ class _Loader:
     def _prepare(self, ef: EvidenceFile) -> Prepared:
         item = Prepared(ef, IssueLog(self.strict))
         if ef.problem is not None:
-            item.reason = ef.problem
-            return item
-        raw = ef.raw_bytes(self.max_bytes)
+            return self._not_read(item, ef.problem)
+        try:
+            raw = ef.raw_bytes(self.max_bytes)
+        except UnreadableEvidenceError as exc:
+            return self._not_read(item, exc.reason)
         item.sha256 = hashlib.sha256(raw).hexdigest()
         item.size = len(raw)
         if raw[:4] in (ZIP_MAGIC, ZIP_EMPTY_MAGIC):
@@ -291,6 +301,17 @@ class _Loader:
                 raise UnknownFormatError(ef.display, sniffed.reason, SHAPES)
             return item
         item.split = self._split(data, sniffed.shape, sniffed.delimiter, ef.display, item.issues)
+        return item
+
+    def _not_read(self, item: Prepared, reason: str) -> Prepared:
+        """List a file that is not read (raise, with ``strict``), fingerprinted if it can be."""
+        if self.strict:
+            raise UnreadableEvidenceError(item.ef.display, reason)
+        item.reason = reason
+        if item.ef.regular:
+            with contextlib.suppress(UnreadableEvidenceError, DecompressionLimitError, OSError):
+                raw = item.ef.raw_bytes(self.max_bytes)
+                item.sha256, item.size = hashlib.sha256(raw).hexdigest(), len(raw)
         return item
 
     def _content(self, item: Prepared, raw: bytes, issues: IssueLog) -> bytes:
