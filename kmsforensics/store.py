@@ -59,6 +59,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ._version import __version__
+from .calls import count_calls
 from .case import Case, TimeLike, focus_mask, records_behind, to_utc
 from .errors import KmsForensicsError, ParseWarning
 from .evidence import DEFAULT_MAX_BYTES, discover
@@ -764,7 +765,7 @@ class StoreCase(Case):
             self.store.days(self.start, self.end),
             self.start,
             self.end,
-            ["time", "source", "account_id"],
+            ["time", "source", "account_id", "call_id"],
         )
         return _summary(self.manifest, self.issues, head)
 
@@ -772,12 +773,13 @@ class StoreCase(Case):
 def _facts(activity: pd.DataFrame) -> dict[str, Any]:
     """Return what a batch adds to the case's summary (kept in the store file)."""
     if not len(activity):
-        return {"kms": 0, "actiontrail": 0, "start": None, "end": None, "accounts": []}
+        return {"kms": 0, "actiontrail": 0, "calls": 0, "start": None, "end": None, "accounts": []}
     sources = activity["source"].astype(object).value_counts()
     times = activity["time"]
     return {
         "kms": int(sources.get("kms", 0)),
         "actiontrail": int(sources.get("actiontrail", 0)),
+        "calls": count_calls(activity),
         "start": times.min().isoformat(),
         "end": times.max().isoformat(),
         "accounts": sorted(str(a) for a in activity["account_id"].dropna().unique()),
@@ -794,6 +796,7 @@ def _summary_of_batches(
         "kms": sum(b["kms"] for b in batches),
         "actiontrail": sum(b["actiontrail"] for b in batches),
     }
+    facts["calls"] = sum(b.get("calls", b["kms"] + b["actiontrail"]) for b in batches)
     facts["start"] = min(starts) if starts else None
     facts["end"] = max(ends) if ends else None
     facts["accounts"] = len({a for b in batches for a in b["accounts"]})
@@ -813,6 +816,7 @@ def _summary(manifest: pd.DataFrame, issues: pd.DataFrame, head: pd.DataFrame) -
             "kms": int(sources.get("kms", 0)),
             "actiontrail": int(sources.get("actiontrail", 0)),
         },
+        "calls": count_calls(head) if len(head) else 0,
         "start": times.min() if len(times) else None,
         "end": times.max() if len(times) else None,
         "accounts": int(head["account_id"].dropna().nunique()) if len(head) else 0,
