@@ -47,12 +47,14 @@ Examples
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..schema import CALL_PAIR_SECONDS, GATEWAY_API_NAMES
+from ..schema import CALL_PAIR_SECONDS, GATEWAY_API_NAMES, NAME_SOURCES
 from .values import blank_to_null, text
 
 #: The columns :func:`link_calls` reads.
@@ -176,7 +178,11 @@ def _replace(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
 
 
 def pair_rows(table: pa.Table, seconds: float = CALL_PAIR_SECONDS) -> tuple[np.ndarray, np.ndarray]:
-    """Row numbers ``(kms, actiontrail)`` of the pairs that are one call."""
+    """Row numbers ``(kms, actiontrail)`` of the pairs that are one call.
+
+    Only ActionTrail rows of the KMS service can pair. Text columns are compared as
+    dictionary codes, so the work grows with the candidate rows, not their strings.
+    """
     none = (np.array([], dtype=np.int64), np.array([], dtype=np.int64))
     if not table.num_rows or any(c not in table.column_names for c in PAIR_COLUMNS):
         return none
@@ -184,28 +190,128 @@ def pair_rows(table: pa.Table, seconds: float = CALL_PAIR_SECONDS) -> tuple[np.n
     request = blank_to_null(text(table.column("request_id").combine_chunks()))
     is_kms = pc.fill_null(pc.equal(source, "kms"), False)
     is_at = pc.fill_null(pc.equal(source, "actiontrail"), False)
-    kms_ids = pc.drop_null(pc.filter(request, is_kms))
+    if "service" in table.column_names:
+        service = text(table.column("service").combine_chunks())
+        is_at = pc.and_(is_at, pc.fill_null(pc.equal(service, "kms"), False))
     at_ids = pc.drop_null(pc.filter(request, is_at))
-    if not len(kms_ids) or not len(at_ids):
+    if not len(at_ids):
         return none
-    candidate = pc.or_(
-        pc.and_(is_kms, pc.fill_null(pc.is_in(request, value_set=at_ids), False)),
-        pc.and_(is_at, pc.fill_null(pc.is_in(request, value_set=kms_ids), False)),
+    kms_candidate = pc.and_(is_kms, pc.fill_null(pc.is_in(request, value_set=at_ids), False))
+    kms_ids = pc.drop_null(pc.filter(request, kms_candidate))
+    if not len(kms_ids):
+        return none
+    at_candidate = pc.and_(is_at, pc.fill_null(pc.is_in(request, value_set=kms_ids), False))
+    rows = pc.indices_nonzero(pc.or_(kms_candidate, at_candidate)).to_numpy()
+    sub = table.select(list(PAIR_COLUMNS)).take(pa.array(rows))
+    operations = _operation_groups(sub.column("action"))
+    resources = _shared_codes([sub.column(c) for c in _RESOURCES])
+    frame = pa.table(
+        {
+            "request": text(sub.column("request_id").combine_chunks()),
+            "row": pa.array(rows, pa.int64()),
+            "kms": pc.take(kms_candidate, pa.array(rows)),
+            "time": pa.array(_nanoseconds(sub.column("time"))),
+            "op": pa.array(operations[0]),
+            "gateway": pa.array(operations[1]),
+            "key": pa.array(_codes(sub.column("access_key_id"))[0]),
+            **{f"r{i}": pa.array(codes) for i, codes in enumerate(resources)},
+        }
     )
-    rows = pc.indices_nonzero(candidate)
-    if not len(rows):
+    left = frame.filter(frame.column("kms")).drop_columns(["kms"])
+    right = frame.filter(pc.invert(frame.column("kms"))).drop_columns(["kms"])
+    joined = left.join(
+        right, keys="request", join_type="inner", left_suffix="_k", right_suffix="_a"
+    )
+    if not joined.num_rows:
         return none
-    sub = table.select(list(PAIR_COLUMNS)).take(rows)
+    pairs = {
+        name: joined.column(name).to_numpy() for name in joined.column_names if name != "request"
+    }
+    return _one_to_one(pairs, _compatible(pairs, seconds))
+
+
+def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Return the dictionary codes of a text column (-1: null or empty) and the dictionary."""
+    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_null(values.type):
+        values = values.cast(pa.string())
+    if not pa.types.is_dictionary(values.type):
+        values = values.dictionary_encode()
+    dictionary = text(values.dictionary).cast(pa.string())
+    codes = pc.fill_null(values.indices.cast(pa.int64()), -1).to_numpy().copy()
+    blank = np.flatnonzero(
+        pc.fill_null(pc.equal(dictionary, ""), False).to_numpy(zero_copy_only=False)
+    )
+    if len(blank):
+        codes[np.isin(codes, blank)] = -1
+    return codes, dictionary
+
+
+def _shared_codes(columns: list[pa.ChunkedArray]) -> list[np.ndarray]:
+    """Codes of several text columns in one vocabulary (equal values, equal codes)."""
+    coded = [_codes(c) for c in columns]
+    vocabulary = np.concatenate(
+        [np.asarray(d.to_pylist(), dtype=object) for _, d in coded] + [np.array([], dtype=object)]
+    )
+    shared, _ = pd.factorize(vocabulary)
+    out, offset = [], 0
+    for codes, dictionary in coded:
+        mapping = np.append(shared[offset : offset + len(dictionary)], -1)
+        out.append(mapping[codes])  # -1 indexes the appended -1
+        offset += len(dictionary)
+    return out
+
+
+def _operation_groups(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, a code of its operation (case-insensitive) and of its gateway name."""
+    codes, dictionary = _codes(column)
+    names = [str(v).lower() for v in dictionary.to_pylist()]
+    groups, uniques = pd.factorize(np.asarray([*names, ""], dtype=object))
+    position = {name: code for code, name in enumerate(uniques)}
+    gateway = np.array([position.get(_GATEWAY.get(n, "\0"), -2) for n in names] + [-2])
+    groups = np.append(groups[: len(names)], -1)
+    return groups[codes], gateway[codes]
+
+
+def _compatible(pairs: dict[str, np.ndarray], seconds: float) -> np.ndarray:
+    """Which candidate pairs may be one call: time, operation, resource, access key."""
+    close = np.abs(pairs["time_k"] - pairs["time_a"]) <= int(seconds * 1e9)
+    op_k, op_a = pairs["op_k"], pairs["op_a"]
+    same_op = (op_k >= 0) & (op_a >= 0) & ((op_k == op_a) | (op_k == pairs["gateway_a"]))
+    names = [f"r{i}" for i in range(len(_RESOURCES))]
+    named_k = np.zeros(len(op_k), dtype=bool)
+    named_a = np.zeros(len(op_k), dtype=bool)
+    shared = np.zeros(len(op_k), dtype=bool)
+    for left in names:
+        named_k |= pairs[f"{left}_k"] >= 0
+        named_a |= pairs[f"{left}_a"] >= 0
+        for right in names:
+            a, b = pairs[f"{left}_k"], pairs[f"{right}_a"]
+            shared |= (a >= 0) & (a == b)
+    same_resource = ~named_k | ~named_a | shared
+    key_k, key_a = pairs["key_k"], pairs["key_a"]
+    same_key = (key_k < 0) | (key_a < 0) | (key_k == key_a)
+    return np.asarray(close & same_op & same_resource & same_key, dtype=bool)
+
+
+def _one_to_one(pairs: dict[str, np.ndarray], ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep pairs so that each row joins at most one other, closest in time first."""
     frame = pd.DataFrame(
-        {name: _plain(sub.column(name)) for name in PAIR_COLUMNS if name != "time"}
-    )
-    frame["time"] = _nanoseconds(sub.column("time"))
-    frame["row"] = rows.to_numpy()
-    kms = frame[frame["source"] == "kms"]
-    at = frame[frame["source"] == "actiontrail"]
-    pairs = kms.merge(at, on="request_id", suffixes=("_k", "_a"))
-    pairs = pairs[_compatible(pairs, seconds)]
-    return _one_to_one(pairs)
+        {
+            "gap": np.abs(pairs["time_k"] - pairs["time_a"])[ok],
+            "row_k": pairs["row_k"][ok],
+            "row_a": pairs["row_a"][ok],
+        }
+    ).sort_values(["gap", "row_k", "row_a"], kind="stable")
+    kept = []
+    while len(frame):
+        best = frame.drop_duplicates("row_k").drop_duplicates("row_a")
+        kept.append(best)
+        frame = frame[~frame["row_k"].isin(best["row_k"]) & ~frame["row_a"].isin(best["row_a"])]
+    if not kept:
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    chosen = pd.concat(kept)
+    return chosen["row_k"].to_numpy(np.int64), chosen["row_a"].to_numpy(np.int64)
 
 
 def _nanoseconds(column: pa.ChunkedArray) -> np.ndarray:
@@ -214,57 +320,11 @@ def _nanoseconds(column: pa.ChunkedArray) -> np.ndarray:
     return pc.fill_null(values, np.iinfo(np.int64).min).to_numpy()
 
 
-def _plain(column: pa.ChunkedArray) -> np.ndarray:
-    values = text(column.combine_chunks())
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        values = blank_to_null(values)
-    return np.asarray(values.to_pandas(), dtype=object)
-
-
-def _compatible(pairs: pd.DataFrame, seconds: float) -> np.ndarray:
-    """Which candidate pairs may be one call: time, operation, resource, access key."""
-    gap = np.abs(pairs["time_k"].to_numpy() - pairs["time_a"].to_numpy())
-    close = gap <= int(seconds * 1e9)
-    kms_op = pairs["action_k"].astype(str).str.lower()
-    at_op = pairs["action_a"].astype(str).str.lower()
-    gateway = at_op.map(_GATEWAY)
-    same_op = (pairs["action_k"].notna() & pairs["action_a"].notna()).to_numpy() & (
-        (kms_op == at_op) | (kms_op == gateway)
-    ).to_numpy()
-    named_k = pairs[[f"{c}_k" for c in _RESOURCES]].notna().any(axis=1).to_numpy()
-    named_a = pairs[[f"{c}_a" for c in _RESOURCES]].notna().any(axis=1).to_numpy()
-    shared = np.zeros(len(pairs), dtype=bool)
-    for left in _RESOURCES:
-        for right in _RESOURCES:
-            a, b = pairs[f"{left}_k"], pairs[f"{right}_a"]
-            shared |= (a.notna() & b.notna() & (a == b)).to_numpy()
-    same_resource = ~named_k | ~named_a | shared
-    key_k, key_a = pairs["access_key_id_k"], pairs["access_key_id_a"]
-    same_key = (key_k.isna() | key_a.isna() | (key_k == key_a)).to_numpy()
-    return np.asarray(close & same_op & same_resource & same_key, dtype=bool)
-
-
-def _one_to_one(pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Keep pairs so that each row joins at most one other, closest in time first."""
-    pairs = pairs.assign(gap=np.abs(pairs["time_k"] - pairs["time_a"]))
-    pairs = pairs.sort_values(["gap", "row_k", "row_a"], kind="stable")[["row_k", "row_a"]]
-    kept = []
-    while len(pairs):
-        best = pairs.drop_duplicates("row_k").drop_duplicates("row_a")
-        kept.append(best)
-        pairs = pairs[~pairs["row_k"].isin(best["row_k"]) & ~pairs["row_a"].isin(best["row_a"])]
-    if not kept:
-        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
-    chosen = pd.concat(kept)
-    return chosen["row_k"].to_numpy(np.int64), chosen["row_a"].to_numpy(np.int64)
-
-
 # -- identities -------------------------------------------------------------------------
 
 #: Identity types whose rows may be named from the other log (by id or access key).
 NAMED_TYPES = ("ram-role", "ram-user")
 _FILLED = ("principal_name", "session_name", "player_account_id")
-_SEPARATOR = "\x1f"
 
 
 def fill_identities(
@@ -291,126 +351,170 @@ def fill_identities(
         id: the name only (sessions differ).
 
     Rows that already have a name get ``record``. The latest ActionTrail event wins
-    where events disagree. Returns the new columns (none when no row needs a name).
+    where events disagree. Returns the new columns (only the source when no row needs
+    a name). Identities are matched as dictionary codes, not strings.
     """
     n = table.num_rows
+    cache: dict[str, tuple[np.ndarray, pa.Array]] = {}
 
-    def col(name: str) -> pa.Array:
-        if name not in table.column_names:
-            return pa.nulls(n, pa.string())
-        return blank_to_null(text(table.column(name).combine_chunks()).cast(pa.string()))
+    def codes(name: str) -> tuple[np.ndarray, pa.Array]:
+        if name not in cache:
+            cache[name] = (
+                _codes(table.column(name))
+                if name in table.column_names
+                else (np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
+            )
+        return cache[name]
 
-    named = pc.is_valid(col("principal_name"))
-    kind = col("identity_type")
-    need = pc.and_(
-        pc.invert(named), pc.fill_null(pc.is_in(kind, value_set=pa.array(NAMED_TYPES)), False)
-    )
-    labels = pc.if_else(named, "record", pa.scalar(None, pa.string()))
-    if not pc.any(need).as_py():
-        return {"principal_name_source": labels}
-    remaining = need.to_numpy(zero_copy_only=False).copy()
-    is_at = pc.fill_null(pc.equal(col("source"), "actiontrail"), False)
-    order = pc.sort_indices(table.column("time")).to_numpy()  # the latest event wins
+    named = codes("principal_name")[0] >= 0
+    kind, kinds = codes("identity_type")
+    wanted_kinds = np.flatnonzero(np.isin(np.asarray(kinds.to_pylist(), dtype=object), NAMED_TYPES))
+    need = ~named & np.isin(kind, wanted_kinds)
+    labels = np.where(named, 0, -1).astype(np.int8)
+    if not need.any():
+        return {"principal_name_source": _labels(labels)}
+    source, sources = codes("source")
+    is_at = np.isin(source, _positions(sources, "actiontrail"))
     rank = np.empty(n, dtype=np.int64)
+    order = pc.sort_indices(table.column("time")).to_numpy()  # the latest event wins
     rank[order] = np.arange(n)
-    principal, access_key = col("principal_id"), col("access_key_id")
+    principal, principals = codes("principal_id")
+    key, keys = codes("access_key_id")
+    width = len(principals) + 1
+    named_at = is_at & named
+
+    def issued() -> np.ndarray:
+        return is_at & (codes("issued_role_name")[0] >= 0)
+
+    def partner() -> np.ndarray:
+        rows = np.full(n, -1, dtype=np.int64)
+        if kms_rows is not None and at_rows is not None:
+            rows[kms_rows] = at_rows
+        return rows
+
+    def by_issued_key() -> np.ndarray:
+        issued_key = _recoded(table, "issued_access_key_id", keys)
+        found = _lookup(key, issued_key, issued(), rank, order)
+        roles = _recoded(table, "issued_role_id", principals)
+        role_of = np.where(found >= 0, roles[np.maximum(found, 0)], -1)
+        found[(role_of >= 0) & (principal >= 0) & (role_of != principal)] = -1
+        return found
+
+    def by_key() -> np.ndarray:
+        return _lookup(_pair_code(key, principal, width), None, named_at, rank, order)
+
+    def by_principal() -> np.ndarray:
+        return _lookup(_pair_code(kind, principal, width), None, named_at, rank, order)
+
+    def by_issued_role() -> np.ndarray:
+        roles = np.where(np.isin(kind, _positions(kinds, "ram-role")), principal, -1)
+        issued_role = _recoded(table, "issued_role_id", principals)
+        return _lookup(roles, issued_role, issued(), rank, order)
+
     same = {name: name for name in _FILLED}
-    partner = np.full(n, -1, dtype=np.int64)
-    if kms_rows is not None and at_rows is not None:
-        partner[kms_rows] = at_rows
-    issued = pc.and_(is_at, pc.is_valid(col("issued_role_name")))
-    by_issued_key = _lookup(access_key, col("issued_access_key_id"), issued, rank, order)
-    issued_role = pc.take(col("issued_role_id"), _indices(by_issued_key))
-    wrong_role = pc.fill_null(pc.not_equal(issued_role, principal), False)
-    by_issued_key[wrong_role.to_numpy(zero_copy_only=False)] = -1
-    named_at = pc.and_(is_at, named)
-    role_rows = pc.fill_null(pc.equal(kind, "ram-role"), False)
-    suppliers = [
-        ("actiontrail", partner, same),
-        (
-            "assume-role",
-            by_issued_key,
-            {
-                "principal_name": "issued_role_name",
-                "session_name": "issued_session_name",
-                "player_account_id": "account_id",
-            },
-        ),
-        (
-            "actiontrail-access-key",
-            _lookup(_joined(access_key, principal), None, named_at, rank, order),
-            same,
-        ),
-        (
-            "actiontrail-principal",
-            _lookup(_joined(kind, principal), None, named_at, rank, order),
-            {"principal_name": "principal_name"},
-        ),
-        (
-            "actiontrail-principal",
-            _lookup(
-                pc.if_else(role_rows, principal, pa.scalar(None, pa.string())),
-                col("issued_role_id"),
-                issued,
-                rank,
-                order,
-            ),
-            {"principal_name": "issued_role_name"},
-        ),
-    ]
-    filled = {name: col(name) for name in _FILLED}
-    sources = {
-        name: col(name) for name in {*_FILLED, *[m for *_, d in suppliers for m in d.values()]}
+    assumed = {
+        "principal_name": "issued_role_name",
+        "session_name": "issued_session_name",
+        "player_account_id": "account_id",
     }
-    for label, supplier, mapping in suppliers:
-        if not remaining.any():
-            break
-        candidate = np.where(remaining, supplier, -1)
-        got = pc.take(sources[mapping["principal_name"]], _indices(candidate))
-        ok = remaining & pc.is_valid(got).to_numpy(zero_copy_only=False)
+    suppliers: list[tuple[int, Any, dict[str, str]]] = [
+        (1, partner, same),
+        (2, by_issued_key, assumed),
+        (3, by_key, same),
+        (4, by_principal, {"principal_name": "principal_name"}),
+        (4, by_issued_role, {"principal_name": "issued_role_name"}),
+    ]
+    chosen: list[tuple[np.ndarray, np.ndarray, dict[str, str]]] = []
+    for label, find, mapping in suppliers:
+        candidate = np.where(need, find(), -1)
+        has_name = codes(mapping["principal_name"])[0] >= 0
+        ok = (candidate >= 0) & has_name[np.maximum(candidate, 0)]
         if not ok.any():
             continue
-        chosen = _indices(np.where(ok, candidate, -1))
-        for target, origin in mapping.items():
-            filled[target] = pc.coalesce(filled[target], pc.take(sources[origin], chosen))
-        labels = pc.if_else(pa.array(ok), label, labels)
-        remaining &= ~ok
-    return {**filled, "principal_name_source": labels}
+        rows = np.flatnonzero(ok)
+        chosen.append((rows, candidate[rows], mapping))
+        labels[rows] = label
+        need &= ~ok
+        if not need.any():
+            break
+    valid = {name: codes(name)[0] >= 0 for name in _FILLED}
+    out = {name: _filled(table, name, chosen, valid[name]) for name in _FILLED}
+    out["principal_name_source"] = _labels(labels)
+    return out
 
 
-def _indices(rows: np.ndarray) -> pa.Array:
-    """Row numbers for ``take``, with -1 as null."""
-    return pa.array(rows, pa.int64(), mask=rows < 0)
+def _positions(dictionary: pa.Array, value: str) -> np.ndarray:
+    return np.flatnonzero(np.asarray(dictionary.to_pylist(), dtype=object) == value)
 
 
-def _joined(first: pa.Array, second: pa.Array) -> pa.Array:
-    """One text key of two columns (null where either is)."""
-    return pc.binary_join_element_wise(first, second, _SEPARATOR)
+def _recoded(table: pa.Table, name: str, vocabulary: pa.Array) -> np.ndarray:
+    """Codes of column ``name`` in another column's dictionary (-1: not in it, or null)."""
+    if name not in table.column_names:
+        return np.full(table.num_rows, -1, dtype=np.int64)
+    codes, dictionary = _codes(table.column(name))
+    mapping = pc.index_in(dictionary, value_set=vocabulary)
+    mapping = np.append(pc.fill_null(mapping, -1).to_numpy(), -1)
+    return np.asarray(mapping[codes], dtype=np.int64)
+
+
+def _pair_code(first: np.ndarray, second: np.ndarray, width: int) -> np.ndarray:
+    """One code for two codes (-1 where either is missing)."""
+    return np.where((first >= 0) & (second >= 0), first * width + second, -1)
+
+
+def _labels(codes: np.ndarray) -> pa.Array:
+    """``principal_name_source`` from label codes (0: record, 1..: NAME_SOURCES[1:])."""
+    indices = pa.array(codes, pa.int8(), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(NAME_SOURCES)))
+
+
+def _filled(
+    table: pa.Table,
+    name: str,
+    chosen: list[tuple[np.ndarray, np.ndarray, dict[str, str]]],
+    present: np.ndarray,
+) -> pa.Array:
+    """Column ``name`` with its empty cells filled from the chosen supplier rows."""
+    original = blank_to_null(text(table.column(name).combine_chunks()).cast(pa.string()))
+    pieces, index, offset = [original], np.arange(table.num_rows), table.num_rows
+    for rows, suppliers, mapping in chosen:
+        if name not in mapping or mapping[name] not in table.column_names:
+            continue
+        empty = ~present[rows]
+        rows, suppliers = rows[empty], suppliers[empty]
+        values = pc.take(table.column(mapping[name]), pa.array(suppliers))
+        values = blank_to_null(text(values.combine_chunks()).cast(pa.string()))
+        known = pc.is_valid(values).to_numpy(zero_copy_only=False)
+        index[rows[known]] = offset + np.flatnonzero(known)
+        pieces.append(values)
+        offset += len(values)
+    if len(pieces) == 1:
+        return original
+    return pc.take(pa.concat_arrays(pieces), pa.array(index))
 
 
 def _lookup(
-    wanted: pa.Array,
-    keys: pa.Array | None,
-    eligible: pa.Array,
+    wanted: np.ndarray,
+    keys: np.ndarray | None,
+    eligible: np.ndarray,
     rank: np.ndarray,
     order: np.ndarray,
 ) -> np.ndarray:
-    """For each row, the latest ``eligible`` row whose key equals the row's ``wanted``.
+    """For each row, the latest ``eligible`` row whose key code equals the row's ``wanted``.
 
-    ``keys`` are the eligible rows' keys (``wanted`` itself when None); -1 where none.
+    ``keys`` are the rows' own key codes (``wanted`` when None); -1 where none matches.
     """
     keys = wanted if keys is None else keys
-    rows = pc.indices_nonzero(pc.and_(eligible, pc.is_valid(keys)))
+    rows = np.flatnonzero(eligible & (keys >= 0))
     found = np.full(len(wanted), -1, dtype=np.int64)
     if not len(rows):
         return found
-    latest = (
-        pa.table({"key": pc.take(keys, rows), "rank": pa.array(rank[rows.to_numpy()])})
-        .group_by("key", use_threads=False)
-        .aggregate([("rank", "max")])
-    )
-    position = pc.index_in(wanted, value_set=latest.column("key"))
-    supplier = pc.take(latest.column("rank_max"), position)
-    valid = pc.is_valid(supplier).to_numpy(zero_copy_only=False)
-    found[valid] = order[pc.drop_null(supplier).to_numpy()]
+    k, r = keys[rows], rank[rows]
+    sort = np.lexsort((r, k))
+    k, r = k[sort], r[sort]
+    last = np.r_[k[1:] != k[:-1], True]
+    unique_keys, latest = k[last], r[last]
+    position = np.clip(np.searchsorted(unique_keys, wanted), 0, len(unique_keys) - 1)
+    hit = (wanted >= 0) & (unique_keys[position] == wanted)
+    found[hit] = order[latest[position[hit]]]
     return found
