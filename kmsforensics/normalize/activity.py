@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..schema import ACTIVITY_COLUMNS, IDENTITY_TYPES, TEXT_COLUMNS
-from .fusion import fuse, row_ids
+from .fusion import fuse
 from .values import blank_to_null, compact_table, per_value, text
 
 _NULL = pa.scalar(None, pa.string())
@@ -214,7 +214,7 @@ def _from_kms(kms: pa.Table) -> pa.Table:
         "role_arn": pa.nulls(n, pa.string()),
         "issued_access_key_id": pa.nulls(n, pa.string()),
         "mfa": pa.nulls(n, pa.bool_()),
-        **_fusion_columns(kms, "kms", principal_name),
+        **_fusion_columns(principal_name, n),
     }
     return _table(columns)
 
@@ -286,7 +286,7 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
         "role_arn": col("requestParameters.RoleArn"),
         "issued_access_key_id": col("issuedAccessKeyId"),
         "mfa": mfa,
-        **_fusion_columns(at, "actiontrail", principal_name),
+        **_fusion_columns(principal_name, n),
         "issued_role_id": _optional(at, "targetRoleId"),
         "issued_role_name": _optional(at, "targetRoleName"),
         "issued_session_name": _optional(at, "targetSessionName"),
@@ -294,12 +294,11 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
     return _table(columns)
 
 
-def _fusion_columns(typed: pa.Table, source: str, principal_name: pa.Array) -> dict[str, pa.Array]:
-    """Return the row's own ``call_id`` (pairs are linked later) and its name source."""
-    n = typed.num_rows
+def _fusion_columns(principal_name: pa.Array, n: int) -> dict[str, pa.Array]:
+    """Return the fused columns of a part: ``call_id`` is set by :func:`combine_activity`."""
     named = pc.is_valid(blank_to_null(principal_name))
     columns = {
-        "call_id": pa.array(row_ids(typed, source), pa.int64()),
+        "call_id": pa.nulls(n, pa.int64()),
         "principal_name_source": pc.if_else(named, "record", _NULL),
     }
     for name in ("issued_role_id", "issued_role_name", "issued_session_name"):

@@ -69,34 +69,68 @@ PAIR_COLUMNS = (
     "access_key_id",
 )
 _RESOURCES = ("resource_id", "key_id", "secret_name")
+#: The columns :func:`fuse` sets.
+FUSED_COLUMNS = (
+    "call_id",
+    "principal_name",
+    "session_name",
+    "player_account_id",
+    "principal_name_source",
+)
+#: Every column :func:`fuse` reads (a store re-fuses its activity from these alone).
+FUSE_READS = (
+    *PAIR_COLUMNS,
+    "service",
+    "source_file",
+    "source_record",
+    "event_id",
+    "identity_type",
+    "principal_id",
+    "account_id",
+    "issued_access_key_id",
+    "issued_role_id",
+    "issued_role_name",
+    "issued_session_name",
+    *FUSED_COLUMNS,
+)
 _MASK63 = np.uint64(0x7FFF_FFFF_FFFF_FFFF)
 _MIX = np.uint64(0x100000001B3)
 _GATEWAY = {k.lower(): v.lower() for k, v in GATEWAY_API_NAMES.items()}
 
 
-def row_ids(table: pa.Table, source: str | None = None) -> np.ndarray:
-    """Return a 63-bit id of each row from its provenance (source, file, record, item, time).
+def row_ids(table: pa.Table) -> np.ndarray:
+    """Return a 63-bit id of each activity row from its provenance and its own id.
 
-    Deterministic (the same evidence gives the same ids on every machine) and unique
-    whichever batch or store partition the row was loaded in, so ids stay distinct
-    when cases are read together. Text columns are hashed once per distinct value.
+    Hashed from ``source``, ``source_file``, ``source_record``, ``time`` and the row's
+    evidence id (``event_id``, else ``request_id``): deterministic (the same evidence
+    gives the same ids on every machine, in any order, whichever batch or store
+    partition the row was loaded in), so ids stay distinct when cases are read
+    together. Low-cardinality text is hashed once per distinct value.
 
     Examples
     --------
-    >>> t = pa.table({"source_file": ["a", "a"], "source_record": [1, 2],
+    >>> t = pa.table({"source": ["kms", "kms"], "source_file": ["a", "a"],
+    ...               "source_record": [1, 2], "request_id": ["r", "r"],
     ...               "time": pa.array([0, 0], pa.timestamp("ns", tz="UTC"))})
-    >>> ids = row_ids(t, "kms")
-    >>> bool(ids[0] != ids[1]), bool((ids >= 0).all()), bool((row_ids(t, "kms") == ids).all())
+    >>> ids = row_ids(t)
+    >>> bool(ids[0] != ids[1]), bool((ids >= 0).all()), bool((row_ids(t) == ids).all())
     (True, True, True)
     """
     n = table.num_rows
-    if source is not None or "source" not in table.column_names:
-        h = np.full(n, _hash_text(source or ""), dtype=np.uint64)
-    else:
-        h = _hash_column(table.column("source"))
-    for name in ("source_file", "source_record", "source_item", "time"):
+    h = np.zeros(n, dtype=np.uint64)
+    for name in ("source", "source_file", "source_record", "time"):
         if name in table.column_names:
             h = (h * _MIX) ^ _hash_column(table.column(name))
+    evidence = [
+        blank_to_null(text(table.column(c).combine_chunks()).cast(pa.string()))
+        for c in ("event_id", "request_id")
+        if c in table.column_names
+    ]
+    if evidence:
+        ids = pc.coalesce(*evidence) if len(evidence) > 1 else evidence[0]
+        h = (h * _MIX) ^ pd.util.hash_array(
+            np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
+        )
     return np.asarray(pd.util.hash_array(h) & _MASK63, dtype=np.int64)
 
 
@@ -124,18 +158,47 @@ def _hash_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def fuse(table: pa.Table, seconds: float = CALL_PAIR_SECONDS) -> pa.Table:
     """Link the two rows of each call and fill identities: the activity table, fused.
 
-    Sets ``call_id`` (the row's own id, from :func:`row_ids`, unless the part gave one;
-    the KMS row's for both rows of a pair) and, where :func:`fill_identities` finds
+    Sets ``call_id`` (the row's own id, from :func:`row_ids`; the KMS row's for both
+    rows of a pair) and, where :func:`fill_identities` finds
     them, ``principal_name``, ``session_name``, ``player_account_id`` and
     ``principal_name_source``. Rows keep their order; nothing else changes.
     """
     if not table.num_rows:
         return table
-    kms_rows, at_rows = pair_rows(table, seconds)
-    table = _replace(table, "call_id", link_calls(table, seconds, (kms_rows, at_rows)))
-    for name, values in fill_identities(table, kms_rows, at_rows).items():
+    table = _unfused(table)
+    own = row_ids(table)
+    kms_rows, at_rows = pair_rows(table, seconds, own)
+    ids = own.copy()
+    ids[at_rows] = ids[kms_rows]
+    table = _replace(table, "call_id", pa.array(ids, pa.int64()))
+    for name, values in fill_identities(table, kms_rows, at_rows, own).items():
         table = _replace(table, name, values)
     return table
+
+
+def _unfused(table: pa.Table) -> pa.Table:
+    """Undo the names a previous fusion filled in (a store fuses its batches again).
+
+    A name whose ``principal_name_source`` is not ``record`` was filled, and so were
+    the session and origin account of KMS rows (the KMS log has neither).
+    """
+    if "principal_name_source" not in table.column_names:
+        return table
+    label = text(table.column("principal_name_source").combine_chunks()).cast(pa.string())
+    filled = pc.fill_null(pc.not_equal(label, "record"), False)
+    if not pc.any(filled).as_py():
+        return table
+    kms = pc.fill_null(pc.equal(text(table.column("source").combine_chunks()), "kms"), False)
+    null = pa.scalar(None, pa.string())
+    for name, rows in (
+        ("principal_name", filled),
+        ("session_name", pc.and_(filled, kms)),
+        ("player_account_id", pc.and_(filled, kms)),
+    ):
+        if name in table.column_names:
+            values = text(table.column(name).combine_chunks()).cast(pa.string())
+            table = _replace(table, name, pc.if_else(rows, null, values))
+    return _replace(table, "principal_name_source", pc.if_else(filled, null, label))
 
 
 def link_calls(
@@ -145,21 +208,10 @@ def link_calls(
 ) -> pa.Array:
     """Return the ``call_id`` of every row: its own id, or the KMS row's for a pair.
 
-    A row's own id is its ``call_id`` if it has one (set when its part was built),
-    else :func:`row_ids`. See the module docstring for when two rows are one call.
+    Own ids are :func:`row_ids`. See the module docstring for when two rows are one call.
     """
-    given = table.column("call_id").combine_chunks() if "call_id" in table.column_names else None
-    if given is not None and given.null_count == 0:
-        ids = given.cast(pa.int64()).to_numpy().copy()
-    else:
-        ids = row_ids(table)
-        if given is not None and given.null_count < len(given):
-            ids = np.where(
-                given.is_valid().to_numpy(zero_copy_only=False),
-                pc.fill_null(given, 0).to_numpy(),
-                ids,
-            )
-    kms_rows, at_rows = pair_rows(table, seconds) if pairs is None else pairs
+    ids = row_ids(table)
+    kms_rows, at_rows = pair_rows(table, seconds, ids) if pairs is None else pairs
     ids[at_rows] = ids[kms_rows]
     return pa.array(ids, pa.int64())
 
@@ -177,12 +229,16 @@ def _replace(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
     return table.set_column(index, name, values)
 
 
-def pair_rows(table: pa.Table, seconds: float = CALL_PAIR_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+def pair_rows(
+    table: pa.Table, seconds: float = CALL_PAIR_SECONDS, own: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Row numbers ``(kms, actiontrail)`` of the pairs that are one call.
 
     Only ActionTrail rows of the KMS service can pair. Text columns are compared as
     dictionary codes, so the work grows with the candidate rows, not their strings.
+    Ties in time are broken by the rows' own ids (``own``, :func:`row_ids`).
     """
+    own = row_ids(table) if own is None else own
     none = (np.array([], dtype=np.int64), np.array([], dtype=np.int64))
     if not table.num_rows or any(c not in table.column_names for c in PAIR_COLUMNS):
         return none
@@ -209,6 +265,7 @@ def pair_rows(table: pa.Table, seconds: float = CALL_PAIR_SECONDS) -> tuple[np.n
         {
             "request": text(sub.column("request_id").combine_chunks()),
             "row": pa.array(rows, pa.int64()),
+            "own": pa.array(own[rows], pa.int64()),
             "kms": pc.take(kms_candidate, pa.array(rows)),
             "time": pa.array(_nanoseconds(sub.column("time"))),
             "op": pa.array(operations[0]),
@@ -299,10 +356,12 @@ def _one_to_one(pairs: dict[str, np.ndarray], ok: np.ndarray) -> tuple[np.ndarra
     frame = pd.DataFrame(
         {
             "gap": np.abs(pairs["time_k"] - pairs["time_a"])[ok],
+            "own_k": pairs["own_k"][ok],
+            "own_a": pairs["own_a"][ok],
             "row_k": pairs["row_k"][ok],
             "row_a": pairs["row_a"][ok],
         }
-    ).sort_values(["gap", "row_k", "row_a"], kind="stable")
+    ).sort_values(["gap", "own_k", "own_a"], kind="stable")
     kept = []
     while len(frame):
         best = frame.drop_duplicates("row_k").drop_duplicates("row_a")
@@ -331,6 +390,7 @@ def fill_identities(
     table: pa.Table,
     kms_rows: np.ndarray | None = None,
     at_rows: np.ndarray | None = None,
+    own: np.ndarray | None = None,
 ) -> dict[str, pa.Array]:
     """Name the identities of rows that carry only an id, and say where each name came from.
 
@@ -375,8 +435,9 @@ def fill_identities(
         return {"principal_name_source": _labels(labels)}
     source, sources = codes("source")
     is_at = np.isin(source, _positions(sources, "actiontrail"))
+    own = row_ids(table) if own is None else own
+    order = np.lexsort((own, _nanoseconds(table.column("time"))))  # the latest event wins
     rank = np.empty(n, dtype=np.int64)
-    order = pc.sort_indices(table.column("time")).to_numpy()  # the latest event wins
     rank[order] = np.arange(n)
     principal, principals = codes("principal_id")
     key, keys = codes("access_key_id")
