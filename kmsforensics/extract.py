@@ -26,6 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .formats.hazards import clean_json
 from .formats.jsontext import dump
 from .formats.repair import is_json, salvage
 from .issues import IssueLog
@@ -80,6 +81,11 @@ class Extractor:
             containers=registry.key_paths(),
         )
         kinds = result.column("kind")
+        # pages are parsed again in Python when expanded: look inside their events too
+        suspects = pc.or_(
+            pc.fill_null(result.column("repeated"), False), pc.equal(kinds, "events-page")
+        )
+        table = clean_json(table, self.issues, suspects)
         present = pc.unique(kinds).to_pylist()
         follow_up: list[pa.Table] = []
         for kind in registry.kinds():

@@ -23,6 +23,7 @@ from ..schema import (
     AT_SCALAR_FIELDS,
     KMS_FIELDS,
 )
+from .encoding import first_line
 from .jsontext import decode_text, dump
 from .records import Split, records_table
 from .registry import Shape, Sniffed, register
@@ -59,6 +60,11 @@ def split_csv(
     ['{"time":"2023-07-04T01:52:55Z","api_name":"Decrypt","client_ip":"10.0.0.1"}']
     >>> split.records.column("source_record").to_pylist()
     [2]
+
+    Every line ending in use ends a row outside quotes (LF, CRLF, a lone CR):
+
+    >>> split_csv(body.replace(b"\r\n", b"\r"), "mac.csv", IssueLog()).read
+    1
     """
     text = decode_text(data, name, issues)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -67,11 +73,23 @@ def split_csv(
         header = [mapping.get(h.strip(), h.strip()) for h in next(reader)]
     except StopIteration:
         return Split("csv", "line", records_table([], []), 0)
+    except csv.Error as exc:
+        issues.add(name, 1, "record", None, f"unreadable CSV header: {exc}")
+        return Split("csv", "line", records_table([], []), 1)
     lines: list[int] = []
     texts: list[str] = []
     read = 0
     line = reader.line_num + 1
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # the reader starts afresh on the next line
+            start, line = line, reader.line_num + 1
+            read += 1
+            issues.add(name, start, "record", None, f"unreadable CSV row: {exc}")
+            continue
         start, line = line, reader.line_num + 1
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -147,7 +165,7 @@ def sniff_csv(head: bytes, column_map: dict[str, str]) -> Sniffed | None:
     >>> sniff_csv(b"# notes", {}) is None
     True
     """
-    line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    line = first_line(head).decode("utf-8", "replace")
     best: tuple[int, str] = (0, ",")
     for delimiter in CSV_DELIMITERS:
         names = next(csv.reader([line], delimiter=delimiter))

@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from ..issues import IssueLog
+from .encoding import first_line
 from .records import Split, records_table
 from .registry import BOM, Shape, Sniffed, register
 from .repair import repair_document
@@ -202,14 +203,13 @@ def sniff_json_object(head: bytes, column_map: dict[str, str]) -> Sniffed | None
     """
     if head[:1] != b"{":
         return None
-    newline = head.find(b"\n")
-    if newline < 0:
+    line = first_line(head)
+    if len(line) == len(head):
         return None  # one line, or a first line longer than the head: JSON lines
-    first_line = head[:newline]
     try:
-        orjson.loads(first_line)
+        orjson.loads(line)
     except orjson.JSONDecodeError:
-        if first_line.strip() == b"{" or first_line.rstrip().endswith((b",", b"{", b"[")):
+        if line.strip() == b"{" or line.rstrip().endswith((b",", b"{", b"[")):
             return Sniffed("json-object")  # pretty-printed: one object over many lines
     return None  # a whole record on the first line (or a broken one): JSON lines
 

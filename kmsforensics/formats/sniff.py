@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from . import registry
+from .encoding import foreign_bom, looks_binary
 from .registry import BOM, Sniffed
 
 __all__ = ["BOM", "SHAPES", "Sniffed", "sniff"]
@@ -43,11 +44,14 @@ def sniff(head: bytes, column_map: dict[str, str] | None = None) -> Sniffed:
     >>> sniff(b"# Incident notes\nnothing to see").reason
     'the first line is neither JSON nor a CSV header with known log field names'
     """
+    encoding = foreign_bom(head)
+    if encoding is not None:  # the loader decodes the whole file the same way
+        head = head.decode(encoding, "replace").lstrip("\ufeff").encode("utf-8")
     text = head[len(BOM) :] if head.startswith(BOM) else head
     stripped = text.lstrip()
     if not stripped:
         return Sniffed(None, "empty file (no content, or only white space)")
-    if b"\x00" in text[:4096] or stripped.startswith(b"%PDF"):
+    if looks_binary(stripped):
         return Sniffed(None, "binary content (not text)")
     if stripped.startswith(b"//"):
         stripped = _COMMENT_LINES.sub(b"", stripped).lstrip() or stripped

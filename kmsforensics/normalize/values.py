@@ -26,9 +26,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 UTC_NS = pa.timestamp("ns", tz="UTC")
-_UNIX = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
-#: A time zone at the end of a date and time: ``Z``, ``+08:00``, ``+0800``, ``-05``.
-_ZONE = r"(?i)(z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 #: A text column becomes categorical when it has fewer distinct values than this
@@ -86,10 +83,18 @@ def parse_times(values: pa.Array, assume_timezone: str | None = None) -> tuple[p
     ``None``; :func:`zoneless` tells which values had no zone).
 
     Returns the times as ``timestamp[ns, UTC]`` and a mask of present values that
-    are not times (or are outside the representable years 1677-2262).
+    are not times: impossible dates (``2026-02-30``) and times outside the
+    representable years 1677-2262 are bad values, never rolled over or raised.
+    Fractions of a second are kept exactly, to the nanosecond.
 
     Examples
     --------
+    >>> times, bad = parse_times(pa.array(
+    ...     ["2026-02-30T10:00:00Z", "9999-12-31T23:59:59Z", "2026-03-01T10:00:00.250Z"]))
+    >>> bad.to_pylist(), times.cast(pa.int64())[2].as_py() % 10**9  # nanoseconds
+    ([True, True, False], 250000000)
+    >>> parse_times(pa.array(["1688435575.25"]))[0].cast(pa.int64()).to_pylist()
+    [1688435575250000000]
     >>> times, _ = parse_times(pa.array(["2020-12-01T11:54:59.366+0000", "1606823699366"]))
     >>> [str(t) for t in times.to_pylist()]
     ['2020-12-01 11:54:59.366000+00:00', '2020-12-01 11:54:59.366000+00:00']
@@ -99,12 +104,27 @@ def parse_times(values: pa.Array, assume_timezone: str | None = None) -> tuple[p
     """
     values = values.cast(pa.string())
     times = pc.strptime(values, format="%Y-%m-%dT%H:%M:%SZ", unit="ns", error_is_null=True)
-    times = times.cast(UTC_NS)
+    times = _not_rolled_over(values, times.cast(UTC_NS))
     missing = pc.and_(pc.is_null(times), present(values))
     if pc.any(missing).as_py():
         times = _slow_times(values, times, missing, assume_timezone)
     bad = pc.and_(pc.is_null(times), present(values))
     return times, pc.fill_null(bad, False)
+
+
+def _not_rolled_over(values: pa.Array, times: pa.Array) -> pa.Array:
+    """Null the times whose text named a day the month does not have (Feb 30 -> Mar 2)."""
+    suspect = pc.fill_null(pc.less_equal(pc.day(times), 3), False)
+    if not pc.any(suspect).as_py():
+        return times
+    written = pc.utf8_slice_codeunits(values, 8, 10)
+    rolled = pc.and_(suspect, pc.not_equal(written, pc.strftime(times, format="%d")))
+    return pc.if_else(pc.fill_null(rolled, False), pa.scalar(None, UTC_NS), times)
+
+
+#: Unix times: sign, whole seconds (or milliseconds), fraction; read exactly.
+_UNIX_PARTS = r"^\s*(?P<sign>-?)(?P<whole>[0-9]{1,15})(?:\.(?P<frac>[0-9]*))?\s*$"
+_MAX_SECONDS = 9_223_372_036  # int64 nanoseconds end in 2262
 
 
 def zoneless(values: pa.Array) -> pa.Array:
@@ -122,63 +142,106 @@ def zoneless(values: pa.Array) -> pa.Array:
     return pc.fill_null(pc.and_(dated, pc.invert(zoned)), False)
 
 
+#: A time zone at the end of a date and time: ``Z``, ``+08:00``, ``+0800``, ``-05``.
+_ZONE = r"(?i)(z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+
 def _slow_times(
     values: pa.Array, times: pa.Array, todo: pa.Array, assume_timezone: str | None = None
 ) -> pa.Array:
-    """Read the times the fast format did not: epoch numbers, other ISO-8601 spellings.
-
-    Nanoseconds are computed in integers (a float cannot hold them exactly).
-    """
     ns = pc.fill_null(pc.cast(times, pa.int64()), 0).to_numpy(zero_copy_only=False).copy()
     valid = pc.is_valid(times).to_numpy(zero_copy_only=False).copy()
     idx = pc.indices_nonzero(todo).to_numpy()
-    subset = values.take(pa.array(idx)).to_pandas()
-    numeric = subset.str.match(_UNIX).fillna(False).to_numpy(bool)
-    out = np.zeros(len(idx), "int64")
-    ok = np.zeros(len(idx), bool)
-    if numeric.any():
-        out[numeric], ok[numeric] = _epoch_ns(subset[numeric])
-    text = ~numeric
-    if text.any():
-        local = np.zeros(len(idx), bool)
+    subset = values.take(pa.array(idx))
+    unix_ns, unix_ok, numeric = _unix_ns(subset)
+    ns[idx[numeric]] = unix_ns[numeric]
+    valid[idx[numeric]] = unix_ok[numeric]
+    if (~numeric).any():
+        texts = subset.filter(pa.array(~numeric))
+        local = np.zeros(len(texts), bool)
         if assume_timezone is not None:
-            local = zoneless(pa.array(subset, pa.string())).to_numpy(zero_copy_only=False)
-            local &= text
-        utc = text & ~local
-        if utc.any():
-            parsed = pd.to_datetime(subset[utc], utc=True, format="ISO8601", errors="coerce")
-            out[utc], ok[utc] = _iso_ns(parsed)
+            local = zoneless(texts).to_numpy(zero_copy_only=False)
+        where = idx[~numeric]
+        if (~local).any():
+            iso_ns, iso_ok = _iso_ns(texts.filter(pa.array(~local)).to_pandas())
+            ns[where[~local]], valid[where[~local]] = iso_ns, iso_ok
         if local.any():
-            parsed = pd.to_datetime(subset[local], format="ISO8601", errors="coerce")
-            zoned = parsed.dt.tz_localize(assume_timezone, ambiguous="NaT", nonexistent="NaT")
-            out[local], ok[local] = _iso_ns(zoned.dt.tz_convert("UTC"))
-    ns[idx] = out
-    valid[idx] = ok
-    return pa.array(np.where(valid, ns, 0), mask=~valid).cast(UTC_NS)
+            assert assume_timezone is not None
+            local_ns, local_ok = _local_ns(
+                texts.filter(pa.array(local)).to_pandas(), assume_timezone
+            )
+            ns[where[local]], valid[where[local]] = local_ns, local_ok
+    return pa.array(np.where(valid, ns, 0), pa.int64(), mask=~valid).cast(UTC_NS)
 
 
-def _epoch_ns(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch seconds (13 digits or more: milliseconds) to nanoseconds, exactly."""
-    out = np.zeros(len(text), "int64")
-    ok = np.zeros(len(text), bool)
-    for i, raw in enumerate(text.str.strip().tolist()):
-        whole, _, fraction = raw.partition(".")
-        negative = whole.startswith("-")
-        digits = whole.lstrip("-")
-        millis = len(digits) >= 12  # |value| >= 1e11: milliseconds
-        scale = 10**6 if millis else 10**9
-        places = 6 if millis else 9
-        value = int(digits or "0") * scale + int((fraction + "0" * places)[:places])
-        value = -value if negative else value
-        if abs(value) < 9_200_000_000 * 10**9:
-            out[i], ok[i] = value, True
+def _unix_ns(texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact nanoseconds of unix seconds (or milliseconds, from 1e11 on) in text.
+
+    Returns the nanoseconds, which are in range, and which texts are numbers at all.
+    """
+    parts = pc.extract_regex(texts, _UNIX_PARTS)
+    numeric = pc.is_valid(parts).to_numpy(zero_copy_only=False)
+    whole = pc.fill_null(pc.cast(pc.struct_field(parts, "whole"), pa.int64()), 0).to_numpy(
+        zero_copy_only=False
+    )
+    fraction = pc.fill_null(pc.struct_field(parts, "frac"), "")
+    millis = whole >= 100_000_000_000
+    seconds = np.where(millis, whole // 1000, whole)
+    digits = pc.utf8_slice_codeunits(pc.utf8_rpad(fraction, 9, "0"), 0, 9)
+    sub_ns = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
+    milli_digits = pc.utf8_slice_codeunits(pc.utf8_rpad(fraction, 6, "0"), 0, 6)
+    sub_ms = pc.cast(milli_digits, pa.int64()).to_numpy(zero_copy_only=False)
+    in_range = numeric & (seconds < _MAX_SECONDS)
+    with np.errstate(over="ignore"):
+        magnitude = np.where(
+            millis,
+            (whole % 1000) * 1_000_000 + sub_ms + seconds * 1_000_000_000,
+            seconds * 1_000_000_000 + sub_ns,
+        )
+    negative = pc.fill_null(pc.equal(pc.struct_field(parts, "sign"), "-"), False)
+    signed = np.where(negative.to_numpy(zero_copy_only=False), -magnitude, magnitude)
+    return np.where(in_range, signed, 0), in_range, numeric
+
+
+def _iso_ns(texts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Nanoseconds of ISO-8601 texts and which were valid times in range (never raises)."""
+    try:
+        parsed = pd.to_datetime(texts, utc=True, format="ISO8601", errors="coerce")
+    except (ValueError, OverflowError):  # pandas gives up on the batch: value by value
+        parsed = pd.Series([_one_iso(t) for t in texts], dtype="datetime64[us, UTC]")
+    ok = (
+        parsed.notna()
+        & parsed.between(pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
+    ).to_numpy(bool)
+    out = np.zeros(len(texts), dtype="int64")
+    if ok.any():
+        inside = parsed[ok].astype("datetime64[ns, UTC]")
+        out[ok] = inside.to_numpy("datetime64[ns]").astype("int64")
     return out, ok
 
 
-def _iso_ns(parsed: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    missing = parsed.isna().to_numpy()
-    as_ns = parsed.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").astype("int64")
-    return np.where(missing, 0, as_ns), ~missing
+def _local_ns(texts: pd.Series, zone: str) -> tuple[np.ndarray, np.ndarray]:
+    """Nanoseconds of zoneless ISO-8601 texts read as local times in ``zone``."""
+    parsed = pd.to_datetime(texts, format="ISO8601", errors="coerce")
+    zoned = parsed.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    return _iso_ns_parsed(zoned.dt.tz_convert("UTC"))
+
+
+def _iso_ns_parsed(parsed: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    ok = parsed.notna().to_numpy(bool)
+    out = np.zeros(len(parsed), dtype="int64")
+    if ok.any():
+        inside = parsed[ok].astype("datetime64[ns, UTC]")
+        out[ok] = inside.to_numpy("datetime64[ns]").astype("int64")
+    return out, ok
+
+
+def _one_iso(text: str) -> pd.Timestamp | None:
+    try:
+        value = pd.to_datetime(text, utc=True, format="ISO8601")
+    except (ValueError, OverflowError):
+        return None
+    return None if value is pd.NaT else value
 
 
 def parse_flags(values: pa.Array) -> tuple[pa.Array, pa.Array]:

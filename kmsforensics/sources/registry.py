@@ -65,6 +65,8 @@ class Kind:
     recognise: str = "false"
     #: Containers whose unknown keys the kind receives, per row, in ``extra_<i>``.
     containers: tuple[Container, ...] = ()
+    #: JSON paths searched for keys given twice (:mod:`kmsforensics.formats.hazards`).
+    searched: tuple[str, ...] = ()
     #: Further SQL values the classification computes for the kind's rows.
     outputs: tuple[tuple[str, str], ...] = ()
 
@@ -174,9 +176,9 @@ def key_paths() -> list[str]:
     """JSON paths whose keys the classification reads: ``$`` first, then containers."""
     paths = ["$"]
     for kind in kinds():
-        for container in kind.containers:
-            if container.path not in paths:
-                paths.append(container.path)
+        for path in (*(c.path for c in kind.containers), *kind.searched):
+            if path not in paths:
+                paths.append(path)
     return paths
 
 
@@ -189,7 +191,9 @@ def classification_query() -> str:
     """Build the classification query from the registered kinds (cached).
 
     The result has one row per record: ``kind`` (the name of the first kind whose
-    condition holds, ``unknown`` if none), then each kind's ``extra_<i>`` lists
+    condition holds, ``unknown`` if none), ``repeated`` (a searched container gives a
+    key twice: the record is cleaned before any kind reads it), then each kind's
+    ``extra_<i>`` lists
     (keys of its containers not in their ``known`` set) and ``outputs``, named
     ``<kind>|<column>`` and set only on that kind's rows.
     """
@@ -210,10 +214,13 @@ def classification_query() -> str:
             columns.append(
                 f'CASE WHEN kind = {_literal(kind.name)} THEN {sql} END AS "{kind.name}|{column}"'
             )
+    repeated = " OR ".join(
+        f"len(ks[{i}]) != len(list_distinct(ks[{i}]))" for i in range(1, len(key_paths()) + 1)
+    )
     query = (
         "WITH k AS (SELECT try(json_keys(json, $containers)) AS ks, json FROM {table}), "
         f"c AS (SELECT ks, CASE {cases} ELSE 'unknown' END AS kind FROM k) "
-        f"SELECT {', '.join(['kind', *columns])} FROM c"
+        f"SELECT {', '.join(['kind', f'({repeated}) AS repeated', *columns])} FROM c"
     )
     _REGISTRY.query = query
     return query
