@@ -61,7 +61,7 @@ from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
 from .formats.jsontext import split_json_array
 from .issues import IssueLog
 from .normalize import combine_activity
-from .normalize.values import compact_table, to_frame
+from .normalize.values import compact_table, decode_distinct, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
 from .sources import Options
 from .sources import sources as source_kinds
@@ -446,7 +446,7 @@ class _Loader:
             typed, keep = self._dedupe(typed, *source.dedupe)
             activity = _concat(self.activity[label]) or source.activity(typed)
             parts.append(_kept(activity, keep))
-            frames[label] = _encoded(typed).unify_dictionaries()
+            frames[label] = decode_distinct(_encoded(typed).unify_dictionaries())
             self.typed[label], self.activity[label] = [], []
         activity, order = combine_activity(parts)
         del parts
@@ -454,7 +454,7 @@ class _Loader:
         case = Case(
             to_frame(frames.pop("kms")),
             to_frame(frames.pop("actiontrail")),
-            _reordered(to_frame(activity), order),
+            _reordered(to_frame(decode_distinct(activity.unify_dictionaries())), order),
             _sorted_issues(self.issues.frame(), manifest),
             manifest,
             {

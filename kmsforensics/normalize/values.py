@@ -302,6 +302,38 @@ def compact_table(
     return pa.Table.from_arrays(arrays, names=table.column_names)
 
 
+#: Tables with fewer rows keep every text column categorical (it costs nothing there).
+DISTINCT_MIN_ROWS = 10_000
+
+
+def decode_distinct(table: pa.Table, min_rows: int = DISTINCT_MIN_ROWS) -> pa.Table:
+    """Turn dictionary columns with mostly distinct values back into plain text.
+
+    A categorical of nearly unique values (a fresh source address or STS key per
+    event) costs more than the text itself, and pandas checks every category when it
+    builds one; such columns become ``large_string`` (pandas ``str``), so the time
+    and memory of a load do not grow with the number of distinct values. Columns
+    with few values, and every column of a small table, stay categorical.
+
+    Examples
+    --------
+    >>> t = pa.table({"ip": pa.array([str(i) for i in range(4)]).dictionary_encode(),
+    ...               "api": pa.array(["Decrypt"] * 4).dictionary_encode()})
+    >>> [str(f.type) for f in decode_distinct(t, min_rows=4).schema]
+    ['large_string', 'dictionary<values=string, indices=int32, ordered=0>']
+    """
+    if table.num_rows < min_rows:
+        return table
+    for i, column in enumerate(table.schema):
+        if not pa.types.is_dictionary(column.type):
+            continue
+        values = table.column(i)
+        size = max((len(chunk.dictionary) for chunk in values.chunks), default=0)
+        if size > CATEGORY_RATIO * table.num_rows:
+            table = table.set_column(i, column.name, values.cast(pa.large_string()))
+    return table
+
+
 def _few_values(column: pa.ChunkedArray, sample: int = 20_000) -> bool:
     """Guess from a sample whether a column has few distinct values (worth a category)."""
     if not len(column):
