@@ -36,8 +36,6 @@ MAX_EXTRA_COLUMNS = 100
 #: Envelopes inside envelopes are unwrapped this many times at most.
 MAX_UNWRAP_ROUNDS = 8
 PROVENANCE = ("source_file", "source_record", "source_item")
-#: A comma before a closing bracket: JSON that duckdb reads but the standard does not.
-_TRAILING_COMMA = r",\s*[}\]]"
 #: Rows per Arrow batch from duckdb (large, so columns come back in few chunks).
 _ARROW_BATCH = 1 << 22
 
@@ -67,7 +65,7 @@ class Extractor:
         for _ in range(MAX_UNWRAP_ROUNDS):
             if not pending.num_rows:
                 break
-            pending = self._round(self._trailing_commas(pending), out)
+            pending = self._round(pending, out)
         else:
             self.reject_all(pending, "envelopes nested too deeply to unwrap")
         return out
@@ -85,18 +83,16 @@ class Extractor:
         suspects = pc.or_(
             pc.fill_null(result.column("repeated"), False), pc.equal(kinds, "events-page")
         )
-        table = clean_json(table, self.issues, suspects)
+        table = clean_json(table, self.issues, suspects, result.column("literal"))
+        table = self._trailing_commas(table, result.column("comma"))
         present = pc.unique(kinds).to_pylist()
         follow_up: list[pa.Table] = []
         for kind in registry.kinds():
             if kind.name not in present:
                 continue
-            if len(present) == 1:
-                subset, values = table, result
-            else:
-                mask = pc.equal(kinds, kind.name)
-                subset, values = table.filter(mask), result.filter(mask)
-            follow_up.append(kind.handle(self, subset, registry.keys_of(kind, values), out))
+            subset = table if len(present) == 1 else table.filter(pc.equal(kinds, kind.name))
+            keys = registry.unknown_keys(self, kind, subset)
+            follow_up.append(kind.handle(self, subset, keys, out))
         if "unknown" in present:
             self.reject_all(
                 table.filter(pc.equal(kinds, "unknown")),
@@ -108,10 +104,14 @@ class Extractor:
             return table.slice(0, 0)
         return pa.concat_tables(follow_up, promote_options="default")
 
-    def _trailing_commas(self, table: pa.Table) -> pa.Table:
-        """Repair (and report) trailing commas, which duckdb's reader accepts silently."""
+    def _trailing_commas(self, table: pa.Table, candidates: pa.ChunkedArray) -> pa.Table:
+        """Repair (and report) trailing commas, which duckdb's reader accepts silently.
+
+        ``candidates`` marks the records with a comma before a closing bracket (the
+        classification query finds them).
+        """
         texts = table.column("json")
-        candidates = pc.fill_null(pc.match_substring_regex(texts, _TRAILING_COMMA), False)
+        candidates = pc.fill_null(candidates, False)
         if not pc.any(candidates).as_py():
             return table
         index = pc.indices_nonzero(candidates)

@@ -48,7 +48,10 @@ _LITERALS = r"[:\[,]\s*-?(NaN|Infinity)\s*[,\]}]"
 
 
 def clean_json(
-    records: pa.Table, issues: IssueLog, repeated_keys: pa.ChunkedArray | pa.Array | None = None
+    records: pa.Table,
+    issues: IssueLog,
+    repeated_keys: pa.ChunkedArray | pa.Array | None = None,
+    literal_suspects: pa.ChunkedArray | pa.Array | None = None,
 ) -> pa.Table:
     """Rewrite records with non-standard literals or duplicate keys; report each change.
 
@@ -56,14 +59,24 @@ def clean_json(
     records in which a searched container repeats a key (the extractor's
     classification finds them while it reads the keys). The table is returned with
     the same rows, only the ``json`` of the hazardous ones changed.
+    ``literal_suspects``, when given, marks the only records that may hold a
+    literal (the extractor finds them in its classification query, on every core);
+    otherwise every record is searched here.
     """
     texts = records.column("json")
-    suspects = set(pc.indices_nonzero(pc.match_substring_regex(texts, _LITERALS)).to_pylist())
+    if literal_suspects is not None:
+        candidates = pc.indices_nonzero(pc.fill_null(literal_suspects, False))
+        found = pc.match_substring_regex(texts.take(candidates), _LITERALS)
+        suspects = set(pc.filter(candidates, found).to_pylist())
+    else:
+        suspects = set(pc.indices_nonzero(pc.match_substring_regex(texts, _LITERALS)).to_pylist())
     if repeated_keys is not None:
         suspects.update(pc.indices_nonzero(pc.fill_null(repeated_keys, False)).to_pylist())
     if not suspects:
         return records
-    values = texts.to_pylist()
+    values = dict(
+        zip(sorted(suspects), texts.take(pa.array(sorted(suspects))).to_pylist(), strict=True)
+    )
     changed = False
     for index in sorted(suspects):
         fixed, problems = standard_json(values[index])
@@ -85,8 +98,12 @@ def clean_json(
         changed = True
     if not changed:
         return records
+    mask = pa.array([i in values for i in range(records.num_rows)])
+    fixed_texts = pc.replace_with_mask(
+        texts.combine_chunks(), mask, pa.array([values[i] for i in sorted(values)], pa.string())
+    )
     position = records.column_names.index("json")
-    return records.set_column(position, "json", pa.array(values, pa.string()))
+    return records.set_column(position, "json", fixed_texts)
 
 
 def standard_json(text: str) -> tuple[str | None, list[tuple[str, str]]]:

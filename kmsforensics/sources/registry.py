@@ -192,45 +192,42 @@ def classification_query() -> str:
 
     The result has one row per record: ``kind`` (the name of the first kind whose
     condition holds, ``unknown`` if none), ``repeated`` (a searched container gives a
-    key twice: the record is cleaned before any kind reads it), then each kind's
-    ``extra_<i>`` lists
-    (keys of its containers not in their ``known`` set) and ``outputs``, named
-    ``<kind>|<column>`` and set only on that kind's rows.
+    key twice), ``literal`` (the text may hold a ``NaN`` or ``Infinity`` literal) and
+    ``comma`` (a comma before a closing bracket); the last three mark the records to
+    look at closely before any kind reads them. The query runs on every core.
     """
     if _REGISTRY.query is not None:
         return _REGISTRY.query
     cases = " ".join(f"WHEN {k.recognise} THEN {_literal(k.name)}" for k in kinds())
-    columns = []
-    for kind in kinds():
-        values = [
-            (
-                f"extra_{i}",
-                f"list_filter(ks[{key_index(c.path)}], lambda x: NOT list_contains("
-                f"{_literal_list(sorted(c.known))}, x))",
-            )
-            for i, c in enumerate(kind.containers)
-        ]
-        for column, sql in (*values, *kind.outputs):
-            columns.append(
-                f'CASE WHEN kind = {_literal(kind.name)} THEN {sql} END AS "{kind.name}|{column}"'
-            )
     repeated = " OR ".join(
         f"len(ks[{i}]) != len(list_distinct(ks[{i}]))" for i in range(1, len(key_paths()) + 1)
     )
     query = (
-        "WITH k AS (SELECT try(json_keys(json, $containers)) AS ks, json FROM {table}), "
-        f"c AS (SELECT ks, CASE {cases} ELSE 'unknown' END AS kind FROM k) "
-        f"SELECT {', '.join(['kind', f'({repeated}) AS repeated', *columns])} FROM c"
+        "WITH k AS (SELECT try(json_keys(json, $containers)) AS ks, json FROM {table}) "
+        f"SELECT CASE {cases} ELSE 'unknown' END AS kind, ({repeated}) AS repeated, "
+        "(contains(json, 'NaN') OR contains(json, 'Infinity')) AS literal, "
+        "regexp_matches(json, ',\\s*[}\\]]') AS comma FROM k"
     )
     _REGISTRY.query = query
     return query
 
 
-def keys_of(kind: Kind, result: pa.Table) -> pa.Table:
-    """Return the classification columns of ``kind`` (``extra_0``..., outputs), renamed."""
-    prefix = f"{kind.name}|"
-    names = [n for n in result.column_names if n.startswith(prefix)]
-    return result.select(names).rename_columns([n[len(prefix) :] for n in names])
+def unknown_keys(ctx: Extractor, kind: Kind, records: pa.Table) -> pa.Table:
+    """Return the keys of ``kind``'s containers that are not in their ``known`` sets.
+
+    One column ``extra_<i>`` per container, with one row: the list of the distinct
+    unknown keys found in any of the records (what :meth:`Extractor.extras` reads).
+    """
+    columns = {}
+    for i, container in enumerate(kind.containers):
+        found = ctx.sql(
+            "SELECT DISTINCT unnest(try(json_keys(json, $path))) AS k FROM {table}",
+            records.select(["json"]),
+            path=container.path,
+        ).column("k")
+        names = sorted(n for n in found.to_pylist() if n is not None and n not in container.known)
+        columns[f"extra_{i}"] = pa.array([names], pa.list_(pa.string()))
+    return pa.table(columns) if columns else pa.table({"_": pa.array([None], pa.null())})
 
 
 def _literal(text: str) -> str:
