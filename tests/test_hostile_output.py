@@ -118,7 +118,6 @@ def test_plot_graph_draws_mathtext_names_literally(case: kf.Case) -> None:
 
 
 def test_both_widgets_build_on_mathtext_names(case: kf.Case) -> None:
-    pytest.importorskip("ipywidgets", reason="the lab extra is installed for CI")
     from kmsforensics.detections.findings import empty_findings
     from kmsforensics.widgets import EntityExplorer, FindingsBrowser
 
@@ -186,3 +185,17 @@ def test_graphml_neighbourhood_is_readable_xml(case: kf.Case, tmp_path: Path) ->
     assert all("\x07" not in node and "\x1b" not in node for node in back)
     gexf = kf.export_neighbourhood(graph, finding, tmp_path / "n.gexf", case, depth=2)
     assert nx.read_gexf(gexf).number_of_nodes() == raw.number_of_nodes()
+
+
+def test_the_report_command_renders_mathtext_names(tmp_path: Path) -> None:
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    (folder / "trail.json").write_text(json.dumps(events()))
+    out = tmp_path / "report.html"
+    session = f"role-session:391234567890123:{SESSION}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        argv = ["report", "--evidence", str(folder), "--out", str(out)]
+        status = main([*argv, "--param", f"entity={session}"])
+    assert status == 0 and out.stat().st_size > 0
+    assert r"$\alert$" in out.read_text()
