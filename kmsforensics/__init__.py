@@ -7,7 +7,7 @@ Examples
 True
 """
 
-from . import _version, datasets, detections, graph, handover, report, schema, synth
+from . import _version, datasets, detections, export, graph, handover, report, schema, synth
 from ._version import __version__
 from .case import Case
 from .detections import DetectionNote, detect, evidence_rows, rules
@@ -21,6 +21,7 @@ from .errors import (
     UnsafeArchiveError,
 )
 from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
+from .export import export_bloodhound, export_ocsf
 from .handover import export_findings, export_neighbourhood, export_timeline
 from .loader import load
 from .plots import (
@@ -63,8 +64,11 @@ __all__ = [
     "detect",
     "detections",
     "evidence_rows",
+    "export",
+    "export_bloodhound",
     "export_findings",
     "export_neighbourhood",
+    "export_ocsf",
     "export_timeline",
     "graph",
     "handover",
