@@ -20,8 +20,8 @@ from .errors import (
     UnknownFormatError,
     UnsafeArchiveError,
 )
-from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
 from .export import export_bloodhound, export_ocsf
+from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
 from .handover import export_findings, export_neighbourhood, export_timeline
 from .loader import load
 from .plots import (

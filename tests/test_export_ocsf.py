@@ -231,16 +231,34 @@ def ram_case(tmp_path: Path) -> kf.Case:
     events = [
         _event("CreateUser", "Ram", {"UserName": "backdoor", "DisplayName": "Backup"}, n=1),
         _event("CreateAccessKey", "Ram", {"UserName": "backdoor"}, n=2),
-        _event("AttachPolicyToUser", "Ram",
-               {"UserName": "backdoor", "PolicyName": "AliyunKMSFullAccess",
-                "PolicyType": "System"}, n=3),  # fmt: skip
-        _event("CreateUser", "Ims", {"UserPrincipalName": "svc@5012345678901234.onaliyun.com"},
-               n=4),  # fmt: skip
+        _event(
+            "AttachPolicyToUser",
+            "Ram",
+            {"UserName": "backdoor", "PolicyName": "AliyunKMSFullAccess", "PolicyType": "System"},
+            n=3,
+        ),
+        _event(
+            "CreateUser", "Ims", {"UserPrincipalName": "svc@5012345678901234.onaliyun.com"}, n=4
+        ),
         _event("DeleteAccessKey", "Ims", {"UserAccessKeyId": "LTAI5tOldKey000"}, n=5),
-        _event("ConsoleSignin", "AasSub", {}, n=6, additional={"mfaChecked": "true"},
-               eventType="ConsoleSignin", eventSource="signin.aliyun.com"),  # fmt: skip
-        _event("ConsoleSignin", "AasSub", {}, n=7, errorCode="InvalidPassword",
-               errorMessage="Password is incorrect", eventType="ConsoleSignin"),  # fmt: skip
+        _event(
+            "ConsoleSignin",
+            "AasSub",
+            {},
+            n=6,
+            additional={"mfaChecked": "true"},
+            eventType="ConsoleSignin",
+            eventSource="signin.aliyun.com",
+        ),
+        _event(
+            "ConsoleSignin",
+            "AasSub",
+            {},
+            n=7,
+            errorCode="InvalidPassword",
+            errorMessage="Password is incorrect",
+            eventType="ConsoleSignin",
+        ),
         _event("ListUsers", "Ram", {}, n=8, ip="Internal"),
         _event("DeleteSecret", "Kms", {"SecretName": "prod/x"}, n=9, ip="2001:db8::5"),
     ]

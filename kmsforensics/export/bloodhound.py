@@ -76,7 +76,7 @@ def properties(attributes: dict[str, Any]) -> dict[str, Any]:
     """Attributes as BloodHound property values: primitives or homogeneous arrays."""
     out: dict[str, Any] = {}
     for key, value in attributes.items():
-        plain = _primitive(value)
+        plain: Any = _primitive(value)
         if plain is None and isinstance(value, (list, tuple, set, frozenset)):
             items = [_primitive(v) for v in value]
             items = [v for v in items if v is not None]
@@ -97,7 +97,9 @@ def upload(graph: nx.MultiDiGraph) -> dict[str, Any]:
         props.setdefault("name", str(node).partition(":")[2] or str(node))
         props["objectid"] = str(node)
         props["kmsforensics_kind"] = kind
-        nodes.append({"id": str(node), "kinds": [kind_name(kind), SOURCE_KIND], "properties": props})
+        nodes.append(
+            {"id": str(node), "kinds": [kind_name(kind), SOURCE_KIND], "properties": props}
+        )
     edges = []
     for src, dst, key, data in graph.edges(keys=True, data=True):
         relation = str(data.get("relation") or key)

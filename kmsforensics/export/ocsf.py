@@ -129,6 +129,7 @@ _KMS_MAPPED = frozenset(
 )  # fmt: skip
 #: Prefixes of columns the loader lifts out of nested objects (kept whole in ``unmapped``).
 _LIFTED = ("requestParameters.", "additionalEventData.")
+Row = Mapping[Any, Any]
 _VERB = re.compile("^(" + "|".join(v for v, _ in VERBS) + ")(?=[A-Z]|$)")
 
 
@@ -147,9 +148,7 @@ def endpoint(address: Any) -> dict[str, str]:
         return {"domain": text}
 
 
-def export_ocsf(
-    case: Case, path: str | Path, findings: pd.DataFrame | None = None
-) -> Path:
+def export_ocsf(case: Case, path: str | Path, findings: pd.DataFrame | None = None) -> Path:
     """Write the case as OCSF 1.5 events, one per line (or Parquet for ``.parquet``).
 
     Parameters
@@ -204,7 +203,7 @@ def events(case: Case, findings: pd.DataFrame | None = None) -> Iterator[dict[st
             yield finding_event(finding)
 
 
-def actiontrail_event(row: Mapping[str, Any], hashes: Mapping[str, str]) -> dict[str, Any]:
+def actiontrail_event(row: Row, hashes: Mapping[str, str]) -> dict[str, Any]:
     """Map one ActionTrail event (a row of ``case.actiontrail``) to an OCSF event."""
     name = _text(row.get("eventName")) or ""
     service = _text(row.get("serviceName")) or ""
@@ -276,12 +275,12 @@ def actiontrail_event(row: Mapping[str, Any], hashes: Mapping[str, str]) -> dict
     return _clean(event)
 
 
-def kms_event(row: Mapping[str, Any], hashes: Mapping[str, str]) -> dict[str, Any]:
+def kms_event(row: Row, hashes: Mapping[str, str]) -> dict[str, Any]:
     """Map one KMS access-log record (a row of ``case.kms``) to an API Activity event."""
     operation = _text(row.get("share_gateway_api_name")) or _text(row.get("api_name")) or ""
     activity = verb_activity(operation)
     status = row.get("status_code")
-    code = int(status) if _present(status) else None
+    code = int(str(status)) if _present(status) else None
     error_code, message = _text(row.get("error_code")), _text(row.get("error_message"))
     success = 200 <= code < 300 if code is not None else not (error_code or message)
     raw_type = _text(row.get("identity_type"))
@@ -321,9 +320,7 @@ def kms_event(row: Mapping[str, Any], hashes: Mapping[str, str]) -> dict[str, An
                 "version": _text(row.get("api_version")),
                 "service": _clean({"name": "Kms", "uid": _text(row.get("instance_id"))}),
                 "request": _clean({"uid": _text(row.get("request_id"))}),
-                "response": _clean(
-                    {"code": code, "error": error_code, "error_message": message}
-                ),
+                "response": _clean({"code": code, "error": error_code, "error_message": message}),
             }
         ),
         "src_endpoint": _source(row.get("client_ip")),
@@ -336,7 +333,7 @@ def kms_event(row: Mapping[str, Any], hashes: Mapping[str, str]) -> dict[str, An
     return _clean(event)
 
 
-def finding_event(finding: Mapping[str, Any]) -> dict[str, Any]:
+def finding_event(finding: Row) -> dict[str, Any]:
     """Map one finding (a row of ``kf.detect``) to a Detection Finding event."""
     evidence = [str(e) for e in (finding.get("evidence") or ())]
     rule = str(finding.get("rule_id"))
@@ -384,8 +381,11 @@ def finding_event(finding: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": {
             "version": OCSF_VERSION,
             "uid": uid,
-            "product": {"name": "kmsforensics", "vendor_name": "kmsforensics",
-                        "version": __version__},  # fmt: skip
+            "product": {
+                "name": "kmsforensics",
+                "vendor_name": "kmsforensics",
+                "version": __version__,
+            },
         },
         "unmapped": _clean(
             {
@@ -420,7 +420,7 @@ def attacks(technique: Any) -> list[dict[str, Any]] | None:
 # -- pieces ---------------------------------------------------------------------------------------
 
 
-def _at_user(row: Mapping[str, Any]) -> dict[str, Any]:
+def _at_user(row: Row) -> dict[str, Any]:
     raw_type = _text(row.get("userIdentity.type"))
     unified = _unified(raw_type, None)
     is_role = _present(row.get("roleId"))
@@ -439,7 +439,7 @@ def _at_user(row: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-def _at_session(row: Mapping[str, Any]) -> dict[str, Any] | None:
+def _at_session(row: Row) -> dict[str, Any] | None:
     mfa = row.get("userIdentity.sessionContext.attributes.mfaAuthenticated")
     if not _present(mfa):
         mfa = row.get("mfaChecked")
@@ -457,7 +457,7 @@ def _at_session(row: Mapping[str, Any]) -> dict[str, Any] | None:
     return session or None
 
 
-def _at_api(row: Mapping[str, Any]) -> dict[str, Any]:
+def _at_api(row: Row) -> dict[str, Any]:
     return _clean(
         {
             "operation": _text(row.get("eventName")) or "",
@@ -472,8 +472,8 @@ def _at_api(row: Mapping[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def _changed_user(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The user an Account Change is about (RAM ``UserName``, IMS ``UserPrincipalName``)."""
+def _changed_user(row: Row) -> dict[str, Any]:
+    """Return the user an Account Change is about (RAM ``UserName``, IMS ``UserPrincipalName``)."""
     name = _param(row, "UserName") or _param(row, "UserPrincipalName")
     account = _text(row.get("accountId")) or _text(row.get("userIdentity.accountId"))
     user = _clean(
@@ -491,7 +491,7 @@ def _changed_user(row: Mapping[str, Any]) -> dict[str, Any]:
     return user
 
 
-def _at_resources(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+def _at_resources(row: Row) -> list[dict[str, Any]] | None:
     region = _text(row.get("acsRegion"))
     found: dict[str, dict[str, Any]] = {}
 
@@ -511,7 +511,7 @@ def _at_resources(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return list(found.values()) or None
 
 
-def _kms_resources(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+def _kms_resources(row: Row) -> list[dict[str, Any]] | None:
     region = _text(row.get("region_id"))
     found: dict[str, dict[str, Any]] = {}
     for column, kind in (
@@ -526,7 +526,7 @@ def _kms_resources(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return list(found.values()) or None
 
 
-def _param(row: Mapping[str, Any], name: str) -> str | None:
+def _param(row: Row, name: str) -> str | None:
     params = row.get("requestParameters")
     value = params.get(name) if isinstance(params, dict) else None
     return _text(value) or _text(row.get(f"requestParameters.{name}"))
@@ -563,13 +563,13 @@ def _unified(raw: str | None, key: str | None) -> str:
     return "unknown"
 
 
-def _at_success(row: Mapping[str, Any]) -> bool:
+def _at_success(row: Row) -> bool:
     message = (_text(row.get("errorMessage")) or "").lower()
     return not _text(row.get("errorCode")) and message in ("", "success")
 
 
 def _metadata(
-    row: Mapping[str, Any],
+    row: Row,
     product: str,
     uid: Any,
     hashes: Mapping[str, str],
@@ -580,11 +580,11 @@ def _metadata(
     tags = [
         {"name": "source_file", "value": source},
         {"name": "source_sha256", "value": hashes.get(source or "")},
-        {"name": "source_record", "value": str(int(record)) if _present(record) else None},
+        {"name": "source_record", "value": str(int(str(record))) if _present(record) else None},
     ]
     item = row.get("source_item")
     if _present(item):
-        tags.append({"name": "source_item", "value": str(int(item))})
+        tags.append({"name": "source_item", "value": str(int(str(item)))})
     return _clean(
         {
             "version": OCSF_VERSION,
@@ -602,7 +602,7 @@ def _metadata(
     )
 
 
-def _unmapped(row: Mapping[str, Any], mapped: frozenset[str]) -> dict[str, Any] | None:
+def _unmapped(row: Row, mapped: frozenset[str]) -> dict[str, Any] | None:
     out = {}
     for column, value in row.items():
         if column in mapped or str(column).startswith(_LIFTED):
