@@ -11,6 +11,7 @@ from . import _version, datasets, detections, export, graph, handover, report, s
 from ._version import __version__
 from .case import Case
 from .detections import DetectionNote, detect, evidence_rows, rules
+from .detections.sigma import detect_sigma
 from .errors import (
     DecompressionLimitError,
     EvidenceNotFoundError,
@@ -62,6 +63,7 @@ __all__ = [
     "build_graph",
     "datasets",
     "detect",
+    "detect_sigma",
     "detections",
     "evidence_rows",
     "export",

@@ -13,12 +13,11 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from ocsf.v1_5_0 import events as ocsf_events  # pydantic-ocsf, in the test extra
+from ocsf.v1_5_0 import objects as ocsf_objects
+from pydantic import BaseModel
 
 import kmsforensics as kf
-
-ocsf_events = pytest.importorskip("ocsf.v1_5_0.events", reason="pip install pydantic-ocsf")
-ocsf_objects = pytest.importorskip("ocsf.v1_5_0.objects")
-from pydantic import BaseModel  # noqa: E402  (pydantic comes with pydantic-ocsf)
 
 MODELS = {
     6003: ocsf_events.ApiActivity,
