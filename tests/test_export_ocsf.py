@@ -318,3 +318,21 @@ def test_the_validation_catches_a_wrong_event() -> None:
         validate(misplaced)
     with pytest.raises(ValueError, match="type_uid"):
         validate({**event, "type_uid": 600399})
+
+
+def test_a_finding_read_back_from_parquet_still_maps(tmp_path: Path) -> None:
+    """Evidence as an array and details as a dict (a findings frame saved and reloaded)."""
+    import numpy as np
+
+    finding = {
+        "rule_id": "sigma:x", "title": "t", "severity": "critical", "technique": "T1485",
+        "first_seen": pd.Timestamp("2026-11-30T01:00:00Z"),
+        "last_seen": pd.Timestamp("2026-11-30T01:05:00Z"), "entity": None,
+        "account_id": ACCOUNT, "summary": "s", "evidence": np.array(["a", "b"]),
+        "event_count": 2, "actor": None, "details": {"sigma_level": "critical"},
+    }  # fmt: skip
+    event = kf.export.ocsf.finding_event(finding)
+    validate(event)
+    assert [e["uid"] for e in event["finding_info"]["related_events"]] == ["a", "b"]
+    assert event["severity_id"] == 5 and event["unmapped"]["details"]["sigma_level"] == "critical"
+    assert event["finding_info"]["attacks"] == [{"technique": {"uid": "T1485"}}]

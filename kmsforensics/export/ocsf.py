@@ -335,7 +335,8 @@ def kms_event(row: Row, hashes: Mapping[str, str]) -> dict[str, Any]:
 
 def finding_event(finding: Row) -> dict[str, Any]:
     """Map one finding (a row of ``kf.detect``) to a Detection Finding event."""
-    evidence = [str(e) for e in (finding.get("evidence") or ())]
+    cited = finding.get("evidence")
+    evidence = [str(e) for e in (cited if cited is not None else ())]
     rule = str(finding.get("rule_id"))
     first, last = finding.get("first_seen"), finding.get("last_seen")
     digest = hashlib.sha256("\n".join([rule, *evidence]).encode()).hexdigest()[:20]
@@ -390,7 +391,9 @@ def finding_event(finding: Row) -> dict[str, Any]:
         "unmapped": _clean(
             {
                 "actor": _text(finding.get("actor")),
-                "details": finding.get("details") if finding.get("details") else None,
+                "details": details
+                if isinstance(details := finding.get("details"), dict) and details
+                else None,
             }
         ),
     }
