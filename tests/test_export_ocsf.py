@@ -336,3 +336,27 @@ def test_a_finding_read_back_from_parquet_still_maps(tmp_path: Path) -> None:
     assert [e["uid"] for e in event["finding_info"]["related_events"]] == ["a", "b"]
     assert event["severity_id"] == 5 and event["unmapped"]["details"]["sigma_level"] == "critical"
     assert event["finding_info"]["attacks"] == [{"technique": {"uid": "T1485"}}]
+
+
+def test_a_case_store_and_the_dask_engine_export_the_same_events(
+    ram_case: kf.Case, tmp_path: Path
+) -> None:
+    from distributed import Client, LocalCluster
+
+    kf.ingest(tmp_path / "evidence", out=tmp_path / "store", progress=False)
+
+    def read(path: Path) -> dict[str, Any]:
+        return {r["metadata"]["uid"]: r for r in map(json.loads, path.open())}
+
+    memory = read(kf.export_ocsf(ram_case, tmp_path / "memory.jsonl"))
+    stored = read(kf.export_ocsf(kf.load(tmp_path / "store"), tmp_path / "store.jsonl"))
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                     dashboard_address=None) as cluster,
+        Client(cluster),
+    ):  # fmt: skip
+        dask_case = kf.load(tmp_path / "store", engine="dask")
+        on_dask = read(kf.export_ocsf(dask_case, tmp_path / "dask.jsonl"))
+    assert len(memory) == 9
+    assert stored == memory
+    assert on_dask == memory

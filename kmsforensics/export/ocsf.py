@@ -176,31 +176,68 @@ def export_ocsf(case: Case, path: str | Path, findings: pd.DataFrame | None = No
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    records = list(events(case, findings))
+    count = 0
     if out.suffix.lower() == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = [{**r, "unmapped": json.dumps(r.get("unmapped", {}), default=str)} for r in records]
-        pq.write_table(pa.Table.from_pylist(rows), out)
+        tables = []
+        for batch in _batches(events(case, findings), 50_000):
+            count += len(batch)
+            rows = [
+                {**r, "unmapped": json.dumps(r.get("unmapped", {}), default=str)} for r in batch
+            ]
+            tables.append(pa.Table.from_pylist(rows))
+        table = (
+            pa.concat_tables(tables, promote_options="permissive")
+            if tables
+            else pa.table({"class_uid": pa.array([], pa.int64())})
+        )
+        pq.write_table(table, out)
     else:
         with out.open("wb") as handle:
-            for record in records:
+            for record in events(case, findings):
                 handle.write(orjson.dumps(record, default=str) + b"\n")
-    _manifest(out, case, f"OCSF {OCSF_VERSION} events", len(records))
+                count += 1
+    _manifest(out, case, f"OCSF {OCSF_VERSION} events", count)
     return out
 
 
 def events(case: Case, findings: pd.DataFrame | None = None) -> Iterator[dict[str, Any]]:
-    """Yield the OCSF events of a case: ActionTrail, then KMS, then findings."""
+    """Yield the OCSF events of a case: ActionTrail, then KMS, then findings.
+
+    A case on the dask engine is read one partition (a day) at a time.
+    """
     hashes = _hashes(case)
-    for row in case.actiontrail.to_dict("records"):
-        yield actiontrail_event(row, hashes)
-    for row in case.kms.to_dict("records"):
-        yield kms_event(row, hashes)
+    for part in _parts(case.actiontrail):
+        for row in part.to_dict("records"):
+            yield actiontrail_event(row, hashes)
+    for part in _parts(case.kms):
+        for row in part.to_dict("records"):
+            yield kms_event(row, hashes)
     if findings is not None:
         for finding in findings.to_dict("records"):
             yield finding_event(finding)
+
+
+def _parts(frame: Any) -> Iterator[pd.DataFrame]:
+    """Yield the frame itself, or each partition of a dask DataFrame in turn."""
+    if hasattr(frame, "to_delayed"):
+        for part in frame.to_delayed():
+            yield part.compute()
+    else:
+        yield frame
+
+
+def _batches(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def actiontrail_event(row: Row, hashes: Mapping[str, str]) -> dict[str, Any]:
