@@ -670,6 +670,8 @@ def _ms(value: Any) -> int:
 def _present(value: Any) -> bool:
     if isinstance(value, (str, bool, int, dict, list, tuple)):
         return True
+    if isinstance(value, float):
+        return value == value  # NaN is not equal to itself
     if value is None or value is pd.NA or value is pd.NaT:
         return False
     try:
@@ -703,4 +705,8 @@ def _json(value: Any) -> Any:
 
 def _clean(value: dict[str, Any]) -> dict[str, Any]:
     """Drop keys whose value is missing or empty (OCSF leaves absent attributes out)."""
-    return {k: v for k, v in value.items() if v is not None and v != {} and v != []}
+    return {
+        k: v
+        for k, v in value.items()
+        if v is not None and (v or not isinstance(v, (dict, list)))
+    }
