@@ -281,3 +281,23 @@ def test_bundled_incident_secret_sweep_and_key_material(tmp_path: Path) -> None:
     deleted = case.actiontrail.loc[case.actiontrail.eventName == "DeleteKeyMaterial", "eventId"]
     assert evidence(material) == set(deleted) and len(deleted) == 1
     assert kf.detect_sigma is sigma.detect  # the first name still works
+
+
+def test_a_dask_case_gives_the_same_findings(tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    events = [trail("StopLogging", 1, service="Actiontrail")]
+    records = [kms(i, "STS.SweepKey1", f"prod/app{i}/db", 2 + i * 0.5) for i in range(10)]
+    memory = load(tmp_path, events, records)
+    kf.ingest(tmp_path / "evidence", out=tmp_path / "store", progress=False)
+    rules = [sigma.EXAMPLES, sigma.SIGMAHQ]
+    expected = kf.detect_sigma(memory, rules)
+    assert len(expected) == 3  # trail stopped (example and SigmaHQ), the sweep
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                     dashboard_address=None) as cluster,
+        Client(cluster),
+    ):  # fmt: skip
+        found = kf.detect_sigma(kf.load(tmp_path / "store", engine="dask"), rules)
+    columns = ["rule_id", "evidence", "first_seen", "last_seen", "event_count"]
+    assert found[columns].to_dict("records") == expected[columns].to_dict("records")

@@ -236,7 +236,8 @@ def detect_sigma(case: Case, rules: str | Path | Iterable[str | Path]) -> pd.Dat
         ``evidence`` holds ``eventId`` (ActionTrail) and ``request_id`` (KMS) values.
         Overlapping windows of a correlation for the same group are one finding. A rule
         of another log source is skipped with a :class:`~kmsforensics.DetectionNote`
-        warning, and listed in ``attrs["notes"]``.
+        warning, and listed in ``attrs["notes"]``. A case on the dask engine is read
+        into memory first (``case.between(...)`` reads fewer days).
     """
     try:
         from sigma.backends.sqlite import sqliteBackend
@@ -245,6 +246,8 @@ def detect_sigma(case: Case, rules: str | Path | Iterable[str | Path]) -> pd.Dat
         raise ImportError("Sigma rules need: pip install 'kmsforensics[sigma]'") from error
     from . import DetectionNote
 
+    if getattr(case, "engine", "pandas") == "dask":
+        case = case.between()  # the rules run in SQLite: the frames are read into memory
     backend = sqliteBackend(
         pipeline(),
         collect_errors=True,
