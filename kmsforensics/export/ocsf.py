@@ -706,7 +706,5 @@ def _json(value: Any) -> Any:
 def _clean(value: dict[str, Any]) -> dict[str, Any]:
     """Drop keys whose value is missing or empty (OCSF leaves absent attributes out)."""
     return {
-        k: v
-        for k, v in value.items()
-        if v is not None and (v or not isinstance(v, (dict, list)))
+        k: v for k, v in value.items() if v is not None and (v or not isinstance(v, (dict, list)))
     }
