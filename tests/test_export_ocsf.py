@@ -352,7 +352,7 @@ def test_a_case_store_and_the_dask_engine_export_the_same_events(
     stored = read(kf.export_ocsf(kf.load(tmp_path / "store"), tmp_path / "store.jsonl"))
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                     dashboard_address=None) as cluster,
+                     dashboard_address=":0") as cluster,
         Client(cluster),
     ):  # fmt: skip
         dask_case = kf.load(tmp_path / "store", engine="dask")

@@ -295,7 +295,7 @@ def test_a_dask_case_gives_the_same_findings(tmp_path: Path) -> None:
     assert len(expected) == 3  # trail stopped (example and SigmaHQ), the sweep
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                     dashboard_address=None) as cluster,
+                     dashboard_address=":0") as cluster,
         Client(cluster),
     ):  # fmt: skip
         found = kf.detect_sigma(kf.load(tmp_path / "store", engine="dask"), rules)
