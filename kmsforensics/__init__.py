@@ -7,18 +7,34 @@ Examples
 True
 """
 
-from . import _version, datasets, detections, export, graph, handover, report, schema, synth
-from ._version import __version__
+from . import _version as _version
+from . import datasets as datasets
+from . import detections as detections
+from . import export as export
+from . import graph as graph
+from . import handover as handover
+from . import report as report
+from . import schema as schema
+from . import synth as synth
+from ._version import __version__ as __version__
 from .case import Case
-from .detections import DetectionNote, detect, evidence_rows, rules
+from .detections import detect, evidence_rows, rules
 from .detections.sigma import detect_sigma
 from .errors import (
+    AmbiguousReferenceError,
+    DatasetNotFoundError,
     DecompressionLimitError,
+    DetectionNote,
     EvidenceNotFoundError,
     KmsForensicsError,
     LogParseError,
     ParseWarning,
+    StoreError,
+    TemplateNotFoundError,
     UnknownFormatError,
+    UnknownReferenceError,
+    UnknownRuleError,
+    UnreadableEvidenceError,
     UnsafeArchiveError,
 )
 from .export import export_bloodhound, export_ocsf
@@ -32,7 +48,7 @@ from .plots import (
     plot_swimlanes,
     plot_top,
 )
-from .store import IngestReport, StoreError, ingest
+from .store import IngestReport, ingest
 from .timeline import timeline, usage
 
 
@@ -45,8 +61,12 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'kmsforensics' has no attribute {name!r}")
 
 
+#: The public functions and classes (modules such as ``kf.datasets`` and
+#: ``kf.graph`` and ``kf.__version__`` are attributes too, but not listed here).
 __all__ = [
+    "AmbiguousReferenceError",
     "Case",
+    "DatasetNotFoundError",
     "DecompressionLimitError",
     "DetectionNote",
     "EvidenceNotFoundError",
@@ -55,25 +75,22 @@ __all__ = [
     "LogParseError",
     "ParseWarning",
     "StoreError",
+    "TemplateNotFoundError",
     "UnknownFormatError",
+    "UnknownReferenceError",
+    "UnknownRuleError",
+    "UnreadableEvidenceError",
     "UnsafeArchiveError",
-    "__version__",
-    "_version",
     "blast_radius",
     "build_graph",
-    "datasets",
     "detect",
     "detect_sigma",
-    "detections",
     "evidence_rows",
-    "export",
     "export_bloodhound",
     "export_findings",
     "export_neighbourhood",
     "export_ocsf",
     "export_timeline",
-    "graph",
-    "handover",
     "ingest",
     "load",
     "plot_activity",
@@ -82,10 +99,7 @@ __all__ = [
     "plot_hour_of_week",
     "plot_swimlanes",
     "plot_top",
-    "report",
     "rules",
-    "schema",
-    "synth",
     "timeline",
     "trace",
     "usage",
