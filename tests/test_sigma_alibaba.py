@@ -222,6 +222,7 @@ def test_value_count_correlation_over_the_kms_log(tmp_path: Path) -> None:
     assert len(sweeps) == 1
     assert set(sweeps.iloc[0].evidence) == {r["request_id"] for r in sweep}
     assert sweeps.iloc[0].technique == "T1555.006"
+    assert "STS.SweepKey1" in sweeps.iloc[0].summary  # as the log spells it, not lower case
     assert sweeps.iloc[0].first_seen == kf.case.to_utc(sweep[0]["time"])
 
 

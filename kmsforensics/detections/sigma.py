@@ -275,6 +275,7 @@ def detect_sigma(case: Case, rules: str | Path | Iterable[str | Path]) -> pd.Dat
                 flat[field] = None
         flat.to_sql(name, connection, index=False)
     times, accounts = _lookups(case)
+    spell = _Spelling(tables)
     frames = []
     for rule in converted:
         for sql in rule["rule"]:
@@ -283,7 +284,7 @@ def detect_sigma(case: Case, rules: str | Path | Iterable[str | Path]) -> pd.Dat
             result = pd.DataFrame(cursor.fetchall(), columns=columns)
             if not len(result):
                 continue
-            frames.append(_findings(rule, result, times, accounts))
+            frames.append(_findings(rule, result, times, accounts, spell))
     connection.close()
     if notes:
         warnings.warn(
@@ -326,8 +327,36 @@ def _lookups(case: Case) -> tuple[pd.Series, pd.Series]:
     return times[keep], accounts[keep]
 
 
+class _Spelling:
+    """The evidence's own spelling of a correlation's group (SQLite groups in lower case)."""
+
+    def __init__(self, tables: dict[str, pd.DataFrame]) -> None:
+        self.tables = tables
+        self.rows: dict[str, dict[str, int]] = {}
+        for name, flat in tables.items():
+            ids = flat["eventId"].astype(str).tolist()
+            self.rows[name] = {i: n for n, i in reversed(list(enumerate(ids)))}
+
+    def group(self, group: dict[str, Any], evidence_id: str) -> dict[str, Any]:
+        """Return ``group`` with each value as the evidence row ``evidence_id`` has it."""
+        for name, rows in self.rows.items():
+            if evidence_id in rows:
+                flat = self.tables[name]
+                row = flat.iloc[rows[evidence_id]]
+                columns = {c.lower(): c for c in flat.columns}
+                return {
+                    key: row[columns[key.lower()]] if key.lower() in columns else value
+                    for key, value in group.items()
+                }
+        return group
+
+
 def _findings(
-    rule: dict[str, Any], result: pd.DataFrame, times: pd.Series, accounts: pd.Series
+    rule: dict[str, Any],
+    result: pd.DataFrame,
+    times: pd.Series,
+    accounts: pd.Series,
+    spell: _Spelling,
 ) -> pd.DataFrame:
     if "event_ids" in result:  # a correlation: one row per alert window
         ids = [[str(i).split(":", 1)[1] for i in json.loads(e)] for e in result["event_ids"]]
@@ -338,7 +367,7 @@ def _findings(
         incident = bursts(ends, groups, span if pd.notna(span) else pd.Timedelta(0))
         rows = pd.DataFrame({"incident": incident, "ids": ids, "group": groups})
         summaries = {
-            n: f"{rule['title']}: {json.loads(g.iloc[0])}"
+            n: f"{rule['title']}: {spell.group(json.loads(g.iloc[0]), ids[g.index[0]][0])}"
             for n, g in rows.groupby("incident")["group"]
         }
         evidence = rows.groupby("incident")["ids"].agg(
