@@ -165,23 +165,34 @@ def test_incident_as_ocsf_jsonl_validates_and_covers_every_record(
     assert manifest["rows"] == len(records)
 
 
-def test_incident_as_ocsf_parquet_reads_back(
+def test_incident_as_ocsf_parquet_holds_the_json_lines_records(
     incident: tuple[kf.Case, pd.DataFrame], tmp_path: Path
 ) -> None:
-    case, _ = incident
-    out = kf.export_ocsf(case.between("2026-03-09", "2026-03-10"), tmp_path / "day.parquet")
-    table = pq.read_table(out)  # an independent reader: pyarrow's Parquet
-    day = case.between("2026-03-09", "2026-03-10")
-    assert table.num_rows == len(day.kms) + len(day.actiontrail)
-    rows = table.to_pylist()
-    first = rows[0]
-    first["unmapped"] = json.loads(first["unmapped"])
-    record = {k: v for k, v in first.items() if v is not None}
-    validate(_drop_nulls(record))
-    assert Counter(r["class_uid"] for r in rows)[6003] > 0
+    case, findings = incident
+    day = case.between("2026-03-11", "2026-03-12")
+    parquet = kf.export_ocsf(day, tmp_path / "day.parquet", findings=findings)
+    lines = kf.export_ocsf(day, tmp_path / "day.jsonl", findings=findings)
+    table = pq.read_table(parquet)  # an independent reader: pyarrow's Parquet
+    assert table.num_rows == len(day.kms) + len(day.actiontrail) + len(findings)
+    expected = {}
+    with lines.open() as handle:
+        for line in handle:
+            record = json.loads(line)
+            expected[(record["class_uid"], record["metadata"]["uid"])] = record
+    seen = set()
+    for row in table.to_pylist():
+        row["unmapped"] = json.loads(row["unmapped"])
+        record = _drop_nulls(row)
+        key = (record["class_uid"], record["metadata"]["uid"])
+        assert record == expected[key]
+        if record["class_uid"] not in seen:
+            validate(record)
+            seen.add(record["class_uid"])
+    assert seen == {6003, 3002, 2004}
 
 
 def _drop_nulls(value: Any) -> Any:
+    """A Parquet row as JSON has it: struct fields another record needed are null here."""
     if isinstance(value, dict):
         return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):

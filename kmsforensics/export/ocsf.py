@@ -187,7 +187,7 @@ def export_ocsf(case: Case, path: str | Path, findings: pd.DataFrame | None = No
             rows = [
                 {**r, "unmapped": json.dumps(r.get("unmapped", {}), default=str)} for r in batch
             ]
-            tables.append(pa.Table.from_pylist(rows))
+            tables.append(pa.Table.from_struct_array(pa.array(rows)))  # every key of every row
         table = (
             pa.concat_tables(tables, promote_options="permissive")
             if tables
