@@ -371,3 +371,47 @@ def test_a_case_store_and_the_dask_engine_export_the_same_events(
     assert len(memory) == 9
     assert stored == memory
     assert on_dask == memory
+
+
+def test_odd_records_still_give_valid_events_in_both_formats(tmp_path: Path) -> None:
+    """Numbers where text is usual, missing identities, script text: every record is
+    written, and what OCSF types as text is text (Parquet would refuse mixed types)."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    events = [
+        {"eventId": "odd-1", "eventName": "DescribeKey", "eventTime": "2026-11-29T10:00:00Z",
+         "eventVersion": 1, "errorCode": 403, "errorMessage": "<script>alert(1)</script>",
+         "serviceName": "Kms", "sourceIpAddress": "",
+         "userIdentity": {"type": "ram-user", "accountId": 1234567890123456,
+                          "principalId": 42, "userName": "=cmd|' /C calc'!A0"}},
+        {"eventId": "odd-2", "eventName": "ListSecrets", "eventTime": "2026-11-29T10:00:01Z",
+         "eventType": "ApiCall", "acsRegion": "cn-hangzhou", "sourceIpAddress": "::1",
+         "requestParameters": {"PageSize": 100, "Filters": [{"Key": "SecretName"}]}},
+        {"eventId": "odd-3", "eventName": "ConsoleSignin", "eventTime": "2026-11-29T10:00:02Z",
+         "userIdentity": {"type": "root-account", "accountId": "1234567890123456"},
+         "additionalEventData": {"mfaChecked": True}, "serviceName": "AasSub"},
+    ]  # fmt: skip
+    (folder / "trail.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    records = [
+        {"time": "2026-11-29T10:00:03Z", "api_name": "Decrypt", "request_id": "k-1",
+         "status_code": "500", "client_ip": "10.1.1.1", "access_key_id": "KAAP.x"},
+        {"time": "2026-11-29T10:00:04Z", "api_name": "GetSecretValue", "request_id": "k-2",
+         "instance_id": "kst-odd", "identity_type": "", "resource_id": "日本/鍵"},
+    ]  # fmt: skip
+    (folder / "kms.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    case = kf.load(folder, progress=False)
+    loaded = len(case.actiontrail) + len(case.kms)
+    assert loaded == 5
+    lines = [json.loads(x) for x in kf.export_ocsf(case, tmp_path / "odd.jsonl").open()]
+    table = pq.read_table(kf.export_ocsf(case, tmp_path / "odd.parquet"))
+    assert len(lines) == table.num_rows == loaded
+    for record in lines:
+        validate(record)
+    by_uid = {r["metadata"]["uid"]: r for r in lines}
+    assert by_uid["odd-1"]["actor"]["user"]["account"]["uid"] == "1234567890123456"
+    assert by_uid["odd-1"]["status_id"] == 2 and by_uid["odd-1"]["status_code"] == "403"
+    assert by_uid["odd-2"]["actor"] == {"user": {"type_id": 0, "type": "Unknown"}}  # no identity
+    assert by_uid["odd-1"]["api"]["response"]["error_message"] == "<script>alert(1)</script>"
+    assert by_uid["odd-3"]["class_uid"] == 3002 and by_uid["odd-3"]["user"]["type_id"] == 2
+    assert by_uid["k-1"]["status_id"] == 2 and by_uid["k-1"]["actor"]["user"]["type"] == "aap"
+    assert {"uid": "日本/鍵", "type": "secret"} in by_uid["k-2"]["resources"]
