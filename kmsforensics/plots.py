@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .case import Case, evidence_ids
+from .safetext import plot_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -42,9 +43,7 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (10, 4)) -> Axes:
 
 def _plain(text: Any, most: int = 48) -> str:
     """Log text as a safe, short label (no mathtext, no control characters)."""
-    value = "".join(c if c.isprintable() else "?" for c in str(text))
-    value = value if len(value) <= most else value[: most - 1] + "…"
-    return value.replace("$", r"\$")
+    return plot_text(text, most)
 
 
 def plot_activity(case: Case, freq: str = "1h", ax: Axes | None = None) -> Axes:
@@ -111,7 +110,7 @@ def plot_top(case: Case, by: str = "principal_name", n: int = 10, ax: Axes | Non
     ax = _axes(ax, (8, 0.35 * n + 1))
     counts = case.activity[by].astype(object).value_counts().head(n)[::-1]
     ax.barh([_plain(v) for v in counts.index], counts.to_numpy(), color="#4c72b0")
-    ax.set_title(f"Top {n} by {by}")
+    ax.set_title(plot_text(f"Top {n} by {by}"))
     ax.set_xlabel("events")
     return ax
 
