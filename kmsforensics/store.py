@@ -61,7 +61,7 @@ from tqdm.auto import tqdm
 from ._version import __version__
 from .calls import count_calls
 from .case import Case, TimeLike, focus_mask, records_behind, to_utc
-from .errors import KmsForensicsError, ParseWarning
+from .errors import ParseWarning, StoreError
 from .evidence import DEFAULT_MAX_BYTES, discover
 from .normalize.values import to_frame
 from .schema import ISSUES_COLUMNS, MANIFEST_COLUMNS, MANIFEST_COUNTS
@@ -80,10 +80,6 @@ DEDUPE_KEYS: dict[str, tuple[str, str, str]] = {
 BATCH_BYTES = 256 * 1024 * 1024
 _NO_DAY = "none"
 _PROVENANCE = ["source_file", "source_record", "source_item"]
-
-
-class StoreError(KmsForensicsError, ValueError):
-    """A case store that cannot be opened or written (names the folder and what to do)."""
 
 
 @dataclass
