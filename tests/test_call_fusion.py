@@ -432,3 +432,27 @@ def test_incident_counts_the_secret_reads_once() -> None:
     )
     kms = reads[reads["source"] == "kms"]
     assert set(kms["principal_name"].astype(str)) == {scenario["facts"]["role"]}
+
+
+def test_a_request_id_on_many_rows_pairs_nothing(tmp_path: Path) -> None:
+    """A log that repeats one request id on every row must not merge (or blow up) calls."""
+    flood = "00000000-0000-0000-0000-000000000000"
+    events = [
+        _event(
+            "2026-05-04T02:11:00Z",
+            "GetSecretValue",
+            flood,
+            eventId=f"EV-FLOOD-{i}",
+            requestParameters={"SecretName": "ops/db-password"},
+        )
+        for i in range(12)
+    ]
+    records = [  # one second apart: not duplicates of one another, all within 5 s of some
+        _kms(f"2026-05-04T02:11:{i:02d}Z", "GetSecretValue", flood, "ops/db-password")
+        for i in range(12)
+    ]
+    _write(tmp_path, events, records)
+    case = _load(tmp_path)
+    assert len(case.activity) == 24
+    assert case.activity["call_id"].nunique() == 24
+    assert case.summary()["calls"] == 24
