@@ -7,8 +7,9 @@ Examples
 True
 """
 
-from . import _version, datasets, detections, graph, handover, report, schema, synth
+from . import _version, aap, datasets, detections, graph, handover, report, schema, synth
 from ._version import __version__
+from .aap import aap_config, aap_review
 from .case import Case
 from .detections import DetectionNote, detect, evidence_rows, rules
 from .errors import (
@@ -57,6 +58,9 @@ __all__ = [
     "UnsafeArchiveError",
     "__version__",
     "_version",
+    "aap",
+    "aap_config",
+    "aap_review",
     "blast_radius",
     "build_graph",
     "datasets",
