@@ -74,9 +74,10 @@ def configuration(
         read = read_exports(paths, when)
     everything = changes + read.changes
     deleted = {
-        c.name: c.time for c in sorted(everything, key=lambda c: c.time)
+        c.name: c.time
+        for c in sorted(everything, key=lambda c: c.time)
         if c.kind == "client-key" and c.action == "delete" and c.name
-    }  # fmt: skip
+    }
     frame = compose(everything)
     frame.attrs["exports"] = read.files
     frame.attrs["problems"] = read.problems

@@ -21,8 +21,11 @@ Examples
 ...            {"resources": ["secret/*"]}),
 ... ]
 >>> frame = compose(changes)
->>> frame[frame.item == "resource"][["value", "since", "until"]].to_string(index=False)
-'       value                     since                     until\\nsecret/app/* 2026-03-01 00:00:00+00:00 2026-03-01 02:00:00+00:00\\n    secret/* 2026-03-01 02:00:00+00:00                       NaT'
+>>> resources = frame[frame.item == "resource"]
+>>> [(r.value, str(r.since), str(r.until)) for r in resources.itertuples()][0]
+('secret/app/*', '2026-03-01 00:00:00+00:00', '2026-03-01 02:00:00+00:00')
+>>> resources.value.tolist(), resources.until.isna().tolist()
+(['secret/app/*', 'secret/*'], [False, True])
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ def _find(state: dict[Key, dict[str, Any]], key: Key) -> Key | None:
     if key in state:
         return key
     kind, account, name = key
-    for other in ((kind, "", name), *((k for k in state if k[0] == kind and k[2] == name))):
+    for other in ((kind, "", name), *(k for k in state if k[0] == kind and k[2] == name)):
         if other in state and (not account or not other[1] or other[1] == account):
             return other
     return None
@@ -123,35 +126,40 @@ def _elements(state: dict[Key, dict[str, Any]]) -> dict[tuple[str, ...], dict[st
     """Every element of every live AAP now: (account, aap, item, value, policy, rule)."""
     live = {k: v for k, v in state.items() if not v.get("_deleted")}
     out: dict[tuple[str, ...], dict[str, Any]] = {}
-    for (kind, account, name), aap in live.items():
-        if kind != "aap":
-            continue
+    for key, aap in live.items():
+        if key[0] == "aap":
+            for element, objects in _of_aap(live, key, aap):
+                out[(key[1], key[2], *element)] = {"objects": (key, *objects)}
+    return out
 
-        def add(item: str, value: str, policy: str = "", rule: str = "", *objects: Key) -> None:
-            out[(account, name, item, value, policy, rule)] = {"objects": ((kind, account, name),
-                                                                           *objects)}  # fmt: skip
 
-        for policy_name in aap.get("policies", []):
-            pkey = _find(live, ("policy", account, policy_name))
-            add("policy", policy_name, policy_name, "", *((pkey,) if pkey else ()))
-            policy = live.get(pkey, {}) if pkey else {}
-            for permission in policy.get("permissions", []):
-                add("permission", permission, policy_name, "", *((pkey,) if pkey else ()))
-            for resource in policy.get("resources", []):
-                add("resource", resource, policy_name, "", *((pkey,) if pkey else ()))
-            for rule_name in policy.get("network_rules", []):
-                rkey = _find(live, ("network-rule", account, rule_name))
-                add("network-rule", rule_name, policy_name, rule_name, *((pkey,) if pkey else ()))
-                for address in live.get(rkey, {}).get("source_ips", []) if rkey else []:
-                    add("network", address, policy_name, rule_name, rkey)  # type: ignore[arg-type]
-        for (k_kind, k_account, k_name), key in live.items():
-            if k_kind == "client-key" and key.get("aap") == name and k_account in ("", account):
-                add("client-key", k_name, "", "", (k_kind, k_account, k_name))
+def _of_aap(
+    live: dict[Key, dict[str, Any]], key: Key, aap: dict[str, Any]
+) -> list[tuple[tuple[str, str, str, str], tuple[Key, ...]]]:
+    """Return the elements of one AAP: ((item, value, policy, rule), objects they come from)."""
+    _, account, name = key
+    out: list[tuple[tuple[str, str, str, str], tuple[Key, ...]]] = []
+    for policy_name in aap.get("policies", []):
+        pkey = _find(live, ("policy", account, policy_name))
+        via: tuple[Key, ...] = (pkey,) if pkey else ()
+        policy = live[pkey] if pkey else {}
+        out.append((("policy", policy_name, policy_name, ""), via))
+        for item, field in (("permission", "permissions"), ("resource", "resources")):
+            out += [((item, v, policy_name, ""), via) for v in policy.get(field, [])]
+        for rule_name in policy.get("network_rules", []):
+            rkey = _find(live, ("network-rule", account, rule_name))
+            out.append((("network-rule", rule_name, policy_name, rule_name), via))
+            addresses = live[rkey].get("source_ips", []) if rkey else []
+            found: tuple[Key, ...] = (*via, rkey) if rkey else via
+            out += [(("network", a, policy_name, rule_name), found) for a in addresses]
+    for (kind, k_account, k_name), entry in live.items():
+        if kind == "client-key" and entry.get("aap") == name and k_account in ("", account):
+            out.append((("client-key", k_name, "", ""), ((kind, k_account, k_name),)))
     return out
 
 
 def _cause(touched: list[Change], objects: tuple[Key, ...]) -> tuple[str, str]:
-    """The source and evidence of the change(s) at this moment that concern an element."""
+    """Return the source and evidence of the change(s) at this moment that concern an element."""
     names = {(kind, name) for kind, _, name in objects}
     mine = [c for c in touched if (c.kind, c.name) in names] or touched
     sources = sorted({c.source_label for c in mine})

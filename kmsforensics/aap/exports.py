@@ -88,11 +88,12 @@ def _client_keys(value: Any, when: pd.Timestamp, evidence: str) -> list[Change]:
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict) or not item.get("ClientKeyId"):
             continue
-        created = pd.to_datetime(item.get("CreateTime"), utc=True, errors="coerce")
+        created = pd.to_datetime(str(item.get("CreateTime") or ""), utc=True, errors="coerce")
         since = created if pd.notna(created) and created < when else when
         fields = fields_of("client-key", item)
-        out.append(Change(since, "client-key", "", str(item["ClientKeyId"]), "export", fields,
-                          evidence))  # fmt: skip
+        out.append(
+            Change(since, "client-key", "", str(item["ClientKeyId"]), "export", fields, evidence)
+        )
     return out
 
 

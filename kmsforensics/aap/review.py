@@ -63,8 +63,19 @@ def attribute(kms: pd.DataFrame, config: pd.DataFrame) -> Judged:
     aap_rows = kms["identity_type"].astype(object).eq("aap") | kms["access_key_id"].astype(
         str
     ).str.startswith("KAAP.")
-    wanted = ["time", "account_id", "principal_id", "access_key_id", "access_key_fingerprint",
-              "client_ip", "api_name", "key_id", "secret_name", "status_code", "request_id"]  # fmt: skip
+    wanted = [
+        "time",
+        "account_id",
+        "principal_id",
+        "access_key_id",
+        "access_key_fingerprint",
+        "client_ip",
+        "api_name",
+        "key_id",
+        "secret_name",
+        "status_code",
+        "request_id",
+    ]
     frame = pd.DataFrame(
         {c: kms.loc[aap_rows, c] if c in kms else np.nan for c in wanted}, index=kms.index[aap_rows]
     )
@@ -75,7 +86,7 @@ def attribute(kms: pd.DataFrame, config: pd.DataFrame) -> Judged:
     named = out["principal_id"].notna() & out["account_id"].notna()
     out["aap_account"] = out["account_id"].where(named)
     out["aap"] = out["principal_id"].where(named)
-    out["attributed_by"] = np.where(named, "aap name", None)
+    out["attributed_by"] = pd.Series("aap name", index=out.index, dtype=object).where(named)
     # fingerprint -> client key, from rows that carry both
     pairs = out.dropna(subset=["access_key_fingerprint", "client_key"])
     by_print = pairs.drop_duplicates("access_key_fingerprint").set_index("access_key_fingerprint")
@@ -106,8 +117,9 @@ def attribute(kms: pd.DataFrame, config: pd.DataFrame) -> Judged:
     return Judged(out.sort_values("time", kind="stable"), unattributed)
 
 
-def judge(judged: Judged, config: pd.DataFrame, deleted: dict[str, pd.Timestamp],
-          grace: pd.Timedelta) -> pd.DataFrame:  # fmt: skip
+def judge(
+    judged: Judged, config: pd.DataFrame, deleted: dict[str, pd.Timestamp], grace: pd.Timedelta
+) -> pd.DataFrame:
     """Add ``known``, ``allowed``, ``policies``, ``grants``, ``inside``, ``deleted_at``."""
     rows = judged.rows.copy()
     rows["operation"] = rows["api_name"].astype(str)
@@ -115,8 +127,13 @@ def judge(judged: Judged, config: pd.DataFrame, deleted: dict[str, pd.Timestamp]
         resource_of(o, k, s)
         for o, k, s in zip(rows["operation"], rows["key_id"], rows["secret_name"], strict=True)
     ]
-    for name, default in (("known", False), ("allowed", False), ("inside", np.nan),
-                          ("policies", ""), ("grants", "")):  # fmt: skip
+    for name, default in (
+        ("known", False),
+        ("allowed", False),
+        ("inside", np.nan),
+        ("policies", ""),
+        ("grants", ""),
+    ):
         rows[name] = pd.Series(default, index=rows.index, dtype=object)
     for (account, aap), group in rows.groupby(["aap_account", "aap"], sort=False):
         mine = config[(config["account_id"] == account) & (config["aap"] == aap)]
@@ -132,20 +149,27 @@ def judge(judged: Judged, config: pd.DataFrame, deleted: dict[str, pd.Timestamp]
                 "p": group["operation"].map(needed_permission),
                 "r": group["resource"],
                 "ip": group["client_ip"].astype(str),
-            },  # fmt: skip
+            },
             index=group.index,
         )
         verdicts: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        for combo in keys.drop_duplicates().itertuples(index=False):
-            if combo.s < 0:
+        for s, p, r, ip in keys.drop_duplicates().to_numpy().tolist():
+            if int(s) < 0:
                 continue
-            at = bounds[combo.s]
+            at = bounds[int(s)]
             now = mine[(mine["since"] <= at) & (mine["until"].isna() | (mine["until"] > at))]
-            verdicts[tuple(combo)] = _verdict(now, combo.p, combo.r, combo.ip)
-        for column, position in (("known", 0), ("allowed", 1), ("inside", 2),
-                                 ("policies", 3), ("grants", 4)):  # fmt: skip
-            values = [verdicts.get(tuple(k), (False, False, np.nan, "", ""))[position]
-                      for k in keys.itertuples(index=False)]  # fmt: skip
+            verdicts[(s, p, r, ip)] = _verdict(now, str(p), str(r), str(ip))
+        for column, position in (
+            ("known", 0),
+            ("allowed", 1),
+            ("inside", 2),
+            ("policies", 3),
+            ("grants", 4),
+        ):
+            values = [
+                verdicts.get(tuple(k), (False, False, np.nan, "", ""))[position]
+                for k in keys.itertuples(index=False)
+            ]
             rows.loc[group.index, column] = pd.Series(values, index=group.index, dtype=object)
     rows["deleted_at"] = pd.to_datetime(rows["client_key"].map(deleted), utc=True)
     rows["after_deletion"] = rows["deleted_at"].notna() & (
@@ -173,14 +197,23 @@ def _verdict(now: pd.DataFrame, permission: str, resource: str, ip: str) -> tupl
 
 
 def review(rows: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
-    """The review table: one row per AAP and check (see :data:`CHECKS`)."""
+    """Return the review table: one row per AAP and check (see :data:`CHECKS`)."""
     out: list[dict[str, Any]] = []
     ok = rows[rows["ok"].astype(bool)]
     for (account, aap), group in rows.groupby(["aap_account", "aap"], sort=True):
         used = group[group["ok"].astype(bool)]
-        out.append(_row(account, aap, "use", group, detail=(
-            f"{len(used)} successful of {len(group)} calls; client keys "
-            f"{_names(group['client_key'])}; {group['client_ip'].nunique()} addresses")))  # fmt: skip
+        out.append(
+            _row(
+                account,
+                aap,
+                "use",
+                group,
+                detail=(
+                    f"{len(used)} successful of {len(group)} calls; client keys "
+                    f"{_names(group['client_key'])}; {group['client_ip'].nunique()} addresses"
+                ),
+            )
+        )
     for (account, aap), group in ok.groupby(["aap_account", "aap"], sort=True):
         allowed = group[group["allowed"].astype(bool)]
         exploded = allowed.assign(grant=allowed["grants"].str.split(", ")).explode("grant")
@@ -190,29 +223,74 @@ def review(rows: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
             detail = f"used for {len(resources)}: {_names(pd.Series(resources))}"
             if "*" in pattern:
                 detail += f"; least privilege: narrow {pattern} to the resources used"
-            out.append(_row(account, aap, "allowed-used", hits, policy=policy, resource=pattern,
-                            operation=_names(hits["operation"]), detail=detail))  # fmt: skip
+            out.append(
+                _row(
+                    account,
+                    aap,
+                    "allowed-used",
+                    hits,
+                    policy=policy,
+                    resource=pattern,
+                    operation=_names(hits["operation"]),
+                    detail=detail,
+                )
+            )
         for check, part, detail in (
-            ("used-not-allowed", group[group["known"].astype(bool) & ~group["allowed"].astype(bool)],
-             "no policy in force allowed this operation on this resource"),
-            ("no-configuration", group[~group["known"].astype(bool)],
-             "no configuration known at the time (no export or event covers it)"),
-        ):  # fmt: skip
+            (
+                "used-not-allowed",
+                group[group["known"].astype(bool) & ~group["allowed"].astype(bool)],
+                "no policy in force allowed this operation on this resource",
+            ),
+            (
+                "no-configuration",
+                group[~group["known"].astype(bool)],
+                "no configuration known at the time (no export or event covers it)",
+            ),
+        ):
             for (resource, operation), hits in part.groupby(["resource", "operation"], sort=True):
-                out.append(_row(account, aap, check, hits, resource=resource, operation=operation,
-                                detail=detail, evidence=True))  # fmt: skip
+                out.append(
+                    _row(
+                        account,
+                        aap,
+                        check,
+                        hits,
+                        resource=resource,
+                        operation=operation,
+                        detail=detail,
+                        evidence=True,
+                    )
+                )
         judged = group[group["inside"].notna()]
         for ip, hits in judged.groupby("client_ip", sort=True):
             is_in = bool(hits["inside"].iloc[0])
-            out.append(_row(account, aap, "inside-network" if is_in else "outside-network", hits,
-                            client_ip=ip, evidence=not is_in, detail=(
-                                "inside the network rules of the policy in force" if is_in else
-                                "outside every network rule of the policies in force")))  # fmt: skip
+            out.append(
+                _row(
+                    account,
+                    aap,
+                    "inside-network" if is_in else "outside-network",
+                    hits,
+                    client_ip=ip,
+                    evidence=not is_in,
+                    detail=(
+                        "inside the network rules of the policy in force"
+                        if is_in
+                        else "outside every network rule of the policies in force"
+                    ),
+                )
+            )
         late = group[group["after_deletion"].astype(bool)]
         for key, hits in late.groupby("client_key", sort=True):
-            out.append(_row(account, aap, "used-after-deletion", hits, client_key=key,
-                            detail=f"client key deleted at {hits['deleted_at'].iloc[0]}",
-                            evidence=True))  # fmt: skip
+            out.append(
+                _row(
+                    account,
+                    aap,
+                    "used-after-deletion",
+                    hits,
+                    client_key=key,
+                    detail=f"client key deleted at {hits['deleted_at'].iloc[0]}",
+                    evidence=True,
+                )
+            )
     out += _unused(config, ok)
     frame = pd.DataFrame(out, columns=COLUMNS)
     frame["count"] = frame["count"].astype("int64")
@@ -224,28 +302,51 @@ def review(rows: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
 
 def _unused(config: pd.DataFrame, ok: pd.DataFrame) -> list[dict[str, Any]]:
     """Grants (policy resources) no successful call used while they were in force."""
-    out = []
+    out: list[dict[str, Any]] = []
     for row in config[config["item"] == "resource"].itertuples(index=False):
         calls = ok[(ok["aap_account"] == row.account_id) & (ok["aap"] == row.aap)]
-        until = row.until if pd.notna(row.until) else pd.Timestamp.max.tz_localize("UTC")
+        ends = row.until
+        open_ended = not isinstance(ends, pd.Timestamp) or pd.isna(ends)
+        until = pd.Timestamp.max.tz_localize("UTC") if open_ended else ends
         calls = calls[(calls["time"] >= row.since) & (calls["time"] < until)]
         if calls["grants"].astype(str).str.contains(f"{row.policy}:{row.value}", regex=False).any():
             continue
-        end = "now" if pd.isna(row.until) else str(row.until)
-        out.append({
-            "account_id": row.account_id, "aap": row.aap, "check": "allowed-unused",
-            "policy": row.policy, "resource": row.value, "operation": "", "client_ip": "",
-            "client_key": "", "count": 0, "first_seen": pd.NaT, "last_seen": pd.NaT,
-            "detail": f"in force {row.since} to {end}, never used: least privilege suggests "
-                      "removing it", "evidence": [],
-        })  # fmt: skip
+        end = "now" if open_ended else str(ends)
+        out.append(
+            {
+                "account_id": row.account_id,
+                "aap": row.aap,
+                "check": "allowed-unused",
+                "policy": row.policy,
+                "resource": row.value,
+                "operation": "",
+                "client_ip": "",
+                "client_key": "",
+                "count": 0,
+                "first_seen": pd.NaT,
+                "last_seen": pd.NaT,
+                "detail": f"in force {row.since} to {end}, never used: least privilege suggests "
+                "removing it",
+                "evidence": [],
+            }
+        )
     return out
 
 
-def _row(account: Any, aap: Any, check: str, hits: pd.DataFrame, *, evidence: bool = False,
-         **values: Any) -> dict[str, Any]:  # fmt: skip
-    row = {"account_id": account, "aap": aap, "check": check, "policy": "", "resource": "",
-           "operation": "", "client_ip": "", "client_key": "", "detail": ""}  # fmt: skip
+def _row(
+    account: Any, aap: Any, check: str, hits: pd.DataFrame, *, evidence: bool = False, **values: Any
+) -> dict[str, Any]:
+    row = {
+        "account_id": account,
+        "aap": aap,
+        "check": check,
+        "policy": "",
+        "resource": "",
+        "operation": "",
+        "client_ip": "",
+        "client_key": "",
+        "detail": "",
+    }
     row.update({k: v for k, v in values.items() if k in row})
     row.update(
         count=len(hits),

@@ -46,7 +46,7 @@ def text_list(value: Any) -> list[str]:
     if isinstance(value, list | tuple):
         return [str(v).strip() for v in value if str(v).strip()]
     if isinstance(value, dict):  # {"Policy": [...]} wrappers of XML-shaped responses
-        inner = next(iter(value.values()), [])
+        inner: Any = next(iter(value.values()), [])
         return text_list(inner)
     text = str(value).strip()
     if not text:
