@@ -238,3 +238,34 @@ def test_calls_say_how_each_was_attributed(case: kf.Case) -> None:
     assert by["e1c0ffee-0000-4000-8000-000000000006"] == "client key"
     assert by["e1c0ffee-0000-4000-8000-000000000007"] == "fingerprint"
     assert calls.attrs["unattributed"] == 0
+
+
+def test_rules_on_the_aap_findings(case: kf.Case) -> None:
+    findings = kf.detect(case, rules=["D31", "D32", "D33"])
+    by_rule = {r: g for r, g in findings.groupby("rule_id")}
+    outside = by_rule["D31"].iloc[0]
+    assert outside["entity"] == f"aap:{OWNER}/{AAP}" and outside["event_count"] == 2
+    assert set(outside["evidence"]) == {
+        "e1c0ffee-0000-4000-8000-000000000004",
+        "e1c0ffee-0000-4000-8000-000000000005",
+    }
+    widened = by_rule["D32"].iloc[0]
+    # the UpdatePolicy and the one call that touched a resource not used before (key 2)
+    assert set(widened["evidence"]) == {
+        "0C5A9F1E-7D3B-4E2A-9B6C-000000000001",
+        "e1c0ffee-0000-4000-8000-000000000005",
+    }
+    assert "UpdatePolicy" in widened["summary"] and "key/*" in widened["summary"]
+    late = by_rule["D33"].iloc[0]
+    assert late["entity"] == f"client-key:{KEY_B}" and late["event_count"] == 2
+    assert late["severity"] == "critical"
+
+
+def test_rules_find_nothing_without_aap_configuration(tmp_path: Path) -> None:
+    (tmp_path / "kms.csv").write_bytes(
+        _csv([_call(1, "2026-05-04T01:00:00Z", "Decrypt", "192.0.2.66", key_id=KEY_1)])
+    )
+    quiet = kf.load(tmp_path, progress=False)
+    assert kf.detect(quiet, rules=["D31", "D32", "D33"]).empty
+    review = kf.aap_review(quiet)
+    assert review["check"].tolist() == ["use", "no-configuration"]
