@@ -25,6 +25,7 @@ RULE = "networkrule_app"
 AAP = "aap_billing"
 KEY_A = "KAAP.66abf237-63f6-4625-b8cf-47e1086e0001"
 KEY_B = "KAAP.0d2f7c11-9a4e-4c1b-8a55-3b1f2e6c0002"
+KEY_C = "KAAP.5e6f7a8b-1c2d-4e3f-9a0b-1c2d3e4f0003"
 PRINT_A = "sha256-1f2e3d4c5b6a79880716253443526170f1e2d3c4b5a69788"
 PRINT_B = "sha256-9a8b7c6d5e4f30211203f4e5d6c7b8a90a1b2c3d4e5f6071"
 EXPORTED = "2026-05-04T00:00:00Z"
@@ -157,6 +158,9 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # refused calls are not use
         _call(8, "2026-05-04T08:30:00Z", "GetSecretValue", "192.0.2.66",
               secret="hr/other", status=403),
+        # another AAP of the account, with no configuration in the evidence
+        _call(9, "2026-05-04T03:00:00Z", "GetSecretValue", "172.16.7.5", aap="aap_hr",
+              key=KEY_C, fp=PRINT_B[::-1], secret="hr/salaries", key_id=KEY_2),
     ]  # fmt: skip
     (root / "kms-export.csv").write_bytes(_csv(calls))
     return root
@@ -209,6 +213,9 @@ def _checks(review: pd.DataFrame, check: str) -> pd.DataFrame:
 
 def test_review_allowed_against_used(case: kf.Case) -> None:
     review = kf.aap_review(case, exported_at=EXPORTED)
+    assert set(review["aap"]) == {AAP, "aap_hr"}
+    assert _checks(review, "no-configuration")["aap"].tolist() == ["aap_hr"]
+    review = review[review["aap"] == AAP]
     use = _checks(review, "use").iloc[0]
     assert use["count"] == 8  # all eight calls, two of them found by key and fingerprint
     assert str(use["first_seen"]) == "2026-05-04 01:00:00+00:00"
@@ -269,3 +276,22 @@ def test_rules_find_nothing_without_aap_configuration(tmp_path: Path) -> None:
     assert kf.detect(quiet, rules=["D31", "D32", "D33"]).empty
     review = kf.aap_review(quiet)
     assert review["check"].tolist() == ["use", "no-configuration"]
+
+
+def test_graph_has_allowed_edges_and_blast_radius_says_could_or_did(case: kf.Case) -> None:
+    graph = kf.build_graph(case)
+    node = f"aap:{OWNER}/{AAP}"
+    allowed = {(t, tuple(e["grants"])) for _, t, e in graph.out_edges(node, data=True)
+               if e["relation"] == "allowed"}  # fmt: skip
+    assert (f"key:{KEY_1}", (f"{POLICY}:key/*", f"{POLICY}:key/{KEY_1}")) in allowed
+    # secret/* stands for the account's secrets the graph knows; billing-archive/* none
+    assert (f"secret:{OWNER}/hr/payroll-token", (f"{POLICY}:secret/*",)) in allowed
+    did = kf.blast_radius(graph, KEY_A)
+    assert "reach" not in did.columns  # the default is unchanged
+    could = kf.blast_radius(graph, KEY_A, reach="could")
+    reach = could.set_index("node")["reach"]
+    assert reach[f"secret:{OWNER}/hr/payroll-token"] == "did"  # key A read it
+    assert reach[f"secret:{OWNER}/hr/salaries"] == "could"  # only aap_hr read it
+    assert set(did["node"]) < set(could["node"])
+    with pytest.raises(ValueError, match="reach"):
+        kf.blast_radius(graph, KEY_A, reach="maybe")
