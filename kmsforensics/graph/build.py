@@ -105,8 +105,8 @@ def add_allowed(graph: nx.MultiDiGraph, case: Case) -> None:
     stands for the keys and secrets of the graph it matches: keys hosted by the AAP
     account's KMS instances (or by instances of no known owner), secrets of that
     account. Each edge carries the policies and patterns (``grants``), the permissions
-    (``operations``), and the first and last time it was in force (``last_seen`` None: still at the end of the evidence);
-    ``count`` is 0 (an allowance is not a call).
+    (``operations``), and the first and last time it was in force (``last_seen``
+    None: still at the end of the evidence); ``count`` is 0 (an allowance is not a call).
     """
     from ..aap import aap_config
     from ..aap.values import grants
