@@ -168,7 +168,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def case(folder: Path) -> kf.Case:
-    with pytest.warns(kf.ParseWarning):  # the export files are not log records
+    with pytest.warns(kf.ParseWarning):  # notes.jsonl is damaged
         return kf.load(folder, progress=False)
 
 
@@ -199,12 +199,26 @@ def test_configuration_from_exports_then_events(case: kf.Case) -> None:
     assert config.loc[config["value"] == "secret/billing/*", "source"].item() == "export"
     files = {Path(f["source_file"]).name for f in config.attrs["exports"]}
     assert files == {"describe-aap.json", "policy-and-network.json", "client-keys.json"}
-    assert [Path(p["source_file"]).name for p in config.attrs["problems"]] == ["notes.jsonl"]
+    # the loader kept the exports as a record kind of their own, loaded in the manifest
+    manifest = case.manifest.assign(name=case.manifest["path"].map(lambda p: Path(p).name))
+    loaded = manifest.set_index("name")
+    assert loaded.loc["policy-and-network.json", "records_loaded"] == 2
+    assert loaded.loc["client-keys.json", "format"].endswith("aap-config")
+    assert loaded.loc["notes.jsonl", "status"] == "rejected"  # damaged: in the issues
+    assert case.issues["source_file"].str.endswith("notes.jsonl").all()
 
 
 def test_without_exports_only_the_events_are_known(case: kf.Case, tmp_path: Path) -> None:
     config = kf.aap_config(case, exports=[tmp_path])  # an empty folder: no export
     assert config.empty  # an UpdatePolicy alone names no AAP it belongs to
+
+
+def test_exports_given_by_name_are_read_with_their_problems(folder: Path) -> None:
+    events_only = kf.load(folder / "trail-lookup.json", progress=False)
+    config = kf.aap_config(events_only, exports=[folder / "config"], exported_at=EXPORTED)
+    assert set(config["value"]) >= {"secret/billing/*", "secret/*", "172.16.4.0/24", KEY_A}
+    assert [Path(p["source_file"]).name for p in config.attrs["problems"]] == ["notes.jsonl"]
+    assert all(len(f["sha256"]) == 64 for f in config.attrs["exports"])
 
 
 def _checks(review: pd.DataFrame, check: str) -> pd.DataFrame:

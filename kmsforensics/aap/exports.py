@@ -7,10 +7,9 @@ SDK wrapper ``{"headers": ..., "statusCode": 200, "body": {...}}`` is unwrapped.
 response says what the configuration was when it was taken, not when; that time is
 given by the caller (``exported_at``).
 
-The loader does not take these files as log records: it lists them in the manifest
-with their records rejected ("neither an ActionTrail event nor a KMS access-log
-record"). :func:`read_case_exports` reads them from there, so no file given to
-``kf.load`` is missed and nothing is read twice.
+The loader keeps them as they come among the evidence (a record kind of their own,
+``case.aap_exports``, counted as loaded in the manifest); :func:`read_case_exports`
+reads them from there. :func:`read_exports` reads export files given by name.
 
 Examples
 --------
@@ -107,6 +106,21 @@ def _listed(value: Any, kind: str, when: pd.Timestamp, evidence: str) -> list[Ch
     return out
 
 
+def is_aap_export(text: str) -> bool:
+    """Tell whether one JSON record is a saved AAP API response (states some configuration).
+
+    >>> is_aap_export('{"ClientKeys": [{"ClientKeyId": "KAAP.x", "AapName": "a"}]}')
+    True
+    >>> is_aap_export('{"Policies": {"Policy": [{"PolicyName": "AdministratorAccess"}]}}')
+    False
+    """
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return bool(changes_of(value, pd.Timestamp(0, tz="UTC"), ""))
+
+
 def parse_export(data: bytes) -> list[Any]:
     """Return the responses of one export file: an object, an array, or one per line."""
     text = data.strip()
@@ -159,7 +173,26 @@ def read_exports(
 
 
 def read_case_exports(case: Any, when: pd.Timestamp) -> ExportRead:
-    """Read the exports among a case's evidence: the files none of whose records loaded."""
+    """Return the configuration of the exports the loader found among a case's evidence.
+
+    ``case.aap_exports`` holds them (the loader keeps records with AAP response keys,
+    :data:`~kmsforensics.schema.AAP_CONFIG_MARKERS`). A case without that frame (a case
+    store) has its unloaded evidence files read again instead.
+    """
+    exports = getattr(case, "aap_exports", None)
+    if isinstance(exports, pd.DataFrame):
+        out = ExportRead()
+        files: dict[str, int] = {}
+        for row in exports.itertuples(index=False):
+            evidence = f"{row.source_file}#{row.source_record}"
+            found = changes_of(orjson.loads(str(row.json)), when, evidence)
+            out.changes += found
+            files[str(row.source_file)] = files.get(str(row.source_file), 0) + len(found)
+        sha = dict(zip(case.manifest["path"], case.manifest["sha256"], strict=True))
+        out.files = [
+            {"source_file": f, "sha256": sha.get(f, ""), "objects": n} for f, n in files.items()
+        ]
+        return out
     manifest = case.manifest
     if not len(manifest):
         return ExportRead()
