@@ -234,6 +234,9 @@ def test_review_allowed_against_used(case: kf.Case) -> None:
     assert use["count"] == 8  # all eight calls, two of them found by key and fingerprint
     assert str(use["first_seen"]) == "2026-05-04 01:00:00+00:00"
     assert str(use["last_seen"]) == "2026-05-04 08:30:00+00:00"
+    widened = _checks(review, "widened")
+    assert sorted(widened["resource"]) == ["key/*", "secret/*"]
+    assert widened["evidence"].tolist() == [["0C5A9F1E-7D3B-4E2A-9B6C-000000000001"]] * 2
     denied = _checks(review, "used-not-allowed")
     assert denied[["resource", "operation"]].values.tolist() == [
         ["secret/hr/payroll-token", "GetSecretValue"]]  # fmt: skip

@@ -160,6 +160,8 @@ def aap_review(
     -------
     pandas.DataFrame
         One row per AAP and check: ``use`` (first and last use, calls, client keys),
+        ``widened`` (an element an ActionTrail event added: policy resource,
+        permission, policy, network, client key; ``evidence``: the events),
         ``allowed-used`` (per policy resource: what it was used for; wildcards to
         narrow), ``allowed-unused`` (least-privilege suggestions), ``used-not-allowed``
         (no policy in force allowed it), ``no-configuration`` (calls no known

@@ -40,6 +40,7 @@ COLUMNS = [
 #: The checks of ``kf.aap_review``, in the order they are listed.
 CHECKS = (
     "use",
+    "widened",
     "allowed-used",
     "allowed-unused",
     "used-not-allowed",
@@ -291,7 +292,7 @@ def review(rows: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
                     evidence=True,
                 )
             )
-    out += _unused(config, ok)
+    out += _unused(config, ok) + _widened(config)
     frame = pd.DataFrame(out, columns=COLUMNS)
     frame["count"] = frame["count"].astype("int64")
     order = {c: i for i, c in enumerate(CHECKS)}
@@ -330,6 +331,44 @@ def _unused(config: pd.DataFrame, ok: pd.DataFrame) -> list[dict[str, Any]]:
                 "evidence": [],
             }
         )
+    return out
+
+
+#: What an element of each kind gives the review: (column, how the element widens).
+_WIDENS = {
+    "resource": ("resource", "policy resource"),
+    "permission": ("operation", "permission"),
+    "policy": ("policy", "policy bound"),
+    "network": ("client_ip", "network"),
+    "client-key": ("client_key", "client key"),
+}
+
+
+def _widened(config: pd.DataFrame) -> list[dict[str, Any]]:
+    """Return the elements an ActionTrail event added to an AAP (not there from the start)."""
+    out: list[dict[str, Any]] = []
+    added = config[config["source"].str.contains("actiontrail") & config["item"].isin(_WIDENS)]
+    for row in added.itertuples(index=False):
+        column, what = _WIDENS[str(row.item)]
+        until = row.until
+        end = f"until {until!s}" if isinstance(until, pd.Timestamp) else "still in force"
+        entry: dict[str, Any] = {
+            "account_id": row.account_id,
+            "aap": row.aap,
+            "check": "widened",
+            "policy": row.policy,
+            "resource": "",
+            "operation": "",
+            "client_ip": "",
+            "client_key": "",
+            "count": 0,
+            "first_seen": row.since,
+            "last_seen": row.until,
+            "detail": f"{what} {row.value} added at {row.since} ({end})",
+            "evidence": [e for e in str(row.evidence).split(", ") if e],
+        }
+        entry[column] = row.value
+        out.append(entry)
     return out
 
 

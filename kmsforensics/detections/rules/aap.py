@@ -138,7 +138,7 @@ def aap_broadened_then_used(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         key = f"{row.account_id}/{row.aap}|{sorted(events)}"
         entry = incidents.setdefault(key, (events, set(), []))
         entry[1].update(enabled["request_id"].astype(str))
-        entry[2].append(f"{row.item} {row.value} ({what})")
+        entry[2].append(f"{row.item} {row.value}: {len(enabled)} calls, {what}")
     if not incidents:
         return ctx.rows(np.zeros(len(ctx.act), dtype=bool))
     out = []
@@ -150,8 +150,8 @@ def aap_broadened_then_used(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         node = "aap:" + key.split("|")[0]
         change = rows[rows["source"].astype(object) == "actiontrail"]
         summary = (
-            f"{names(change['action'])} widened {node} ({'; '.join(grown)}), then "
-            f"{len(rows) - len(change)} calls used what it newly allowed"
+            f"{names(change['action'])} widened {node}, then {len(rows) - len(change)} calls "
+            f"used what it newly allowed ({'; '.join(grown)})"
         )
         out.append(label(rows, np.full(len(rows), number), node, summary, actor=rows["actor"]))
     return pd.concat(out)
@@ -163,10 +163,10 @@ def _enabled(
     """The calls after a widening that the new element allowed, and touch something new."""
     if item == "client-key":
         hits = after[after["client_key"] == value]
-        return hits[~hits["client_key"].isin(before["client_key"])], "new client key used"
+        return hits[~hits["client_key"].isin(before["client_key"])], "the new key"
     if item == "network":
         hits = after[[inside(ip, [value]) for ip in after["client_ip"]]]
-        return hits[~hits["client_ip"].isin(before["client_ip"])], "new addresses"
+        return hits[~hits["client_ip"].isin(before["client_ip"])], "from new addresses"
     if item == "resource":
         grant = f"{policy}:{value}"
         hits = after[after["grants"].astype(str).str.contains(grant, regex=False)]
@@ -176,7 +176,7 @@ def _enabled(
         hits = after[(needs == value) & after["policies"].astype(str).str.contains(policy)]
     else:  # policy
         hits = after[after["policies"].astype(str).str.contains(value, regex=False)]
-    return hits[~hits["resource"].isin(before["resource"])], "resources not used before"
+    return hits[~hits["resource"].isin(before["resource"])], "on resources not used before"
 
 
 @rule(
