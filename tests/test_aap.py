@@ -312,3 +312,45 @@ def test_graph_has_allowed_edges_and_blast_radius_says_could_or_did(case: kf.Cas
     assert set(did["node"]) < set(could["node"])
     with pytest.raises(ValueError, match="reach"):
         kf.blast_radius(graph, KEY_A, reach="maybe")
+
+
+# -- the curated incident ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def incident() -> tuple[dict[str, Any], kf.Case]:
+    folder = kf.datasets.path("incident-leaked-ci-key")
+    truth = json.loads((folder / "truth.json").read_text())
+    return truth, kf.load(folder / "evidence", progress=False)
+
+
+def test_curated_incident_review_shows_the_broadened_aap_and_its_abuse(
+    incident: tuple[dict[str, Any], kf.Case],
+) -> None:
+    truth, case = incident
+    facts = next(s for s in truth["scenarios"] if s["id"] == "aap-broadened")["facts"]
+    review = kf.aap_review(case)
+    mine = review[(review["aap"] == facts["aap"]) & (review["account_id"] == facts["account"])]
+    widened = mine[mine["check"] == "widened"]
+    assert set(widened["resource"]) >= set(facts["broadened_to"])
+    assert facts["new_client_key"] in set(widened["client_key"])
+    outside = mine[mine["check"] == "outside-network"]
+    assert outside["client_ip"].tolist() == [facts["attacker_ip"]]
+    calls = kf.aap.calls(case)
+    theirs = calls[(calls["client_key"] == facts["new_client_key"]) & calls["ok"].astype(bool)]
+    assert outside["count"].item() == len(theirs) > 0
+    assert set(outside["evidence"].item()) == set(theirs["request_id"])
+    # the other applications' secrets it read were allowed only by the broadened policy
+    used = mine[mine["check"] == "allowed-used"].set_index("resource")
+    assert "narrow" in used.loc["secret/*", "detail"]
+    read = set(theirs["resource"].str.removeprefix("secret/"))
+    assert read & set(facts["newly_allowed_secrets"])
+    late = mine[mine["check"] == "used-after-deletion"]
+    assert late["client_key"].tolist() == [facts["new_client_key"]]
+    # nothing of the kind for any other AAP of the case
+    others = review[review["aap"] != facts["aap"]]
+    assert not others["check"].isin(["widened", "outside-network", "used-after-deletion",
+                                     "used-not-allowed"]).any()  # fmt: skip
+    # every AAP is covered by the exports from the start of the evidence
+    assert not review["check"].eq("no-configuration").any()
+    assert len(review.attrs["exports"]) == len(truth["aap_config"]["files"])
