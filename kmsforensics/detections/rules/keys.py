@@ -298,7 +298,7 @@ def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         ("client-key:" + target.astype(str)).astype(object).where(client_key, None),
     )
     entity = pd.Series(np.nan, index=ctx.act.index, dtype=object)
-    entity.loc[rows.index] = aap.where(aap.notna(), target).to_numpy()
+    entity.loc[rows.index] = aap.where(aap.notna(), _bound_aap(ctx, rows, target)).to_numpy()
     severity = pd.Series(["high" if w else "medium" for w in wide], index=rows.index)
     return single_events(
         ctx,
@@ -310,6 +310,18 @@ def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         ),
         severity=severity,
     )
+
+
+def _bound_aap(ctx: Context, rows: pd.DataFrame, target: pd.Series) -> pd.Series:
+    """The AAP a changed policy or network rule belonged to (the graph node), else NaN."""
+    from .aap import judged
+
+    frame = judged(ctx)[0].frame
+    bound = frame[frame["item"].isin(["policy", "network-rule"])]
+    owner = dict(
+        zip(bound["value"], "aap:" + bound["account_id"] + "/" + bound["aap"], strict=True)
+    )
+    return target.map(lambda t: owner.get(t, np.nan)).astype(object)
 
 
 @rule(
