@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from .changes import Change, from_actiontrail
+from .changes import OPERATIONS, Change, from_actiontrail
 from .config import compose
 from .exports import read_case_exports, read_exports
 from .review import attribute, judge, review
@@ -65,7 +65,7 @@ def configuration(
 ) -> Configuration:
     """Read and compose a case's AAP configuration (see :func:`aap_config`)."""
     at = case._actiontrail_text if hasattr(case, "_actiontrail_text") else case.actiontrail
-    changes = from_actiontrail(at)
+    changes = from_actiontrail(_in_memory(at, lambda f: f["eventName"].isin(list(OPERATIONS))))
     when = _snapshot_time(case, exported_at)
     if exports is None:
         read = read_case_exports(case, when)
@@ -184,7 +184,14 @@ def _snapshot_time(case: Any, exported_at: Any) -> pd.Timestamp:
     if exported_at is not None:
         stamp = pd.Timestamp(exported_at)
         return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    times = case.activity["time"]
-    if len(times):
-        return pd.Timestamp(times.min())
-    return pd.Timestamp("1970-01-01", tz="UTC")
+    first = case.activity["time"].min()
+    first = first.compute() if hasattr(first, "compute") else first
+    return pd.Timestamp(first) if pd.notna(first) else pd.Timestamp("1970-01-01", tz="UTC")
+
+
+def _in_memory(frame: Any, keep: Any) -> pd.DataFrame:
+    """Return the rows ``keep`` selects, as pandas (computed on the cluster if dask)."""
+    if not len(frame.columns) or "eventName" not in frame.columns:
+        return pd.DataFrame()
+    chosen = frame[keep(frame)]
+    return chosen.compute() if hasattr(chosen, "compute") else chosen

@@ -180,7 +180,8 @@ def read_case_exports(case: Any, when: pd.Timestamp) -> ExportRead:
     store) has its unloaded evidence files read again instead.
     """
     exports = getattr(case, "aap_exports", None)
-    if isinstance(exports, pd.DataFrame):
+    stored = hasattr(case, "store")  # a case store keeps no exports: read the files
+    if isinstance(exports, pd.DataFrame) and not (stored and not len(exports)):
         out = ExportRead()
         files: dict[str, int] = {}
         for row in exports.itertuples(index=False):
@@ -196,6 +197,7 @@ def read_case_exports(case: Any, when: pd.Timestamp) -> ExportRead:
     manifest = case.manifest
     if not len(manifest):
         return ExportRead()
-    unloaded = manifest[manifest["records_loaded"].fillna(0).astype(int) == 0]
+    exported = manifest["format"].astype(str).str.contains("aap-config")
+    unloaded = manifest[exported | (manifest["records_loaded"].fillna(0).astype(int) == 0)]
     paths = [p for p in unloaded["path"].astype(str) if Path(p).is_file()]
     return read_exports(paths, when) if paths else ExportRead()
