@@ -7,18 +7,34 @@ Examples
 True
 """
 
-from . import _version, aap, datasets, detections, graph, handover, report, schema, synth
-from ._version import __version__
+from . import _version as _version
+from . import aap as aap
+from . import datasets as datasets
+from . import detections as detections
+from . import graph as graph
+from . import handover as handover
+from . import report as report
+from . import schema as schema
+from . import synth as synth
+from ._version import __version__ as __version__
 from .aap import aap_config, aap_review
 from .case import Case
-from .detections import DetectionNote, detect, evidence_rows, rules
+from .detections import detect, evidence_rows, rules
 from .errors import (
+    AmbiguousReferenceError,
+    DatasetNotFoundError,
     DecompressionLimitError,
+    DetectionNote,
     EvidenceNotFoundError,
     KmsForensicsError,
     LogParseError,
     ParseWarning,
+    StoreError,
+    TemplateNotFoundError,
     UnknownFormatError,
+    UnknownReferenceError,
+    UnknownRuleError,
+    UnreadableEvidenceError,
     UnsafeArchiveError,
 )
 from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
@@ -31,7 +47,7 @@ from .plots import (
     plot_swimlanes,
     plot_top,
 )
-from .store import IngestReport, StoreError, ingest
+from .store import IngestReport, ingest
 from .timeline import timeline, usage
 
 
@@ -44,8 +60,12 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'kmsforensics' has no attribute {name!r}")
 
 
+#: The public functions and classes (modules such as ``kf.datasets`` and
+#: ``kf.graph`` and ``kf.__version__`` are attributes too, but not listed here).
 __all__ = [
+    "AmbiguousReferenceError",
     "Case",
+    "DatasetNotFoundError",
     "DecompressionLimitError",
     "DetectionNote",
     "EvidenceNotFoundError",
@@ -54,24 +74,21 @@ __all__ = [
     "LogParseError",
     "ParseWarning",
     "StoreError",
+    "TemplateNotFoundError",
     "UnknownFormatError",
+    "UnknownReferenceError",
+    "UnknownRuleError",
+    "UnreadableEvidenceError",
     "UnsafeArchiveError",
-    "__version__",
-    "_version",
-    "aap",
     "aap_config",
     "aap_review",
     "blast_radius",
     "build_graph",
-    "datasets",
     "detect",
-    "detections",
     "evidence_rows",
     "export_findings",
     "export_neighbourhood",
     "export_timeline",
-    "graph",
-    "handover",
     "ingest",
     "load",
     "plot_activity",
@@ -80,10 +97,7 @@ __all__ = [
     "plot_hour_of_week",
     "plot_swimlanes",
     "plot_top",
-    "report",
     "rules",
-    "schema",
-    "synth",
     "timeline",
     "trace",
     "usage",
