@@ -34,6 +34,7 @@ from ._version import __version__
 from .case import Case
 from .errors import (
     DecompressionLimitError,
+    KmsForensicsError,
     LogParseError,
     ParseWarning,
     StoreError,
@@ -72,6 +73,10 @@ from .store import is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
+#: Above this many chunks (one a file, for small files) a batch's records are joined
+#: into one chunk before extraction (a copy of at most BATCH_BYTES), as duckdb's
+#: memory grows with the number of chunks it scans (about 100 KB each).
+MAX_CHUNKS = 64
 #: Content (decompressed, estimated) and files read ahead of the extraction.
 PREFETCH_BYTES = 128 * 1024 * 1024
 PREFETCH_FILES = 256
@@ -179,7 +184,7 @@ def load(
         raise ValueError("columns= applies to a case store (kf.load(CASE_DIR, columns=...))")
     workers = workers or os.cpu_count() or 1
     files = discover(sources)
-    issues = IssueLog(strict)
+    issues = IssueLog()  # a strict load raises the first problem of each batch itself
     con = duckdb.connect(config={"threads": workers, "autoinstall_known_extensions": False})
     con.execute("SET enable_progress_bar = false")
     try:
@@ -221,7 +226,7 @@ class _Loader:
     def run(self, files: Sequence[EvidenceFile], progress: bool) -> Case:
         batch: list[Prepared] = []
         batch_bytes = 0
-        limit = 1 if self.strict else BATCH_BYTES
+        limit = BATCH_BYTES
         bar = tqdm(
             total=len(files),
             unit="file",
@@ -231,16 +236,21 @@ class _Loader:
             leave=False,
         )
         with bar, ThreadPoolExecutor(1) as self.typing:
-            for item in self._prepare_all(files):
-                self.prepared.append(item)
-                self.issues.extend(item.issues)
-                if item.split is not None or item.deferred:
-                    batch.append(item)
-                    batch_bytes += item.decompressed or item.estimate
-                if batch_bytes >= limit:
+            try:
+                for item in self._prepare_all(files):
+                    self.prepared.append(item)
+                    self.issues.extend(item.issues)
+                    if item.split is not None or item.deferred:
+                        batch.append(item)
+                        batch_bytes += item.decompressed or item.estimate
+                    if batch_bytes >= limit:
+                        self._flush(batch)
+                        batch, batch_bytes = [], 0
+                    bar.update(1)
+            except KmsForensicsError:
+                if self.strict:  # a problem in the files before this one comes first
                     self._flush(batch)
-                    batch, batch_bytes = [], 0
-                bar.update(1)
+                raise
             self._flush(batch)
             for future in self.pending:
                 future.result()
@@ -341,6 +351,12 @@ class _Loader:
     # -- batches --------------------------------------------------------------------
 
     def _flush(self, batch: list[Prepared]) -> None:
+        """Extract a batch; with ``strict``, raise its first problem (file, then record order)."""
+        self._extract_batch(batch)
+        if self.strict:
+            self.issues.raise_first_problem({p.ef.display: i for i, p in enumerate(self.prepared)})
+
+    def _extract_batch(self, batch: list[Prepared]) -> None:
         if not batch:
             return
         deferred = [p for p in batch if p.deferred]
@@ -364,6 +380,8 @@ class _Loader:
         if not parts:
             return
         records = pa.concat_tables(parts)
+        if records.column("json").num_chunks > MAX_CHUNKS:  # many small files
+            records = records.combine_chunks()
         del parts
         extracted = self.extractor.run(records)
         del records

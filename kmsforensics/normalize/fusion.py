@@ -18,7 +18,8 @@ an attacker or by unrelated calls never merges distinct calls:
 * their access keys agree where both name one.
 
 Each row joins at most one other: when a request id offers several candidates, the
-closest in time pairs first. Every other row is a call of its own.
+closest in time pairs first; a request id on more than :data:`MAX_ROWS_PER_REQUEST`
+rows of one log pairs nothing. Every other row is a call of its own.
 
 :func:`fill_identities` then names the identity of rows that carry only an id (KMS
 rows of RAM roles and users), from the most trusted source that knows it
@@ -69,6 +70,8 @@ PAIR_COLUMNS = (
     "access_key_id",
 )
 _RESOURCES = ("resource_id", "key_id", "secret_name")
+#: A request id on more rows of one log than this pairs nothing (no id is that common).
+MAX_ROWS_PER_REQUEST = 8
 #: The columns :func:`fuse` sets.
 FUSED_COLUMNS = (
     "call_id",
@@ -274,8 +277,8 @@ def pair_rows(
             **{f"r{i}": pa.array(codes) for i, codes in enumerate(resources)},
         }
     )
-    left = frame.filter(frame.column("kms")).drop_columns(["kms"])
-    right = frame.filter(pc.invert(frame.column("kms"))).drop_columns(["kms"])
+    left = _unflooded(frame.filter(frame.column("kms")).drop_columns(["kms"]))
+    right = _unflooded(frame.filter(pc.invert(frame.column("kms"))).drop_columns(["kms"]))
     joined = left.join(
         right, keys="request", join_type="inner", left_suffix="_k", right_suffix="_a"
     )
@@ -285,6 +288,22 @@ def pair_rows(
         name: joined.column(name).to_numpy() for name in joined.column_names if name != "request"
     }
     return _one_to_one(pairs, _compatible(pairs, seconds))
+
+
+def _unflooded(rows: pa.Table) -> pa.Table:
+    """Drop the rows of request ids repeated more than :data:`MAX_ROWS_PER_REQUEST` times.
+
+    Such an id is no id: its rows are calls of their own, and the join stays small
+    however many rows a log repeats it on.
+    """
+    counts = pc.value_counts(rows.column("request"))
+    many = pc.filter(
+        pc.struct_field(counts, "values"),
+        pc.greater(pc.struct_field(counts, "counts"), MAX_ROWS_PER_REQUEST),
+    )
+    if not len(many):
+        return rows
+    return rows.filter(pc.invert(pc.is_in(rows.column("request"), value_set=many)))
 
 
 def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
