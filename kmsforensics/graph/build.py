@@ -107,8 +107,8 @@ def add_allowed(graph: nx.MultiDiGraph, case: Case) -> None:
     stands for the keys and secrets of the graph it matches: keys hosted by the AAP
     account's KMS instances (or by instances of no known owner), secrets of that
     account. Each edge carries the policies and patterns (``grants``), the permissions
-    (``operations``), and the first and last time it was in force (``last_seen``
-    None: still at the end of the evidence); ``count`` is 0 (an allowance is not a call).
+    (``operations``), and the first and last time it was in force (``last_seen`` the
+    end of the evidence when still in force then); ``count`` is 0 (an allowance is not a call).
     """
     from ..aap import aap_config
     from ..aap.values import grants
@@ -139,6 +139,8 @@ def add_allowed(graph: nx.MultiDiGraph, case: Case) -> None:
             candidates.setdefault(account, []).append((node, "secret/" + name))
     edges: dict[tuple[str, str], dict[str, Any]] = {}
     ends: dict[tuple[str, str], list[Any]] = {}
+    end = case.activity["time"].max()
+    end = end.compute() if hasattr(end, "compute") else end
     for row in resources.itertuples(index=False):
         source = f"aap:{row.account_id}/{row.aap}"
         pattern = str(row.value)
@@ -164,7 +166,7 @@ def add_allowed(graph: nx.MultiDiGraph, case: Case) -> None:
     for (source, target), attributes in edges.items():
         last = ends[(source, target)]  # NaT: still in force at the end of the evidence
         still = any(not isinstance(e, pd.Timestamp) for e in last)
-        attributes["last_seen"] = None if still else max(last)
+        attributes["last_seen"] = end if still else max(last)
         for node, kind in ((source, "aap"), (target, target.split(":", 1)[0])):
             if node not in graph:
                 graph.add_node(node, kind=kind, name=node.split(":", 1)[1])
