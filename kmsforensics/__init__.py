@@ -8,6 +8,7 @@ True
 """
 
 from . import _version as _version
+from . import aap as aap
 from . import datasets as datasets
 from . import detections as detections
 from . import export as export
@@ -17,6 +18,7 @@ from . import report as report
 from . import schema as schema
 from . import synth as synth
 from ._version import __version__ as __version__
+from .aap import aap_config, aap_review
 from .case import Case
 from .detections import detect, evidence_rows, rules
 from .detections.sigma import detect_sigma
@@ -81,6 +83,8 @@ __all__ = [
     "UnknownRuleError",
     "UnreadableEvidenceError",
     "UnsafeArchiveError",
+    "aap_config",
+    "aap_review",
     "blast_radius",
     "build_graph",
     "detect",
