@@ -212,6 +212,8 @@ class _Loader:
         self.extractor = Extractor(con, issues)
         self.kms: list[pa.Table] = []
         self.actiontrail: list[pa.Table] = []
+        #: AAP configuration exports found among the evidence (see _keep_aap_config).
+        self.aap_config: list[pa.Table] = []
         self.kms_activity: list[pa.Table] = []
         self.actiontrail_activity: list[pa.Table] = []
         self.pending: list[Future[None]] = []
@@ -384,6 +386,7 @@ class _Loader:
         extracted = self.extractor.run(records)
         del records
         self.counts.read.update(extracted.extra_records)
+        self._keep_aap_config(extracted)
         if self.strict:  # the first problem must surface first: no overlap
             self._normalize(extracted)
         else:  # type this batch while the next one is read and extracted
@@ -462,7 +465,8 @@ class _Loader:
         self.kms_activity, self.actiontrail_activity, self.kms, self.actiontrail = [], [], [], []
         kms_t = _encoded(kms).unify_dictionaries()
         at_t = _encoded(actiontrail).unify_dictionaries()
-        manifest = self._manifest(kms_t, at_t)
+        aap_exports = _concat(self.aap_config)
+        manifest = self._manifest(kms_t, at_t, aap_exports)
         case = Case(
             to_frame(kms_t),
             to_frame(at_t),
@@ -475,6 +479,7 @@ class _Loader:
                 "max_bytes": self.max_bytes,
                 "column_map": self.column_map,
             },
+            aap_exports.to_pandas() if aap_exports is not None else None,
         )
         self._warn(case)
         return case
@@ -521,9 +526,22 @@ class _Loader:
         keep = pa.array(~duplicate.sort_index().to_numpy())
         return table.filter(keep), keep
 
-    def _manifest(self, kms: pa.Table, actiontrail: pa.Table) -> pd.DataFrame:
+    def _keep_aap_config(self, extracted: Extracted) -> None:
+        """Keep the AAP configuration exports of a batch (a record kind of their own).
+
+        They are saved KMS API responses, not log records: they go to
+        ``case.aap_exports`` as JSON text with their provenance, for ``kf.aap_config``.
+        """
+        self.aap_config += [t for t in extracted.aap_config if t.num_rows]
+
+    def _manifest(
+        self, kms: pa.Table, actiontrail: pa.Table, aap_exports: pa.Table | None = None
+    ) -> pd.DataFrame:
         loaded: Counter[str] = Counter()
         kinds: dict[str, set[str]] = {}
+        for name in aap_exports.column("source_file").to_pylist() if aap_exports else []:
+            loaded[name] += 1
+            kinds.setdefault(name, set()).add("aap-config")
         for table, label in ((kms, "kms"), (actiontrail, "actiontrail")):
             if not table.num_rows:
                 continue

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .calls import first_of_call
 from .case import Case, evidence_ids
 from .safetext import plot_text
 
@@ -123,8 +124,10 @@ def plot_swimlanes(
 ) -> Axes:
     """One lane per identity: its events, role sessions as bars, findings as markers.
 
-    The lanes are the ``top`` identities by events, plus every identity a finding names
-    as its actor. A role session is a bar from its first to its last event.
+    The lanes are the ``top`` identities by calls, plus every identity a finding names
+    as its actor. Lanes are named by ``principal_name`` where the logs give one (KMS
+    rows of roles take it from ActionTrail: ``principal_name_source``). A role session
+    is a bar from its first to its last event.
     """
     from matplotlib.lines import Line2D
 
@@ -136,7 +139,8 @@ def plot_swimlanes(
     if findings is not None and len(findings):
         cited = set(findings["evidence"].explode().dropna().astype(str))
         actors = set(who[ids.isin(cited).to_numpy()])
-    lanes = list(dict.fromkeys([*who.value_counts().head(top).index, *sorted(actors)]))
+    busiest = who[first_of_call(act)].value_counts()  # by calls: a pair counts once
+    lanes = list(dict.fromkeys([*busiest.head(top).index, *sorted(actors)]))
     ax = _axes(ax, (11, 0.45 * len(lanes) + 1.5))
     row = {name: i for i, name in enumerate(lanes)}
     shown = who.isin(lanes).to_numpy()
