@@ -31,6 +31,7 @@ from bench_graph import START, load_case
 
 import kmsforensics as kf
 from kmsforensics import synth
+from kmsforensics.detections import SEVERITIES
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -95,7 +96,7 @@ def table(findings: pd.DataFrame, true: pd.Series) -> pd.DataFrame:
     severities = frame.pivot_table(
         index="rule_id", columns="severity", values="title", aggfunc="size", fill_value=0
     )
-    for level in kf.SEVERITIES:
+    for level in SEVERITIES:
         out[level] = severities[level] if level in severities else 0
     return out.fillna(0).astype(int)
 

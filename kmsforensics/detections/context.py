@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..case import Case, evidence_ids, to_utc
 from .geo import GeoLookup
+from .lineage import Lineage, issuances, lineages, row_lineages
 
 IDENTITY_COLUMNS = ["identity_type", "account_id", "principal_id", "principal_name", "session_name"]
 
@@ -233,6 +234,40 @@ class Context:
         return self.credential.where(self.credential.notna(), self.actor)
 
     @cached_property
+    def issued(self) -> pd.DataFrame:
+        """The AssumeRole rows that issued STS keys (:func:`.lineage.issuances`).
+
+        On the dask engine they come from the whole case (``facts["issuances"]``), so a
+        day's context knows the lineage of keys issued on other days.
+        """
+        given = self.facts.get("issuances")
+        return given if given is not None else issuances(self.act)
+
+    @cached_property
+    def lineage_of(self) -> dict[str, Lineage]:
+        """Every issued STS key's lineage (origin, roles, accounts)."""
+        return lineages(self.issued)
+
+    @cached_property
+    def _lineage_columns(self) -> tuple[pd.Series, pd.Series, pd.Series]:
+        return row_lineages(self.act, self.lineage_of, self.principal, self.credential)
+
+    @cached_property
+    def origin(self) -> pd.Series:
+        """The origin of each row's credential: a long-term key, a person, a service."""
+        return self._lineage_columns[0]
+
+    @cached_property
+    def chain(self) -> pd.Series:
+        """The roles each row's credential was assumed through (``a > b``), NaN if none."""
+        return self._lineage_columns[1]
+
+    @cached_property
+    def account_path(self) -> pd.Series:
+        """The accounts each row's credential was taken through (``a > b``), NaN if none."""
+        return self._lineage_columns[2]
+
+    @cached_property
     def network(self) -> pd.Series:
         """``/24`` (IPv4) or ``/48`` (IPv6) of each row's source address (NaN if none)."""
         return per_value(self.act["client_ip"], network_of)
@@ -277,7 +312,16 @@ class Context:
         """Activity rows where ``mask`` holds, with the shared columns attached."""
         mask = np.asarray(mask, dtype=bool)
         out = self.act.loc[mask].copy()
-        for name in ("credential", "actor", "principal", "who", "evidence_id"):
+        for name in (
+            "credential",
+            "actor",
+            "principal",
+            "who",
+            "evidence_id",
+            "origin",
+            "chain",
+            "account_path",
+        ):
             out[name] = getattr(self, name)[mask].to_numpy()
         out["ok"] = self.ok[mask].to_numpy()
         return out
