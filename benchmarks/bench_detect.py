@@ -122,10 +122,10 @@ def precision() -> None:
             f"({int(((findings['severity'] == 'medium') & ~true).sum())} false)"
         )
         print(table(findings, true).to_string())
-        if steps and hasattr(kf, "incidents"):
+        if steps:
             found = [any(step.intersection(e) for e in findings["evidence"]) for step in steps]
             print(f"attack steps found: {sum(found)} of {len(steps)}")
-            ranked = kf.incidents(findings)
+            ranked = kf.incidents(findings, kf.build_graph(case))
             first = steps[0]
             rank = next(
                 (

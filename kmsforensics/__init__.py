@@ -7,10 +7,14 @@ Examples
 True
 """
 
+import warnings
+
+import pandas
+
 from . import _version, datasets, detections, graph, handover, report, schema, synth
 from ._version import __version__
 from .case import Case
-from .detections import DetectionNote, detect, evidence_rows, rules
+from .detections import DetectionNote, detect, evidence_rows, incidents, list_rules
 from .errors import (
     DecompressionLimitError,
     EvidenceNotFoundError,
@@ -32,6 +36,19 @@ from .plots import (
 )
 from .store import IngestReport, StoreError, ingest
 from .timeline import timeline, usage
+
+
+def rules() -> pandas.DataFrame:
+    """List the rule pack (deprecated: use :func:`list_rules`; removed in the next release).
+
+    ``kf.rules`` shadowed the ``kmsforensics.detections.rules`` subpackage.
+    """
+    warnings.warn(
+        "kf.rules() is renamed kf.list_rules(); kf.rules will be removed in the next release",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return list_rules()
 
 
 def __getattr__(name: str) -> object:
@@ -68,7 +85,9 @@ __all__ = [
     "export_timeline",
     "graph",
     "handover",
+    "incidents",
     "ingest",
+    "list_rules",
     "load",
     "plot_activity",
     "plot_error_rate",

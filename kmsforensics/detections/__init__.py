@@ -1,14 +1,15 @@
 """Detections: the catalogue D01-D30 as a rule pack over a case.
 
-``kf.detect(case)`` runs every rule and returns one finding per incident;
-``kf.rules()`` lists the rules with their parameters, what they read and their false
-positives; ``kf.evidence_rows(case, finding)`` gives the rows behind a finding, with file
-and record.
+``kf.detect(case)`` runs every rule and returns one finding per incident a rule finds;
+``kf.incidents(findings)`` groups them by lineage and ranks them; ``kf.list_rules()``
+lists the rules with their parameters, what they read and their false positives;
+``kf.evidence_rows(case, finding)`` gives the rows behind a finding, with file and
+record.
 
 Examples
 --------
 >>> import kmsforensics as kf
->>> table = kf.rules()
+>>> table = kf.list_rules()
 >>> table.loc["D01", "technique"]
 'T1555.006'
 >>> int(table.loc["D01", "params"]["threshold"])
@@ -29,7 +30,8 @@ import pandas as pd
 from ..case import Case, to_utc
 from . import rules as _rules  # noqa: F401  (registers the rule pack)
 from .context import Context
-from .findings import COLUMNS, collect, empty_findings
+from .findings import COLUMNS, collect, empty_findings, finding_id
+from .incidents import incidents
 from .registry import RULES, SEVERITIES, Rule, UnknownRuleError, select
 
 __all__ = [
@@ -42,7 +44,9 @@ __all__ = [
     "UnknownRuleError",
     "detect",
     "evidence_rows",
-    "rules",
+    "finding_id",
+    "incidents",
+    "list_rules",
 ]
 
 
@@ -70,7 +74,7 @@ def detect(
     rules : str or list of str, optional
         Catalogue ids to run (default: all).
     params : dict, optional
-        Per-rule overrides, e.g. ``{"D01": {"threshold": 10}}``; ``kf.rules()`` lists
+        Per-rule overrides, e.g. ``{"D01": {"threshold": 10}}``; ``kf.list_rules()`` lists
         every parameter and its default. An unknown rule or parameter is an error.
     window_start : str or datetime, optional
         Start of the window under investigation. Baseline rules (first-seen, bursts
@@ -93,9 +97,11 @@ def detect(
     pandas.DataFrame
         Columns ``rule_id``, ``title``, ``severity``, ``technique``, ``first_seen``,
         ``last_seen``, ``entity`` (a graph node id), ``account_id``, ``summary``,
-        ``evidence`` (event and request ids), ``event_count``, ``actor``, ``details``;
-        sorted by time. ``attrs["seconds"]`` holds each rule's run time and
-        ``attrs["notes"]`` what was skipped.
+        ``evidence`` (event and request ids), ``event_count``, ``actor``, ``details``,
+        ``finding_id`` (stable: a hash of rule, entity and evidence), ``origin`` and
+        ``lineage`` (the credential's origin, role chain and account path); sorted by
+        time. ``kf.incidents(findings)`` groups and ranks them. ``attrs["seconds"]``
+        holds each rule's run time and ``attrs["notes"]`` what was skipped.
 
     Examples
     --------
@@ -168,7 +174,7 @@ def detect(
     return out
 
 
-def rules() -> pd.DataFrame:
+def list_rules() -> pd.DataFrame:
     """List the rule pack: id, title, severity, technique, kind, parameters, reads, FPs.
 
     ``on_dask`` says how a rule runs on the dask engine: ``select`` (on the rows it

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..case import Case, evidence_ids, to_utc
 from .geo import GeoLookup
-from .lineage import Lineage, issuances, lineages, row_lineages
+from .lineage import Lineage, PathBaseline, issuances, lineages, path_baseline, row_lineages
 
 IDENTITY_COLUMNS = ["identity_type", "account_id", "principal_id", "principal_name", "session_name"]
 
@@ -90,17 +90,26 @@ def is_address(values: pd.Series) -> pd.Series:
 
 
 _VERSION = re.compile(r"/[^\s()]*|\([^)]*\)|[\d.]+")
+_PLATFORM = re.compile(r"\b(linux|darwin|mac ?os|windows|android|iphone|ipad|ios|freebsd)\b", re.I)
 
 
 def agent_family(agent: Any) -> Any:
-    """Return the family of a user agent: product names without versions or platform.
+    """Return the family of a user agent: product names and platform, without versions.
+
+    An SDK upgrade is the same family; the same CLI on another platform is not.
 
     >>> agent_family("aliyun-cli/3.0.198 (Linux; amd64) Go/1.21.5")
-    'aliyun-cli go'
+    'aliyun-cli go linux'
+    >>> agent_family("aliyun-cli/3.0.190 (Darwin; arm64) Go/1.21.5")
+    'aliyun-cli go darwin'
     """
     if not isinstance(agent, str) or not agent:
         return np.nan
-    return " ".join(_VERSION.sub(" ", agent).lower().split()) or np.nan
+    family = " ".join(_VERSION.sub(" ", agent).lower().split())
+    platform = _PLATFORM.search(agent)
+    if platform:
+        family = f"{family} {platform.group(1).lower().replace(' ', '')}".strip()
+    return family or np.nan
 
 
 def per_value(values: pd.Series, function: Any) -> pd.Series:
@@ -249,6 +258,11 @@ class Context:
         return lineages(self.issued)
 
     @cached_property
+    def paths(self) -> PathBaseline:
+        """Role assumptions of the baseline: origin x role x network (D19, D20, D30)."""
+        return path_baseline(self.issued, self.lineage_of, self.baseline_end, network_of)
+
+    @cached_property
     def _lineage_columns(self) -> tuple[pd.Series, pd.Series, pd.Series]:
         return row_lineages(self.act, self.lineage_of, self.principal, self.credential)
 
@@ -321,6 +335,7 @@ class Context:
             "origin",
             "chain",
             "account_path",
+            "network",
         ):
             out[name] = getattr(self, name)[mask].to_numpy()
         out["ok"] = self.ok[mask].to_numpy()

@@ -1,8 +1,9 @@
 """``kf.detect`` on the dask engine: the cluster selects and reduces, the rules decide.
 
 1. The facts every rule shares are aggregated on the cluster: the first event (for the
-   default baseline), the organisation's accounts and the key administration events
-   (after which D04 and D05 count failures); then the baseline days are read for what
+   default baseline), the organisation's accounts, the key administration events
+   (after which D04 and D05 count failures) and the AssumeRole issues (every key's
+   lineage, :mod:`.lineage`); then the baseline days are read for what
    threshold selections learn from them (D01's usual reads, D03's usual bins).
 2. Each day's partition is read on a worker, where a :class:`Context` over that day
    evaluates the selections of the ``select`` rules (every row they can read, decided
@@ -28,6 +29,7 @@ import pandas as pd
 from ..case import Case, records_behind
 from ..schema import AT_NESTED_FIELDS
 from .context import Context
+from .lineage import ISSUE_COLUMNS, issuances
 from .registry import ON_DASK, RULES, Rule
 from .rules.selections import KEY_ADMIN
 
@@ -135,10 +137,14 @@ def detect_on_dask(
     act = case.activity
     own = act[act["identity_type"].astype(object) != "unknown"]["account_id"]
     admin = act[(act["source"] == "actiontrail") & act["action"].isin(KEY_ADMIN)]
-    first, accounts, key_admin = dask.compute(
+    issuing = act[act["issued_access_key_id"].notna()][
+        [*ISSUE_COLUMNS, "action", "source", "success"]
+    ]
+    first, accounts, key_admin, issued = dask.compute(
         act["time"].min(),
         own.dropna().astype(object).unique(split_out=1),
         admin[["key_id", "time"]].dropna(),
+        issuing,
     )
     known = [str(a) for a in accounts] if known_accounts is None else list(known_accounts)
     given = window_start is not None
@@ -151,7 +157,7 @@ def detect_on_dask(
         "geoip": geoip,
         "known_accounts": known,
     }
-    facts: dict[str, Any] = {"key_admin": key_admin}
+    facts: dict[str, Any] = {"key_admin": key_admin, "issuances": issuances(issued)}
     runnable = [r for r in chosen if r.on_dask != "memory"]
     learning = [r.rule_id for r in runnable if r.learns is not None]
     if learning:  # what the selections learn from the baseline days, first
@@ -182,6 +188,7 @@ def detect_on_dask(
         case.manifest,
     )
     ctx = Context(selected, **options)
+    ctx.facts = facts
     results: dict[str, pd.DataFrame] = {}
     for rule in runnable:
         started = time.perf_counter()
@@ -195,6 +202,7 @@ def detect_on_dask(
                 case.manifest,
             )
             final = Context(nothing, **options)
+            final.facts = facts
             final.merged_sightings = [_concat(list(call)) for call in calls]
             results[rule.rule_id] = rule.function(final, params[rule.rule_id])
         else:

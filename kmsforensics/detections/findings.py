@@ -28,7 +28,7 @@ from .registry import SEVERITIES, Rule
 
 #: The findings frame: the contract columns, then ``actor``, ``details``, a stable
 #: ``finding_id``, and the lineage of the credential (``origin`` and ``lineage``: a dict of
-#: origin, role chain and account path; see :mod:`.lineage`).
+#: origin, role chain, account path and the source network; see :mod:`.lineage`).
 COLUMNS: tuple[str, ...] = (
     *FINDINGS_COLUMNS,
     "actor",
@@ -47,11 +47,12 @@ LABEL_COLUMNS = (
     "origin",
     "chain",
     "account_path",
+    "network",
 )
 
 
 def finding_id(rule_id: str, entity: Any, evidence: Sequence[str]) -> str:
-    """A stable id for a finding: a hash of its rule, entity and evidence ids.
+    """Return a stable id for a finding: a hash of its rule, entity and evidence ids.
 
     The same evidence gives the same id on every run and engine, whatever the order
     the ids come in.
@@ -239,8 +240,8 @@ def collect(rule: Rule, labelled: pd.DataFrame, window_start: pd.Timestamp | Non
     )
     for name in ("entity", "actor", "summary", "details", "account_id", "origin"):
         out[name] = groups[name].agg(_first_present)
-    out["lineage"] = groups[["origin", "chain", "account_path"]].agg(_first_present).apply(
-        _lineage, axis=1
+    out["lineage"] = (
+        groups[["origin", "chain", "account_path"]].agg(_first_present).apply(_lineage, axis=1)
     )
     out["evidence"] = groups["evidence_id"].agg(_distinct_ids)
     out["severity"] = [SEVERITIES[int(r)] for r in out["rank"]]
@@ -249,7 +250,8 @@ def collect(rule: Rule, labelled: pd.DataFrame, window_start: pd.Timestamp | Non
     out["technique"] = rule.technique
     out["account_id"] = out["account_id"].astype(object)
     out["finding_id"] = [
-        finding_id(rule.rule_id, e, ids) for e, ids in zip(out["entity"], out["evidence"], strict=True)
+        finding_id(rule.rule_id, e, ids)
+        for e, ids in zip(out["entity"], out["evidence"], strict=True)
     ]
     if window_start is not None:
         out = out[out["last_seen"] >= window_start]
@@ -257,7 +259,7 @@ def collect(rule: Rule, labelled: pd.DataFrame, window_start: pd.Timestamp | Non
 
 
 def _lineage(row: pd.Series) -> dict[str, Any] | None:
-    """The lineage dict of a finding from its first row's origin, chain and accounts."""
+    """Return the lineage dict of a finding from its first row's origin, chain and accounts."""
     if not isinstance(row["origin"], str):
         return None
 
@@ -268,6 +270,7 @@ def _lineage(row: pd.Series) -> dict[str, Any] | None:
         "origin": row["origin"],
         "chain": parts(row["chain"]),
         "accounts": parts(row["account_path"]),
+        "network": row["network"] if isinstance(row["network"], str) else None,
     }
 
 

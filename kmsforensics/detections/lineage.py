@@ -29,7 +29,7 @@ Examples
 ... })
 >>> lineage = lineages(issued)
 >>> lineage["STS.two"].origin, lineage["STS.two"].chain
-('access-key:LTAIabc', ('acs:ram::111:role/jump', 'acs:ram::222:role/admin'))
+('ram-user:u1', ('acs:ram::111:role/jump', 'acs:ram::222:role/admin'))
 >>> lineage["STS.two"].accounts
 ('111', '222')
 """
@@ -37,7 +37,7 @@ Examples
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -84,7 +84,7 @@ def issuance_mask(act: pd.DataFrame) -> pd.Series:
 
 
 def issuances(act: pd.DataFrame) -> pd.DataFrame:
-    """The rows that issued STS keys, with the columns lineage needs, in time order."""
+    """Return the rows that issued STS keys, with the columns lineage needs, in time order."""
     rows = act.loc[issuance_mask(act), ISSUE_COLUMNS]
     return rows.astype({c: object for c in ISSUE_COLUMNS if c != "time"}).sort_values(
         "time", kind="stable"
@@ -92,11 +92,15 @@ def issuances(act: pd.DataFrame) -> pd.DataFrame:
 
 
 def caller_origin(kind: Any, key: Any, account: Any, principal: Any, name: Any) -> str:
-    """Return the origin of a caller whose key no AssumeRole in the evidence issued."""
-    if isinstance(key, str) and key and not key.startswith("STS."):
-        return ("client-key:" if key.startswith("KAAP.") else "access-key:") + key
+    """Return the origin of a caller whose key no AssumeRole in the evidence issued.
+
+    A RAM user is the origin of their own AccessKeys (a rotated key is the same
+    origin); a long-term key without a known user stands for itself.
+    """
     if kind == "ram-user" and isinstance(principal, str):
         return f"ram-user:{principal}"
+    if isinstance(key, str) and key and not key.startswith("STS."):
+        return ("client-key:" if key.startswith("KAAP.") else "access-key:") + key
     if kind == "ram-role" and isinstance(principal, str):
         return f"ram-role:{principal}"
     if kind == "system" and isinstance(name, str):
@@ -158,5 +162,78 @@ def row_lineages(
     chain = column([" > ".join(f.chain) if f else np.nan for f in found])
     accounts = column([" > ".join(f.accounts) if f else np.nan for f in found])
     long_term = column([not str(k).startswith("STS.") for k in uniques]).fillna(False)
-    own = credential.where(long_term.astype(bool) & credential.notna(), principal)
+    person = act["identity_type"].astype(object).to_numpy() == "ram-user"
+    own = credential.where(long_term.astype(bool) & credential.notna() & ~person, principal)
     return origin.where(origin.notna(), own), chain, accounts
+
+
+def caller_origins(issued: pd.DataFrame, known: dict[str, Lineage]) -> pd.Series:
+    """Return the origin of each issuance's caller (the lineage it extends)."""
+    out = []
+    for row in issued.itertuples(index=False):
+        parent = known.get(row.access_key_id) if isinstance(row.access_key_id, str) else None
+        out.append(
+            parent.origin
+            if parent is not None
+            else caller_origin(
+                row.identity_type,
+                row.access_key_id,
+                row.account_id,
+                row.principal_id,
+                row.principal_name,
+            )
+        )
+    return pd.Series(out, index=issued.index, dtype=object)
+
+
+@dataclass(frozen=True)
+class PathBaseline:
+    """What the baseline knows of role assumptions: origin x role x network, and networks.
+
+    ``triples`` are (origin, role ARN, network) seen before the window, ``pairs`` the
+    (origin, role ARN), ``networks`` every network any AssumeRole came from.
+    """
+
+    triples: frozenset[tuple[str, str, str]]
+    pairs: frozenset[tuple[str, str]]
+    networks: frozenset[str]
+    #: (role, network) -> how many origins reached that role from that network.
+    crowd: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def severity(self, origin: Any, role: Any, network: Any) -> str:
+        """Rate one AssumeRole: its caller's origin, the role, the source network.
+
+        ``low`` for a known path; ``high`` from a network no AssumeRole of the
+        organisation came from; ``medium`` for an origin new to the role, unless two
+        or more other origins reach that role from that network (a team behind the
+        office NAT: then ``low``); ``low`` for a known origin from another known
+        network.
+        """
+        o, r, n = str(origin), str(role).lower(), str(network)
+        if (o, r, n) in self.triples:
+            return "low"
+        if n not in self.networks:
+            return "high"
+        if (o, r) in self.pairs or self.crowd.get((r, n), 0) >= 2:
+            return "low"
+        return "medium"
+
+
+def path_baseline(
+    issued: pd.DataFrame, known: dict[str, Lineage], before: pd.Timestamp, network: Any
+) -> PathBaseline:
+    """Learn the :class:`PathBaseline` from the issuances before ``before``.
+
+    ``network`` maps an address to its network (``a.b.c.0/24``).
+    """
+    early = issued[issued["time"] < before]
+    origins = caller_origins(early, known).astype(str).tolist()
+    roles = early["role_arn"].astype(str).str.lower().tolist()
+    nets = [str(network(ip)) for ip in early["client_ip"]]
+    triples = frozenset(zip(origins, roles, nets, strict=True))
+    crowd: dict[tuple[str, str], int] = {}
+    for _, role, net in triples:
+        crowd[(role, net)] = crowd.get((role, net), 0) + 1
+    return PathBaseline(
+        triples, frozenset(zip(origins, roles, strict=True)), frozenset(nets), crowd
+    )

@@ -175,7 +175,7 @@ def select(rules: str | list[str] | None) -> list[Rule]:
     unknown = [r for r in names if r not in RULES]
     if unknown:
         raise UnknownRuleError(
-            f"no rule {', '.join(map(repr, unknown))}; kf.rules() lists them "
+            f"no rule {', '.join(map(repr, unknown))}; kf.list_rules() lists them "
             f"({', '.join(sorted(RULES))})"
         )
     return [RULES[r] for r in sorted(set(names))]

@@ -162,7 +162,7 @@ class FintechActivity:
         self.world = world
         self.org = world.org
         self.nights = 0
-        self.chains = 0
+        self.runner_session: tuple[str, datetime] = ("", world.traffic.start)
 
     def hour(self, begin: datetime) -> list[Item]:
         """Return the profile's activity for the hour starting at ``begin``."""
@@ -323,6 +323,7 @@ class FintechActivity:
         event["eventType"] = "AliyunServiceEvent"
         out: list[Item] = [(moment, "actiontrail", event)]
         runner_identity = _session(role, runner.name, key, moment)
+        self.runner_session = (key, moment)
         for index, purpose in enumerate(("dev", "prod", "data")):
             target = self.org.account(purpose)
             tf = self.org.role("terraform-role", target.uid)
@@ -387,9 +388,9 @@ class FintechActivity:
         key = sts_key(w.rng)
         runner = self.org.runners[0]
         shared = self.org.account("shared-services")
-        runner_key = sts_key(w.rng)
+        runner_key, since = self.runner_session  # the night's session, renewed hourly
         role = self.org.role(runner.role, shared.uid)
-        runner_identity = _session(role, runner.name, runner_key, moment)
+        runner_identity = _session(role, runner.name, runner_key, since)
         out: list[Item] = [
             (
                 moment,

@@ -40,8 +40,13 @@ def _first_seen(
     *,
     known_subjects_only: bool = True,
     gap: str = "1h",
+    prevalence: str | None = None,
 ) -> pd.DataFrame:
     """Label the first occurrences of new (subject, term) pairs, one incident per burst.
+
+    With ``prevalence`` (a severity), a term that other subjects of the organisation
+    had before the window is low (an office NAT, a VPN, a common SDK) and one new to
+    the organisation gets ``prevalence``; see :func:`_by_prevalence`.
 
     On the dask engine a rule runs twice: on each day, where this keeps the day's first
     sightings (:func:`~kmsforensics.detections.findings.first_sightings`) and returns no
@@ -58,6 +63,8 @@ def _first_seen(
         fresh = fresh[fresh["subject_known"]]
     if not len(fresh):
         return fresh
+    if prevalence is not None:
+        fresh = fresh.assign(severity=_by_prevalence(ctx, rows, fresh, subject, term, prevalence))
     incident = bursts(fresh["time"], fresh[subject], pd.Timedelta(gap))
     shown = (
         fresh[term].astype(object)
@@ -75,6 +82,30 @@ def _first_seen(
         ),
         actor=fresh["actor"],
     )
+
+
+def _by_prevalence(
+    ctx: Context,
+    rows: pd.DataFrame,
+    fresh: pd.DataFrame,
+    subject: str,
+    term: str | list[str],
+    new_to_org: str,
+) -> np.ndarray:
+    """Severity of new terms by how common they were in the organisation before the window.
+
+    Counted on the rows given (on the dask engine, one sighting per pair before the
+    window: the count of distinct subjects is the same).
+    """
+    terms = [term] if isinstance(term, str) else list(term)
+    early = rows[(rows["time"] < ctx.baseline_end).to_numpy()]
+    if not len(early):
+        return np.full(len(fresh), new_to_org, dtype=object)
+    spread = early.astype({c: object for c in terms}).groupby(terms)[subject].nunique()
+    keys = fresh[terms].astype(object)
+    index = pd.MultiIndex.from_frame(keys) if len(terms) > 1 else pd.Index(keys[terms[0]])
+    others = spread.reindex(index).fillna(0).to_numpy()
+    return np.where(others > 0, "low", new_to_org)
 
 
 @rule(
@@ -120,7 +151,9 @@ def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     Long-term keys (not ``STS.`` session keys) and people are compared address by
     address; roles and AAPs (workloads) by network (``/24``, ``/48`` for IPv6), which
     absorbs autoscaling noise. Only subjects with history before the window are
-    compared.
+    compared. Weighed by prevalence: low when another subject used that address or
+    network before the window (the office NAT, the VPN), high when it is new to the
+    organisation.
 
     Reads
     -----
@@ -141,7 +174,7 @@ def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     rows["where"] = np.where(
         exact, rows["client_ip"].astype(object).to_numpy(), ctx.network[addressed].to_numpy()
     )
-    return _first_seen(ctx, rows, "subject", "where", "use from")
+    return _first_seen(ctx, rows, "subject", "where", "use from", prevalence="high")
 
 
 @rule(
@@ -156,9 +189,12 @@ def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
 def new_agent_or_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """A principal seen with a user-agent family, ASN or country new to it.
 
-    The user-agent family (product names without versions: an SDK upgrade is not new)
-    needs nothing more. ASN and country need a MaxMind-format database
-    (``kf.detect(..., geoip=PATH)``); without one that half is skipped, with a note.
+    The user-agent family (product names and platform without versions: an SDK
+    upgrade is not new, the same CLI on Linux instead of macOS is) needs nothing more.
+    Low when other principals used that family, ASN or country before the window;
+    an ASN or country new to the organisation is high. ASN and country need a
+    MaxMind-format database (``kf.detect(..., geoip=PATH)``); without one that half
+    is skipped, with a note.
 
     Reads
     -----
@@ -171,13 +207,13 @@ def new_agent_or_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     act = ctx.act
     rows = ctx.rows(act["user_agent"].notna())
     rows["agent"] = ctx.agent_family[act["user_agent"].notna()].to_numpy()
-    found = [_first_seen(ctx, rows, "principal", "agent", "agent")]
+    found = [_first_seen(ctx, rows, "principal", "agent", "agent", prevalence="medium")]
     if ctx.geo is not None:
         located = ctx.rows(is_address(act["client_ip"]))
         geo = ctx.geo.lookup(located["client_ip"].astype(object))
         for column in ("asn", "country"):
             part = located.assign(**{column: geo[column].astype(object).to_numpy()})
-            found.append(_first_seen(ctx, part, "principal", column, column))
+            found.append(_first_seen(ctx, part, "principal", column, column, prevalence="high"))
     offset = 0
     for frame in found:
         if len(frame):
@@ -259,6 +295,8 @@ def caller_identity(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """GetCallerIdentity by a principal from a network it never called it from.
 
     Typically the first call made with a stolen key (TruffleHog- and Pacu-style tools).
+    Low when others called from that network before the window (the office, the VPN);
+    high from a network new to the organisation.
 
     Reads
     -----
@@ -273,7 +311,13 @@ def caller_identity(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     rows = ctx.rows(mask)
     rows["net"] = ctx.network[mask].to_numpy()
     return _first_seen(
-        ctx, rows, "principal", "net", "GetCallerIdentity from", known_subjects_only=False
+        ctx,
+        rows,
+        "principal",
+        "net",
+        "GetCallerIdentity from",
+        known_subjects_only=False,
+        prevalence="high",
     )
 
 
@@ -372,7 +416,8 @@ def off_hours(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
 def first_api(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """A principal with history calls an API it never called before the window.
 
-    Medium for write and administrative APIs (anything not List/Describe/Get).
+    Medium for write and administrative APIs (anything not List/Describe/Get) that no
+    other principal called before the window; low otherwise.
 
     Reads
     -----
@@ -384,8 +429,10 @@ def first_api(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """
     act = ctx.act
     rows = ctx.rows(act["action"].notna())
-    found = _first_seen(ctx, rows, "principal", ["service", "action"], "call of")
+    found = _first_seen(
+        ctx, rows, "principal", ["service", "action"], "call of", prevalence="medium"
+    )
     if len(found):
         write = ~found["action"].astype(object).astype(str).str.match(r"^(List|Describe|Get)")
-        found["severity"] = np.where(write, "medium", "low")
+        found["severity"] = np.where(write & (found["severity"] == "medium"), "medium", "low")
     return found

@@ -21,7 +21,6 @@ from .common import (
     SECRET_TAMPERING,
     from_actiontrail,
     names,
-    role_owner,
     who_from,
 )
 
@@ -177,21 +176,23 @@ def change_then_use(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
 def sts_key_against_kms(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """The STS key an AssumeRole issued, seen calling KMS: the chain source -> role -> KMS.
 
+    One finding per lineage path of the issuing AssumeRole (the caller's origin, the
+    role, the source network), with every key issued on that path and its KMS calls.
     Roles that cloud services assume for workloads (ECS, ACK) are left out unless
-    ``include_services`` (then low). Medium when a person, a long-term key or another
-    session assumed the role; high when that AssumeRole crossed accounts from an
-    address the caller had not used before the window.
+    ``include_services`` (then low). High when the AssumeRole came from a network no
+    AssumeRole of the organisation came from before the window; low otherwise (an
+    origin new to a role is D19's and D20's).
 
     Reads
     -----
     ActionTrail ``eventName`` (AssumeRole*), ``responseElements.Credentials.AccessKeyId``
     (``issued_access_key_id``), ``requestParameters.RoleArn``, ``sourceIpAddress``;
-    KMS-log and ActionTrail ``access_key_id`` of the KMS calls.
+    KMS-log and ActionTrail ``access_key_id`` of the KMS calls; the lineage of the
+    caller's key.
 
     False positives
     ---------------
-    Applications that assume a role on one host and call KMS from another by design;
-    every workload role does this, hence the low default.
+    A new hire's first sessions; a new pipeline (medium until it is in the baseline).
     """
     act = ctx.act
     assume = ctx.rows(
@@ -211,53 +212,56 @@ def sts_key_against_kms(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
     if not len(kms_calls):
         return kms_calls
-    origin = assume.loc[[issued[k] for k in kms_calls["access_key_id"].astype(str)]]
-    history = ctx.rows(
-        from_actiontrail(ctx) & ctx.action_matches("AssumeRole") & (act["time"] < ctx.baseline_end)
-    )
-    seen = set(zip(history["principal"].astype(str), history["client_ip"].astype(str), strict=True))
-    owner = role_owner(origin["role_arn"])
-    crossing = (owner != origin["account_id"].astype(object).astype(str)).to_numpy()
-    new_place = np.array(
-        [
-            (a, b) not in seen
-            for a, b in zip(
-                origin["principal"].astype(str), origin["client_ip"].astype(str), strict=True
-            )
-        ]
-    )
+    used = sorted({issued[k] for k in kms_calls["access_key_id"].astype(str)})
+    origin = assume.loc[used]
+    nets = ctx.network.loc[origin.index]
     service = (origin["identity_type"].astype(object) == "system").to_numpy()
-    severity = np.where(service, "low", np.where(crossing & new_place, "high", "medium"))
-    rows = pd.concat([assume.loc[sorted(set(origin.index))], kms_calls])
+    path = np.array(
+        [
+            ctx.paths.severity(o, r, n)
+            for o, r, n in zip(origin["origin"], origin["role_arn"], nets, strict=True)
+        ],
+        dtype=object,
+    )
+    # the new origin on a role is D19's and D20's; here only a new network raises it
+    path = np.where(path == "high", "high", "low")
+    severity = pd.Series(np.where(service, "low", path), index=origin.index)
+    key_of_path = (
+        origin["origin"].astype(str)
+        + "|"
+        + origin["role_arn"].astype(str).str.lower()
+        + "|"
+        + nets.astype(str)
+    )
+    path_of_key = dict(zip(origin["issued_access_key_id"].astype(str), key_of_path, strict=True))
+    severity_of_key = dict(zip(origin["issued_access_key_id"].astype(str), severity, strict=True))
+    rows = pd.concat([origin, kms_calls])
     key = (
         rows["issued_access_key_id"]
         .astype(object)
-        .where(rows["issued_access_key_id"].notna(), rows["access_key_id"])
+        .where(rows.index.isin(origin.index), rows["access_key_id"])
+        .astype(str)
     )
-    rank = {"low": 0, "medium": 1, "high": 2}
-    levels = pd.Series(severity, index=kms_calls.index)
-    per_key = levels.groupby(kms_calls["access_key_id"].astype(str)).agg(
-        lambda s: max(s, key=rank.__getitem__)
-    )
-    made_here = (
-        rows["action"].astype(str).str.startswith("AssumeRole")
-        & rows["issued_access_key_id"].notna()
-    )
+    made_here = pd.Series(rows.index.isin(origin.index), index=rows.index)
+    made_here = made_here & ~rows.index.duplicated()
 
     def summary(g: pd.DataFrame) -> str:
-        made = g[made_here.loc[g.index].to_numpy()]
-        used = g[~made_here.loc[g.index].to_numpy()]
+        flags = made_here.loc[g.index].to_numpy()
+        made, calls = g[flags], g[~flags]
         return (
-            f"{names(made['issued_access_key_id'])} issued to {names(made['actor'])} "
-            f"(AssumeRole of {names(made['role_arn'])} from {names(made['client_ip'])}); "
-            f"{len(used)} KMS calls ({names(used['action'])}) from {names(used['client_ip'])}"
+            f"{len(made)} STS keys issued to {names(made['role_arn'])} for origin "
+            f"{names(made['origin'], 1)} (AssumeRole from {names(made['client_ip'])}); "
+            f"{len(calls)} KMS calls ({names(calls['action'])}) from {names(calls['client_ip'])}"
         )
 
+    rows = rows.reset_index(drop=True)
+    made_here = made_here.reset_index(drop=True)
+    key = key.reset_index(drop=True)
     return label(
         rows,
-        pd.factorize(key.astype(str))[0],
-        "access-key:" + key.astype(str),
+        pd.factorize(key.map(path_of_key))[0],
+        "access-key:" + key,
         summary,
         actor=rows["actor"],
-        severity=key.astype(str).map(per_key).to_numpy(),
+        severity=key.map(severity_of_key).to_numpy(),
     )

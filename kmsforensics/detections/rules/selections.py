@@ -35,6 +35,7 @@ from .baseline import HUMAN, SENSITIVE
 from .common import (
     AAP_CHANGES,
     DATA_KEY_OPS,
+    IDENTITY_SERVICES,
     KEY_DESTRUCTION,
     KEY_POLICY,
     RAM_CHANGES,
@@ -46,7 +47,14 @@ from .common import (
     role_owner,
 )
 from .logging import _streams
-from .volume import AUTH_ERRORS, _block
+from .volume import (
+    AUTH_ERRORS,
+    _block,
+    aap_networks,
+    client_key_failures,
+    daily_first_reads,
+    outside_successes,
+)
 
 Params = dict[str, Any]
 
@@ -218,7 +226,7 @@ def _secret_reads(ctx: Context, p: Params) -> pd.Series:
     dense = _dense_windows(
         ctx, reads, [ctx.who], p["window"], [(secret, limit)], keep_before=ctx.baseline_end
     )
-    return dense | ctx.action_is("ListSecrets")
+    return dense | ctx.action_is("ListSecrets") | daily_first_reads(ctx, reads)
 
 
 def _calls(ctx: Context) -> pd.Series:
@@ -302,17 +310,25 @@ def _stream_bins(ctx: Context, p: Params) -> pd.Series:
     grouped = frame.groupby(["stream", "bin"], sort=False)
     weights = pd.Series(np.nan, index=ctx.act.index)
     weights.loc[grouped.tail(1).index] = 0.0
+    switches = from_actiontrail(ctx) & ctx.ok & ctx.action_is("StopLogging", "StartLogging")
+    weights.loc[switches[switches].index] = 0.0  # named by D27, counted with their bin
     firsts = grouped.head(1).index
     weights.loc[firsts] = grouped["bin"].transform("size").loc[firsts].astype(float)
     return weights
 
 
 def _aap_failures(ctx: Context, p: Params) -> pd.Series:
-    act = ctx.act
-    aap = _text(ctx, "identity_type") == "aap"
-    missing = act["account_id"].isna() | act["principal_id"].isna()
-    kaap = flag(act["access_key_id"], lambda k: str(k).startswith("KAAP."))
-    return from_kms_log(ctx) & ((aap & missing) | (kaap & ctx.status_code.isin([401, 403])))
+    """D15: client-key failures, and client-key successes from outside the known networks."""
+    return client_key_failures(ctx) | outside_successes(ctx)
+
+
+def _aap_networks_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D15, baseline days: the networks AAPs called from successfully."""
+    return pd.DataFrame({"net": sorted(aap_networks(ctx))})
+
+
+def _aap_networks_union(days: list[pd.DataFrame], p: Params) -> set[str]:
+    return {str(n) for d in days for n in d["net"]}
 
 
 def _denied(ctx: Context, p: Params) -> pd.Series:
@@ -370,7 +386,7 @@ def _logging(ctx: Context, p: Params) -> pd.Series:
 
 
 def _ram(ctx: Context, p: Params) -> pd.Series:
-    return _admin(*RAM_CHANGES)(ctx, p) & (_text(ctx, "service") == "ram")
+    return _admin(*RAM_CHANGES)(ctx, p) & _text(ctx, "service").isin(IDENTITY_SERVICES)
 
 
 def _destruction(ctx: Context, p: Params) -> pd.Series:
@@ -415,6 +431,7 @@ WEIGHTS: dict[str, RowSelection] = {"D27": _stream_bins}
 LEARNS: dict[str, tuple[Any, Any]] = {
     "D01": (_secret_reads_learn, _secret_reads_usual),
     "D03": (_data_key_learn, _data_key_needed),
+    "D15": (_aap_networks_learn, _aap_networks_union),
 }
 FIRST_SEEN = ("D02", "D11", "D12", "D25")
 

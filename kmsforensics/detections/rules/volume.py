@@ -31,6 +31,79 @@ def _windowed(
     return label(flagged, incident, entity, summary, actor=flagged["actor"])
 
 
+def daily_first_reads(ctx: Context, reads: pd.Series) -> pd.Series:
+    """The first read of each (origin, network, secret) in each UTC day (D01's long horizon).
+
+    Decided within one day, so the dask engine selects the same rows day by day.
+    """
+    act = ctx.act
+    frame = pd.DataFrame(
+        {
+            "origin": ctx.origin[reads].astype(object).to_numpy(),
+            "net": ctx.network[reads].astype(object).to_numpy(),
+            "account": act.loc[reads, "account_id"].astype(object).to_numpy(),
+            "secret": act.loc[reads, "secret_name"].astype(object).to_numpy(),
+            "day": nanoseconds(act.loc[reads, "time"]) // _DAY,
+        },
+        index=act.index[reads],
+    ).fillna("")
+    first = pd.Series(False, index=act.index)
+    first.loc[frame.index[~frame.duplicated().to_numpy()]] = True
+    return first
+
+
+_DAY = 86_400 * 10**9
+
+
+def _long_horizon(ctx: Context, reads: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
+    """Label the reads of (origin, network) pairs that read many secrets over days.
+
+    Many: the distinct secrets over ``horizon_days`` reach ``long_threshold`` and
+    ``long_multiplier`` times the origin's baseline daily high. ``reads`` are the first
+    reads of each (origin, network, secret, day).
+    """
+    if not len(reads):
+        return reads
+    frame = reads.assign(
+        net=ctx.network.loc[reads.index].astype(object).fillna("").to_numpy(),
+        day=nanoseconds(reads["time"]) // _DAY,
+        pair=reads["origin"].astype(str) + "|" + ctx.network.loc[reads.index].astype(str),
+    )
+    per_day = frame.groupby(["pair", "day"])["secret"].nunique()
+    early = frame[frame["time"] < ctx.baseline_end]
+    daily = early.groupby(["origin", "net", "day"])["secret"].nunique()
+    high = daily.groupby(level="origin").max()
+    limit_of = frame["origin"].map(high).fillna(0.0) * p["long_multiplier"]
+    limit_of = np.maximum(limit_of, p["long_threshold"])
+    flagged: set[tuple[str, int]] = set()
+    span = int(p["horizon_days"])
+    for pair, group in frame.groupby("pair", sort=False):
+        if per_day.loc[pair].sum() < p["long_threshold"]:
+            continue  # cannot reach it on any span
+        limit = float(limit_of.loc[group.index].iloc[0])
+        days = sorted(group["day"].unique())
+        for last in days:
+            window = group[(group["day"] > last - span) & (group["day"] <= last)]
+            if window["secret"].nunique() >= limit:
+                flagged.update((str(pair), int(d)) for d in window["day"].unique())
+    hit = [(pr, int(d)) in flagged for pr, d in zip(frame["pair"], frame["day"], strict=True)]
+    out = frame[np.asarray(hit, dtype=bool)]
+    incident = bursts(out["time"], out["pair"], pd.Timedelta(days=span))
+    return label(
+        out,
+        incident,
+        out["who"],
+        lambda g: (
+            f"{g['secret'].nunique()} distinct secrets read over "
+            f"{(g['time'].max() - g['time'].min()).total_seconds() / 3600:.0f} h from "
+            f"{names(g['net'], 2)} by origin {g['origin'].iloc[0]} through "
+            f"{g['who'].nunique()} credentials ({who_from(g)}); its baseline daily high is "
+            f"{high.get(g['origin'].iloc[0], 0):.0f}"
+        ),
+        actor=out["actor"],
+    )
+
+
 @rule(
     "D01",
     "Secret mass retrieval",
@@ -42,28 +115,37 @@ def _windowed(
     window="10min",
     multiplier=3.0,
     min_distinct=10,
+    horizon_days=2,
+    long_threshold=20,
+    long_multiplier=3.0,
 )
 def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
-    """One credential reads many distinct secrets within ``window``.
+    """One credential reads many distinct secrets within ``window``, or a lineage over days.
 
-    Many is ``threshold`` distinct secrets, or, for a principal with a baseline, more
-    than ``multiplier`` times the most it read in one window before (and at least
-    ``min_distinct``). Both logs count: GetSecretValue through a KMS instance (KMS log)
-    and through the OpenAPI (ActionTrail). A ListSecrets by the same credential is
-    mentioned in the summary (the pattern of a secrets sweep).
+    The burst: ``threshold`` distinct secrets in ``window`` by one credential, or, for
+    a principal with a baseline, more than ``multiplier`` times the most it read in one
+    window before (and at least ``min_distinct``). The long horizon: the distinct
+    secrets read by one lineage origin (through all its role sessions and renewed STS
+    keys) from one network over ``horizon_days`` UTC days reach ``long_threshold`` and
+    ``long_multiplier`` times that origin's highest daily count (per network) in the
+    baseline; its evidence is the first read of each secret each day. Both logs count:
+    GetSecretValue through a KMS instance (KMS log) and through the OpenAPI
+    (ActionTrail). A ListSecrets by the same credential is mentioned in the summary.
 
     Reads
     -----
     ``action`` (GetSecretValue, ListSecrets), ``success``, ``access_key_id``,
-    ``principal_id``, ``secret_name``, ``time``.
+    ``principal_id``, ``secret_name``, ``time``; the lineage of each key.
 
     False positives
     ---------------
     Application start-up and configuration loaders, rotation functions, CI/CD deploys,
-    backup or migration tools, configuration-centre AAPs.
+    backup or migration tools, configuration-centre AAPs; a new application reading its
+    secrets for the first days (the long horizon).
     """
     act = ctx.act
-    reads = ctx.rows(ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna())
+    mask = ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna()
+    reads = ctx.rows(mask)
     if not len(reads):
         return reads
     reads["secret"] = reads.groupby(
@@ -83,7 +165,7 @@ def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     limit = np.where(known.notna(), np.minimum(p["threshold"], relative), p["threshold"])
     hit = over_threshold(reads, ["who"], p["window"], limit, distinct="secret")
     listed = set(ctx.rows(ctx.action_is("ListSecrets"))["who"].dropna())
-    return _windowed(
+    burst = _windowed(
         reads,
         "who",
         p["window"],
@@ -100,6 +182,11 @@ def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
             + ("; ListSecrets by the same credential" if g["who"].iloc[0] in listed else "")
         ),
     )
+    first = daily_first_reads(ctx, mask)
+    slow = _long_horizon(ctx, reads[first.loc[reads.index].to_numpy()], p)
+    if len(slow) and len(burst):
+        slow["incident"] = slow["incident"] + int(burst["incident"].max()) + 1
+    return pd.concat([burst, slow], ignore_index=True) if len(slow) else burst
 
 
 @rule(
@@ -238,6 +325,43 @@ def key_from_many_ips(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+def aap_networks(ctx: Context) -> set[str]:
+    """Networks any AAP called from successfully before the window (D15).
+
+    On the dask engine they are learned from the baseline days first
+    (``ctx.facts["D15"]``).
+    """
+    learned = ctx.facts.get("D15")
+    if learned is not None:
+        return set(learned)
+    act = ctx.act
+    mask = (
+        from_kms_log(ctx)
+        & ctx.ok
+        & (act["identity_type"].astype(object) == "aap")
+        & (act["time"] < ctx.baseline_end)
+    )
+    return {str(n) for n in ctx.network[mask].dropna().unique()}
+
+
+def client_key_failures(ctx: Context) -> pd.Series:
+    """KMS-log calls with a client key no AAP owns, or rejected (401/403)."""
+    act = ctx.act
+    aap = act["identity_type"].astype(object) == "aap"
+    missing = act["account_id"].isna() | act["principal_id"].isna()
+    kaap = flag(act["access_key_id"], lambda k: str(k).startswith("KAAP."))
+    rejected = ctx.status_code.isin([401, 403])
+    return from_kms_log(ctx) & ((aap & missing) | (kaap & rejected))
+
+
+def outside_successes(ctx: Context) -> pd.Series:
+    """Successful client-key calls from networks no AAP used before the window."""
+    act = ctx.act
+    kaap = flag(act["access_key_id"], lambda k: str(k).startswith("KAAP."))
+    known = aap_networks(ctx)
+    return from_kms_log(ctx) & kaap & ctx.ok & ~ctx.network.isin(known)
+
+
 @rule(
     "D15",
     "AAP not found, or invalid client key",
@@ -247,12 +371,18 @@ def key_from_many_ips(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     sources=("kms",),
     threshold=5,
     window="10min",
+    min_failures=2,
+    sequence="15min",
 )
 def aap_not_found(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
-    """Client keys that no AAP owns, or rejected (401/403), from one address.
+    """Client keys that no AAP owns, or rejected (401/403): many, from outside, or then a success.
 
-    ``threshold`` such calls from one address within ``window``. An AAP-identity row
-    with an empty ``account_id`` or ``principal_id`` is the documented "AAP not found".
+    Flagged: ``threshold`` such calls from one address within ``window``; any such call
+    from a network no AAP called from successfully before the window; and
+    ``min_failures`` failures of one client key from one address followed, within
+    ``sequence``, by a success of that key from that address outside the AAPs' known
+    networks (a stolen key being made to work). An AAP-identity row with an empty
+    ``account_id`` or ``principal_id`` is the documented "AAP not found".
 
     Reads
     -----
@@ -262,28 +392,48 @@ def aap_not_found(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     False positives
     ---------------
     Applications still running with a rotated-out or expired client key; clock skew
-    (a 400, not counted).
+    (a 400, not counted); a new application subnet (outside the known networks).
     """
-    act = ctx.act
-    kms = from_kms_log(ctx)
-    aap = act["identity_type"].astype(object) == "aap"
-    missing = act["account_id"].isna() | act["principal_id"].isna()
-    kaap = flag(act["access_key_id"], lambda k: str(k).startswith("KAAP."))
-    rejected = ctx.status_code.isin([401, 403])
-    rows = ctx.rows(kms & ((aap & missing) | (kaap & rejected)))
+    rows = ctx.rows(client_key_failures(ctx))
     if not len(rows):
         return rows
-    hit = over_threshold(rows, ["client_ip"], p["window"], p["threshold"])
-    return _windowed(
-        rows,
-        "client_ip",
-        p["window"],
-        hit,
-        "ip:" + rows["client_ip"].astype(str)[hit],
+    known = aap_networks(ctx)
+    outside = ~ctx.network.loc[rows.index].isin(known).to_numpy()
+    hit = over_threshold(rows, ["client_ip"], p["window"], p["threshold"]) | outside
+    found = rows[hit.to_numpy()]
+    successes = ctx.rows(outside_successes(ctx))
+    if len(successes):
+        pair = rows["access_key_id"].astype(str) + "|" + rows["client_ip"].astype(str)
+        times = {k: np.sort(nanoseconds(g["time"])) for k, g in rows.groupby(pair)}
+        span = pd.Timedelta(p["sequence"]).value
+        after = []
+        for key, moment in zip(
+            successes["access_key_id"].astype(str) + "|" + successes["client_ip"].astype(str),
+            nanoseconds(successes["time"]),
+            strict=True,
+        ):
+            before = times.get(key)
+            count = (
+                0 if before is None else int(((before < moment) & (before >= moment - span)).sum())
+            )
+            after.append(count >= p["min_failures"])
+        chosen = successes[np.asarray(after, dtype=bool)]
+        if len(chosen):
+            keys = set(chosen["access_key_id"].astype(str) + "|" + chosen["client_ip"].astype(str))
+            found = pd.concat([found, rows[pair.isin(keys).to_numpy()], chosen])
+            found = found[~found.index.duplicated()].sort_values("time", kind="stable")
+    incident = bursts(found["time"], found["client_ip"], pd.Timedelta(p["sequence"]))
+    return label(
+        found,
+        incident,
+        "ip:" + found["client_ip"].astype(str),
         lambda g: (
-            f"{len(g)} calls with {g['access_key_id'].nunique()} unknown or rejected "
-            f"client keys from {names(g['client_ip'])} ({names(g['error_message'])})"
+            f"{int((~g['ok']).sum())} calls with {g['access_key_id'].nunique()} unknown or "
+            f"rejected client keys from {names(g['client_ip'])} "
+            f"({names(g['error_message'])})"
+            + (f", then {int(g['ok'].sum())} successful calls" if g["ok"].any() else "")
         ),
+        actor=found["actor"],
     )
 
 
@@ -359,7 +509,8 @@ def enumeration(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """One credential calls ``threshold`` or more distinct List/Describe/Get APIs in ``window``.
 
     GetSecretValue is D01's and is not counted; console page loads (ConsoleOperation)
-    and service identities are left out.
+    and service identities are left out. Low when the same origin (lineage) and
+    principal had such a burst before the window (a nightly Terraform plan, a scanner).
 
     Reads
     -----
@@ -381,7 +532,9 @@ def enumeration(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     if not len(rows):
         return rows
     hit = over_threshold(rows, ["who"], p["window"], p["threshold"], distinct="action")
-    return _windowed(
+    rows["habit"] = rows["origin"].astype(str) + "|" + rows["principal"].astype(str)
+    usual = set(rows.loc[hit.to_numpy() & (rows["time"] < ctx.baseline_end).to_numpy(), "habit"])
+    found = _windowed(
         rows,
         "who",
         p["window"],
@@ -390,5 +543,13 @@ def enumeration(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         lambda g: (
             f"{g['action'].nunique()} discovery APIs ({names(g['action'])}) in "
             f"{len(g)} calls by {who_from(g)}"
+            + (
+                "; the same origin and role did so before the window"
+                if g["habit"].iloc[0] in usual
+                else ""
+            )
         ),
     )
+    if len(found):
+        found["severity"] = np.where(found["habit"].isin(usual), "low", None)
+    return found
