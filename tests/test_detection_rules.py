@@ -222,23 +222,48 @@ def test_d26_trail_stopped_but_not_described(tmp_path: Path) -> None:
     assert findings.iloc[0].entity == f"account:{ACCOUNT_DEV}"
 
 
-def test_d28_new_access_key_used_against_kms_is_high(tmp_path: Path) -> None:
-    new_key = "LTAInewkey00000000000000"
+def test_d28_new_access_key_used_from_outside_is_high_and_a_rotation_is_not(
+    tmp_path: Path,
+) -> None:
+    new_key, rotated = "LTAInewkey00000000000000", "LTAIrotated0000000000000"
+    later = T0 + timedelta(days=3)
     events = [
+        ev(T0, "DescribeKey"),  # the baseline: the organisation works from 203.0.113.0/24
         ev(
-            T0,
+            later,
             "CreateAccessKey",
-            "Ram",
+            "Ims",  # IMS counts as RAM
             params={"UserName": "bob"},
             responseElements={"AccessKey": {"AccessKeyId": new_key}},
         ),
-        ev(T0 + minutes(30), "Decrypt", userIdentity={**USER, "accessKeyId": new_key}),
-        ev(T0 + minutes(200), "AttachPolicyToUser", "Ram", params={"UserName": "eve"}),
-        ev(T0 + minutes(400), "ListUsers", "Ram"),  # discovery, not a change
+        ev(
+            later + minutes(30),
+            "Decrypt",
+            userIdentity={**USER, "accessKeyId": new_key},
+            sourceIpAddress="192.0.2.66",
+        ),
+        ev(
+            later + minutes(100),
+            "CreateAccessKey",
+            "Ram",
+            params={"UserName": "backup"},
+            responseElements={"AccessKey": {"AccessKeyId": rotated}},
+        ),
+        ev(later + minutes(110), "Decrypt", userIdentity={**USER, "accessKeyId": rotated}),
+        ev(later + minutes(200), "AddUserToGroup", "Ims", params={"UserName": "eve"}),
+        ev(later + minutes(400), "ListUsers", "Ram"),  # discovery, not a change
     ]
     findings = found(detect(tmp_path, events, rules="D28"), "D28")
-    assert events[-1]["eventId"] not in {e for ids in findings.evidence for e in ids}
-    assert sorted(findings.severity) == ["high", "medium"]
+    evidence = {e for ids in findings.evidence for e in ids}
+    assert events[-1]["eventId"] not in evidence
+    assert events[5]["eventId"] in evidence  # AddUserToGroup through IMS
+    high = findings[findings.severity == "high"]
+    assert len(high) == 1 and set(high.iloc[0].evidence) == {
+        events[1]["eventId"],
+        events[2]["eventId"],  # the use that raised it is evidence
+    }
+    assert events[4]["eventId"] not in evidence  # the rotated key's use raised nothing
+    assert "medium" in set(findings.severity)
 
 
 # -- cross-account and roles ------------------------------------------------------------------
@@ -266,13 +291,17 @@ def assume(
     )
 
 
-def test_d19_cross_account_severity_follows_account_and_address(tmp_path: Path) -> None:
+BOB = {**USER, "principalId": "238902601002295678", "userName": "bob", "accessKeyId": "LTAIbob"}
+
+
+def test_d19_cross_account_severity_follows_lineage_and_network(tmp_path: Path) -> None:
     events = [
-        assume(T0, ACCOUNT_PROD, "s1", "STS.one"),  # baseline
-        assume(T0 + timedelta(days=3), ACCOUNT_PROD, "s2", "STS.two"),  # same place: low
+        assume(T0, ACCOUNT_PROD, "s1", "STS.one"),  # baseline: alice -> deploy-role
+        assume(T0 + timedelta(days=3), ACCOUNT_PROD, "s2", "STS.two"),  # same path: low
         assume(T0 + timedelta(days=3, hours=2), ACCOUNT_PROD, "s3", "STS.three", ip="192.0.2.66"),
         assume(T0 + timedelta(days=3, hours=4), "9999888877776666", "s4", "STS.four"),
         assume(T0 + timedelta(days=3, hours=6), ACCOUNT_DEV, "s5", "STS.five"),  # same account
+        assume(T0 + timedelta(days=3, hours=8), ACCOUNT_PROD, "b1", "STS.bob", caller=BOB),
     ]
     findings = found(
         detect(tmp_path, events, rules="D19", known_accounts=[ACCOUNT_DEV, ACCOUNT_PROD]), "D19"
@@ -281,26 +310,50 @@ def test_d19_cross_account_severity_follows_account_and_address(tmp_path: Path) 
         e: s for ids, s in zip(findings.evidence, findings.severity, strict=True) for e in ids
     }
     assert by_event[events[1]["eventId"]] == "low"
-    assert by_event[events[2]["eventId"]] == "medium"
-    assert by_event[events[3]["eventId"]] == "high"
+    assert by_event[events[2]["eventId"]] == "high"  # a network new to the organisation
+    assert by_event[events[3]["eventId"]] == "high"  # an account not the organisation's
     assert events[4]["eventId"] not in by_event
+    assert by_event[events[5]["eventId"]] == "medium"  # a new origin on the role
+    bob = findings[findings.evidence.map(lambda ids: events[5]["eventId"] in ids)].iloc[0]
+    assert bob.origin == f"ram-user:{BOB['principalId']}"
+    assert bob.lineage["chain"] == [] and bob.lineage["network"] == "203.0.113.0/24"
 
 
-def test_d20_role_chain_is_an_assumerole_by_a_session(tmp_path: Path) -> None:
-    session = {
-        "type": "assumed-role",
-        "accountId": ACCOUNT_PROD,
-        "principalId": "3435979260:s1",
-        "userName": "deploy-role:s1",
-        "accessKeyId": "STS.one",
-    }
+def test_d20_role_chain_severity_follows_the_path_baseline(tmp_path: Path) -> None:
+    def session(name: str, key: str) -> dict[str, Any]:
+        return {
+            "type": "assumed-role",
+            "accountId": ACCOUNT_PROD,
+            "principalId": f"3435979260:{name}",
+            "userName": f"deploy-role:{name}",
+            "accessKeyId": key,
+        }
+
+    later = T0 + timedelta(days=3)
     events = [
-        assume(T0, ACCOUNT_PROD, "s1", "STS.one"),
-        assume(T0 + minutes(5), ACCOUNT_DEV, "hop2", "STS.hop", caller=session),
+        assume(T0, ACCOUNT_PROD, "s1", "STS.one"),  # baseline: alice -> deploy-role -> dev
+        assume(T0 + minutes(5), ACCOUNT_DEV, "hop1", "STS.hop1", caller=session("s1", "STS.one")),
+        assume(later, ACCOUNT_PROD, "s2", "STS.two"),  # the same chain again: low
+        assume(
+            later + minutes(5), ACCOUNT_DEV, "hop2", "STS.hop2", caller=session("s2", "STS.two")
+        ),
+        assume(later, ACCOUNT_PROD, "s3", "STS.three", ip="192.0.2.66"),  # from a VPS: high
+        assume(
+            later + minutes(6),
+            ACCOUNT_DEV,
+            "hop3",
+            "STS.hop3",
+            ip="192.0.2.66",
+            caller=session("s3", "STS.three"),
+        ),
+        assume(later + minutes(7), ACCOUNT_DEV, "x", "STS.x"),  # one hop: not a chain
     ]
-    findings = found(detect(tmp_path, events, rules="D20"), "D20")
-    assert [e for ids in findings.evidence for e in ids] == [events[1]["eventId"]]
-    assert findings.iloc[0].severity == "high"  # the second hop crosses accounts
+    findings = found(detect(tmp_path, events, rules="D20", window_start=later), "D20")
+    severity = {ids[0]: s for ids, s in zip(findings.evidence, findings.severity, strict=True)}
+    assert severity == {events[3]["eventId"]: "low", events[5]["eventId"]: "high"}
+    vps = findings[findings.severity == "high"].iloc[0]
+    assert vps.origin == f"ram-user:{USER['principalId']}"  # alice's key, whoever holds it
+    assert vps.lineage["chain"] == [f"acs:ram::{ACCOUNT_PROD}:role/deploy-role"]
 
 
 def test_d30_sts_key_from_assumerole_used_against_kms(tmp_path: Path) -> None:
@@ -390,25 +443,66 @@ def test_d13_key_from_many_networks(tmp_path: Path) -> None:
     assert found(detect(tmp_path, records=same_net, rules="D13"), "D13").empty
 
 
-@pytest.mark.parametrize(("count", "expected"), [(4, 0), (5, 1)])
-def test_d15_aap_not_found_threshold_edge(tmp_path: Path, count: int, expected: int) -> None:
-    records = [
+def aap_failures(count: int, ip: str, start: datetime = T0, step: float = 1) -> list:
+    return [
         kl(
-            T0 + minutes(i),
+            start + minutes(step * i),
             "GetSecretValue",
             account_id="",
             principal_id="",
             identity_type="aap",
             access_key_id=f"KAAP.00000000-0000-4000-8000-{i:012d}",
             status_code=401,
-            client_ip="192.0.2.99",
+            client_ip=ip,
         )
         for i in range(count)
     ]
-    findings = found(detect(tmp_path, records=records, rules="D15"), "D15")
+
+
+@pytest.mark.parametrize(("count", "expected"), [(4, 0), (5, 1)])
+def test_d15_aap_not_found_threshold_edge_inside_known_networks(
+    tmp_path: Path, count: int, expected: int
+) -> None:
+    usual = [kl(T0 - timedelta(hours=1), "Decrypt", client_ip="10.0.3.21")]  # the AAP's subnet
+    records = usual + aap_failures(count, "10.0.3.40")
+    findings = found(detect(tmp_path, records=records, rules="D15", window_start=T0), "D15")
     assert len(findings) == expected
     if expected:
-        assert findings.iloc[0].entity == "ip:192.0.2.99"
+        assert findings.iloc[0].entity == "ip:10.0.3.40"
+
+
+def test_d15_one_unknown_client_key_from_outside_is_enough(tmp_path: Path) -> None:
+    usual = [kl(T0 - timedelta(hours=1), "Decrypt", client_ip="10.0.3.21")]
+    findings = found(
+        detect(
+            tmp_path,
+            records=usual + aap_failures(1, "192.0.2.99"),
+            rules="D15",
+            window_start=T0,
+        ),
+        "D15",
+    )
+    assert list(findings.entity) == ["ip:192.0.2.99"]
+
+
+def test_d15_failures_then_success_of_one_client_key_from_outside(tmp_path: Path) -> None:
+    usual = [kl(T0 - timedelta(hours=1), "Decrypt", client_ip="10.0.3.21")]
+    tries = [
+        kl(T0 + minutes(m), "GetSecretValue", client_ip="192.0.2.151", status_code=401)
+        for m in (0, 3, 7, 11)
+    ]
+    success = kl(T0 + minutes(12), "GetSecretValue", client_ip="192.0.2.151")
+    inside = [
+        kl(T0 + minutes(m), "GetSecretValue", client_ip="10.0.3.21", status_code=401)
+        for m in (20, 21)
+    ] + [kl(T0 + minutes(22), "GetSecretValue", client_ip="10.0.3.21")]
+    records = usual + tries + [success] + inside
+    findings = found(detect(tmp_path, records=records, rules="D15", window_start=T0), "D15")
+    evidence = {e for ids in findings.evidence for e in ids}
+    assert success["request_id"] in evidence
+    assert {r["request_id"] for r in tries} <= evidence
+    assert not {r["request_id"] for r in inside} & evidence  # a retry at home is not flagged
+    assert "then 1 successful calls" in findings.iloc[0].summary
 
 
 @pytest.mark.parametrize(("count", "expected"), [(5, 0), (6, 1)])

@@ -240,9 +240,10 @@ def collect(rule: Rule, labelled: pd.DataFrame, window_start: pd.Timestamp | Non
     )
     for name in ("entity", "actor", "summary", "details", "account_id", "origin"):
         out[name] = groups[name].agg(_first_present)
-    out["lineage"] = (
-        groups[["origin", "chain", "account_path"]].agg(_first_present).apply(_lineage, axis=1)
+    parts = pd.DataFrame(
+        {c: groups[c].agg(_first_present) for c in ("origin", "chain", "account_path", "network")}
     )
+    out["lineage"] = [_lineage(row) for _, row in parts.iterrows()]
     out["evidence"] = groups["evidence_id"].agg(_distinct_ids)
     out["severity"] = [SEVERITIES[int(r)] for r in out["rank"]]
     out["rule_id"] = rule.rule_id

@@ -232,6 +232,7 @@ def sts_key_against_kms(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         + origin["role_arn"].astype(str).str.lower()
         + "|"
         + nets.astype(str)
+        + np.where((origin["time"] >= ctx.baseline_end).to_numpy(), "|window", "|baseline")
     )
     path_of_key = dict(zip(origin["issued_access_key_id"].astype(str), key_of_path, strict=True))
     severity_of_key = dict(zip(origin["issued_access_key_id"].astype(str), severity, strict=True))

@@ -42,13 +42,18 @@ def _path_severity(ctx: Context, rows: pd.DataFrame) -> np.ndarray:
 
 
 def _path_key(ctx: Context, rows: pd.DataFrame) -> pd.Series:
-    """``origin|role|network`` of AssumeRole rows: one finding per path."""
+    """Return ``origin|role|network`` of AssumeRole rows: one finding per path.
+
+    And per side of the baseline's end, so the window's findings hold the window's rows.
+    """
+    after = np.where((rows["time"] >= ctx.baseline_end).to_numpy(), "|window", "|baseline")
     return (
         rows["origin"].astype(str)
         + "|"
         + rows["role_arn"].astype(str).str.lower()
         + "|"
         + ctx.network.loc[rows.index].astype(str)
+        + after
     )
 
 
