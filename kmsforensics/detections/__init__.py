@@ -122,15 +122,16 @@ def detect(
         if rule.needs_geo and geoip is None:
             notes[rule.rule_id] = (
                 "no geo database: skipped entirely"
-                if rule.rule_id == "D14"
+                if rule.needs_geo == "required"
                 else "no geo database: ASN and country not compared"
             ) + " (pass geoip='GeoLite2-City.mmdb' or another MaxMind-format file)"
+    runs = [r for r in chosen if geoip is not None or r.needs_geo != "required"]
     if case.engine == "dask":
         from .distributed import detect_on_dask
 
         labelled, baseline_end, window_given, skipped, seconds = detect_on_dask(
             case,
-            chosen,
+            runs,
             resolved,
             window_start=to_utc(window_start),
             baseline_days=baseline_days,
@@ -149,9 +150,9 @@ def detect(
             known_accounts=known_accounts,
         )
         labelled = {}
-        for rule in chosen:
+        for rule in runs:
             started = time.perf_counter()
-            labelled[rule.rule_id] = rule.function(ctx, resolved[rule.rule_id])
+            labelled[rule.rule_id] = rule(ctx, resolved[rule.rule_id])
             seconds[rule.rule_id] = time.perf_counter() - started
         baseline_end, window_given = ctx.baseline_end, ctx.window_given
     frames = [
@@ -195,7 +196,7 @@ def list_rules() -> pd.DataFrame:
             "technique": r.technique,
             "kind": r.kind,
             "sources": ", ".join(r.sources),
-            "params": dict(r.params),
+            "params": r.params,
             "needs_geo": r.needs_geo,
             "on_dask": r.on_dask,
             "detects": r.doc.split("\n\n")[0].replace("\n", " "),

@@ -189,10 +189,6 @@ class Context:
         self.timezone = timezone
         self.geo = GeoLookup(geoip) if geoip else None
         self._known_accounts = known_accounts
-        #: Dask engine only: first sightings kept per call of ``_first_seen`` on one day
-        #: (``sightings``), or every day's, merged, for the final run (``merged_sightings``).
-        self.sightings: list[pd.DataFrame] | None = None
-        self.merged_sightings: list[pd.DataFrame] | None = None
         #: Dask engine only: facts gathered from the whole case before the days are read.
         self.facts: dict[str, Any] = {}
 

@@ -7,8 +7,9 @@
    threshold selections learn from them (D01's usual reads, D03's usual bins).
 2. Each day's partition is read on a worker, where a :class:`Context` over that day
    evaluates the selections of the ``select`` rules (every row they can read, decided
-   row by row; :mod:`.rules.selections`) and runs the ``first-seen`` rules in reduce
-   mode, keeping the day's first sightings of every pair.
+   row by row; each rule's ``selects`` facet, beside it) and reduces the ``first-seen``
+   rules' new-term specs to the day's first sightings of every pair
+   (:func:`.newterms.reduce_specs`).
 3. On the driver, the ``select`` rules run unchanged on the selected rows, and the
    ``first-seen`` rules on every day's sightings, merged. Rules that need every row
    (``memory``) are not run; a note names them.
@@ -30,8 +31,9 @@ from ..case import Case, records_behind
 from ..schema import AT_NESTED_FIELDS
 from .context import Context
 from .lineage import ISSUE_COLUMNS, issuances
+from .newterms import reduce_specs, run_specs
 from .registry import ON_DASK, RULES, Rule
-from .rules.selections import KEY_ADMIN
+from .rules.facets import KEY_ADMIN
 
 #: What the rules that run on dask read of each frame (activity: every column).
 READS: dict[str, list[str] | None] = {
@@ -46,7 +48,7 @@ class _Plan:
     """What every day's task needs: the rules, their parameters, the context options."""
 
     rule_ids: list[str]
-    params: dict[str, dict[str, Any]]
+    params: dict[str, Any]
     options: dict[str, Any]
     facts: dict[str, Any] = field(default_factory=dict)
 
@@ -75,12 +77,11 @@ def _day(
             weight += np.nan_to_num(counts)
     chosen = activity[keep].assign(_weight=weight[keep])
     kms, at = records_behind(chosen, kms, at)
-    sightings = {}
-    for rule in rules:
-        if rule.first_seen:
-            ctx.sightings = []
-            rule.function(ctx, plan.params[rule.rule_id])
-            sightings[rule.rule_id] = ctx.sightings
+    sightings = {
+        rule.rule_id: reduce_specs(ctx, rule, plan.params[rule.rule_id])
+        for rule in rules
+        if rule.first_seen
+    }
     return {
         "activity": chosen,
         "kms": kms,
@@ -95,7 +96,7 @@ def _learn(
     """One baseline day on a worker: what each rule's selection learns from it."""
     ctx = plan.context(activity, kms, at)
     return {
-        r: RULES[r].learns[0](ctx, plan.params[r])  # type: ignore[index]
+        r: RULES[r].learned[0](ctx, plan.params[r])  # type: ignore[index]
         for r in plan.rule_ids
     }
 
@@ -117,7 +118,7 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def detect_on_dask(
     case: Any,
     chosen: list[Rule],
-    params: dict[str, dict[str, Any]],
+    params: dict[str, Any],
     *,
     window_start: pd.Timestamp | None,
     baseline_days: float,
@@ -159,7 +160,7 @@ def detect_on_dask(
     }
     facts: dict[str, Any] = {"key_admin": key_admin, "issuances": issuances(issued)}
     runnable = [r for r in chosen if r.on_dask != "memory"]
-    learning = [r.rule_id for r in runnable if r.learns is not None]
+    learning = [r.rule_id for r in runnable if r.learned is not None]
     if learning:  # what the selections learn from the baseline days, first
         last = window_start.strftime("%Y-%m-%d")
         early = [
@@ -169,7 +170,7 @@ def detect_on_dask(
             *[dask.delayed(_learn)(a, k, t, _Plan(learning, params, options)) for a, k, t in early]
         )
         for rule_id in learning:
-            combine = RULES[rule_id].learns[1]  # type: ignore[index]
+            combine = RULES[rule_id].learned[1]  # type: ignore[index]
             facts[rule_id] = combine([d[rule_id] for d in learned], params[rule_id])
     notes = {r.rule_id: ON_DASK["memory"] for r in chosen if r.on_dask == "memory"}
     ids = [r.rule_id for r in runnable]
@@ -203,9 +204,10 @@ def detect_on_dask(
             )
             final = Context(nothing, **options)
             final.facts = facts
-            final.merged_sightings = [_concat(list(call)) for call in calls]
-            results[rule.rule_id] = rule.function(final, params[rule.rule_id])
+            merged = [_concat(list(call)) for call in calls]
+            found = run_specs(final, rule, params[rule.rule_id], merged)
+            results[rule.rule_id] = rule.function(found, params[rule.rule_id])
         else:
-            results[rule.rule_id] = rule.function(ctx, params[rule.rule_id])
+            results[rule.rule_id] = rule(ctx, params[rule.rule_id])
         seconds[rule.rule_id] = time.perf_counter() - started
     return results, ctx.baseline_end, given, notes, seconds

@@ -243,7 +243,7 @@ def collect(rule: Rule, labelled: pd.DataFrame, window_start: pd.Timestamp | Non
     parts = pd.DataFrame(
         {c: groups[c].agg(_first_present) for c in ("origin", "chain", "account_path", "network")}
     )
-    out["lineage"] = [_lineage(row) for _, row in parts.iterrows()]
+    out["lineage"] = pd.Series([_lineage(row) for _, row in parts.iterrows()], index=out.index)
     out["evidence"] = groups["evidence_id"].agg(_distinct_ids)
     out["severity"] = [SEVERITIES[int(r)] for r in out["rank"]]
     out["rule_id"] = rule.rule_id

@@ -685,12 +685,11 @@ def sre_path_theft(world: World, at: datetime) -> Scenario:
     persist = Step(
         moment, "IMS: a new AccessKey and an admin group for the SRE, then used", ("D28",)
     )
-    for step, (api, params) in enumerate(
-        (
-            ("CreateAccessKey", {"UserName": sre.name}),
-            ("AddUserToGroup", {"UserName": sre.name, "GroupName": "admins"}),
-        )
-    ):
+    changes: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("CreateAccessKey", {"UserName": sre.name}),
+        ("AddUserToGroup", {"UserName": sre.name, "GroupName": "admins"}),
+    )
+    for step, (api, params) in enumerate(changes):
         when = moment + timedelta(seconds=30 * step)
         event = world.event(
             when,

@@ -9,14 +9,16 @@ The baseline is everything before the window under investigation
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..context import Context, flag, is_address
-from ..findings import bursts, first_sightings, label, new_terms
-from ..registry import rule
+from ..findings import bursts, label
+from ..newterms import NewTerm
+from ..registry import Params, rule
 from .common import (
     AAP_CHANGES,
     KEY_DESTRUCTION,
@@ -27,85 +29,14 @@ from .common import (
     names,
     who_from,
 )
+from .facets import text
 
 HUMAN = ("ram-user", "account", "cloudsso-user")
 
 
-def _first_seen(
-    ctx: Context,
-    rows: pd.DataFrame,
-    subject: str,
-    term: str | list[str],
-    what: str,
-    *,
-    known_subjects_only: bool = True,
-    gap: str = "1h",
-    prevalence: str | None = None,
-) -> pd.DataFrame:
-    """Label the first occurrences of new (subject, term) pairs, one incident per burst.
-
-    With ``prevalence`` (a severity), a term that other subjects of the organisation
-    had before the window is low (an office NAT, a VPN, a common SDK) and one new to
-    the organisation gets ``prevalence``; see :func:`_by_prevalence`.
-
-    On the dask engine a rule runs twice: on each day, where this keeps the day's first
-    sightings (:func:`~kmsforensics.detections.findings.first_sightings`) and returns no
-    rows, then once more on no rows, where this takes every day's sightings, merged,
-    in the same order of calls.
-    """
-    if ctx.sightings is not None:  # a day on the cluster
-        ctx.sightings.append(first_sightings(rows, subject, term, ctx.baseline_end))
-        return rows.iloc[:0]
-    if ctx.merged_sightings is not None:  # the driver, after every day
-        rows = ctx.merged_sightings.pop(0)
-    fresh = new_terms(rows, subject, term, ctx.baseline_end)
-    if known_subjects_only:
-        fresh = fresh[fresh["subject_known"]]
-    if not len(fresh):
-        return fresh
-    if prevalence is not None:
-        fresh = fresh.assign(severity=_by_prevalence(ctx, rows, fresh, subject, term, prevalence))
-    incident = bursts(fresh["time"], fresh[subject], pd.Timedelta(gap))
-    shown = (
-        fresh[term].astype(object)
-        if isinstance(term, str)
-        else fresh[term].astype(object).astype(str).agg(":".join, axis=1)
-    )
-    fresh = fresh.assign(_shown=shown.to_numpy())
-    return label(
-        fresh,
-        incident,
-        fresh[subject],
-        lambda g: (
-            f"{g[subject].iloc[0]}: first {what} {names(g['_shown'])}"
-            + ("" if g["subject_known"].all() else " (no history before the window)")
-        ),
-        actor=fresh["actor"],
-    )
-
-
-def _by_prevalence(
-    ctx: Context,
-    rows: pd.DataFrame,
-    fresh: pd.DataFrame,
-    subject: str,
-    term: str | list[str],
-    new_to_org: str,
-) -> np.ndarray:
-    """Severity of new terms by how common they were in the organisation before the window.
-
-    Counted on the rows given (on the dask engine, one sighting per pair before the
-    window: the count of distinct subjects is the same).
-    """
-    terms = [term] if isinstance(term, str) else list(term)
-    early = rows[(rows["time"] < ctx.baseline_end).to_numpy()]
-    if not len(early):
-        return np.full(len(fresh), new_to_org, dtype=object)
-    spread = early.astype({c: object for c in terms}).groupby(terms)[subject].nunique()
-    keys = fresh[terms].astype(object)
-    index = pd.MultiIndex.from_frame(keys) if len(terms) > 1 else pd.Index(keys[terms[0]])
-    others = spread.reindex(index).fillna(0).to_numpy()
-    return np.where(others > 0, "low", new_to_org)
+def _secret_reads(ctx: Context, p: Params) -> pd.DataFrame:
+    act = ctx.act
+    return ctx.rows(ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna())
 
 
 @rule(
@@ -115,12 +46,23 @@ def _by_prevalence(
     technique="T1555.006",
     kind="baseline",
     sources=("kms", "actiontrail"),
+    new_terms=[
+        NewTerm(
+            _secret_reads,
+            "principal",
+            ("account_id", "secret_name"),
+            "read of",
+            known_subjects_only=False,
+            prevalence="medium",
+        )
+    ],
 )
-def first_secret(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def first_secret(found: pd.DataFrame, p: Params) -> pd.DataFrame:
     """A principal reads a secret it never read before the window.
 
     Principals are roles (not their sessions), users, AAPs and accounts. A principal
-    with no history at all counts too: its every secret is new.
+    with no history at all counts too: its every secret is new. Low when other
+    principals read that secret before the window; medium when none did.
 
     Reads
     -----
@@ -130,11 +72,23 @@ def first_secret(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     ---------------
     New deployments; a newly created secret (look for CreateSecret just before).
     """
+    return found
+
+
+def _addressed(ctx: Context, p: Params) -> pd.DataFrame:
+    """D11's rows: each with its subject (a long-term key, or a principal) and where."""
     act = ctx.act
-    rows = ctx.rows(ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna())
-    return _first_seen(
-        ctx, rows, "principal", ["account_id", "secret_name"], "read of", known_subjects_only=False
+    addressed = is_address(act["client_ip"])
+    rows = ctx.rows(addressed)
+    session_key = flag(rows["access_key_id"], lambda k: str(k).startswith(("STS.", "KAAP.")))
+    long_term = rows["credential"].notna() & ~session_key
+    person = rows["identity_type"].isin(HUMAN)
+    exact = (long_term | person).to_numpy()
+    rows["subject"] = rows["credential"].where(long_term, rows["principal"])
+    rows["where"] = np.where(
+        exact, rows["client_ip"].astype(object).to_numpy(), ctx.network[addressed].to_numpy()
     )
+    return rows
 
 
 @rule(
@@ -144,8 +98,9 @@ def first_secret(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1078.004",
     kind="baseline",
     sources=("kms", "actiontrail"),
+    new_terms=[NewTerm(_addressed, "subject", "where", "use from", prevalence="high")],
 )
-def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def new_address(found: pd.DataFrame, p: Params) -> pd.DataFrame:
     """A long-term AccessKey from an address it never used, or a principal from a new /24.
 
     Long-term keys (not ``STS.`` session keys) and people are compared address by
@@ -163,18 +118,21 @@ def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     ---------------
     Autoscaling into new subnets, NAT or office egress changes, new CI runners.
     """
-    act = ctx.act
-    addressed = is_address(act["client_ip"])
-    rows = ctx.rows(addressed)
-    session_key = flag(rows["access_key_id"], lambda k: str(k).startswith(("STS.", "KAAP.")))
-    long_term = rows["credential"].notna() & ~session_key
-    person = rows["identity_type"].isin(HUMAN)
-    exact = (long_term | person).to_numpy()
-    rows["subject"] = rows["credential"].where(long_term, rows["principal"])
-    rows["where"] = np.where(
-        exact, rows["client_ip"].astype(object).to_numpy(), ctx.network[addressed].to_numpy()
-    )
-    return _first_seen(ctx, rows, "subject", "where", "use from", prevalence="high")
+    return found
+
+
+def _agents(ctx: Context, p: Params) -> pd.DataFrame:
+    has = ctx.act["user_agent"].notna()
+    return ctx.rows(has).assign(agent=ctx.agent_family[has].to_numpy())
+
+
+def _located(column: str) -> Any:
+    def rows(ctx: Context, p: Params) -> pd.DataFrame:
+        located = ctx.rows(is_address(ctx.act["client_ip"]))
+        geo = ctx.geo.lookup(located["client_ip"].astype(object))  # type: ignore[union-attr]
+        return located.assign(**{column: geo[column].astype(object).to_numpy()})
+
+    return rows
 
 
 @rule(
@@ -184,9 +142,16 @@ def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1078.004",
     kind="baseline",
     sources=("kms", "actiontrail"),
-    needs_geo=True,
+    needs_geo="partial",
+    new_terms=[
+        NewTerm(_agents, "principal", "agent", "agent", prevalence="medium"),
+        NewTerm(_located("asn"), "principal", "asn", "asn", prevalence="high", geo=True),
+        NewTerm(
+            _located("country"), "principal", "country", "country", prevalence="high", geo=True
+        ),
+    ],
 )
-def new_agent_or_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def new_agent_or_network(found: pd.DataFrame, p: Params) -> pd.DataFrame:
     """A principal seen with a user-agent family, ASN or country new to it.
 
     The user-agent family (product names and platform without versions: an SDK
@@ -204,22 +169,15 @@ def new_agent_or_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     ---------------
     New tools or SDKs, travel, a new VPN provider, geo database errors.
     """
-    act = ctx.act
-    rows = ctx.rows(act["user_agent"].notna())
-    rows["agent"] = ctx.agent_family[act["user_agent"].notna()].to_numpy()
-    found = [_first_seen(ctx, rows, "principal", "agent", "agent", prevalence="medium")]
-    if ctx.geo is not None:
-        located = ctx.rows(is_address(act["client_ip"]))
-        geo = ctx.geo.lookup(located["client_ip"].astype(object))
-        for column in ("asn", "country"):
-            part = located.assign(**{column: geo[column].astype(object).to_numpy()})
-            found.append(_first_seen(ctx, part, "principal", column, column, prevalence="high"))
-    offset = 0
-    for frame in found:
-        if len(frame):
-            frame["incident"] = frame["incident"] + offset
-            offset = int(frame["incident"].max()) + 1
-    return pd.concat(found, ignore_index=True)
+    return found
+
+
+@dataclass(frozen=True)
+class TravelParams(Params):
+    """D14: how far, how fast."""
+
+    min_km: float = 500.0
+    max_kmh: float = 1000.0
 
 
 @rule(
@@ -229,11 +187,10 @@ def new_agent_or_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1078.004",
     kind="baseline",
     sources=("kms", "actiontrail"),
-    needs_geo=True,
-    min_km=500.0,
-    max_kmh=1000.0,
+    needs_geo="required",
+    params=TravelParams,
 )
-def impossible_travel(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def impossible_travel(ctx: Context, p: TravelParams) -> pd.DataFrame:
     """Consecutive events of a principal too far apart for the time between them.
 
     Needs a MaxMind City database (coordinates). Flags moves over ``min_km`` faster than
@@ -283,6 +240,11 @@ def _haversine(lat1: pd.Series, lon1: pd.Series, lat2: pd.Series, lon2: pd.Serie
     return pd.Series(2 * 6371.0 * np.arcsin(np.sqrt(a)), index=lat2.index).fillna(0.0)
 
 
+def _caller_checks(ctx: Context, p: Params) -> pd.DataFrame:
+    mask = ctx.action_is("GetCallerIdentity") & ctx.ok
+    return ctx.rows(mask).assign(net=ctx.network[mask].to_numpy())
+
+
 @rule(
     "D18",
     "Caller-identity check from a new place",
@@ -290,8 +252,18 @@ def _haversine(lat1: pd.Series, lon1: pd.Series, lat2: pd.Series, lon2: pd.Serie
     technique="T1087.004",
     kind="baseline",
     sources=("actiontrail",),
+    new_terms=[
+        NewTerm(
+            _caller_checks,
+            "principal",
+            "net",
+            "GetCallerIdentity from",
+            known_subjects_only=False,
+            prevalence="high",
+        )
+    ],
 )
-def caller_identity(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def caller_identity(found: pd.DataFrame, p: Params) -> pd.DataFrame:
     """GetCallerIdentity by a principal from a network it never called it from.
 
     Typically the first call made with a stolen key (TruffleHog- and Pacu-style tools).
@@ -307,18 +279,7 @@ def caller_identity(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     ---------------
     SDK credential checks at start-up on new hosts; ``aliyun configure``.
     """
-    mask = ctx.action_is("GetCallerIdentity") & ctx.ok
-    rows = ctx.rows(mask)
-    rows["net"] = ctx.network[mask].to_numpy()
-    return _first_seen(
-        ctx,
-        rows,
-        "principal",
-        "net",
-        "GetCallerIdentity from",
-        known_subjects_only=False,
-        prevalence="high",
-    )
+    return found
 
 
 SENSITIVE = (
@@ -337,6 +298,15 @@ SENSITIVE = (
 )
 
 
+@dataclass(frozen=True)
+class OffHoursParams(Params):
+    """D24: the share of baseline activity that makes a person's hours, and defaults."""
+
+    coverage: float = 0.95
+    working_hours: tuple[int, int] = (8, 20)
+    min_history: int = 20
+
+
 @rule(
     "D24",
     "Off-hours sensitive activity by a person",
@@ -344,11 +314,9 @@ SENSITIVE = (
     technique="T1078.004",
     kind="baseline",
     sources=("kms", "actiontrail"),
-    coverage=0.95,
-    working_hours=(8, 20),
-    min_history=20,
+    params=OffHoursParams,
 )
-def off_hours(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def off_hours(ctx: Context, p: OffHoursParams) -> pd.DataFrame:
     """Sensitive actions by people outside the hours they usually work.
 
     A person's usual hours (in the organisation's ``timezone``) are the hours of day
@@ -405,6 +373,10 @@ def off_hours(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+def _calls(ctx: Context, p: Params) -> pd.DataFrame:
+    return ctx.rows(ctx.act["action"].notna())
+
+
 @rule(
     "D25",
     "First-seen API for a principal",
@@ -412,8 +384,9 @@ def off_hours(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1078.004",
     kind="baseline",
     sources=("kms", "actiontrail"),
+    new_terms=[NewTerm(_calls, "principal", ("service", "action"), "call of", prevalence="medium")],
 )
-def first_api(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def first_api(found: pd.DataFrame, p: Params) -> pd.DataFrame:
     """A principal with history calls an API it never called before the window.
 
     Medium for write and administrative APIs (anything not List/Describe/Get) that no
@@ -427,12 +400,17 @@ def first_api(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     ---------------
     New application features, the first run after a release, new staff.
     """
-    act = ctx.act
-    rows = ctx.rows(act["action"].notna())
-    found = _first_seen(
-        ctx, rows, "principal", ["service", "action"], "call of", prevalence="medium"
-    )
     if len(found):
         write = ~found["action"].astype(object).astype(str).str.match(r"^(List|Describe|Get)")
         found["severity"] = np.where(write & (found["severity"] == "medium"), "medium", "low")
     return found
+
+
+# -- the dask facets: which rows each rule reads, day by day ----------------------------
+
+
+@off_hours.select
+def _people(ctx: Context, p: Params) -> pd.Series:
+    """D24: people's baseline, and their sensitive calls."""
+    sensitive = ctx.action_is(*SENSITIVE) | (ctx.act["time"] < ctx.baseline_end)
+    return text(ctx, "identity_type").isin(HUMAN) & sensitive

@@ -5,14 +5,14 @@ A new client key then its use, a change then use, STS keys from AssumeRole again
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..context import Context
 from ..findings import bursts, label
-from ..registry import rule
+from ..registry import Params, duration, rule
 from .common import (
     AAP_CHANGES,
     DATA_PLANE,
@@ -25,6 +25,13 @@ from .common import (
 )
 
 
+@dataclass(frozen=True)
+class NewClientKeyUsedParams(Params):
+    """D09's parameters."""
+
+    within_hours: int = 24
+
+
 @rule(
     "D09",
     "New client key created, then used from a new address",
@@ -32,9 +39,9 @@ from .common import (
     technique="T1098.001, T1555.006",
     kind="correlation",
     sources=("actiontrail", "kms"),
-    within_hours=24,
+    params=NewClientKeyUsedParams,
 )
-def new_client_key_used(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def new_client_key_used(ctx: Context, p: NewClientKeyUsedParams) -> pd.DataFrame:
     """CreateClientKey, then the new key's first calls from an address its AAP never used.
 
     The new key is ``responseElements.ClientKeyId`` (or ``KeyId``) of the creation; its
@@ -100,6 +107,13 @@ def new_client_key_used(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
 CONTROL = (*KEY_POLICY, *AAP_CHANGES, *SECRET_TAMPERING, *RAM_CHANGES)
 
 
+@dataclass(frozen=True)
+class ChangeThenUseParams(Params):
+    """D29's parameters."""
+
+    within: str = duration("60min")
+
+
 @rule(
     "D29",
     "Control-plane change, then data-plane access by the same key",
@@ -107,9 +121,9 @@ CONTROL = (*KEY_POLICY, *AAP_CHANGES, *SECRET_TAMPERING, *RAM_CHANGES)
     technique="T1098, T1548.005, T1555.006",
     kind="correlation",
     sources=("actiontrail", "kms"),
-    within="60min",
+    params=ChangeThenUseParams,
 )
-def change_then_use(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def change_then_use(ctx: Context, p: ChangeThenUseParams) -> pd.DataFrame:
     """A credential changes policies, AAPs, secrets or RAM, then decrypts or reads secrets.
 
     The data-plane call (KMS log or ActionTrail) must follow the change within
@@ -164,6 +178,13 @@ def change_then_use(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class StsKeyAgainstKmsParams(Params):
+    """D30's parameters."""
+
+    include_services: bool = False
+
+
 @rule(
     "D30",
     "STS session key from AssumeRole used against KMS",
@@ -171,9 +192,9 @@ def change_then_use(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1550.001, T1555.006",
     kind="correlation",
     sources=("actiontrail", "kms"),
-    include_services=False,
+    params=StsKeyAgainstKmsParams,
 )
-def sts_key_against_kms(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def sts_key_against_kms(ctx: Context, p: StsKeyAgainstKmsParams) -> pd.DataFrame:
     """The STS key an AssumeRole issued, seen calling KMS: the chain source -> role -> KMS.
 
     One finding per lineage path of the issuing AssumeRole (the caller's origin, the
@@ -226,7 +247,7 @@ def sts_key_against_kms(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     # the new origin on a role is D19's and D20's; here only a new network raises it
     path = np.where(path == "high", "high", "low")
     severity = pd.Series(np.where(service, "low", path), index=origin.index)
-    key_of_path = (
+    key_of_path: pd.Series = (
         origin["origin"].astype(str)
         + "|"
         + origin["role_arn"].astype(str).str.lower()
@@ -234,7 +255,9 @@ def sts_key_against_kms(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         + nets.astype(str)
         + np.where((origin["time"] >= ctx.baseline_end).to_numpy(), "|window", "|baseline")
     )
-    path_of_key = dict(zip(origin["issued_access_key_id"].astype(str), key_of_path, strict=True))
+    path_of_key: dict[str, str] = dict(
+        zip(origin["issued_access_key_id"].astype(str), key_of_path, strict=True)
+    )
     severity_of_key = dict(zip(origin["issued_access_key_id"].astype(str), severity, strict=True))
     rows = pd.concat([origin, kms_calls])
     key = (

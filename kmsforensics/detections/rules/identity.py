@@ -5,6 +5,7 @@ D19-D23 and D28.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 
 from ..context import Context
 from ..findings import bursts, label, over_threshold
-from ..registry import rule
+from ..registry import Params, duration, rule
 from .common import (
     IDENTITY_SERVICES,
     RAM_CHANGES,
@@ -23,6 +24,7 @@ from .common import (
     single_events,
     who_from,
 )
+from .facets import admin, text
 
 
 def _assume_rows(ctx: Context) -> pd.Series:
@@ -65,7 +67,7 @@ def _path_key(ctx: Context, rows: pd.DataFrame) -> pd.Series:
     kind="single-event",
     sources=("actiontrail",),
 )
-def cross_account(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def cross_account(ctx: Context, p: Params) -> pd.DataFrame:
     """AssumeRole into another account's role, or a session played from another account.
 
     One finding per lineage path: the origin of the caller's credential (the long-term
@@ -133,7 +135,7 @@ def cross_account(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     kind="graph",
     sources=("actiontrail",),
 )
-def role_chaining(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def role_chaining(ctx: Context, p: Params) -> pd.DataFrame:
     """AssumeRole called by a role session: a chain of two or more hops.
 
     One finding per lineage path (origin x target role x source network), its
@@ -182,7 +184,7 @@ def role_chaining(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     kind="single-event",
     sources=("actiontrail",),
 )
-def signin_without_mfa(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def signin_without_mfa(ctx: Context, p: Params) -> pd.DataFrame:
     """A successful ConsoleSignin whose MFA flag is false.
 
     Low when the person signed in without MFA from the same network before the window
@@ -220,6 +222,15 @@ def signin_without_mfa(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class SigninFailuresParams(Params):
+    """D22's parameters."""
+
+    window: str = duration("30min")
+    user_failures: int = 6
+    ip_users: int = 3
+
+
 @rule(
     "D22",
     "Console sign-in failures or password spraying",
@@ -227,11 +238,9 @@ def signin_without_mfa(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1110.001, T1110.003",
     kind="threshold",
     sources=("actiontrail",),
-    window="30min",
-    user_failures=6,
-    ip_users=3,
+    params=SigninFailuresParams,
 )
-def signin_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def signin_failures(ctx: Context, p: SigninFailuresParams) -> pd.DataFrame:
     """Many failed console sign-ins for one user, or failures for many users from one IP.
 
     ``user_failures`` failures of one user within ``window`` (Alibaba's template: more
@@ -279,7 +288,7 @@ def signin_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     kind="single-event",
     sources=("actiontrail", "kms"),
 )
-def root_used(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def root_used(ctx: Context, p: Params) -> pd.DataFrame:
     """The account's root identity signs in or calls APIs (KMS crypto above all).
 
     Reads
@@ -309,6 +318,13 @@ def root_used(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class RamChangesParams(Params):
+    """D28's parameters."""
+
+    follow_hours: int = 24
+
+
 @rule(
     "D28",
     "RAM credential or trust change",
@@ -316,9 +332,9 @@ def root_used(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1098.001, T1098.003",
     kind="single-event",
     sources=("actiontrail", "kms"),
-    follow_hours=24,
+    params=RamChangesParams,
 )
-def ram_changes(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def ram_changes(ctx: Context, p: RamChangesParams) -> pd.DataFrame:
     """New AccessKeys, users, roles, group memberships, policy versions, trust, MFA unbinds.
 
     RAM and IMS (which holds users and AccessKeys) count alike. High when the AccessKey
@@ -391,3 +407,46 @@ def ram_changes(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
     usage["summary"] = usage["summary"].astype(str) + "; the new key was then used from outside"
     return pd.concat([found, usage.dropna(subset=["incident"])], ignore_index=True)
+
+
+# -- the dask facets: which rows each rule reads, day by day ----------------------------
+
+
+def _assume(ctx: Context) -> pd.Series:
+    return from_actiontrail(ctx) & ctx.action_matches("AssumeRole")
+
+
+@cross_account.select
+def _cross_account(ctx: Context, p: Params) -> pd.Series:
+    """D19: assumptions of another account's role, foreign players, earlier assumptions."""
+    act = ctx.act
+    caller = text(ctx, "account_id")
+    owner = role_owner(act["role_arn"])
+    player = text(ctx, "player_account_id")
+    foreign = owner.notna() & (owner != caller)
+    played = from_actiontrail(ctx) & player.notna() & (player != caller)
+    return (_assume(ctx) & (foreign | (act["time"] < ctx.baseline_end))) | played
+
+
+@role_chaining.select
+def _chained(ctx: Context, p: Params) -> pd.Series:
+    """D20: assumptions by a role session."""
+    return _assume(ctx) & (text(ctx, "identity_type") == "ram-role")
+
+
+@signin_without_mfa.select
+def _signins(ctx: Context, p: Params) -> pd.Series:
+    return from_actiontrail(ctx) & ctx.action_is("ConsoleSignin")
+
+
+signin_failures.select(_signins)
+
+
+@root_used.select
+def _root(ctx: Context, p: Params) -> pd.Series:
+    return text(ctx, "identity_type") == "account"
+
+
+@ram_changes.select
+def _ram(ctx: Context, p: Params) -> pd.Series:
+    return admin(*RAM_CHANGES)(ctx, p) & text(ctx, "service").isin(IDENTITY_SERVICES)

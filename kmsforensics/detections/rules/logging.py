@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 
 from ..context import Context
 from ..findings import label, nanoseconds
-from ..registry import rule
+from ..registry import Params, duration, rule
 from .common import (
     SINK_TAMPERING,
     TRAIL_TAMPERING,
@@ -19,6 +20,7 @@ from .common import (
     single_events,
     who_from,
 )
+from .facets import admin
 
 
 @rule(
@@ -29,7 +31,7 @@ from .common import (
     kind="single-event",
     sources=("actiontrail",),
 )
-def trail_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def trail_tampering(ctx: Context, p: Params) -> pd.DataFrame:
     """StopLogging, DeleteTrail, UpdateTrail, DeleteInnerTrail; SLS logstore deletions.
 
     The summary names the changed trail settings (``OssBucketName``, ``SlsProjectArn``,
@@ -72,6 +74,16 @@ def trail_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class SilenceParams(Params):
+    """D27's parameters."""
+
+    bin: str = duration("5min")
+    p_value: float = 1e-6
+    min_bins: int = 6
+    recurring_days: int = 2
+
+
 @rule(
     "D27",
     "Log source went silent",
@@ -79,12 +91,9 @@ def trail_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1562.008",
     kind="gap",
     sources=("actiontrail", "kms"),
-    bin="5min",
-    p_value=1e-6,
-    min_bins=6,
-    recurring_days=2,
+    params=SilenceParams,
 )
-def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
     """A source (a trail's account, a KMS instance) delivers nothing where silence is improbable.
 
     Each source (ActionTrail by the account whose trail delivered it,
@@ -226,3 +235,28 @@ def _streams(ctx: Context) -> tuple[np.ndarray, dict[int, str]]:
     labels = {i: f"actiontrail:{t}" for i, t in enumerate(trails)}
     labels.update({len(trails) + i: f"kms-instance:{k}" for i, k in enumerate(instances)})
     return codes, labels
+
+
+# -- the dask facets: which rows each rule reads, day by day ----------------------------
+
+
+@trail_tampering.select
+def _logging(ctx: Context, p: Params) -> pd.Series:
+    return admin(*TRAIL_TAMPERING, *SINK_TAMPERING)(ctx, p)
+
+
+@silence.weigh
+def _stream_bins(ctx: Context, p: Params) -> pd.Series:
+    """D27: the first and last row of each stream and bin; the first stands for the bin."""
+    codes, _ = _streams(ctx)
+    width = pd.Timedelta(p["bin"]).value
+    frame = pd.DataFrame({"stream": codes, "bin": nanoseconds(ctx.act["time"]) // width})
+    frame = frame[frame["stream"] >= 0]
+    grouped = frame.groupby(["stream", "bin"], sort=False)
+    weights = pd.Series(np.nan, index=ctx.act.index)
+    weights.loc[grouped.tail(1).index] = 0.0
+    switches = from_actiontrail(ctx) & ctx.ok & ctx.action_is("StopLogging", "StartLogging")
+    weights.loc[switches[switches].index] = 0.0  # named by D27, counted with their bin
+    firsts = grouped.head(1).index
+    weights.loc[firsts] = grouped["bin"].transform("size").loc[firsts].astype(float)
+    return weights

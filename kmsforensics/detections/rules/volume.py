@@ -6,6 +6,7 @@ Mass retrieval, bursts, failures, enumeration.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,9 @@ import pandas as pd
 
 from ..context import Context, flag, is_address, per_value
 from ..findings import bursts, label, nanoseconds, over_threshold
-from ..registry import rule
+from ..registry import Params, duration, rule
 from .common import DATA_KEY_OPS, from_actiontrail, from_kms_log, names, who_from
+from .facets import dense_windows, text
 
 AUTH_ERRORS = (
     r"^(NoPermission|Forbidden|Forbbiden|InvalidAccessKeyId|InvalidSecurityToken|"
@@ -55,7 +57,7 @@ def daily_first_reads(ctx: Context, reads: pd.Series) -> pd.Series:
 _DAY = 86_400 * 10**9
 
 
-def _long_horizon(ctx: Context, reads: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
+def _long_horizon(ctx: Context, reads: pd.DataFrame, p: Any) -> pd.DataFrame:
     """Label the reads of (origin, network) pairs that read many secrets over days.
 
     Many: the distinct secrets over ``horizon_days`` reach ``long_threshold`` and
@@ -69,7 +71,7 @@ def _long_horizon(ctx: Context, reads: pd.DataFrame, p: dict[str, Any]) -> pd.Da
         day=nanoseconds(reads["time"]) // _DAY,
         pair=reads["origin"].astype(str) + "|" + ctx.network.loc[reads.index].astype(str),
     )
-    per_day = frame.groupby(["pair", "day"])["secret"].nunique()
+    reachable = frame.groupby("pair")["secret"].nunique()  # over the whole case
     early = frame[frame["time"] < ctx.baseline_end]
     daily = early.groupby(["origin", "net", "day"])["secret"].nunique()
     high = daily.groupby(level="origin").max()
@@ -78,7 +80,7 @@ def _long_horizon(ctx: Context, reads: pd.DataFrame, p: dict[str, Any]) -> pd.Da
     flagged: set[tuple[str, int]] = set()
     span = int(p["horizon_days"])
     for pair, group in frame.groupby("pair", sort=False):
-        if per_day.loc[pair].sum() < p["long_threshold"]:
+        if int(reachable[pair]) < p["long_threshold"]:
             continue  # cannot reach it on any span
         limit = float(limit_of.loc[group.index].iloc[0])
         days = sorted(group["day"].unique())
@@ -104,6 +106,19 @@ def _long_horizon(ctx: Context, reads: pd.DataFrame, p: dict[str, Any]) -> pd.Da
     )
 
 
+@dataclass(frozen=True)
+class SecretMassRetrievalParams(Params):
+    """D01's parameters."""
+
+    threshold: int = 20
+    window: str = duration("10min")
+    multiplier: float = 3.0
+    min_distinct: int = 10
+    horizon_days: int = 2
+    long_threshold: int = 20
+    long_multiplier: float = 3.0
+
+
 @rule(
     "D01",
     "Secret mass retrieval",
@@ -111,15 +126,9 @@ def _long_horizon(ctx: Context, reads: pd.DataFrame, p: dict[str, Any]) -> pd.Da
     technique="T1555.006",
     kind="threshold",
     sources=("kms", "actiontrail"),
-    threshold=20,
-    window="10min",
-    multiplier=3.0,
-    min_distinct=10,
-    horizon_days=2,
-    long_threshold=20,
-    long_multiplier=3.0,
+    params=SecretMassRetrievalParams,
 )
-def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def secret_mass_retrieval(ctx: Context, p: SecretMassRetrievalParams) -> pd.DataFrame:
     """One credential reads many distinct secrets within ``window``, or a lineage over days.
 
     The burst: ``threshold`` distinct secrets in ``window`` by one credential, or, for
@@ -189,6 +198,16 @@ def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     return pd.concat([burst, slow], ignore_index=True) if len(slow) else burst
 
 
+@dataclass(frozen=True)
+class DataKeyBurstParams(Params):
+    """D03's parameters."""
+
+    bin: str = duration("5min")
+    multiplier: float = 10.0
+    z: float = 6.0
+    min_count: int = 50
+
+
 @rule(
     "D03",
     "Decrypt or GenerateDataKey burst versus baseline",
@@ -196,12 +215,9 @@ def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1555.006, T1530",
     kind="baseline",
     sources=("kms", "actiontrail"),
-    bin="5min",
-    multiplier=10.0,
-    z=6.0,
-    min_count=50,
+    params=DataKeyBurstParams,
 )
-def data_key_burst(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def data_key_burst(ctx: Context, p: DataKeyBurstParams) -> pd.DataFrame:
     """A principal's Decrypt / GenerateDataKey calls on one key far above its baseline.
 
     Calls are counted per principal, key and ``bin``; a bin is a burst when it has at
@@ -275,6 +291,15 @@ def _mad(values: pd.Series) -> float:
     return float((values - values.median()).abs().median())
 
 
+@dataclass(frozen=True)
+class KeyFromManyIpsParams(Params):
+    """D13's parameters."""
+
+    window: str = duration("30min")
+    min_ips: int = 3
+    min_networks: int = 2
+
+
 @rule(
     "D13",
     "One access key used from many addresses",
@@ -282,11 +307,9 @@ def _mad(values: pd.Series) -> float:
     technique="T1078.004, T1550.001",
     kind="threshold",
     sources=("kms", "actiontrail"),
-    window="30min",
-    min_ips=3,
-    min_networks=2,
+    params=KeyFromManyIpsParams,
 )
-def key_from_many_ips(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def key_from_many_ips(ctx: Context, p: KeyFromManyIpsParams) -> pd.DataFrame:
     """One credential used from ``min_ips`` addresses in ``min_networks`` networks.
 
     Networks are ASNs when a geo database is given, ``/16`` blocks otherwise. Host names
@@ -362,6 +385,16 @@ def outside_successes(ctx: Context) -> pd.Series:
     return from_kms_log(ctx) & kaap & ctx.ok & ~ctx.network.isin(known)
 
 
+@dataclass(frozen=True)
+class AapNotFoundParams(Params):
+    """D15's parameters."""
+
+    threshold: int = 5
+    window: str = duration("10min")
+    min_failures: int = 2
+    sequence: str = duration("15min")
+
+
 @rule(
     "D15",
     "AAP not found, or invalid client key",
@@ -369,12 +402,9 @@ def outside_successes(ctx: Context) -> pd.Series:
     technique="T1078.004, T1110",
     kind="threshold",
     sources=("kms",),
-    threshold=5,
-    window="10min",
-    min_failures=2,
-    sequence="15min",
+    params=AapNotFoundParams,
 )
-def aap_not_found(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def aap_not_found(ctx: Context, p: AapNotFoundParams) -> pd.DataFrame:
     """Client keys that no AAP owns, or rejected (401/403): many, from outside, or then a success.
 
     Flagged: ``threshold`` such calls from one address within ``window``; any such call
@@ -437,6 +467,14 @@ def aap_not_found(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class AuthFailuresParams(Params):
+    """D16's parameters."""
+
+    threshold: int = 6
+    window: str = duration("30min")
+
+
 @rule(
     "D16",
     "Authorisation or authentication failure burst",
@@ -444,10 +482,9 @@ def aap_not_found(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1110, T1526",
     kind="threshold",
     sources=("actiontrail", "kms"),
-    threshold=6,
-    window="30min",
+    params=AuthFailuresParams,
 )
-def auth_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def auth_failures(ctx: Context, p: AuthFailuresParams) -> pd.DataFrame:
     """``threshold`` or more denied calls from one account and address within ``window``.
 
     ActionTrail error codes of Alibaba's "unauthorized API calls" alert
@@ -495,6 +532,14 @@ def auth_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     return flagged
 
 
+@dataclass(frozen=True)
+class EnumerationParams(Params):
+    """D17's parameters."""
+
+    threshold: int = 5
+    window: str = duration("10min")
+
+
 @rule(
     "D17",
     "Enumeration burst (discovery)",
@@ -502,10 +547,9 @@ def auth_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1526, T1087.004, T1580",
     kind="threshold",
     sources=("actiontrail",),
-    threshold=5,
-    window="10min",
+    params=EnumerationParams,
 )
-def enumeration(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def enumeration(ctx: Context, p: EnumerationParams) -> pd.DataFrame:
     """One credential calls ``threshold`` or more distinct List/Describe/Get APIs in ``window``.
 
     GetSecretValue is D01's and is not counted; console page loads (ConsoleOperation)
@@ -551,5 +595,172 @@ def enumeration(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         ),
     )
     if len(found):
-        found["severity"] = np.where(found["habit"].isin(usual), "low", None)
+        found["severity"] = found["habit"].isin(usual).map({True: "low", False: None})
     return found
+
+
+# -- the dask facets: which rows each rule reads, day by day ----------------------------
+
+
+def _reads(ctx: Context) -> tuple[pd.Series, pd.Series]:
+    act = ctx.act
+    reads = ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna()
+    account = text(ctx, "account_id")
+    secret = (account.astype(str) + "/" + text(ctx, "secret_name")).where(
+        account.notna(),
+        "\0",  # D01 counts every read without an account as one secret
+    )
+    return reads, secret
+
+
+def _secret_reads_usual(days: list[pd.DataFrame], p: Params) -> pd.Series:
+    """D01: the most distinct secrets each principal read in one window (as D01 counts)."""
+    seen = pd.concat(days, ignore_index=True).drop_duplicates()
+    return seen.groupby(["principal", "bin"]).size().groupby(level="principal").max()
+
+
+@secret_mass_retrieval.learn(_secret_reads_usual)
+def _secret_reads_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D01, baseline days: the distinct (principal, window, secret) of reads before it."""
+    reads, secret = _reads(ctx)
+    reads &= ctx.act["time"] < ctx.baseline_end
+    width = pd.Timedelta(p["window"]).value
+    return pd.DataFrame(
+        {
+            "principal": ctx.principal[reads].to_numpy(),
+            "bin": nanoseconds(ctx.act["time"][reads]) // width,
+            "secret": secret[reads].to_numpy(),
+        }
+    ).drop_duplicates()
+
+
+@secret_mass_retrieval.select
+def _secret_reads(ctx: Context, p: Params) -> pd.Series:
+    """D01: reads in windows that could reach their limit, the baseline, ListSecrets.
+
+    The limit of each row is D01's own (``usual`` learned from the baseline days first),
+    or the lowest D01 can use when the baseline is not known.
+    """
+    reads, secret = _reads(ctx)
+    usual = ctx.facts.get("D01")
+    limit: float | pd.Series = min(p["threshold"], p["min_distinct"])
+    if usual is not None:
+        known = ctx.principal.map(usual).astype(float)
+        relative = np.maximum(p["min_distinct"], np.floor(p["multiplier"] * known) + 1)
+        limit = pd.Series(
+            np.where(known.notna(), np.minimum(p["threshold"], relative), p["threshold"]),
+            index=ctx.act.index,
+        )
+    dense = dense_windows(
+        ctx, reads, [ctx.who], p["window"], [(secret, limit)], keep_before=ctx.baseline_end
+    )
+    return dense | ctx.action_is("ListSecrets") | daily_first_reads(ctx, reads)
+
+
+def _calls(ctx: Context) -> pd.Series:
+    return ctx.action_is(*DATA_KEY_OPS) & ctx.act["key_id"].notna()
+
+
+def _data_key_needed(days: list[pd.DataFrame], p: Params) -> pd.Series:
+    """D03: the fewest calls in a bin that can be a burst, per (principal, key)."""
+    counts = pd.concat(days, ignore_index=True).groupby(["principal", "key", "bin"])["n"].sum()
+    base = counts.groupby(level=["principal", "key"])
+    median = base.median()
+    mad = base.apply(lambda n: float((n - n.median()).abs().median()))
+    robust = np.where(mad > 0, median + p["z"] * 1.4826 * mad - 1e-9, -np.inf)
+    needed = np.maximum(np.maximum(p["min_count"], p["multiplier"] * median), robust)
+    return pd.Series(needed, index=median.index)
+
+
+@data_key_burst.learn(_data_key_needed)
+def _data_key_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D03, baseline days: calls per principal, key and bin (bins before the window's)."""
+    calls = _calls(ctx)
+    width = pd.Timedelta(p["bin"]).value
+    number = nanoseconds(ctx.act["time"][calls]) // width
+    frame = pd.DataFrame(
+        {
+            "principal": ctx.principal[calls].to_numpy(),
+            "key": text(ctx, "key_id")[calls].to_numpy(),
+            "bin": number,
+        }
+    )
+    frame = frame[number < ctx.baseline_end.value // width]
+    return frame.groupby(["principal", "key", "bin"]).size().rename("n").reset_index()
+
+
+@data_key_burst.select
+def _data_key_bursts(ctx: Context, p: Params) -> pd.Series:
+    """D03: the baseline, and bins busy enough to be a burst of their principal and key.
+
+    How busy comes from the baseline learned first (``min_count``, ``multiplier`` times
+    the median, the robust z-score); a principal and key without one cannot burst.
+    """
+    act = ctx.act
+    width = pd.Timedelta(p["bin"]).value
+    baseline = pd.Timestamp((ctx.baseline_end.value // width + 1) * width, tz="UTC")
+    needed: float | pd.Series = p["min_count"]
+    learned = ctx.facts.get("D03")
+    if learned is not None:
+        pairs = pd.MultiIndex.from_arrays(
+            [ctx.principal.to_numpy(), text(ctx, "key_id").to_numpy()]
+        )
+        needed = pd.Series(learned.reindex(pairs).fillna(np.inf).to_numpy(), index=act.index)
+    return dense_windows(
+        ctx,
+        _calls(ctx),
+        [ctx.principal, act["key_id"]],
+        p["bin"],
+        [(None, needed)],
+        shifted=False,
+        keep_before=baseline,
+    )
+
+
+@key_from_many_ips.select
+def _spread_keys(ctx: Context, p: Params) -> pd.Series:
+    """D13: uses of a credential in windows over ``min_networks`` networks, whole."""
+    act = ctx.act
+    used = act["access_key_id"].notna() & is_address(act["client_ip"])
+    ips = act["client_ip"]
+    if ctx.geo is not None:
+        nets = ctx.geo.lookup(ips.astype(object))["asn"]
+        nets.index = act.index
+    else:
+        nets = per_value(ips, _block)
+    spread = [(nets, p["min_networks"])]  # every finding is spread over networks
+    return dense_windows(ctx, used, [ctx.credential], p["window"], spread, whole_rows=True)
+
+
+@aap_not_found.select
+def _aap_failures(ctx: Context, p: Params) -> pd.Series:
+    """D15: client-key failures, and client-key successes from outside the known networks."""
+    return client_key_failures(ctx) | outside_successes(ctx)
+
+
+def _aap_networks_union(days: list[pd.DataFrame], p: Params) -> set[str]:
+    return {str(n) for d in days for n in d["net"]}
+
+
+@aap_not_found.learn(_aap_networks_union)
+def _aap_networks_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D15, baseline days: the networks AAPs called from successfully."""
+    return pd.DataFrame({"net": sorted(aap_networks(ctx))})
+
+
+@auth_failures.select
+def _denied(ctx: Context, p: Params) -> pd.Series:
+    pattern = re.compile(AUTH_ERRORS)
+    at = from_actiontrail(ctx) & flag(ctx.act["error_code"], lambda c: pattern.match(str(c)))
+    return at | (from_kms_log(ctx) & ctx.status_code.isin([401, 403]))
+
+
+@enumeration.select
+def _enumeration(ctx: Context, p: Params) -> pd.Series:
+    return (
+        from_actiontrail(ctx)
+        & ctx.action_matches(r"^(List|Describe|Get)")
+        & (ctx.act["action"] != "GetSecretValue")
+        & (text(ctx, "event_type") != "ConsoleOperation")
+        & (text(ctx, "identity_type") != "system")
+    )
