@@ -4,7 +4,9 @@
    default baseline), the organisation's accounts, the key administration events
    (after which D04 and D05 count failures) and the AssumeRole issues (every key's
    lineage, :mod:`.lineage`); then the baseline days are read for what
-   threshold selections learn from them (D01's usual reads, D03's usual bins).
+   threshold selections learn from them (D01's usual reads, D03's usual bins), and
+   every day for the few facts some selections gather first (D09's new client keys,
+   D29's control-plane changes).
 2. Each day's partition is read on a worker, where a :class:`Context` over that day
    evaluates the selections of the ``select`` rules (every row they can read, decided
    row by row; each rule's ``selects`` facet, beside it) and reduces the ``first-seen``
@@ -101,6 +103,17 @@ def _learn(
     }
 
 
+def _gather(
+    activity: pd.DataFrame, kms: pd.DataFrame, at: pd.DataFrame, plan: _Plan
+) -> dict[str, pd.DataFrame]:
+    """One day on a worker: what each rule's selection gathers from every day."""
+    ctx = plan.context(activity, kms, at)
+    return {
+        r: RULES[r].gathered[0](ctx, plan.params[r])  # type: ignore[index]
+        for r in plan.rule_ids
+    }
+
+
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate days, keeping categoricals categorical (their categories united)."""
     kept = [f for f in frames if len(f.columns)]
@@ -138,7 +151,7 @@ def detect_on_dask(
     act = case.activity
     own = act[act["identity_type"].astype(object) != "unknown"]["account_id"]
     admin = act[(act["source"] == "actiontrail") & act["action"].isin(KEY_ADMIN)]
-    issuing = act[act["issued_access_key_id"].notna()][
+    issuing = act[~act["issued_access_key_id"].isna()][
         [*ISSUE_COLUMNS, "action", "source", "success"]
     ]
     first, accounts, key_admin, issued = dask.compute(
@@ -172,6 +185,15 @@ def detect_on_dask(
         for rule_id in learning:
             combine = RULES[rule_id].learned[1]  # type: ignore[index]
             facts[rule_id] = combine([d[rule_id] for d in learned], params[rule_id])
+    gathering = [r.rule_id for r in runnable if r.gathered is not None]
+    if gathering:  # the few facts some selections need from every day
+        plan = _Plan(gathering, params, options, dict(facts))
+        gathered = dask.compute(
+            *[dask.delayed(_gather)(a, k, t, plan) for a, k, t in case.partitions(READS)]
+        )
+        for rule_id in gathering:
+            combine = RULES[rule_id].gathered[1]  # type: ignore[index]
+            facts[rule_id] = combine([d[rule_id] for d in gathered], params[rule_id])
     notes = {r.rule_id: ON_DASK["memory"] for r in chosen if r.on_dask == "memory"}
     ids = [r.rule_id for r in runnable]
     days = dask.compute(

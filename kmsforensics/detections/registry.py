@@ -157,6 +157,9 @@ class Rule:
     new_terms : tuple of NewTerm
         The first-seen specs of the rule; the engine finds their first sightings (on
         the dask engine, reduced day by day on the cluster).
+    gathered : (callable, callable) or None
+        Like ``learned``, over every day: the few facts a selection needs from the
+        whole case (the client keys created, the control-plane changes).
     """
 
     rule_id: str
@@ -172,6 +175,7 @@ class Rule:
     weighs: RowSelection | None = None
     learned: tuple[Any, Any] | None = None
     new_terms: tuple[NewTerm, ...] = ()
+    gathered: tuple[Any, Any] | None = None
 
     def __call__(self, ctx: Context, params: Any) -> pd.DataFrame:
         """Run the rule on a context (first-seen rules run their specs first)."""
@@ -231,6 +235,15 @@ class Rule:
         """Decorate the function that picks rows standing for others, with counts (dask)."""
         self.weighs = function
         return function
+
+    def gather(self, combine: Callable[[list[Any], Any], Any]) -> Callable[[Any], Any]:
+        """Decorate what the selection gathers from every day first; ``combine`` merges."""
+
+        def attach(on_day: Any) -> Any:
+            self.gathered = (on_day, combine)
+            return on_day
+
+        return attach
 
     def learn(self, combine: Callable[[list[Any], Any], Any]) -> Callable[[Any], Any]:
         """Decorate what the selection learns from each baseline day; ``combine`` merges."""

@@ -212,7 +212,9 @@ def impossible_travel(ctx: Context, p: TravelParams) -> pd.DataFrame:
     geo = ctx.geo.lookup(rows["client_ip"].astype(object))
     rows["lat"] = pd.to_numeric(geo["latitude"], errors="coerce").to_numpy()
     rows["lon"] = pd.to_numeric(geo["longitude"], errors="coerce").to_numpy()
-    rows = rows.dropna(subset=["lat", "lon", "principal"]).sort_values(["principal", "time"])
+    rows = rows.dropna(subset=["lat", "lon", "principal"]).sort_values(
+        ["principal", "time"], kind="stable"
+    )
     same = rows["principal"].eq(rows["principal"].shift())
     km = _haversine(rows["lat"].shift(), rows["lon"].shift(), rows["lat"], rows["lon"])
     hours = (rows["time"] - rows["time"].shift()).dt.total_seconds() / 3600
@@ -414,3 +416,29 @@ def _people(ctx: Context, p: Params) -> pd.Series:
     """D24: people's baseline, and their sensitive calls."""
     sensitive = ctx.action_is(*SENSITIVE) | (ctx.act["time"] < ctx.baseline_end)
     return text(ctx, "identity_type").isin(HUMAN) & sensitive
+
+
+@impossible_travel.select
+def _moves(ctx: Context, p: Any) -> pd.Series:
+    """D14: each principal's first and last located row, and those around a move.
+
+    A jump is always between two rows on either side of a change of place.
+    """
+    act = ctx.act
+    keep = pd.Series(False, index=act.index)
+    if ctx.geo is None:
+        return keep
+    rows = ctx.rows(is_address(act["client_ip"]))
+    geo = ctx.geo.lookup(rows["client_ip"].astype(object))
+    rows["lat"] = pd.to_numeric(geo["latitude"], errors="coerce").to_numpy()
+    rows["lon"] = pd.to_numeric(geo["longitude"], errors="coerce").to_numpy()
+    rows = rows.dropna(subset=["lat", "lon", "principal"]).sort_values(
+        ["principal", "time"], kind="stable"
+    )
+    place = rows["lat"].astype(str) + "," + rows["lon"].astype(str)
+    who = rows["principal"]
+    first = who.ne(who.shift())
+    last = who.ne(who.shift(-1))
+    moved = place.ne(place.shift()) | place.ne(place.shift(-1))
+    keep.loc[rows.index[(first | last | moved).to_numpy()]] = True
+    return keep

@@ -6,12 +6,14 @@ A new client key then its use, a change then use, STS keys from AssumeRole again
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..context import Context
 from ..findings import bursts, label
+from ..lineage import issuance_mask
 from ..registry import Params, duration, rule
 from .common import (
     AAP_CHANGES,
@@ -289,3 +291,100 @@ def sts_key_against_kms(ctx: Context, p: StsKeyAgainstKmsParams) -> pd.DataFrame
         actor=rows["actor"],
         severity=key.map(severity_of_key).to_numpy(),
     )
+
+
+# -- the dask facets: which rows each rule reads, day by day ----------------------------
+
+
+def _concat(days: list[pd.DataFrame], p: Any) -> pd.DataFrame:
+    kept = [d for d in days if len(d)]
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
+
+
+@new_client_key_used.gather(_concat)
+def _created_client_keys(ctx: Context, p: Any) -> pd.DataFrame:
+    """D09, every day: the client keys created (key, AAP, time)."""
+    created = ctx.rows(from_actiontrail(ctx) & ctx.ok & ctx.action_is("CreateClientKey"))
+    rows = []
+    for moment, response, request in zip(
+        created["time"],
+        ctx.nested(created, "responseElements"),
+        ctx.nested(created, "requestParameters"),
+        strict=True,
+    ):
+        key = response.get("ClientKeyId") or response.get("KeyId")
+        if isinstance(key, str):
+            rows.append({"key": key, "aap": request.get("AapName"), "time": moment})
+    return pd.DataFrame(rows, columns=["key", "aap", "time"])
+
+
+@new_client_key_used.select
+def _client_key_rows(ctx: Context, p: Any) -> pd.Series:
+    """D09: the creations, every use of a created key, and each AAP address's first row.
+
+    The first row of each of the AAP's addresses that day is enough to know what the
+    AAP used before the key existed.
+    """
+    act = ctx.act
+    made = ctx.facts.get("D09")
+    if made is None or not len(made):
+        made = _created_client_keys(ctx, p)
+    creations = from_actiontrail(ctx) & ctx.ok & ctx.action_is("CreateClientKey")
+    uses = act["access_key_id"].isin(list(made["key"].astype(str)))
+    aaps = act["principal_id"].isin([a for a in made["aap"] if isinstance(a, str)])
+    pairs = act.loc[aaps, ["principal_id", "client_ip"]].astype(object).astype(str)
+    firsts = pd.Series(False, index=act.index)
+    firsts.loc[pairs.index[~pairs.duplicated().to_numpy()]] = True
+    return creations | uses | firsts
+
+
+@change_then_use.gather(_concat)
+def _control_changes(ctx: Context, p: Any) -> pd.DataFrame:
+    """D29, every day: the control-plane changes made with an access key (key, time)."""
+    act = ctx.act
+    mask = from_actiontrail(ctx) & act["access_key_id"].notna() & ctx.ok & ctx.action_is(*CONTROL)
+    return pd.DataFrame(
+        {
+            "key": act.loc[mask, "access_key_id"].astype(str).to_numpy(),
+            "time": act.loc[mask, "time"],
+        }
+    )
+
+
+@change_then_use.select
+def _changes_and_uses(ctx: Context, p: Any) -> pd.Series:
+    """D29: the changes, and data-plane calls by the same key within ``within`` after one."""
+    act = ctx.act
+    keyed = act["access_key_id"].notna() & ctx.ok
+    changes = from_actiontrail(ctx) & keyed & ctx.action_is(*CONTROL)
+    made = ctx.facts.get("D29")
+    if made is None or not len(made):
+        made = _control_changes(ctx, p)
+    uses = keyed & ctx.action_is(*DATA_PLANE)
+    if not len(made) or not uses.any():
+        return changes
+    left = pd.DataFrame(
+        {"time": act.loc[uses, "time"], "key": act.loc[uses, "access_key_id"].astype(str)}
+    ).reset_index()
+    right = made.rename(columns={"time": "changed"}).sort_values("changed", kind="stable")
+    matched = pd.merge_asof(
+        left.sort_values("time", kind="stable"),
+        right,
+        left_on="time",
+        right_on="changed",
+        by="key",
+        direction="backward",
+        tolerance=pd.Timedelta(p["within"]),
+    ).dropna(subset=["changed"])
+    near = pd.Series(False, index=act.index)
+    near.loc[matched["index"]] = True
+    return changes | near
+
+
+@sts_key_against_kms.select
+def _issued_and_used(ctx: Context, p: Any) -> pd.Series:
+    """D30: the AssumeRoles that issued keys, and the KMS calls made with those keys."""
+    act = ctx.act
+    issued = set(ctx.issued["issued_access_key_id"].astype(str))
+    kms = (act["service"].astype(object) == "kms") & (act["action"].astype(object) != "AssumeRole")
+    return issuance_mask(act) | (kms & act["access_key_id"].isin(list(issued)))
