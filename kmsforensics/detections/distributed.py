@@ -121,9 +121,20 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame()
     for column in kept[0].columns:
         if isinstance(kept[0][column].dtype, pd.CategoricalDtype):
-            united = pd.api.types.union_categoricals(
-                [f[column].astype("category") for f in kept], ignore_order=True
-            ).categories
+            parts = [f[column].astype("category") for f in kept]
+            if len({str(c.cat.categories.dtype) for c in parts}) > 1:  # a day of nulls
+                parts = [
+                    pd.Series(
+                        pd.Categorical(
+                            c.astype(object),
+                            categories=pd.Index(list(c.cat.categories), dtype=object),
+                        ),
+                        index=c.index,
+                    )
+                    for c in parts
+                ]
+                kept = [f.assign(**{column: c}) for f, c in zip(kept, parts, strict=True)]
+            united = pd.api.types.union_categoricals(parts, ignore_order=True).categories
             kept = [f.assign(**{column: f[column].cat.set_categories(united)}) for f in kept]
     return pd.concat(kept, ignore_index=True)
 
