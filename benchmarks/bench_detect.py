@@ -97,7 +97,7 @@ def table(findings: pd.DataFrame, true: pd.Series) -> pd.DataFrame:
         index="rule_id", columns="severity", values="title", aggfunc="size", fill_value=0
     )
     for level in SEVERITIES:
-        out[level] = severities[level] if level in severities else 0
+        out[level] = severities.get(level, 0)
     return out.fillna(0).astype(int)
 
 
