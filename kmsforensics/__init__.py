@@ -11,17 +11,32 @@ import warnings
 
 import pandas
 
-from . import _version, datasets, detections, graph, handover, report, schema, synth
-from ._version import __version__
+from . import _version as _version
+from . import datasets as datasets
+from . import detections as detections
+from . import graph as graph
+from . import handover as handover
+from . import report as report
+from . import schema as schema
+from . import synth as synth
+from ._version import __version__ as __version__
 from .case import Case
-from .detections import DetectionNote, detect, evidence_rows, incidents, list_rules
+from .detections import detect, evidence_rows, incidents, list_rules
 from .errors import (
+    AmbiguousReferenceError,
+    DatasetNotFoundError,
     DecompressionLimitError,
+    DetectionNote,
     EvidenceNotFoundError,
     KmsForensicsError,
     LogParseError,
     ParseWarning,
+    StoreError,
+    TemplateNotFoundError,
     UnknownFormatError,
+    UnknownReferenceError,
+    UnknownRuleError,
+    UnreadableEvidenceError,
     UnsafeArchiveError,
 )
 from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
@@ -34,7 +49,7 @@ from .plots import (
     plot_swimlanes,
     plot_top,
 )
-from .store import IngestReport, StoreError, ingest
+from .store import IngestReport, ingest
 from .timeline import timeline, usage
 
 
@@ -60,8 +75,12 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'kmsforensics' has no attribute {name!r}")
 
 
+#: The public functions and classes (modules such as ``kf.datasets`` and
+#: ``kf.graph`` and ``kf.__version__`` are attributes too, but not listed here).
 __all__ = [
+    "AmbiguousReferenceError",
     "Case",
+    "DatasetNotFoundError",
     "DecompressionLimitError",
     "DetectionNote",
     "EvidenceNotFoundError",
@@ -70,21 +89,19 @@ __all__ = [
     "LogParseError",
     "ParseWarning",
     "StoreError",
+    "TemplateNotFoundError",
     "UnknownFormatError",
+    "UnknownReferenceError",
+    "UnknownRuleError",
+    "UnreadableEvidenceError",
     "UnsafeArchiveError",
-    "__version__",
-    "_version",
     "blast_radius",
     "build_graph",
-    "datasets",
     "detect",
-    "detections",
     "evidence_rows",
     "export_findings",
     "export_neighbourhood",
     "export_timeline",
-    "graph",
-    "handover",
     "incidents",
     "ingest",
     "list_rules",
@@ -95,10 +112,7 @@ __all__ = [
     "plot_hour_of_week",
     "plot_swimlanes",
     "plot_top",
-    "report",
     "rules",
-    "schema",
-    "synth",
     "timeline",
     "trace",
     "usage",

@@ -190,7 +190,13 @@ class Case:
     # -- showing itself -------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        """Return the facts a summary shows: files, events, time range, accounts, issues."""
+        """Return the facts a summary shows: files, events, calls, time range, accounts, issues.
+
+        ``calls`` counts the calls behind the events: a shared-gateway call logged by
+        both logs (two activity rows, one ``call_id``) is one call.
+        """
+        from .calls import count_calls
+
         times = self.activity["time"]
         formats = self.manifest.groupby("format", observed=True).size().to_dict()
         statuses = self.manifest.groupby("status", observed=True).size().to_dict()
@@ -200,6 +206,9 @@ class Case:
             "files_by_status": {str(k): int(v) for k, v in statuses.items()},
             "files_by_format": {str(k): int(v) for k, v in formats.items()},
             "events": {"kms": len(self.kms), "actiontrail": len(self._actiontrail_text)},
+            "calls": count_calls(
+                self.activity[["call_id"]] if "call_id" in self.activity else self.activity
+            ),
             "start": times.min() if len(times) else None,
             "end": times.max() if len(times) else None,
             "accounts": len(accounts),
@@ -232,6 +241,7 @@ class Case:
             f"<tr><th>files</th><td>{s['files']:,} ({statuses})</td></tr>"
             f"<tr><th>KMS access-log records</th><td>{s['events']['kms']:,}</td></tr>"
             f"<tr><th>ActionTrail events</th><td>{s['events']['actiontrail']:,}</td></tr>"
+            f"<tr><th>calls (one per call in both logs)</th><td>{s['calls']:,}</td></tr>"
             f"<tr><th>time range (UTC)</th><td>{html.escape(span)}</td></tr>"
             f"<tr><th>accounts</th><td>{s['accounts']:,}</td></tr>"
             f"<tr><th>issues</th><td>{issues}</td></tr>"

@@ -22,6 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .formats.hazards import clean_json
 from .formats.jsontext import dump
 from .formats.repair import salvage
 from .issues import IssueLog
@@ -108,6 +109,7 @@ SELECT kind, CASE
     WHEN kind = 'sls' THEN list_filter(ks[1], lambda x: NOT list_contains($env_known, x))
   END AS extra,
   CASE WHEN kind = 'actiontrail' THEN len(ks[2]) END AS identity_keys,
+  len(ks[1]) != len(list_distinct(ks[1])) OR len(ks[2]) != len(list_distinct(ks[2])) AS repeated,
   {container_extras}
 FROM c
 """
@@ -170,6 +172,11 @@ class Extractor:
             **known,
         )
         kinds = result.column("kind")
+        # pages are parsed again in Python when expanded: look inside their events too
+        suspects = pc.or_(
+            pc.fill_null(result.column("repeated"), False), pc.equal(kinds, "container")
+        )
+        table = clean_json(table, self.issues, suspects)
         follow_up: list[pa.Table] = []
         present = pc.unique(kinds).to_pylist()
         for kind in present:

@@ -14,6 +14,7 @@ name), build the activity frame, and reconcile the counts of every file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
@@ -31,7 +32,14 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .case import Case
-from .errors import DecompressionLimitError, LogParseError, ParseWarning, UnknownFormatError
+from .errors import (
+    DecompressionLimitError,
+    LogParseError,
+    ParseWarning,
+    StoreError,
+    UnknownFormatError,
+    UnreadableEvidenceError,
+)
 from .evidence import (
     DEFAULT_MAX_BYTES,
     DEFLATE_MAX_RATIO,
@@ -46,6 +54,7 @@ from .evidence import (
 from .extract import Extracted, Extractor
 from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff
 from .formats.csvfile import split_csv
+from .formats.encoding import foreign_bom, to_utf8
 from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
 from .formats.jsontext import split_json_array, split_json_values
 from .formats.lines import split_json_lines
@@ -59,7 +68,7 @@ from .normalize import (
 )
 from .normalize.values import compact_table, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
-from .store import StoreError, is_store, open_store
+from .store import is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
@@ -258,9 +267,11 @@ class _Loader:
     def _prepare(self, ef: EvidenceFile) -> Prepared:
         item = Prepared(ef, IssueLog(self.strict))
         if ef.problem is not None:
-            item.reason = ef.problem
-            return item
-        raw = ef.raw_bytes(self.max_bytes)
+            return self._not_read(item, ef.problem)
+        try:
+            raw = ef.raw_bytes(self.max_bytes)
+        except UnreadableEvidenceError as exc:
+            return self._not_read(item, exc.reason)
         item.sha256 = hashlib.sha256(raw).hexdigest()
         item.size = len(raw)
         if raw[:4] in (ZIP_MAGIC, ZIP_EMPTY_MAGIC):
@@ -273,6 +284,7 @@ class _Loader:
             sniff(head, self.column_map).shape == "json-array"
             and ef.on_disk
             and fast_path_ok(str(ef.path))
+            and foreign_bom(head) is None
             and len(raw) * (DEFLATE_MAX_RATIO if gzipped else 1) <= self.max_bytes
         ):
             item.shape, item.deferred = "json-array", True
@@ -291,24 +303,29 @@ class _Loader:
         item.split = self._split(data, sniffed.shape, sniffed.delimiter, ef.display, item.issues)
         return item
 
+    def _not_read(self, item: Prepared, reason: str) -> Prepared:
+        """List a file that is not read (raise, with ``strict``), fingerprinted if it can be."""
+        if self.strict:
+            raise UnreadableEvidenceError(item.ef.display, reason)
+        item.reason = reason
+        if item.ef.regular:
+            with contextlib.suppress(UnreadableEvidenceError, DecompressionLimitError, OSError):
+                raw = item.ef.raw_bytes(self.max_bytes)
+                item.sha256, item.size = hashlib.sha256(raw).hexdigest(), len(raw)
+        return item
+
     def _content(self, item: Prepared, raw: bytes, issues: IssueLog) -> bytes:
         """Decompress a file's bytes (if gzip), within the bound; report any damage."""
         if raw[:2] != GZIP_MAGIC:
             if len(raw) > self.max_bytes:
                 raise DecompressionLimitError(item.ef.display, self.max_bytes)
-            return raw
+            return to_utf8(raw, item.ef.display, issues)
         data, item.damage = gunzip(raw, self.max_bytes, item.ef.display)
         if item.damage is not None:
             if self.strict:
                 raise LogParseError(item.ef.display, None, item.damage)
-            issues.add(
-                item.ef.display,
-                None,
-                "note",
-                None,
-                f"{item.damage}; records after the damage cannot be read",
-            )
-        return data
+            issues.add(item.ef.display, None, "note", None, item.damage)
+        return to_utf8(data, item.ef.display, issues)
 
     def _split(self, data: bytes, shape: str, delimiter: str, name: str, issues: IssueLog) -> Split:
         if shape == "json-lines":
@@ -457,7 +474,10 @@ class _Loader:
         frame["_rank"] = frame["source_file"].astype(str).map(rank)
         frame = frame.sort_values(["_rank", "source_record"], kind="stable")
         has_key = frame[key].notna() & (frame[key] != "")
-        same = frame[has_key].duplicated([key, time, name], keep="first")
+        repeated = has_key & frame.duplicated(key, keep=False)
+        frame["_content"] = ""
+        frame.loc[repeated, "_content"] = _content_digests(table, frame.index[repeated])
+        same = frame[has_key].duplicated([key, time, name, "_content"], keep="first")
         duplicate = pd.Series(False, index=frame.index)
         duplicate[same.index] = same
         if duplicate.any():
@@ -466,13 +486,18 @@ class _Loader:
         clash = clash[clash.duplicated(key, keep=False)]
         for _, group in clash.groupby(key, sort=False):
             first = group.iloc[0]
-            for _, row in group.iloc[1:].iterrows():
+            for index, row in group.iloc[1:].iterrows():
+                if (row[time], row[name]) == (first[time], first[name]):
+                    fields = ", ".join(_differing(table, first.name, index)) or "?"
+                    what = f"has the same time and name but different content ({fields})"
+                else:
+                    what = "is also used by a different event"
                 self.issues.add(
                     row["source_file"],
                     int(row["source_record"]),
                     "note",
                     key,
-                    f"{key} {row[key]!r} is also used by a different event "
+                    f"{key} {row[key]!r} {what} "
                     f"({first['source_file']}, record {first['source_record']}); both kept",
                 )
         keep = pa.array(~duplicate.sort_index().to_numpy())
@@ -558,6 +583,30 @@ class _Loader:
             ParseWarning,
             stacklevel=3,
         )
+
+
+#: Columns that do not tell two copies of an event apart (where and how each came).
+_NOT_CONTENT = frozenset({"source_file", "source_record", "source_item", "rid", "owner_id"})
+
+
+def _content_columns(table: pa.Table) -> list[str]:
+    """Return the columns of an event's content: not provenance, not SLS envelope fields."""
+    return [n for n in table.column_names if n not in _NOT_CONTENT and not n.startswith("__")]
+
+
+def _content_digests(table: pa.Table, rows: pd.Index) -> list[str]:
+    """Digest each given row's content: copies are duplicates only if these match."""
+    subset = table.select(_content_columns(table)).take(pa.array(rows.to_numpy()))
+    frame = subset.to_pandas().astype(str)
+    hashed = pd.util.hash_pandas_object(frame, index=False)
+    return [f"{h:016x}" for h in hashed.tolist()]
+
+
+def _differing(table: pa.Table, first: int, other: int) -> list[str]:
+    """Name the content columns whose values differ between two rows."""
+    names = _content_columns(table)
+    a, b = (table.select(names).slice(i, 1).to_pylist()[0] for i in (first, other))
+    return [n for n in names if a[n] != b[n]][:8]
 
 
 def _sorted_issues(issues: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:

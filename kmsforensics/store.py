@@ -59,8 +59,9 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ._version import __version__
+from .calls import count_calls
 from .case import Case, TimeLike, focus_mask, records_behind, to_utc
-from .errors import KmsForensicsError, ParseWarning
+from .errors import ParseWarning, StoreError
 from .evidence import DEFAULT_MAX_BYTES, discover
 from .normalize.values import to_frame
 from .schema import ISSUES_COLUMNS, MANIFEST_COLUMNS, MANIFEST_COUNTS
@@ -79,10 +80,6 @@ DEDUPE_KEYS: dict[str, tuple[str, str, str]] = {
 BATCH_BYTES = 256 * 1024 * 1024
 _NO_DAY = "none"
 _PROVENANCE = ["source_file", "source_record", "source_item"]
-
-
-class StoreError(KmsForensicsError, ValueError):
-    """A case store that cannot be opened or written (names the folder and what to do)."""
 
 
 @dataclass
@@ -208,6 +205,8 @@ def ingest(
                 report.events_added[name] += rows
             bar.update(sum(size for _, _, size in batch))
             del case
+    if report.batches:
+        store.fuse_activity()  # calls and names across batches, as kf.load gives them
     if copies:
         report.batches.append(store.append_manifest(pd.DataFrame(copies)))
     report.seconds = time.perf_counter() - started
@@ -347,6 +346,50 @@ class _StoreWriter:
             pq.write_table(part, _batch_file(folder, number), compression="zstd")
         return len(frame)
 
+    def fuse_activity(self) -> None:
+        """Fuse the two logs over the whole store, as ``kf.load`` does over its files.
+
+        Each batch was fused on its own when it was loaded; a KMS call and its
+        ActionTrail event, or a role's KMS rows and the events that name it, may be in
+        different batches. The fused columns (``call_id``, names and their source) are
+        computed again from the columns fusion reads, and the activity files whose
+        values change are rewritten (a temporary file, then renamed).
+        """
+        from .normalize.fusion import FUSE_READS, FUSED_COLUMNS, fuse
+
+        schema = self.schemas["activity"]
+        folder = self.root / "activity"
+        if schema is None or not folder.is_dir():
+            return
+        files = [
+            f for day in sorted(folder.glob("day=*")) for f in _committed(day, self.info["batches"])
+        ]
+        wanted = [c for c in FUSE_READS if c in schema.names]
+        if not files or "call_id" not in wanted:
+            return
+        parts = [
+            _conform(pq.read_table(f, columns=wanted), pa.schema([schema.field(c) for c in wanted]))
+            for f in files
+        ]
+        fused = fuse(pa.concat_tables(parts).unify_dictionaries().combine_chunks())
+        offset = 0
+        for path, part in zip(files, parts, strict=True):
+            new = fused.slice(offset, part.num_rows)
+            offset += part.num_rows
+            changed = [c for c in FUSED_COLUMNS if c in wanted and not _same(new[c], part[c])]
+            if not changed:
+                continue
+            table = pq.read_table(path)
+            for name in changed:
+                index = table.schema.get_field_index(name)
+                values = _as_type(new[name].combine_chunks(), table.schema.field(name).type)
+                table = table.set_column(index, table.schema.field(name), values)
+            temporary = path.with_suffix(".parquet.tmp")
+            pq.write_table(table, temporary, compression="zstd")
+            os.replace(temporary, path)
+        self.info["calls"] = count_calls(pd.DataFrame({"call_id": fused["call_id"].to_numpy()}))
+        self._commit()
+
     def record_ingest(self, report: IngestReport, sources: list[str]) -> None:
         entry = asdict(report)
         entry.update(
@@ -363,6 +406,28 @@ class _StoreWriter:
         temporary = target.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(self.info, indent=2, default=str))
         os.replace(temporary, target)
+
+
+def _same(left: pa.ChunkedArray, right: pa.ChunkedArray) -> bool:
+    """Tell whether two columns hold the same values (dictionary or plain)."""
+
+    def plain(values: pa.ChunkedArray) -> pa.Array:
+        values = values.combine_chunks()
+        if pa.types.is_dictionary(values.type):
+            values = values.cast(values.type.value_type)
+        return values.cast(pa.large_string()) if pa.types.is_string(values.type) else values
+
+    return bool(plain(left).equals(plain(right)))
+
+
+def _as_type(values: pa.Array, wanted: pa.DataType) -> pa.Array:
+    """Cast fused values to a store column's type (dictionaries re-encoded)."""
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    if pa.types.is_dictionary(wanted):
+        encoded = values.cast(wanted.value_type).dictionary_encode()
+        return encoded.cast(wanted)
+    return values.cast(wanted)
 
 
 def _copy_row(name: str, digest: str, path: Path, original: str) -> dict[str, Any]:
@@ -758,13 +823,16 @@ class StoreCase(Case):
         known = self.store.info.get("batch_facts", {})
         batches = [known.get(str(n)) for n in range(1, self.store.batches + 1)]
         if self.start is None and self.end is None and all(batches):
-            return _summary_of_batches(self.manifest, self.issues, batches)
+            facts = _summary_of_batches(self.manifest, self.issues, batches)
+            if "calls" in self.store.info:  # counted over every batch, pairs across them
+                facts["calls"] = int(self.store.info["calls"])
+            return facts
         head = self.store.read(
             "activity",
             self.store.days(self.start, self.end),
             self.start,
             self.end,
-            ["time", "source", "account_id"],
+            ["time", "source", "account_id", "call_id"],
         )
         return _summary(self.manifest, self.issues, head)
 
@@ -772,12 +840,13 @@ class StoreCase(Case):
 def _facts(activity: pd.DataFrame) -> dict[str, Any]:
     """Return what a batch adds to the case's summary (kept in the store file)."""
     if not len(activity):
-        return {"kms": 0, "actiontrail": 0, "start": None, "end": None, "accounts": []}
+        return {"kms": 0, "actiontrail": 0, "calls": 0, "start": None, "end": None, "accounts": []}
     sources = activity["source"].astype(object).value_counts()
     times = activity["time"]
     return {
         "kms": int(sources.get("kms", 0)),
         "actiontrail": int(sources.get("actiontrail", 0)),
+        "calls": count_calls(activity),
         "start": times.min().isoformat(),
         "end": times.max().isoformat(),
         "accounts": sorted(str(a) for a in activity["account_id"].dropna().unique()),
@@ -794,6 +863,7 @@ def _summary_of_batches(
         "kms": sum(b["kms"] for b in batches),
         "actiontrail": sum(b["actiontrail"] for b in batches),
     }
+    facts["calls"] = sum(b.get("calls", b["kms"] + b["actiontrail"]) for b in batches)
     facts["start"] = min(starts) if starts else None
     facts["end"] = max(ends) if ends else None
     facts["accounts"] = len({a for b in batches for a in b["accounts"]})
@@ -813,6 +883,7 @@ def _summary(manifest: pd.DataFrame, issues: pd.DataFrame, head: pd.DataFrame) -
             "kms": int(sources.get("kms", 0)),
             "actiontrail": int(sources.get("actiontrail", 0)),
         },
+        "calls": count_calls(head) if len(head) else 0,
         "start": times.min() if len(times) else None,
         "end": times.max() if len(times) else None,
         "accounts": int(head["account_id"].dropna().nunique()) if len(head) else 0,

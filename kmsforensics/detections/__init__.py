@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from ..case import Case, to_utc
+from ..errors import DetectionNote
 from . import rules as _rules  # noqa: F401  (registers the rule pack)
 from .context import Context
 from .findings import COLUMNS, collect, empty_findings, finding_id
@@ -48,10 +49,6 @@ __all__ = [
     "incidents",
     "list_rules",
 ]
-
-
-class DetectionNote(UserWarning):
-    """Something the rule pack could not do on this run (a rule skipped, and why)."""
 
 
 def detect(

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pandas as pd
 
-from ..errors import KmsForensicsError
+from ..errors import UnknownRuleError
 
 if TYPE_CHECKING:
     from .context import Context
@@ -56,13 +56,6 @@ ON_DASK = {
 }
 #: Whether a rule needs a geo database: not at all, for part of it, or to run at all.
 GeoNeed = Literal["", "partial", "required"]
-
-
-class UnknownRuleError(KmsForensicsError, KeyError):
-    """A rule id or a rule parameter that the pack does not have, or a bad value."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 def duration(default: str) -> Any:

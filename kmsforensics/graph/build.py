@@ -11,7 +11,8 @@ both.
 Every relation is one group-by over the raw (categorical) columns, so the work grows
 with the distinct combinations, not with the events; node ids are built only for the
 grouped rows. Edges carry ``relation``, ``count``, ``first_seen``, ``last_seen``,
-``failures`` and ``operations``; ``assumed`` edges carry ``cross_account``.
+``failures`` and ``operations``; ``assumed`` edges carry ``cross_account``. Counts
+are calls: the two rows of a shared-gateway call (one ``call_id``) count once.
 
 Examples
 --------
@@ -28,6 +29,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from ..calls import repeated_calls
 from ..case import Case
 
 #: Relations and the kinds they join.
@@ -48,7 +50,7 @@ READS: dict[str, list[str]] = {
     "activity": [
         "time", "success", "action", "account_id", "identity_type", "principal_id",
         "principal_name", "session_name", "access_key_id", "client_ip", "key_id",
-        "secret_name",
+        "secret_name", "call_id",
     ],
     "kms": [
         "time", "api_name", "instance_id", "key_id", "secret_name", "account_id",
@@ -149,6 +151,8 @@ class _Parts:
                 "secret": act["secret_name"],
             }
         )
+        if "call_id" in act:
+            self.act["call_id"] = act["call_id"]
         self.at = case._actiontrail_text
         self.kms = case.kms
         known = role_ids(self.at) if roles is None else roles
@@ -168,7 +172,11 @@ class _Parts:
 
     @staticmethod
     def group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-        """Aggregate rows (all ``keys`` present): count, first/last seen, failures, operations."""
+        """Aggregate rows (all ``keys`` present): count, first/last seen, failures, operations.
+
+        ``count`` and ``failures`` count calls: a row that repeats a call already in its
+        group (``call_id``) is not counted again.
+        """
         if not len(frame):
             return pd.DataFrame(
                 columns=[*keys, "count", "first_seen", "last_seen", "failures", "operations"]
@@ -183,6 +191,7 @@ class _Parts:
             )
             .reset_index()
         )
+        _uncount_repeats(frame, out, keys)
         out["operations"] = _operations(frame, out, keys)
         return out
 
@@ -508,6 +517,18 @@ def _edges(
     if cross_account is not None:
         frame["cross_account"] = np.asarray(cross_account, dtype=bool)
     return frame[frame.src.notna() & frame.dst.notna()]
+
+
+def _uncount_repeats(frame: pd.DataFrame, out: pd.DataFrame, keys: list[str]) -> None:
+    """Take the rows that repeat a call of their group off ``count`` and ``failures``."""
+    repeats = repeated_calls(frame, keys)
+    if repeats is None or not repeats.any():
+        return
+    failed = repeated_calls(frame[frame["failed"].to_numpy(dtype=bool)], keys)
+    index = pd.MultiIndex.from_frame(out[keys]) if len(keys) > 1 else pd.Index(out[keys[0]])
+    out["count"] -= repeats.reindex(index, fill_value=0).to_numpy()
+    if failed is not None:
+        out["failures"] -= failed.reindex(index, fill_value=0).to_numpy()
 
 
 def _operations(frame: pd.DataFrame, out: pd.DataFrame, keys: list[str]) -> list[tuple[str, ...]]:

@@ -13,23 +13,12 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
-from ..errors import KmsForensicsError
+from ..errors import AmbiguousReferenceError, UnknownReferenceError
 
 #: How a credential or session leads back to who is behind it (walked backwards).
 TRACE_RELATIONS = ("issued", "assumed", "has-key", "owns")
 #: What an identity or key can reach (walked forwards).
 REACH_RELATIONS = ("has-key", "assumed", "issued", "called", "owns")
-
-
-class AmbiguousReferenceError(KmsForensicsError, LookupError):
-    """A bare identifier names several nodes."""
-
-
-class UnknownReferenceError(KmsForensicsError, KeyError):
-    """An identifier names no node of the graph."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def resolve(graph: nx.MultiDiGraph, ref: str) -> str:

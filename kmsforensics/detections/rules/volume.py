@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...calls import count_calls
 from ..context import Context, flag, is_address, per_value
 from ..findings import bursts, label, nanoseconds, over_threshold
 from ..registry import Params, duration, rule
@@ -181,7 +182,7 @@ def secret_mass_retrieval(ctx: Context, p: SecretMassRetrievalParams) -> pd.Data
         hit,
         reads["who"][hit],
         lambda g: (
-            f"{g['secret'].nunique()} distinct secrets read in {len(g)} calls by "
+            f"{g['secret'].nunique()} distinct secrets read in {count_calls(g)} calls by "
             f"{who_from(g)}"
             + (
                 f" (usually at most {usual.get(g['principal'].iloc[0]):.0f} per {p['window']})"
@@ -241,9 +242,7 @@ def data_key_burst(ctx: Context, p: DataKeyBurstParams) -> pd.DataFrame:
     width = pd.Timedelta(p["bin"]).value
     rows["bin"] = nanoseconds(rows["time"]) // width
     rows["key"] = rows["key_id"].astype(object)
-    counts: pd.DataFrame = (
-        rows.groupby(["principal", "key", "bin"], observed=True).size().rename("n").reset_index()
-    )
+    counts = count_calls(rows, ["principal", "key", "bin"]).rename("n").reset_index()
     before = counts["bin"] < ctx.baseline_end.value // width
     base = counts[before].groupby(["principal", "key"])["n"]
     stats = pd.DataFrame({"median": base.median(), "mad": base.apply(_mad)}).reset_index()
@@ -274,7 +273,7 @@ def data_key_burst(ctx: Context, p: DataKeyBurstParams) -> pd.DataFrame:
         hit,
         "key:" + rows["key"][hit],
         lambda g: (
-            f"{len(g)} {names(g['action'])} calls on {g['key'].iloc[0]} by "
+            f"{count_calls(g)} {names(g['action'])} calls on {g['key'].iloc[0]} by "
             f"{who_from(g)}; baseline median "
             f"{medians.get((g['principal'].iloc[0], g['key'].iloc[0]), 0):g} per {p['bin']}"
         ),
@@ -458,10 +457,10 @@ def aap_not_found(ctx: Context, p: AapNotFoundParams) -> pd.DataFrame:
         incident,
         "ip:" + found["client_ip"].astype(str),
         lambda g: (
-            f"{int((~g['ok']).sum())} calls with {g['access_key_id'].nunique()} unknown or "
-            f"rejected client keys from {names(g['client_ip'])} "
+            f"{count_calls(g[~g['ok']])} calls with {g['access_key_id'].nunique()} unknown "
+            f"or rejected client keys from {names(g['client_ip'])} "
             f"({names(g['error_message'])})"
-            + (f", then {int(g['ok'].sum())} successful calls" if g["ok"].any() else "")
+            + (f", then {count_calls(g[g['ok']])} successful calls" if g["ok"].any() else "")
         ),
         actor=found["actor"],
     )
@@ -521,7 +520,7 @@ def auth_failures(ctx: Context, p: AuthFailuresParams) -> pd.DataFrame:
         hit,
         "ip:" + rows["client_ip"].astype(str)[hit],
         lambda g: (
-            f"{len(g)} denied calls ({names(g['error_code'])}) on "
+            f"{count_calls(g)} denied calls ({names(g['error_code'])}) on "
             f"{g['action'].nunique()} APIs with {g['access_key_id'].nunique()} credentials "
             f"from {names(g['client_ip'])}"
         ),
@@ -586,7 +585,7 @@ def enumeration(ctx: Context, p: EnumerationParams) -> pd.DataFrame:
         rows["who"][hit],
         lambda g: (
             f"{g['action'].nunique()} discovery APIs ({names(g['action'])}) in "
-            f"{len(g)} calls by {who_from(g)}"
+            f"{count_calls(g)} calls by {who_from(g)}"
             + (
                 "; the same origin and role did so before the window"
                 if g["habit"].iloc[0] in usual
@@ -686,7 +685,9 @@ def _data_key_learn(ctx: Context, p: Params) -> pd.DataFrame:
         }
     )
     frame = frame[number < ctx.baseline_end.value // width]
-    return frame.groupby(["principal", "key", "bin"]).size().rename("n").reset_index()
+    if "call_id" in ctx.act:  # a call in both logs counts once, as D03 counts
+        frame = frame.assign(call_id=ctx.act["call_id"][calls].to_numpy()[frame.index])
+    return count_calls(frame, ["principal", "key", "bin"]).rename("n").reset_index()
 
 
 @data_key_burst.select
