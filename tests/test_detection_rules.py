@@ -692,7 +692,7 @@ def test_d29_change_then_use_by_the_same_key_within_the_hour(tmp_path: Path) -> 
 
 
 def test_every_catalogue_entry_is_a_documented_rule() -> None:
-    table = kf.rules()
+    table = kf.list_rules()
     assert list(table.index) == [f"D{i:02d}" for i in range(1, 31)]
     assert table.technique.str.match(r"^T\d{4}").all()
     assert (table.reads.str.len() > 10).all() and (table.false_positives.str.len() > 10).all()
@@ -752,3 +752,185 @@ def test_geo_rules_with_a_database(tmp_path: Path) -> None:
     assert set(travel.iloc[0].evidence) == {events[-2]["eventId"], events[-1]["eventId"]}
     new_places = " ".join(found(findings, "D12").summary)
     assert "asn 64502" in new_places and "country BR" in new_places
+
+
+# -- the reworked rules: prevalence, horizons, habits --------------------------------------------
+
+
+def test_d12_the_same_cli_on_another_platform_is_new(tmp_path: Path) -> None:
+    mac = "aliyun-cli/3.0.190 (Darwin; arm64) Go/1.21.5"
+    base = [ev(T0 + timedelta(hours=h), "Decrypt", userAgent=mac) for h in range(0, 40, 4)]
+    later = T0 + timedelta(days=3)
+    events = [
+        *base,
+        ev(later, "Decrypt", userAgent=mac.replace("3.0.190", "3.0.204")),  # an upgrade
+        ev(later + minutes(1), "Decrypt", userAgent="aliyun-cli/3.0.204 (Linux; amd64) Go/1.22"),
+    ]
+    findings = found(detect(tmp_path, events, rules="D12"), "D12")
+    assert {e for ids in findings.evidence for e in ids} == {events[-1]["eventId"]}
+    assert findings.iloc[0].severity == "medium"  # no one in the organisation used it
+
+
+def test_d11_an_address_the_office_shares_is_low_and_a_new_one_high(tmp_path: Path) -> None:
+    office = "203.0.113.8"
+    base = [
+        ev(T0 + timedelta(hours=h), "Decrypt", sourceIpAddress="203.0.113.30")
+        for h in range(0, 40, 4)
+    ]
+    base += [  # bob works from the office NAT
+        ev(T0 + timedelta(hours=h), "Decrypt", userIdentity=BOB, sourceIpAddress=office)
+        for h in range(1, 40, 4)
+    ]
+    later = T0 + timedelta(days=3)
+    nat = ev(later, "Decrypt", sourceIpAddress=office)  # new to alice, not to the organisation
+    vps = ev(later + timedelta(hours=2), "Decrypt", sourceIpAddress="192.0.2.150")
+    findings = found(detect(tmp_path, [*base, nat, vps], rules="D11"), "D11")
+    by_event = {ids[0]: s for ids, s in zip(findings.evidence, findings.severity, strict=True)}
+    assert by_event == {nat["eventId"]: "low", vps["eventId"]: "high"}
+
+
+def slow_reads(start: datetime, count: int, every: timedelta, ip: str) -> list[dict[str, Any]]:
+    """A session chain's GetSecretValue calls, one distinct secret each."""
+    return [
+        ev(
+            start + every * i,
+            "GetSecretValue",
+            params={"SecretName": f"prod/secret-{i}"},
+            sourceIpAddress=ip,
+        )
+        for i in range(count)
+    ]
+
+
+def test_d01_long_horizon_distinct_secrets_over_days(tmp_path: Path) -> None:
+    base = slow_reads(T0, 6, timedelta(hours=3), "203.0.113.7")  # baseline: 3 a day at most
+    later = T0 + timedelta(days=3)
+    theft = slow_reads(later, 25, timedelta(minutes=80), "192.0.2.150")  # 25 over 33 hours
+    findings = found(detect(tmp_path, base + theft, rules="D01", window_start=later), "D01")
+    assert len(findings) == 1
+    slow = findings.iloc[0]
+    assert set(slow.evidence) == {e["eventId"] for e in theft}
+    assert "25 distinct secrets read over" in slow.summary and slow.severity == "high"
+    assert slow.origin == f"ram-user:{USER['principalId']}"
+
+
+def test_d01_long_horizon_stays_quiet_below_the_origins_daily_high(tmp_path: Path) -> None:
+    base = slow_reads(T0, 30, timedelta(minutes=40), "203.0.113.7")  # 30 a day, usually
+    later = T0 + timedelta(days=3)
+    same = slow_reads(later, 25, timedelta(minutes=80), "203.0.113.7")
+    assert found(detect(tmp_path, base + same, rules="D01", window_start=later), "D01").empty
+
+
+def test_d17_a_usual_enumerator_is_low(tmp_path: Path) -> None:
+    apis = ["ListKeys", "ListSecrets", "DescribeKey", "ListAliases", "ListKmsInstances"]
+    later = T0 + timedelta(days=3)
+    nightly = [ev(T0 + timedelta(seconds=20 * i), api) for i, api in enumerate(apis)]
+    again = [ev(later + timedelta(seconds=20 * i), api) for i, api in enumerate(apis)]
+    stranger = [
+        ev(later + timedelta(seconds=20 * i), api, userIdentity=BOB) for i, api in enumerate(apis)
+    ]
+    findings = found(
+        detect(tmp_path, nightly + again + stranger, rules="D17", window_start=later), "D17"
+    )
+    severity = {ids[0]: s for ids, s in zip(findings.evidence, findings.severity, strict=True)}
+    assert severity == {again[0]["eventId"]: "low", stranger[0]["eventId"]: "medium"}
+
+
+def test_d21_a_known_exemption_is_low(tmp_path: Path) -> None:
+    def signin(t: datetime, ip: str) -> dict[str, Any]:
+        return ev(
+            t,
+            "ConsoleSignin",
+            "AasSub",
+            eventType="ConsoleSignin",
+            sourceIpAddress=ip,
+            additionalEventData={"mfaChecked": "false"},
+        )
+
+    later = T0 + timedelta(days=3)
+    events = [
+        signin(T0, "203.0.113.7"),
+        signin(later, "203.0.113.7"),
+        signin(later + timedelta(hours=2), "192.0.2.80"),
+    ]
+    findings = found(detect(tmp_path, events, rules="D21", window_start=later), "D21")
+    assert sorted(findings.severity) == ["low", "medium"]
+
+
+def test_d27_a_lull_every_night_is_not_a_gap_but_a_stopped_trail_is(tmp_path: Path) -> None:
+    lull = range(18 * 60, 18 * 60 + 45)  # every day 18:00-18:45 UTC (02:00 in UTC+8)
+    events = [
+        ev(T0.replace(hour=0) + minutes(m), "Decrypt")
+        for m in range(0, 4 * 24 * 60, 2)
+        if m % (24 * 60) not in lull
+    ]
+    assert found(detect(tmp_path, events, rules="D27"), "D27").empty
+    stop_at = T0.replace(hour=0) + timedelta(days=2, hours=6)
+    stopped = [
+        e
+        for e in events
+        if not stop_at
+        <= datetime.fromisoformat(e["eventTime"].replace("Z", "+00:00"))
+        < stop_at + timedelta(hours=3)
+    ]
+    stop = ev(stop_at, "StopLogging", "Actiontrail", params={"Name": "trail"})
+    start = ev(stop_at + timedelta(hours=3, minutes=1), "StartLogging", "Actiontrail")
+    findings = found(detect(tmp_path, [*stopped, stop, start], rules="D27"), "D27")
+    assert len(findings) == 1
+    assert {stop["eventId"], start["eventId"]} <= set(findings.iloc[0].evidence)
+    assert "StopLogging by alice" in findings.iloc[0].summary
+
+
+# -- the rule objects, incidents and ids ------------------------------------------------------
+
+
+def test_parameters_are_typed_and_checked() -> None:
+    rules = kf.detections.RULES
+    assert rules["D01"].resolve({"threshold": 5}).threshold == 5
+    for bad in ({"threshold": "many"}, {"threshold": -1}, {"window": "soon"}):
+        with pytest.raises(kf.UnknownRuleError, match="D01"):
+            rules["D01"].resolve(bad)
+    with pytest.raises(kf.UnknownRuleError, match="include_services"):
+        rules["D30"].resolve({"include_services": "yes"})
+    assert rules["D14"].needs_geo == "required" and rules["D12"].needs_geo == "partial"
+    assert {r.rule_id for r in rules.values() if r.first_seen} == {
+        "D02",
+        "D11",
+        "D12",
+        "D18",
+        "D25",
+    }
+
+
+def test_list_rules_replaces_rules_and_the_subpackage_imports() -> None:
+    import importlib
+
+    keys = importlib.import_module("kmsforensics.detections.rules.keys")
+    assert keys.key_deletion.rule_id == "D04"
+    with pytest.warns(FutureWarning, match="list_rules"):
+        old = kf.rules()
+    assert old.equals(kf.list_rules())
+
+
+def test_finding_ids_are_stable_and_incidents_rank_the_attack_first(tmp_path: Path) -> None:
+    base = [ev(T0 + timedelta(hours=h), "DescribeKey") for h in range(0, 40, 4)]
+    base.append(assume(T0, ACCOUNT_PROD, "s1", "STS.one"))
+    later = T0 + timedelta(days=3)
+    routine = [assume(later, ACCOUNT_PROD, "s2", "STS.two")]
+    attack = [
+        ev(later, "GetCallerIdentity", "Sts", sourceIpAddress="192.0.2.150"),
+        assume(later + minutes(1), ACCOUNT_PROD, "x", "STS.x", ip="192.0.2.150"),
+        *slow_reads(later + minutes(2), 25, timedelta(minutes=1), "192.0.2.150"),
+    ]
+    events = base + routine + attack
+    first = detect(tmp_path, events, window_start=later)
+    again = detect(tmp_path, events, window_start=later)
+    assert first.finding_id.is_unique and list(first.finding_id) == list(again.finding_id)
+    ranked = kf.incidents(first)
+    top = ranked.iloc[0]
+    assert top.group == f"ram-user:{USER['principalId']} from 192.0.2.0/24"
+    assert {"D01", "D18", "D19"} <= set(top.rules) and top.severity == "high"
+    assert set(top.finding_ids) <= set(first.finding_id)
+    assert ranked.score.is_monotonic_decreasing
+    assert top.story.startswith(f"ram-user:{USER['principalId']} from 192.0.2.0/24: ")
+    assert kf.incidents(first.iloc[:0]).empty
