@@ -1,6 +1,6 @@
 """What every rule reads: the case's rows with the columns rules share, computed once.
 
-Node ids follow the graph (design.md, "Graph model"): a credential is
+Node ids follow the graph (:mod:`kmsforensics.graph.nodes`): a credential is
 ``access-key:<id>`` or ``client-key:<KAAP...>``; the identity behind a row is
 ``ram-user:<uid>``, ``role-session:<role id>:<session>``, ``aap:<account>/<name>``,
 ``account:<uid>`` or ``service:<host>``; the *principal* a baseline is learned for is the
@@ -30,6 +30,7 @@ import orjson
 import pandas as pd
 
 from ..case import Case, evidence_ids, to_utc
+from ..graph.nodes import NODE_KINDS
 from .geo import GeoLookup
 from .lineage import Lineage, PathBaseline, issuances, lineages, path_baseline, row_lineages
 
@@ -40,7 +41,7 @@ def credential_nodes(keys: pd.Series) -> pd.Series:
     """Graph node ids of access keys (``access-key:``) and AAP client keys (``client-key:``)."""
     keys = keys.astype("category")
     names = [
-        ("client-key:" if str(k).startswith("KAAP.") else "access-key:") + str(k)
+        NODE_KINDS["client-key" if str(k).startswith("KAAP.") else "access-key"].node_id(k)
         for k in keys.cat.categories
     ]
     return keys.cat.rename_categories(names).astype(object)
@@ -50,20 +51,21 @@ def identity_node(kind: Any, account: Any, principal: Any, name: Any, session: A
     """Return the node of the identity behind one row (sessions for roles), or NaN."""
     if not isinstance(kind, str):
         return np.nan
+    nodes = NODE_KINDS
     if kind == "ram-user" and isinstance(principal, str):
-        return f"ram-user:{principal}"
+        return nodes["ram-user"].node_id(principal)
     if kind == "ram-role" and isinstance(principal, str):
         if isinstance(session, str):
-            return f"role-session:{principal}:{session}"
-        return f"ram-role:{principal}"
+            return nodes["role-session"].node_id(principal, session)
+        return nodes["ram-role"].node_id(principal)
     if kind == "aap" and isinstance(principal, str) and isinstance(account, str):
-        return f"aap:{account}/{principal}"
+        return nodes["aap"].node_id(account, principal)
     if kind == "account" and isinstance(account, str):
-        return f"account:{account}"
+        return nodes["account"].node_id(account)
     if kind == "system" and isinstance(name, str):
-        return f"service:{name}"
+        return nodes["service"].node_id(name)
     if kind == "cloudsso-user" and isinstance(principal, str):
-        return f"cloudsso-user:{principal}"
+        return nodes["cloudsso-user"].node_id(principal)
     return np.nan
 
 
