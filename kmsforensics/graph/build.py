@@ -31,39 +31,12 @@ import pandas as pd
 
 from ..calls import repeated_calls
 from ..case import Case
-from .nodes import NODE_KINDS
+from .nodes import NODE_KINDS, RELATION_KINDS, relation_reads
 
-#: Relations and the kinds they join.
-RELATIONS: dict[str, str] = {
-    "owns": "account -> ram-user / ram-role / aap / kms-instance",
-    "has-key": "ram-user / account -> access-key; aap -> client-key",
-    "assumed": "ram-user / role-session / service / account -> role-session",
-    "of-role": "role-session -> ram-role",
-    "issued": "role-session -> access-key (STS)",
-    "called": "access-key / client-key -> key / secret",
-    "source-of": "ip -> access-key / client-key",
-    "hosts": "kms-instance -> key / secret",
-    "encrypted-by": "secret -> key",
-    "has-version": "key -> key-version",
-}
+#: Relations and the kinds they join (declared in :mod:`.nodes`).
+RELATIONS: dict[str, str] = {r.name: r.joins for r in RELATION_KINDS}
 #: The columns the build reads from each frame (the dask engine reads no others).
-READS: dict[str, list[str]] = {
-    "activity": [
-        "time", "success", "action", "account_id", "identity_type", "principal_id",
-        "principal_name", "session_name", "access_key_id", "client_ip", "key_id",
-        "secret_name", "call_id",
-    ],
-    "kms": [
-        "time", "api_name", "instance_id", "key_id", "secret_name", "account_id",
-        "key_version_id", "user_id",
-    ],
-    "actiontrail": [
-        "eventTime", "eventName", "errorCode", "accountId", "roleId", "roleName",
-        "sessionName", "targetRoleAccountId", "targetRoleId", "targetRoleName",
-        "targetSessionName", "issuedAccessKeyId", "userIdentity.type",
-        "userIdentity.principalId", "userIdentity.userName",
-    ],
-}  # fmt: skip
+READS: dict[str, list[str]] = relation_reads()
 EDGE_COLUMNS = [
     "src",
     "dst",

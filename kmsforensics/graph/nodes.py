@@ -162,3 +162,111 @@ def rows_named(act: pd.DataFrame, ref: str, *, strict: bool = False) -> pd.Serie
     for found_mask in found.values():
         mask |= found_mask
     return pd.Series(mask, index=act.index)
+
+
+@dataclass(frozen=True)
+class Relation:
+    """An edge relation of the graph: the kinds it joins and the columns it is built from.
+
+    ``reads`` maps each frame (``activity``, ``kms``, ``actiontrail``) to the columns the
+    relation's group-by reads there; the dask build reads their union and nothing else.
+    """
+
+    name: str
+    joins: str
+    reads: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+_ROWS = ("time", "success", "action", "call_id")
+#: Every relation of the graph, in the order the build makes them.
+RELATION_KINDS: tuple[Relation, ...] = (
+    Relation(
+        "owns",
+        "account -> ram-user / ram-role / aap / kms-instance",
+        (
+            ("activity", (*_ROWS, "account_id", "identity_type", "principal_id")),
+            ("kms", ("time", "instance_id", "account_id", "user_id")),
+            ("actiontrail", ("eventTime", "accountId", "roleId", "roleName")),
+        ),
+    ),
+    Relation(
+        "has-key",
+        "ram-user / account -> access-key; aap -> client-key",
+        (("activity", (*_ROWS, "account_id", "identity_type", "principal_id", "access_key_id")),),
+    ),
+    Relation(
+        "assumed",
+        "ram-user / role-session / service / account -> role-session",
+        (
+            (
+                "actiontrail",
+                (
+                    "eventTime",
+                    "eventName",
+                    "errorCode",
+                    "accountId",
+                    "roleId",
+                    "sessionName",
+                    "targetRoleAccountId",
+                    "targetRoleId",
+                    "targetRoleName",
+                    "targetSessionName",
+                    "userIdentity.type",
+                    "userIdentity.principalId",
+                    "userIdentity.userName",
+                ),
+            ),
+        ),
+    ),
+    Relation(
+        "of-role",
+        "role-session -> ram-role",
+        (("activity", (*_ROWS, "principal_id", "principal_name", "session_name")),),
+    ),
+    Relation(
+        "issued",
+        "role-session -> access-key (STS)",
+        (
+            ("activity", (*_ROWS, "principal_id", "session_name", "access_key_id")),
+            ("actiontrail", ("eventTime", "issuedAccessKeyId", "targetSessionName")),
+        ),
+    ),
+    Relation(
+        "called",
+        "access-key / client-key -> key / secret",
+        (("activity", (*_ROWS, "access_key_id", "key_id", "secret_name", "account_id")),),
+    ),
+    Relation(
+        "source-of",
+        "ip -> access-key / client-key",
+        (("activity", (*_ROWS, "client_ip", "access_key_id")),),
+    ),
+    Relation(
+        "hosts",
+        "kms-instance -> key / secret",
+        (("kms", ("time", "instance_id", "key_id", "secret_name", "account_id")),),
+    ),
+    Relation(
+        "encrypted-by",
+        "secret -> key",
+        (("kms", ("time", "secret_name", "key_id", "account_id")),),
+    ),
+    Relation(
+        "has-version",
+        "key -> key-version",
+        (("kms", ("time", "api_name", "key_id", "key_version_id")),),
+    ),
+)
+
+
+def relation_reads(relations: tuple[Relation, ...] = RELATION_KINDS) -> dict[str, list[str]]:
+    """Return the columns the relations read, per frame (their union, first use first).
+
+    >>> relation_reads()["kms"][:3]
+    ['time', 'instance_id', 'account_id']
+    """
+    out: dict[str, list[str]] = {"activity": [], "kms": [], "actiontrail": []}
+    for relation in relations:
+        for frame, columns in relation.reads:
+            out[frame] += [c for c in columns if c not in out[frame]]
+    return out
