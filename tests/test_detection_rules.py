@@ -934,3 +934,24 @@ def test_finding_ids_are_stable_and_incidents_rank_the_attack_first(tmp_path: Pa
     assert ranked.score.is_monotonic_decreasing
     assert top.story.startswith(f"ram-user:{USER['principalId']} from 192.0.2.0/24: ")
     assert kf.incidents(first.iloc[:0]).empty
+
+
+def test_d24_a_learned_working_window_spans_lunch_and_needs_three_days(tmp_path: Path) -> None:
+    day0 = datetime(2026, 3, 2, 1, tzinfo=UTC)  # Monday 09:00 in UTC+8
+    base = [  # 09:00-18:00 local, never at 12:00, four days
+        ev(day0 + timedelta(days=d, hours=h, minutes=10), "DescribeKey")
+        for d in range(4)
+        for h in (0, 1, 2, 4, 5, 6, 7, 8)
+    ]
+    later = day0 + timedelta(days=4)
+    lunch = ev(later + timedelta(hours=3, minutes=30), "ScheduleKeyDeletion")  # 12:30 local
+    evening = ev(later + timedelta(hours=12), "ScheduleKeyDeletion")  # 21:00 local
+    events = [*base, lunch, evening]
+    findings = found(detect(tmp_path, events, rules="D24", window_start=later), "D24")
+    assert {e for ids in findings.evidence for e in ids} == {evening["eventId"]}
+    # two baseline days are not enough to learn from: default hours (08-20 on weekdays)
+    short = [*base[:16], lunch, evening]
+    window = day0 + timedelta(days=2)
+    few = found(detect(tmp_path, short, rules="D24", window_start=window, params={
+        "D24": {"working_hours": (13, 22), "min_history": 5}}), "D24")  # fmt: skip
+    assert {e for ids in few.evidence for e in ids} == {lunch["eventId"]}

@@ -307,6 +307,30 @@ class OffHoursParams(Params):
     coverage: float = 0.95
     working_hours: tuple[int, int] = (8, 20)
     min_history: int = 20
+    min_days: int = 3
+
+
+def working_window(counts: np.ndarray, coverage: float) -> set[int]:
+    """Return the shortest contiguous span of hours holding ``coverage`` of the activity.
+
+    The activity per hour is smoothed with its neighbours first; the span may run
+    round midnight. A lunch break stays inside the span:
+
+    >>> day = np.zeros(24); day[[9, 10, 11, 13, 14, 15, 16, 17]] = 10
+    >>> sorted(working_window(day, 0.95))
+    [8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+    """
+    smooth = counts + 0.5 * (np.roll(counts, 1) + np.roll(counts, -1))
+    total = smooth.sum()
+    if total <= 0:
+        return set()
+    doubled = np.concatenate([smooth, smooth])
+    for length in range(1, 25):
+        sums = np.convolve(doubled, np.ones(length), mode="valid")[:24]
+        best = int(np.argmax(sums))
+        if sums[best] >= coverage * total:
+            return {(best + i) % 24 for i in range(length)}
+    return set(range(24))
 
 
 @rule(
@@ -321,10 +345,13 @@ class OffHoursParams(Params):
 def off_hours(ctx: Context, p: OffHoursParams) -> pd.DataFrame:
     """Sensitive actions by people outside the hours they usually work.
 
-    A person's usual hours (in the organisation's ``timezone``) are the hours of day
-    that cover ``coverage`` of their baseline activity; with fewer than
-    ``min_history`` baseline events, ``working_hours`` on weekdays. Service identities
-    run around the clock and are left out.
+    A person's usual hours (in the organisation's ``timezone``) are the shortest
+    contiguous span of hours (round midnight if need be) that covers ``coverage`` of
+    their baseline activity, counted per hour and smoothed with the neighbouring hours
+    (a lunch break or a quiet hour does not split the day); with fewer than
+    ``min_history`` baseline events or fewer than ``min_days`` baseline days,
+    ``working_hours`` on weekdays. Service identities run around the clock and are
+    left out.
 
     Reads
     -----
@@ -344,12 +371,12 @@ def off_hours(ctx: Context, p: OffHoursParams) -> pd.DataFrame:
     rows["weekday"] = local.dt.day_of_week.to_numpy()
     history = rows[rows["time"] < ctx.baseline_end]
     usual: dict[Any, set[int]] = {}
+    days = history["time"].dt.tz_convert(ctx.timezone).dt.date
     for principal, group in history.groupby("principal"):
-        if len(group) < p["min_history"]:
+        if len(group) < p["min_history"] or days.loc[group.index].nunique() < p["min_days"]:
             continue
-        counts = group["hour"].value_counts().sort_values(ascending=False)
-        cumulative = counts.cumsum() / counts.sum()
-        usual[principal] = set(counts.index[: int((cumulative < p["coverage"]).sum()) + 1])
+        counts = np.bincount(group["hour"].to_numpy(dtype=np.int64), minlength=24)
+        usual[principal] = working_window(counts, p["coverage"])
     start, end = p["working_hours"]
     default = set(range(start, end))
     inside = [
