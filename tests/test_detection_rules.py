@@ -955,3 +955,37 @@ def test_d24_a_learned_working_window_spans_lunch_and_needs_three_days(tmp_path:
     few = found(detect(tmp_path, short, rules="D24", window_start=window, params={
         "D24": {"working_hours": (13, 22), "min_history": 5}}), "D24")  # fmt: skip
     assert {e for ids in few.evidence for e in ids} == {lunch["eventId"]}
+
+
+def test_d22_a_few_failures_then_a_sign_in(tmp_path: Path) -> None:
+    def signin(t: datetime, ip: str, ok: bool, who: dict[str, Any] = USER) -> dict[str, Any]:
+        return ev(
+            t,
+            "ConsoleSignin",
+            "AasSub",
+            eventType="ConsoleSignin",
+            sourceIpAddress=ip,
+            userIdentity={k: v for k, v in who.items() if k != "accessKeyId"},
+            errorMessage="" if ok else "Password is incorrect",
+        )
+
+    later = T0 + timedelta(days=3)
+    events = [
+        signin(T0, "203.0.113.7", True),  # the baseline: alice signs in from the office
+        signin(later, "192.0.2.80", False),
+        signin(later + minutes(2), "192.0.2.80", False),
+        signin(later + minutes(3), "192.0.2.80", True),  # from a new network: high
+        signin(later + timedelta(hours=3), "203.0.113.7", False),
+        signin(later + timedelta(hours=3, minutes=1), "203.0.113.7", False),
+        signin(later + timedelta(hours=3, minutes=2), "203.0.113.7", True),  # at home: medium
+        signin(later + timedelta(hours=6), "192.0.2.81", False, BOB),
+        signin(later + timedelta(hours=6, minutes=1), "192.0.2.81", True, BOB),  # one failure
+    ]
+    findings = found(detect(tmp_path, events, rules="D22", window_start=later), "D22")
+    by_event = {
+        e: s for ids, s in zip(findings.evidence, findings.severity, strict=True) for e in ids
+    }
+    assert by_event[events[3]["eventId"]] == "high" and events[1]["eventId"] in by_event
+    assert by_event[events[6]["eventId"]] == "medium"
+    assert events[8]["eventId"] not in by_event
+    assert findings.summary.str.contains("then a successful sign-in").all()

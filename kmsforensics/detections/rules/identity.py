@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..findings import bursts, label, over_threshold
+from ..findings import bursts, label, nanoseconds, over_threshold
 from ..registry import Params, duration, rule
 from .common import (
     IDENTITY_SERVICES,
@@ -229,6 +229,7 @@ class SigninFailuresParams(Params):
     window: str = duration("30min")
     user_failures: int = 6
     ip_users: int = 3
+    min_failures: int = 2
 
 
 @rule(
@@ -244,7 +245,10 @@ def signin_failures(ctx: Context, p: SigninFailuresParams) -> pd.DataFrame:
     """Many failed console sign-ins for one user, or failures for many users from one IP.
 
     ``user_failures`` failures of one user within ``window`` (Alibaba's template: more
-    than 5 in 30 minutes), or ``ip_users`` distinct users failing from one address.
+    than 5 in 30 minutes), or ``ip_users`` distinct users failing from one address; or
+    at low counts, ``min_failures`` failures of one user from one address followed
+    within ``window`` by a successful sign-in from it (high from a network the user
+    never signed in from before the window, medium otherwise).
 
     Reads
     -----
@@ -256,9 +260,8 @@ def signin_failures(ctx: Context, p: SigninFailuresParams) -> pd.DataFrame:
     Forgotten passwords; password managers misfiring after a reset; a shared office
     address where several people mistype at once.
     """
-    act = ctx.act
-    failed = from_actiontrail(ctx) & ctx.action_is("ConsoleSignin") & ~ctx.ok
-    rows = ctx.rows(failed)
+    signins = from_actiontrail(ctx) & ctx.action_is("ConsoleSignin")
+    rows = ctx.rows(signins & ~ctx.ok)
     if not len(rows):
         return rows
     rows["user"] = rows["actor"].astype(object).fillna(rows["principal_name"].astype(object))
@@ -266,15 +269,49 @@ def signin_failures(ctx: Context, p: SigninFailuresParams) -> pd.DataFrame:
     by_ip = over_threshold(rows, ["client_ip"], p["window"], p["ip_users"], distinct="user")
     hit = rows[by_user | by_ip]
     key = hit["client_ip"].astype(str).where(by_ip[hit.index], hit["user"].astype(str))
+    # fail, then succeed: a few failures of one user from one address, then a sign-in
+    good = ctx.rows(signins & ctx.ok)
+    good["user"] = good["actor"].astype(object).fillna(good["principal_name"].astype(object))
+    pair = rows["user"].astype(str) + "|" + rows["client_ip"].astype(str)
+    tries = {k: np.sort(nanoseconds(g["time"])) for k, g in rows.groupby(pair)}
+    span = pd.Timedelta(p["window"]).value
+    then = np.array(
+        [
+            int(((t < moment) & (t >= moment - span)).sum()) >= p["min_failures"]
+            if (t := tries.get(k)) is not None
+            else False
+            for k, moment in zip(
+                good["user"].astype(str) + "|" + good["client_ip"].astype(str),
+                nanoseconds(good["time"]),
+                strict=True,
+            )
+        ],
+        dtype=bool,
+    )
+    made = good[then]
+    before = good[(good["time"] < ctx.baseline_end).to_numpy()]
+    usual = set(before["user"].astype(str) + "|" + ctx.network.loc[before.index].astype(str))
+    known = made["user"].astype(str) + "|" + ctx.network.loc[made.index].astype(str)
+    made = made.assign(severity=np.where(known.isin(usual), "medium", "high"))
+    behind = rows[pair.isin(set(made["user"].astype(str) + "|" + made["client_ip"].astype(str)))]
+    # the failures behind a success weigh as the success does (a threshold hit stays high)
+    behind = behind[~behind.index.isin(hit.index)].assign(severity="medium")
+    hit = pd.concat([hit, behind, made])
+    hit = hit[~hit.index.duplicated()].sort_values("time", kind="stable")
+    key = (
+        hit["client_ip"]
+        .astype(str)
+        .where(by_ip.reindex(hit.index, fill_value=False).to_numpy(), hit["user"].astype(str))
+    )
     incident = bursts(hit["time"], key, pd.Timedelta(p["window"]))
-    del act
     return label(
         hit,
         incident,
         lambda g: f"ip:{g['client_ip'].iloc[0]}" if g["user"].nunique() > 1 else g["user"].iloc[0],
         lambda g: (
-            f"{len(g)} failed console sign-ins for {g['user'].nunique()} users "
+            f"{int((~g['ok']).sum())} failed console sign-ins for {g['user'].nunique()} users "
             f"({names(g['principal_name'])}) from {names(g['client_ip'])}"
+            + (", then a successful sign-in" if g["ok"].any() else "")
         ),
         actor=hit["actor"],
     )
