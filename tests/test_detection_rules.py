@@ -989,3 +989,17 @@ def test_d22_a_few_failures_then_a_sign_in(tmp_path: Path) -> None:
     assert by_event[events[6]["eventId"]] == "medium"
     assert events[8]["eventId"] not in by_event
     assert findings.summary.str.contains("then a successful sign-in").all()
+
+
+def test_a_triage_record_hides_what_its_suppressions_name(tmp_path: Path) -> None:
+    class Record:
+        """A stand-in triage record: suppress one rule (the real one is kf.triage's)."""
+
+        def apply(self, findings: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+            hidden = findings.rule_id == "D26"
+            return findings[~hidden], {"S-1": int(hidden.sum())}
+
+    events = [ev(T0, "StopLogging", "Actiontrail", params={"Name": "trail"})]
+    plain = found(detect(tmp_path, events, rules="D26"), "D26")
+    kept = detect(tmp_path, events, rules="D26", triage=Record())
+    assert len(plain) == 1 and kept.empty and kept.attrs["suppressed"] == {"S-1": 1}

@@ -61,6 +61,7 @@ def detect(
     timezone: str = "Asia/Shanghai",
     geoip: str | Path | None = None,
     known_accounts: list[str] | None = None,
+    triage: Any = None,
 ) -> pd.DataFrame:
     """Run the rule pack over a case: one row per incident a rule finds.
 
@@ -88,6 +89,10 @@ def detect(
         :class:`DetectionNote` warning say so.
     known_accounts : list of str, optional
         The organisation's accounts (D07, D19); default: those in the evidence.
+    triage : object, optional
+        A triage record whose ``apply(findings)`` returns the findings its suppressions
+        keep and how many each suppression hid (``{suppression id: count}``); the
+        result is the kept findings, with the counts in ``attrs["suppressed"]``.
 
     Returns
     -------
@@ -160,6 +165,10 @@ def detect(
     found = [f for f in frames if len(f)]
     out = pd.concat(found, ignore_index=True) if found else empty_findings()
     out = out.sort_values(["first_seen", "rule_id"], kind="stable").reset_index(drop=True)
+    if triage is not None:  # suppressions, from the triage record beside the case
+        out, hidden = triage.apply(out)
+        out = out.reset_index(drop=True)
+        out.attrs["suppressed"] = dict(hidden)
     out.attrs["seconds"] = seconds
     out.attrs["notes"] = notes
     out.attrs["baseline_end"] = baseline_end
