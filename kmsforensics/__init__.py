@@ -12,16 +12,20 @@ import warnings
 import pandas
 
 from . import _version as _version
+from . import aap as aap
 from . import datasets as datasets
 from . import detections as detections
+from . import export as export
 from . import graph as graph
 from . import handover as handover
 from . import report as report
 from . import schema as schema
 from . import synth as synth
 from ._version import __version__ as __version__
+from .aap import aap_config, aap_review
 from .case import Case
 from .detections import detect, evidence_rows, incidents, list_rules
+from .detections.sigma import detect_sigma
 from .errors import (
     AmbiguousReferenceError,
     DatasetNotFoundError,
@@ -39,6 +43,7 @@ from .errors import (
     UnreadableEvidenceError,
     UnsafeArchiveError,
 )
+from .export import export_bloodhound, export_ocsf
 from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
 from .handover import export_findings, export_neighbourhood, export_timeline
 from .loader import load
@@ -95,12 +100,17 @@ __all__ = [
     "UnknownRuleError",
     "UnreadableEvidenceError",
     "UnsafeArchiveError",
+    "aap_config",
+    "aap_review",
     "blast_radius",
     "build_graph",
     "detect",
+    "detect_sigma",
     "evidence_rows",
+    "export_bloodhound",
     "export_findings",
     "export_neighbourhood",
+    "export_ocsf",
     "export_timeline",
     "incidents",
     "ingest",

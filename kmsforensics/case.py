@@ -61,6 +61,15 @@ def parse_nested(text: object) -> object:
     return value
 
 
+def empty_aap_exports() -> pd.DataFrame:
+    """Return the (empty) frame of AAP configuration exports of a case."""
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in AAP_EXPORT_COLUMNS})
+
+
+#: Columns of ``Case.aap_exports``.
+AAP_EXPORT_COLUMNS = ("source_file", "source_record", "source_item", "json")
+
+
 class Case:
     """The evidence of one investigation, loaded and typed.
 
@@ -89,6 +98,7 @@ class Case:
         issues: pd.DataFrame,
         manifest: pd.DataFrame,
         parameters: Mapping[str, Any] | None = None,
+        aap_exports: pd.DataFrame | None = None,
     ) -> None:
         self._frames: dict[str, Any] = {
             "kms": kms,
@@ -99,6 +109,9 @@ class Case:
         self.issues = issues
         self.manifest = manifest
         self.parameters: dict[str, Any] = dict(parameters or {})
+        #: AAP configuration exports found among the evidence (``source_file``,
+        #: ``source_record``, ``json``): read by ``kf.aap_config``, see kmsforensics.aap.
+        self.aap_exports = aap_exports if aap_exports is not None else empty_aap_exports()
 
     def _frame(self, name: str) -> Any:
         """Return one of the frames ``kms``, ``actiontrail`` (JSON text) or ``activity``."""
@@ -152,6 +165,7 @@ class Case:
             self.issues,
             self.manifest,
             {**self.parameters, "between": (lo, hi)},
+            self.aap_exports,
         )
         return sliced
 
@@ -183,9 +197,8 @@ class Case:
     def _focused(self, activity: pd.DataFrame, ref: str) -> Case:
         """Return the case of the given activity rows (with their KMS records and events)."""
         kms, at = records_behind(activity, self.kms, self._actiontrail_text)
-        return Case(
-            kms, at, activity, self.issues, self.manifest, {**self.parameters, "focus": ref}
-        )
+        parameters = {**self.parameters, "focus": ref}
+        return Case(kms, at, activity, self.issues, self.manifest, parameters, self.aap_exports)
 
     # -- showing itself -------------------------------------------------------------
 

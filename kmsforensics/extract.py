@@ -27,6 +27,7 @@ from .formats.jsontext import dump
 from .formats.repair import salvage
 from .issues import IssueLog
 from .schema import (
+    AAP_CONFIG_MARKERS,
     AT_ENVELOPE_FIELDS,
     AT_IDENTITY_FIELDS,
     AT_KNOWN_IDENTITY,
@@ -100,6 +101,7 @@ c AS (
     WHEN list_has_any(ks[1], $at_markers) THEN 'actiontrail'
     WHEN list_has_any(ks[1], $kms_markers) THEN 'kms'
     WHEN len(list_filter(ks[1], lambda x: starts_with(x, 'event.'))) > 0 THEN 'flattened'
+    WHEN list_has_any(ks[1], $config_markers) THEN 'aap-config'
     ELSE 'unknown' END AS kind
   FROM k)
 SELECT kind, CASE
@@ -132,6 +134,8 @@ class Extracted:
     actiontrail: list[pa.Table] = field(default_factory=list)
     #: Records found inside LookupEvents pages, per file (added to records read).
     extra_records: Counter[str] = field(default_factory=Counter)
+    #: AAP configuration exports (saved API responses): provenance + ``json``.
+    aap_config: list[pa.Table] = field(default_factory=list)
 
 
 class Extractor:
@@ -166,6 +170,7 @@ class Extractor:
             containers=_KEY_CONTAINERS,
             at_markers=list(AT_MARKER_KEYS),
             kms_markers=list(KMS_MARKER_KEYS),
+            config_markers=list(AAP_CONFIG_MARKERS),
             kms_known=list(KMS_FIELDS),
             at_known=sorted(AT_KNOWN_TOP | set(AT_ENVELOPE_FIELDS)),
             env_known=["event", *AT_ENVELOPE_FIELDS],
@@ -197,6 +202,8 @@ class Extractor:
                 follow_up.append(_unflatten_records(subset))
             elif kind == "invalid":
                 follow_up.append(self._salvage(subset))
+            elif kind == "aap-config":
+                out.aap_config.append(self._aap_config(subset))
             else:
                 reason = {
                     "empty": "empty JSON object (no fields)",
@@ -487,6 +494,23 @@ class Extractor:
             reason,
             raw if isinstance(raw, (str, bytes)) else None,
         )
+
+    def _aap_config(self, table: pa.Table) -> pa.Table:
+        """Keep the records that are AAP configuration exports; reject the others.
+
+        Records with a key of :data:`~kmsforensics.aap.exports.AAP_CONFIG_MARKERS` are
+        read by :func:`kmsforensics.aap.exports.changes_of`; those that state no AAP
+        configuration (another API's response) are rejected like any unknown record.
+        """
+        from .aap.exports import is_aap_export
+
+        keep = []
+        for row in _rows(table):
+            ok = is_aap_export(str(row["json"]))
+            keep.append(ok)
+            if not ok:
+                self._reject(row, "an API response, but not of the KMS AAP Describe or List APIs")
+        return table.filter(pa.array(keep, pa.bool_())).select([*PROVENANCE, "json"])
 
     def _reject(self, row: dict[str, object], reason: str) -> None:
         self._issue(row, "record", None, reason)

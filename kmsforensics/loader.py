@@ -34,6 +34,7 @@ from ._version import __version__
 from .case import Case
 from .errors import (
     DecompressionLimitError,
+    KmsForensicsError,
     LogParseError,
     ParseWarning,
     StoreError,
@@ -72,6 +73,10 @@ from .store import is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
+#: Above this many chunks (one a file, for small files) a batch's records are joined
+#: into one chunk before extraction (a copy of at most BATCH_BYTES), as duckdb's
+#: memory grows with the number of chunks it scans (about 100 KB each).
+MAX_CHUNKS = 64
 #: Content (decompressed, estimated) and files read ahead of the extraction.
 PREFETCH_BYTES = 128 * 1024 * 1024
 PREFETCH_FILES = 256
@@ -179,7 +184,7 @@ def load(
         raise ValueError("columns= applies to a case store (kf.load(CASE_DIR, columns=...))")
     workers = workers or os.cpu_count() or 1
     files = discover(sources)
-    issues = IssueLog(strict)
+    issues = IssueLog()  # a strict load raises the first problem of each batch itself
     con = duckdb.connect(config={"threads": workers, "autoinstall_known_extensions": False})
     con.execute("SET enable_progress_bar = false")
     try:
@@ -207,6 +212,8 @@ class _Loader:
         self.extractor = Extractor(con, issues)
         self.kms: list[pa.Table] = []
         self.actiontrail: list[pa.Table] = []
+        #: AAP configuration exports found among the evidence (see _keep_aap_config).
+        self.aap_config: list[pa.Table] = []
         self.kms_activity: list[pa.Table] = []
         self.actiontrail_activity: list[pa.Table] = []
         self.pending: list[Future[None]] = []
@@ -219,7 +226,7 @@ class _Loader:
     def run(self, files: Sequence[EvidenceFile], progress: bool) -> Case:
         batch: list[Prepared] = []
         batch_bytes = 0
-        limit = 1 if self.strict else BATCH_BYTES
+        limit = BATCH_BYTES
         bar = tqdm(
             total=len(files),
             unit="file",
@@ -229,16 +236,21 @@ class _Loader:
             leave=False,
         )
         with bar, ThreadPoolExecutor(1) as self.typing:
-            for item in self._prepare_all(files):
-                self.prepared.append(item)
-                self.issues.extend(item.issues)
-                if item.split is not None or item.deferred:
-                    batch.append(item)
-                    batch_bytes += item.decompressed or item.estimate
-                if batch_bytes >= limit:
+            try:
+                for item in self._prepare_all(files):
+                    self.prepared.append(item)
+                    self.issues.extend(item.issues)
+                    if item.split is not None or item.deferred:
+                        batch.append(item)
+                        batch_bytes += item.decompressed or item.estimate
+                    if batch_bytes >= limit:
+                        self._flush(batch)
+                        batch, batch_bytes = [], 0
+                    bar.update(1)
+            except KmsForensicsError:
+                if self.strict:  # a problem in the files before this one comes first
                     self._flush(batch)
-                    batch, batch_bytes = [], 0
-                bar.update(1)
+                raise
             self._flush(batch)
             for future in self.pending:
                 future.result()
@@ -339,6 +351,12 @@ class _Loader:
     # -- batches --------------------------------------------------------------------
 
     def _flush(self, batch: list[Prepared]) -> None:
+        """Extract a batch; with ``strict``, raise its first problem (file, then record order)."""
+        self._extract_batch(batch)
+        if self.strict:
+            self.issues.raise_first_problem({p.ef.display: i for i, p in enumerate(self.prepared)})
+
+    def _extract_batch(self, batch: list[Prepared]) -> None:
         if not batch:
             return
         deferred = [p for p in batch if p.deferred]
@@ -362,10 +380,13 @@ class _Loader:
         if not parts:
             return
         records = pa.concat_tables(parts)
+        if records.column("json").num_chunks > MAX_CHUNKS:  # many small files
+            records = records.combine_chunks()
         del parts
         extracted = self.extractor.run(records)
         del records
         self.counts.read.update(extracted.extra_records)
+        self._keep_aap_config(extracted)
         if self.strict:  # the first problem must surface first: no overlap
             self._normalize(extracted)
         else:  # type this batch while the next one is read and extracted
@@ -444,7 +465,8 @@ class _Loader:
         self.kms_activity, self.actiontrail_activity, self.kms, self.actiontrail = [], [], [], []
         kms_t = _encoded(kms).unify_dictionaries()
         at_t = _encoded(actiontrail).unify_dictionaries()
-        manifest = self._manifest(kms_t, at_t)
+        aap_exports = _concat(self.aap_config)
+        manifest = self._manifest(kms_t, at_t, aap_exports)
         case = Case(
             to_frame(kms_t),
             to_frame(at_t),
@@ -457,6 +479,7 @@ class _Loader:
                 "max_bytes": self.max_bytes,
                 "column_map": self.column_map,
             },
+            aap_exports.to_pandas() if aap_exports is not None else None,
         )
         self._warn(case)
         return case
@@ -503,9 +526,22 @@ class _Loader:
         keep = pa.array(~duplicate.sort_index().to_numpy())
         return table.filter(keep), keep
 
-    def _manifest(self, kms: pa.Table, actiontrail: pa.Table) -> pd.DataFrame:
+    def _keep_aap_config(self, extracted: Extracted) -> None:
+        """Keep the AAP configuration exports of a batch (a record kind of their own).
+
+        They are saved KMS API responses, not log records: they go to
+        ``case.aap_exports`` as JSON text with their provenance, for ``kf.aap_config``.
+        """
+        self.aap_config += [t for t in extracted.aap_config if t.num_rows]
+
+    def _manifest(
+        self, kms: pa.Table, actiontrail: pa.Table, aap_exports: pa.Table | None = None
+    ) -> pd.DataFrame:
         loaded: Counter[str] = Counter()
         kinds: dict[str, set[str]] = {}
+        for name in aap_exports.column("source_file").to_pylist() if aap_exports else []:
+            loaded[name] += 1
+            kinds.setdefault(name, set()).add("aap-config")
         for table, label in ((kms, "kms"), (actiontrail, "actiontrail")):
             if not table.num_rows:
                 continue

@@ -68,7 +68,82 @@ def build_graph(case: Case) -> nx.MultiDiGraph:
 
         return build_graph_dask(case)
     parts = _Parts(case)
-    return assemble(parts.edge_frame(), parts.name_pairs())
+    graph = assemble(parts.edge_frame(), parts.name_pairs())
+    add_allowed(graph, case)
+    return graph
+
+
+def add_allowed(graph: nx.MultiDiGraph, case: Case) -> None:
+    """Add ``aap -allowed-> key / secret`` edges: what each AAP's policies allowed.
+
+    From :func:`kmsforensics.aap.aap_config`. A wildcard (``key/*``, ``secret/prod/*``)
+    stands for the keys and secrets of the graph it matches: keys hosted by the AAP
+    account's KMS instances (or by instances of no known owner), secrets of that
+    account. Each edge carries the policies and patterns (``grants``), the permissions
+    (``operations``), and the first and last time it was in force (``last_seen`` the
+    end of the evidence when still in force then); ``count`` is 0 (an allowance is not a call).
+    """
+    from ..aap import aap_config
+    from ..aap.values import grants
+
+    config = aap_config(case)
+    resources = config[config["item"] == "resource"]
+    if not len(resources):
+        return
+    permissions = config[config["item"] == "permission"].groupby(["aap", "policy"])["value"]
+    allowed = {k: tuple(sorted(set(v))) for k, v in permissions}
+    candidates: dict[str, list[tuple[str, str]]] = {}
+    for node, data in graph.nodes(data=True):
+        kind = data.get("kind")
+        if kind == "key":
+            owners = {
+                o
+                for i, _, e in graph.in_edges(node, data=True)
+                if e.get("relation") == "hosts"
+                for o, _, f in graph.in_edges(i, data=True)
+                if f.get("relation") == "owns"
+            }
+            for owner in owners or {""}:
+                candidates.setdefault(owner.removeprefix("account:"), []).append(
+                    (node, "key/" + node.removeprefix("key:"))
+                )
+        elif kind == "secret":
+            account, _, name = node.removeprefix("secret:").partition("/")
+            candidates.setdefault(account, []).append((node, "secret/" + name))
+    edges: dict[tuple[str, str], dict[str, Any]] = {}
+    ends: dict[tuple[str, str], list[Any]] = {}
+    end = case.activity["time"].max()
+    end = end.compute() if hasattr(end, "compute") else end
+    for row in resources.itertuples(index=False):
+        source = f"aap:{row.account_id}/{row.aap}"
+        pattern = str(row.value)
+        if "*" in pattern:
+            pool = candidates.get(str(row.account_id), []) + candidates.get("", [])
+            targets = [n for n, r in pool if grants(pattern, r)]
+        elif pattern.startswith("key/"):
+            targets = ["key:" + pattern.removeprefix("key/")]
+        else:
+            targets = [f"secret:{row.account_id}/" + pattern.removeprefix("secret/")]
+        for target in targets:
+            edge = edges.setdefault(
+                (source, target),
+                {"relation": "allowed", "count": 0, "failures": 0, "grants": (),
+                 "operations": (), "first_seen": row.since, "last_seen": None},
+            )  # fmt: skip
+            edge["grants"] = tuple(sorted({*edge["grants"], f"{row.policy}:{pattern}"}))
+            edge["operations"] = tuple(
+                sorted({*edge["operations"], *allowed.get((row.aap, row.policy), ())})
+            )
+            edge["first_seen"] = min(edge["first_seen"], row.since)
+            ends.setdefault((source, target), []).append(row.until)
+    for (source, target), attributes in edges.items():
+        last = ends[(source, target)]  # NaT: still in force at the end of the evidence
+        still = any(not isinstance(e, pd.Timestamp) for e in last)
+        attributes["last_seen"] = end if still else max(last)
+        for node, kind in ((source, "aap"), (target, target.split(":", 1)[0])):
+            if node not in graph:
+                graph.add_node(node, kind=kind, name=node.split(":", 1)[1])
+        graph.add_edge(source, target, key="allowed", **attributes)
 
 
 def assemble(edges: pd.DataFrame, pairs: dict[str, pd.DataFrame]) -> nx.MultiDiGraph:

@@ -256,6 +256,7 @@ RELATION_KINDS: tuple[Relation, ...] = (
         "key -> key-version",
         (("kms", ("time", "api_name", "key_id", "key_version_id")),),
     ),
+    Relation("allowed", "aap -> key / secret (what its policies allowed, kf.aap_config)", ()),
 )
 
 
