@@ -8,6 +8,7 @@ True
 """
 
 from . import _version, datasets, detections, graph, handover, report, schema, synth
+from . import dask_engine as _dask_engine  # noqa: F401 - registers engine="dask"
 from ._version import __version__
 from .case import Case
 from .detections import DetectionNote, detect, evidence_rows, rules
@@ -17,6 +18,9 @@ from .errors import (
     KmsForensicsError,
     LogParseError,
     ParseWarning,
+    StoreError,
+    StoreIntegrityError,
+    StoreLockedError,
     UnknownFormatError,
     UnsafeArchiveError,
 )
@@ -30,7 +34,7 @@ from .plots import (
     plot_swimlanes,
     plot_top,
 )
-from .store import IngestReport, StoreError, ingest
+from .store import IngestReport, ingest, open
 from .timeline import timeline, usage
 
 
@@ -53,6 +57,8 @@ __all__ = [
     "LogParseError",
     "ParseWarning",
     "StoreError",
+    "StoreIntegrityError",
+    "StoreLockedError",
     "UnknownFormatError",
     "UnsafeArchiveError",
     "__version__",
@@ -70,6 +76,7 @@ __all__ = [
     "handover",
     "ingest",
     "load",
+    "open",
     "plot_activity",
     "plot_error_rate",
     "plot_graph",

@@ -18,9 +18,10 @@ import hashlib
 import os
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -59,7 +60,6 @@ from .normalize import (
 )
 from .normalize.values import compact_table, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
-from .store import StoreError, is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
@@ -88,6 +88,13 @@ class Prepared:
     archive: bool = False
     damage: str | None = None
     estimate: int = 0
+
+
+#: Openers tried by :func:`load` before it reads evidence: each takes the sources and
+#: the options and returns a Case, or None when the sources are not its kind. The case
+#: store registers one for its folders (``kf.load(CASE_DIR)``, kept one release), the
+#: dask engine one for ``engine="dask"``; the loader imports neither.
+OPENERS: list[Callable[[Sequence[str | os.PathLike[str]], dict[str, Any]], Case | None]] = []
 
 
 @dataclass
@@ -149,23 +156,14 @@ def load(
         raise ValueError("kf.load needs at least one file, folder or glob")
     if engine not in ("pandas", "dask"):
         raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
-    if any(is_store(s) for s in sources):
-        if len(sources) > 1:
-            raise StoreError(
-                "kf.load opens one case store at a time, without other evidence; add "
-                "evidence to a store with kf.ingest(EVIDENCE..., out=CASE_DIR)"
-            )
-        if engine == "dask":
-            from .dask_engine import open_dask
-
-            return open_dask(sources[0], columns)
-        return open_store(sources[0], columns)
-    if engine == "dask":
-        from .dask_engine import load_dask
-
-        return load_dask(
-            sources, strict=strict, progress=progress, max_bytes=max_bytes, column_map=column_map
-        )
+    options = {"strict": strict, "progress": progress, "max_bytes": max_bytes,
+               "column_map": column_map, "engine": engine, "columns": columns}  # fmt: skip
+    for opener in OPENERS:  # a case store, or another engine, before reading evidence
+        opened = opener(sources, options)
+        if opened is not None:
+            return opened
+    if engine != "pandas":
+        raise ValueError(f"engine={engine!r} is not available (is its module installed?)")
     if columns is not None:
         raise ValueError("columns= applies to a case store (kf.load(CASE_DIR, columns=...))")
     workers = workers or os.cpu_count() or 1
