@@ -26,6 +26,7 @@ from ..errors import StoreError, StoreIntegrityError
 from .layout import STORE_FILE, days_of, is_store, looks_like_store
 from .read import Store
 
+
 class StoreCase(Case):
     """A :class:`~kmsforensics.case.Case` over a case store: frames read when first asked for.
 
@@ -152,14 +153,13 @@ def _summary(manifest: pd.DataFrame, issues: pd.DataFrame, head: pd.DataFrame) -
     }
 
 
-
 #: Engines that open a store: name -> (store, columns) -> Case.
 ENGINES: dict[str, Callable[[Store, Sequence[str] | None], Case]] = {
     "pandas": lambda store, columns: StoreCase(store, columns=columns),
 }
 
 
-def open(  # noqa: A001 - kf.open, as in the design
+def open(
     case_dir: str | os.PathLike[str],
     engine: str = "pandas",
     columns: Sequence[str] | None = None,

@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 
 from ..errors import StoreError, StoreIntegrityError
 from ..normalize.values import to_frame
-from ..schema import ISSUES_COLUMNS, MANIFEST_COLUMNS
+from ..schema import ACTIVITY_COLUMNS, ISSUES_COLUMNS, MANIFEST_COLUMNS
 from .layout import FRAMES, NO_DAY, STORE_FILE, is_store, looks_like_store, read_info, sha256_file
 
 
@@ -149,9 +149,7 @@ class Store:
         lo = start.strftime("%Y-%m-%d") if start is not None else None
         hi = (end - pd.Timedelta(1)).strftime("%Y-%m-%d") if end is not None else None
         return sorted(
-            d
-            for d in found
-            if d != NO_DAY and (lo is None or d >= lo) and (hi is None or d <= hi)
+            d for d in found if d != NO_DAY and (lo is None or d >= lo) and (hi is None or d <= hi)
         )
 
     def columns(self, name: str) -> list[str]:
@@ -227,8 +225,8 @@ def read_frame(
     A function of its arguments only, so a dask worker reads a day as the case saw the
     store when it was opened.
     """
-    if schema is None:
-        return pd.DataFrame()
+    if schema is None:  # a store with no batch yet
+        return _nothing_yet(name)
     wanted = list(schema.names) if columns is None else _with_needed(name, columns, schema)
     when = ds.field(FRAMES[name])
     condition = None
@@ -240,6 +238,14 @@ def read_frame(
     frame = read_parquet(root, paths, schema, wanted, condition, hashes)
     if name == "activity" and len(frame) and "source" in frame:
         frame = _time_order(frame)
+    return frame
+
+
+def _nothing_yet(name: str) -> pd.DataFrame:
+    """Return the frame of a store that has committed no batch yet (no rows)."""
+    columns = ACTIVITY_COLUMNS if name == "activity" else (FRAMES[name], "source_file")
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    frame[FRAMES[name]] = pd.Series(dtype="datetime64[ns, UTC]")
     return frame
 
 
