@@ -90,8 +90,13 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         command.append("--allow-root")
     settings = folder / "settings"
     for plugin, values in {
-        # every cell stays in the page (not only those in view), and no news is fetched
-        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+        # every cell stays in the page (not only those in view); the preferred kernel starts
+        # without the "Select Kernel" dialog, which JupyterLab shows when the notebook opens
+        # before the kernel specs have loaded (a race a loaded machine loses), and no news
+        "@jupyterlab/notebook-extension/tracker": {
+            "windowingMode": "none",
+            "autoStartDefaultKernel": True,
+        },
         "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
     }.items():
         path = settings / f"{plugin}.jupyterlab-settings"
@@ -122,13 +127,25 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+def accept_kernel_dialog(page: Page) -> None:
+    """Press "Select" on a "Select Kernel" dialog if one is open (the preferred kernel)."""
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if dialog.count():
+        dialog.locator("button", has_text="Select").click()
+
+
 def run_all_cells(page: Page) -> None:
-    """Run > Run All Cells, again until the kernel has taken the cells (it may still connect)."""
+    """Run > Run All Cells, again until the kernel has taken the cells (it may still connect).
+
+    The notebook was copied without execution counts, so a ``[*]`` or numbered prompt
+    appears only once this kernel has taken a cell.
+    """
     started = (
         "() => [...document.querySelectorAll('.jp-InputPrompt')]"
         r".some(p => /\[(\*|\d+)\]/.test(p.innerText))"
     )
     for _ in range(10):
+        accept_kernel_dialog(page)
         page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         page.locator("li[data-command='runmenu:run-all']").click()
         try:
@@ -153,19 +170,23 @@ def test_explorer_in_jupyterlab_follows_a_new_choice(browser: Browser, jupyterla
 
 def explore(page: Page, jupyterlab: str) -> None:
     """Run the notebook, note the explorer's picture and table, choose a secret, compare."""
-    page.set_default_timeout(int(os.environ.get("KMSFORENSICS_BROWSER_TIMEOUT_MS", "180000")))
+    # clicks and typing fail within 30 s; waits for the kernel's work have their own limit
+    page.set_default_timeout(30_000)
+    work = int(os.environ.get("KMSFORENSICS_BROWSER_TIMEOUT_MS", "180000"))
     page.goto(jupyterlab)
     page.wait_for_selector(".jp-Notebook")
+    accept_kernel_dialog(page)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
     run_all_cells(page)
     image = page.locator("img.widget-image").last
-    image.wait_for(state="attached")
+    image.wait_for(state="attached", timeout=work)
     page.wait_for_function(
         "() => { const t = [...document.querySelectorAll('.widget-html-content table')].pop();"
-        " return t && t.innerText.includes('STS.AtwWmrln6xDrmqjY8IjPyGcS8nQs'); }"
+        " return t && t.innerText.includes('STS.AtwWmrln6xDrmqjY8IjPyGcS8nQs'); }",
+        timeout=work,
     )
     # every queued cell has run (a repeated "Run All" may have queued the notebook twice)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=work)
     table = page.locator(".widget-html-content table").last
     before_src, before_table = image.get_attribute("src"), table.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -189,6 +210,7 @@ def explore(page: Page, jupyterlab: str) -> None:
         "([old]) => { const i = [...document.querySelectorAll('img.widget-image')].pop();"
         " return i && i.src !== old; }",
         arg=[before_src],
+        timeout=work,
     )
     after_table = table.inner_text()
     assert "prod/payments/db-password" in after_table
