@@ -92,7 +92,7 @@ def ingest(evidence: Path, store: Path) -> None:
 
 def day_query(store: Path) -> None:
     started = time.perf_counter()
-    case = kf.load(store)
+    case = kf.open(store)
     opened = time.perf_counter() - started
     days = case.store.days()
     day = days[len(days) // 2]
@@ -123,7 +123,7 @@ def on_dask(store: Path, workers: int) -> dict[str, float]:
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("ignore", kf.DetectionNote)
-        case = kf.load(store, engine="dask")
+        case = kf.open(store, engine="dask")
         with timed("graph", results):
             graph = kf.build_graph(case)
         with timed("pack", results):

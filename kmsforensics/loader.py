@@ -166,13 +166,46 @@ def load(
         raise ValueError(f"engine={engine!r} is not available (is its module installed?)")
     if columns is not None:
         raise ValueError("columns= applies to a case store (kf.load(CASE_DIR, columns=...))")
+    return _load(sources, strict, progress, max_bytes, column_map, workers, {})
+
+
+def load_hashed(
+    files: dict[str, str],
+    *,
+    strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    column_map: dict[str, str] | None = None,
+) -> Case:
+    """Load files whose SHA-256 the caller has computed already (``kf.ingest``'s entry point).
+
+    Parameters
+    ----------
+    files : dict
+        File path -> SHA-256 of its bytes; each file is read once and not hashed again.
+    strict, max_bytes, column_map
+        As for :func:`load`.
+    """
+    return _load(list(files), strict, False, max_bytes, column_map, None, files)
+
+
+def _load(
+    sources: Sequence[str | os.PathLike[str]],
+    strict: bool,
+    progress: bool,
+    max_bytes: int,
+    column_map: dict[str, str] | None,
+    workers: int | None,
+    known: dict[str, str],
+) -> Case:
     workers = workers or os.cpu_count() or 1
     files = discover(sources)
     issues = IssueLog(strict)
     con = duckdb.connect(config={"threads": workers, "autoinstall_known_extensions": False})
     con.execute("SET enable_progress_bar = false")
     try:
-        return _Loader(con, issues, strict, max_bytes, column_map, workers).run(files, progress)
+        loader = _Loader(con, issues, strict, max_bytes, column_map, workers)
+        loader.known_sha256 = known
+        return loader.run(files, progress)
     finally:
         con.close()
 
@@ -193,6 +226,7 @@ class _Loader:
         self.max_bytes = max_bytes
         self.column_map = column_map
         self.workers = workers
+        self.known_sha256: dict[str, str] = {}  # path -> SHA-256 computed by the caller
         self.extractor = Extractor(con, issues)
         self.kms: list[pa.Table] = []
         self.actiontrail: list[pa.Table] = []
@@ -259,7 +293,7 @@ class _Loader:
             item.reason = ef.problem
             return item
         raw = ef.raw_bytes(self.max_bytes)
-        item.sha256 = hashlib.sha256(raw).hexdigest()
+        item.sha256 = self.known_sha256.get(ef.display) or hashlib.sha256(raw).hexdigest()
         item.size = len(raw)
         if raw[:4] in (ZIP_MAGIC, ZIP_EMPTY_MAGIC):
             item.archive = True

@@ -348,3 +348,35 @@ def test_kf_load_on_a_store_still_opens_it_with_a_future_warning(store: Path) ->
         case = kf.load(store, columns=["action"])
     assert type(case).__name__ == "StoreCase"
     assert len(case.activity) == len(kf.open(store).activity)
+
+
+# -- a file larger than a batch ------------------------------------------------------------------
+
+
+def test_a_file_larger_than_a_batch_is_read_in_chunks_as_load_reads_it(tmp_path: Path) -> None:
+    lines = [json.dumps(kms_line(n, DAYS[n % 3])).encode() for n in range(3000)]
+    lines[1234] = b'{"time": "2026-05-09T01:02:03Z", "request_id": '  # a broken record
+    lines[2500] = lines[100]  # a duplicate of an earlier chunk's record
+    big = gz(tmp_path / "sls-download.log.gz", b"\n".join(lines) + b"\n")
+    memory = load_case(big)
+    store = tmp_path / "store"
+    report = kf.ingest(big, out=store, progress=False, batch_bytes=60_000)
+    parts = [p for p in (store / "kms").rglob("*.parquet") if p.stem.count("-") == 2]
+    assert report.batches == [1] and len(parts) > 6  # one batch, in many chunks
+    assert not (store / "scratch").exists()
+    case = kf.open(store, verify=True)
+    keys = ["source_file", "source_record"]
+    pd.testing.assert_frame_equal(
+        case.kms.sort_values(keys).reset_index(drop=True).astype({"source_file": object}),
+        memory.kms.sort_values(keys).reset_index(drop=True).astype({"source_file": object}),
+        check_categorical=False,
+    )
+    columns = ["source_file", "source_record", "severity"]
+    assert case.issues[columns].astype(str).values.tolist() == (
+        memory.issues[columns].astype(str).values.tolist()
+    )
+    counts = ["path", "sha256", "bytes", "records_read", "records_loaded", "records_rejected",
+              "duplicates", "status", "compression"]  # fmt: skip
+    assert case.manifest[counts].astype(str).values.tolist() == (
+        memory.manifest[counts].astype(str).values.tolist()
+    )

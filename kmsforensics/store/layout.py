@@ -53,7 +53,7 @@ DEDUPE_KEYS: dict[str, tuple[str, str, str]] = {
 }
 #: Folders of a store that hold batch files (a folder with these and no store file is a
 #: damaged store).
-DATA_FOLDERS = ("activity", "kms", "actiontrail", "keys", "manifest", "issues")
+DATA_FOLDERS = ("activity", "kms", "actiontrail", "keys", "manifest", "issues", "scratch")
 NO_DAY = "none"
 
 
@@ -89,9 +89,9 @@ def day_folder(frame: str, day: str) -> str:
     return f"{frame}/day={day}"
 
 
-def batch_name(number: int, suffix: str = ".parquet") -> str:
-    """Return the file name of a batch's part."""
-    return f"batch-{number:06d}{suffix}"
+def batch_name(number: int, suffix: str = ".parquet", part: int | None = None) -> str:
+    """Return the file name of a batch's file (``part``: of a file read in chunks)."""
+    return f"batch-{number:06d}{'' if part is None else f'-{part:04d}'}{suffix}"
 
 
 def days_of(times: pd.Series) -> np.ndarray:

@@ -22,10 +22,11 @@ import base64
 import hashlib
 import io
 import os
+import shutil
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,8 +42,9 @@ from .._version import __version__
 from ..case import Case
 from ..errors import ParseWarning, StoreError
 from ..evidence import DEFAULT_MAX_BYTES, EvidenceFile, discover
-from ..loader import _content_estimate, load
+from ..loader import _content_estimate, load_hashed
 from ..schema import MANIFEST_COLUMNS, MANIFEST_COUNTS
+from .chunks import Chunk, renumber, split_lines
 from .layout import (
     DATA_FOLDERS,
     DEDUPE_KEYS,
@@ -177,7 +179,7 @@ def _ingest(
 ) -> list[warnings.WarningMessage]:
     files = [ef for ef in discover(sources) if ef.on_disk]
     known, listed = store.known_files()
-    todo: list[tuple[Path, str, int]] = []
+    todo: list[_Todo] = []
     copies = []
     for ef in files:
         digest = sha256_file(ef.path)
@@ -189,9 +191,9 @@ def _ingest(
             continue
         known[digest] = ef.display
         listed.add(ef.display)
-        todo.append((ef.path, ef.display, _estimate(ef.path)))
+        todo.append(_Todo(ef.path, ef.display, digest, _estimate(ef.path)))
     bar = tqdm(
-        total=sum(size for _, _, size in todo),
+        total=sum(item.size for item in todo),
         unit="B",
         unit_scale=True,
         desc="kmsforensics.ingest",
@@ -199,26 +201,35 @@ def _ingest(
         leave=False,
     )
     caught: list[warnings.WarningMessage] = []
+    options = {"strict": strict, "max_bytes": max_bytes, "column_map": column_map}
+
+    def parse(files: dict[str, str]) -> Case:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", ParseWarning)
+            case = load_hashed(files, **options)  # type: ignore[arg-type]
+        caught.extend(seen)
+        return case
+
     with bar:
         for batch in _batches(todo, batch_bytes):
-            with warnings.catch_warnings(record=True) as seen:
-                warnings.simplefilter("always", ParseWarning)
-                case = load(
-                    *[path for path, _, _ in batch],
-                    strict=strict,
-                    progress=False,
-                    max_bytes=max_bytes,
-                    column_map=column_map,
-                )
-            caught.extend(seen)
-            written = store.append(case)
+            chunks = None
+            if len(batch) == 1 and batch[0].size > batch_bytes:
+                scratch = store.root / "scratch" / "split"
+                chunks = split_lines(batch[0].path, batch_bytes, scratch, column_map)
+            if chunks is not None:
+                written = store.append_chunks(batch[0], chunks, parse)
+                shutil.rmtree(store.root / "scratch", ignore_errors=True)
+                report.files_added += 1
+            else:
+                case = parse({item.display: item.digest for item in batch})
+                written = store.append(case)
+                report.files_added += len(case.manifest)
+                del case
             report.batches.append(written.number)
-            report.files_added += len(case.manifest)
             report.duplicates += written.duplicates
             for name, rows in written.rows.items():
                 report.events_added[name] += rows
-            bar.update(sum(size for _, _, size in batch))
-            del case
+            bar.update(sum(item.size for item in batch))
     if copies:
         report.batches.append(store.append_manifest(pd.DataFrame(copies)))
     return caught
@@ -239,10 +250,26 @@ def _check_folder(root: Path) -> None:
 
 
 @dataclass
+class _Todo:
+    path: Path
+    display: str
+    digest: str
+    size: int
+
+
+@dataclass
 class _Written:
     number: int
     duplicates: int
     rows: dict[str, int]
+
+
+@dataclass
+class _Part:
+    manifest: pd.DataFrame
+    activity: pd.DataFrame
+    rows: dict[str, int]
+    duplicates: int
 
 
 class _StoreWriter:
@@ -347,13 +374,58 @@ class _StoreWriter:
         return number
 
     def append(self, case: Case) -> _Written:
+        """Write and commit one batch: the frames of one load."""
         number = self.reserve()
-        kms, at, activity = case.kms, case._actiontrail_text, case.activity
-        manifest = case.manifest.copy()
+        part = self._write_part(number, None, case.kms, case._actiontrail_text, case.activity,
+                                case.manifest.copy())  # fmt: skip
+        self.put_table(f"manifest/{batch_name(number)}", _table(part.manifest))
+        issues = case.issues.astype({"source_file": object})
+        self.put_table(f"issues/{batch_name(number)}", _table(issues))
+        self.commit(number, _facts(part.activity))
+        return _Written(number, part.duplicates, part.rows)
+
+    def append_chunks(
+        self, item: _Todo, chunks: list[Chunk], parse: Callable[[dict[str, str]], Case]
+    ) -> _Written:
+        """Write one large file as one batch, parsing it a chunk at a time."""
+        number = self.reserve()
+        manifests, facts, rows, duplicates = [], [], Counter[str](), 0
+        for i, chunk in enumerate(chunks, 1):
+            case = parse({str(chunk.path): item.digest})
+            offset = chunk.first_line - 1
+            kms, at, activity = (
+                renumber(frame, item.display, offset)
+                for frame in (case.kms, case._actiontrail_text, case.activity)
+            )
+            manifest = case.manifest.assign(path=item.display)
+            part = self._write_part(number, i, kms, at, activity, manifest)
+            issues = renumber(case.issues, item.display, offset).astype({"source_file": object})
+            if len(issues):
+                self.put_table(f"issues/{batch_name(number, part=i)}", _table(issues))
+            manifests.append(part.manifest)
+            facts.append(_facts(part.activity))
+            rows.update(part.rows)
+            duplicates += part.duplicates
+            del case, kms, at, activity, part
+        manifest = _whole_file(pd.concat(manifests, ignore_index=True), item)
+        self.put_table(f"manifest/{batch_name(number)}", _table(manifest))
+        self.commit(number, _merged_facts(facts))
+        return _Written(number, duplicates, dict(rows))
+
+    def _write_part(
+        self,
+        number: int,
+        part: int | None,
+        kms: pd.DataFrame,
+        at: pd.DataFrame,
+        activity: pd.DataFrame,
+        manifest: pd.DataFrame,
+    ) -> _Part:
+        """Drop what the store holds already, then write the frames by day."""
         dropped: Counter[str] = Counter()
         drops = []
         for source, frame in (("kms", kms), ("actiontrail", at)):
-            repeated = self._repeated(source, frame, number)
+            repeated = self._repeated(source, frame, number, part)
             dropped.update(frame.loc[repeated, "source_file"].astype(str).tolist())
             drops.append(_provenance(frame[repeated], source))
         if dropped:
@@ -364,14 +436,12 @@ class _StoreWriter:
             _count_duplicates(manifest, dropped)
         rows = {}
         for name, frame in (("activity", activity), ("kms", kms), ("actiontrail", at)):
-            rows[name] = self._write_days(name, frame, number)
-        self.put_table(f"manifest/{batch_name(number)}", _table(manifest))
-        issues = case.issues.astype({"source_file": object})
-        self.put_table(f"issues/{batch_name(number)}", _table(issues))
-        self.commit(number, _facts(activity))
-        return _Written(number, sum(dropped.values()), rows)
+            rows[name] = self._write_days(name, frame, number, part)
+        return _Part(manifest, activity, rows, sum(dropped.values()))
 
-    def _repeated(self, source: str, frame: pd.DataFrame, number: int) -> np.ndarray:
+    def _repeated(
+        self, source: str, frame: pd.DataFrame, number: int, part: int | None
+    ) -> np.ndarray:
         """Rows whose (id, time, name) the store already holds; writes the new keys."""
         key, when, name = DEDUPE_KEYS[source]
         if not len(frame):
@@ -390,18 +460,15 @@ class _StoreWriter:
             if len(fresh):
                 buffer = io.BytesIO()
                 np.save(buffer, fresh)
-                self.put(f"{folder}/{batch_name(number, '.npy')}", buffer.getbuffer())
+                self.put(f"{folder}/{batch_name(number, '.npy', part)}", buffer.getbuffer())
         return repeated
 
     def _read_keys(self, folder: str) -> np.ndarray:
-        parts = [
-            np.load(self.root / p)
-            for p in committed_files(self.info)
-            if p.rsplit("/", 1)[0] == folder
-        ]
+        held = [*committed_files(self.info), *self.files]  # this batch's earlier parts too
+        parts = [np.load(self.root / p) for p in held if p.rsplit("/", 1)[0] == folder]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
-    def _write_days(self, name: str, frame: pd.DataFrame, number: int) -> int:
+    def _write_days(self, name: str, frame: pd.DataFrame, number: int, part: int | None) -> int:
         table = _table(frame)
         self.schemas[name] = _unify(self.schemas[name], table.schema)  # even with no rows
         if not len(frame):
@@ -409,8 +476,8 @@ class _StoreWriter:
         table = _conform(table, self.schemas[name])
         days = days_of(frame[FRAMES[name]])
         for day in np.unique(days):
-            part = table.filter(pa.array(days == day))
-            self.put_table(f"{day_folder(name, day)}/{batch_name(number)}", part)
+            rows = table.filter(pa.array(days == day))
+            self.put_table(f"{day_folder(name, day)}/{batch_name(number, part=part)}", rows)
         return len(frame)
 
     def record_ingest(self, report: IngestReport, sources: list[str]) -> None:
@@ -457,6 +524,52 @@ def _facts(activity: pd.DataFrame) -> dict[str, Any]:
         "end": times.max().isoformat(),
         "accounts": sorted(str(a) for a in activity["account_id"].dropna().unique()),
     }
+
+
+def _merged_facts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the facts of a batch written in parts."""
+    starts = [p["start"] for p in parts if p["start"]]
+    ends = [p["end"] for p in parts if p["end"]]
+    return {
+        "kms": sum(p["kms"] for p in parts),
+        "actiontrail": sum(p["actiontrail"] for p in parts),
+        "start": min(starts, key=pd.Timestamp) if starts else None,
+        "end": max(ends, key=pd.Timestamp) if ends else None,
+        "accounts": sorted({a for p in parts for a in p["accounts"]}),
+    }
+
+
+def _whole_file(rows: pd.DataFrame, item: _Todo) -> pd.DataFrame:
+    """Return the manifest row of a file read in chunks (one row per chunk given)."""
+    whole = rows.iloc[[0]].copy()
+    for column in ("records_read", "records_loaded", "records_rejected", "duplicates",
+                   "decompressed_bytes"):  # fmt: skip
+        if column in rows:
+            whole[column] = rows[column].sum()
+    with open(item.path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    whole["sha256"] = item.digest
+    whole["bytes"] = item.path.stat().st_size
+    if "compression" in whole:
+        whole["compression"] = "gzip" if gzipped else "none"
+    read, loaded, rejected, duplicates = (
+        int(whole[c].iloc[0])
+        for c in ("records_read", "records_loaded", "records_rejected", "duplicates")
+    )
+    if not read:
+        whole["status"] = "empty"
+    elif rejected and not loaded:
+        whole["status"] = "rejected"
+    elif rejected or "partial" in set(rows["status"].astype(str)):
+        whole["status"] = "partial"
+    elif duplicates and not loaded:
+        whole["status"] = "duplicates-only"
+    else:
+        whole["status"] = "loaded"  # as kf.load sets it for the whole file
+    if "reason" in rows:
+        reasons = [r for r in dict.fromkeys(rows["reason"].dropna().astype(str)) if r]
+        whole["reason"] = "; ".join(reasons) if reasons else whole["reason"]
+    return whole
 
 
 def _seen_rows(frame: pd.DataFrame, gone: pd.DataFrame, activity: bool = False) -> np.ndarray:
@@ -552,16 +665,15 @@ def _estimate(path: Path) -> int:
     return max(_content_estimate(EvidenceFile(str(path), path)), 1)
 
 
-def _batches(
-    files: Sequence[tuple[Path, str, int]], limit: int
-) -> Iterator[list[tuple[Path, str, int]]]:
-    batch: list[tuple[Path, str, int]] = []
+def _batches(files: Sequence[_Todo], limit: int) -> Iterator[list[_Todo]]:
+    """Group files into batches of about ``limit`` bytes; a larger file is a batch alone."""
+    batch: list[_Todo] = []
     size = 0
     for item in files:
-        if batch and size + item[2] > limit:
+        if batch and (size + item.size > limit or item.size > limit):
             yield batch
             batch, size = [], 0
         batch.append(item)
-        size += item[2]
+        size += item.size
     if batch:
         yield batch
