@@ -138,9 +138,11 @@ def load(
     engine : {"pandas", "dask"}, default "pandas"
         ``"dask"``: the frames are dask DataFrames, one partition per day, computed on
         the active ``dask.distributed`` Client (or a local cluster). Evidence is first
-        ingested into a case store (a temporary one unless a store is given).
+        ingested into a temporary case store.
     columns : list of str, optional
         On a case store: read only these columns (with time, source and provenance).
+        A case store given to ``kf.load`` is opened for one more release, with a
+        ``FutureWarning``: use :func:`kmsforensics.open`.
 
     Returns
     -------

@@ -30,7 +30,7 @@ import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import isal.igzip as igzip
 import pandas as pd
@@ -127,10 +127,9 @@ def renumber(frame: pd.DataFrame, name: str, offset: int) -> pd.DataFrame:
     if not len(frame) or "source_file" not in frame:
         return frame
     frame = frame.copy()
-    names = pd.Series(name, index=frame.index, dtype=object)
-    if isinstance(frame["source_file"].dtype, pd.CategoricalDtype):
-        names = names.astype("category")
-    frame["source_file"] = names
+    names: pd.Series[Any] = pd.Series(name, index=frame.index, dtype=object)
+    categorical = isinstance(frame["source_file"].dtype, pd.CategoricalDtype)
+    frame["source_file"] = names.astype("category") if categorical else names
     if "source_record" in frame and offset:
         frame["source_record"] = frame["source_record"] + offset
     return frame

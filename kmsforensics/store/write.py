@@ -147,10 +147,11 @@ def ingest(
     """
     started = time.perf_counter()
     root = Path(out)
-    _check_folder(root)
+    _check_folder(root, locked=False)  # before the lock file is made: refuse at once
     root.mkdir(parents=True, exist_ok=True)
     report = IngestReport(str(out), events_added=dict.fromkeys(FRAMES, 0))
     with writer_lock(root, wait):
+        _check_folder(root, locked=True)  # again, now that no other writer can change it
         store = _StoreWriter(root)
         report.leftovers_removed = store.remove_leftovers()
         caught = _ingest(store, sources, report, progress, batch_bytes, strict, max_bytes,
@@ -235,17 +236,24 @@ def _ingest(
     return caught
 
 
-def _check_folder(root: Path) -> None:
-    """Refuse a folder that is neither a store, nor empty, nor a store begun and cut short."""
+def _check_folder(root: Path, locked: bool) -> None:
+    """Refuse a folder that is neither a store, nor empty, nor a store begun and cut short.
+
+    Without the lock, a folder with a lock file may be a store another ingest is making
+    right now: it is checked again once the lock is held.
+    """
     if not root.exists() or is_store(root):
         return
     if not root.is_dir():
         raise StoreError(f"{root} is a file, not a folder: choose a folder for the case store")
     entries = {p.name for p in root.iterdir()}
+    if not locked and LOCK_FILE in entries:
+        return
     if entries - {LOCK_FILE, f".{STORE_FILE}.tmp"}:
         raise StoreError(
-            f"{root} exists and is not a kmsforensics case store; choose an empty or "
-            "new folder for --out"
+            f"{root} exists and is not a kmsforensics case store"
+            + (" (it has a lock file: a damaged store?)" if LOCK_FILE in entries else "")
+            + "; choose an empty or new folder for --out"
         )
 
 
