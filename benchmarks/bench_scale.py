@@ -231,8 +231,9 @@ def main(argv: list[str] | None = None) -> None:
           f"({stored / gz:.2f}x)")  # fmt: skip
     day_query(store)
     timings: dict[int, dict[str, float]] = {}
-    for workers in args.workers:
-        timings[workers] = on_dask(store, workers)
+    for workers in args.workers:  # --workers 0: the store only, no dask
+        if workers:
+            timings[workers] = on_dask(store, workers)
     if 1 in timings and 2 in timings:
         speed: Callable[[str], float] = lambda k: timings[1][k] / timings[2][k]  # noqa: E731
         print(f"speed-up with 2 workers: graph {speed('graph'):.2f}x, pack {speed('pack'):.2f}x")

@@ -324,3 +324,23 @@ def test_without_a_client_a_local_cluster_starts_on_loopback(store: Path) -> Non
     count, hosts, rows = run.stdout.split(maxsplit=2)
     assert int(count) >= 1 and hosts == "['//127.0.0.1']"
     assert int(rows) == len(kf.open(store).activity)
+
+
+def test_the_loader_imports_neither_the_store_nor_the_dask_engine() -> None:
+    import ast
+
+    def imported(path: Path) -> set[str]:
+        tree = ast.parse(path.read_text())
+        found = set()
+        for node in ast.walk(tree):  # function-level imports too
+            if isinstance(node, ast.ImportFrom):
+                found.add("." * node.level + (node.module or ""))
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        return found
+
+    package = Path(kf.__file__).parent
+    assert not {m for m in imported(package / "loader.py") if "store" in m or "dask_engine" in m}
+    for module in (package / "store").glob("*.py"):
+        assert not {m for m in imported(module) if "dask_engine" in m}, module.name
+    assert kf.store.open_for_load in kf.loader.OPENERS  # how kf.load reaches a store
