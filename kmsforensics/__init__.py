@@ -7,13 +7,27 @@ Examples
 True
 """
 
-from . import _version, datasets, detections, graph, handover, report, schema, synth
+from . import _version as _version
+from . import aap as aap
 from . import dask_engine as _dask_engine  # noqa: F401 - registers engine="dask"
-from ._version import __version__
+from . import datasets as datasets
+from . import detections as detections
+from . import export as export
+from . import graph as graph
+from . import handover as handover
+from . import report as report
+from . import schema as schema
+from . import synth as synth
+from ._version import __version__ as __version__
+from .aap import aap_config, aap_review
 from .case import Case
-from .detections import DetectionNote, detect, evidence_rows, rules
+from .detections import detect, evidence_rows, rules
+from .detections.sigma import detect_sigma
 from .errors import (
+    AmbiguousReferenceError,
+    DatasetNotFoundError,
     DecompressionLimitError,
+    DetectionNote,
     EvidenceNotFoundError,
     KmsForensicsError,
     LogParseError,
@@ -21,9 +35,14 @@ from .errors import (
     StoreError,
     StoreIntegrityError,
     StoreLockedError,
+    TemplateNotFoundError,
     UnknownFormatError,
+    UnknownReferenceError,
+    UnknownRuleError,
+    UnreadableEvidenceError,
     UnsafeArchiveError,
 )
+from .export import export_bloodhound, export_ocsf
 from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
 from .handover import export_findings, export_neighbourhood, export_timeline
 from .loader import load
@@ -47,8 +66,12 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'kmsforensics' has no attribute {name!r}")
 
 
+#: The public functions and classes (modules such as ``kf.datasets`` and
+#: ``kf.graph`` and ``kf.__version__`` are attributes too, but not listed here).
 __all__ = [
+    "AmbiguousReferenceError",
     "Case",
+    "DatasetNotFoundError",
     "DecompressionLimitError",
     "DetectionNote",
     "EvidenceNotFoundError",
@@ -59,21 +82,24 @@ __all__ = [
     "StoreError",
     "StoreIntegrityError",
     "StoreLockedError",
+    "TemplateNotFoundError",
     "UnknownFormatError",
+    "UnknownReferenceError",
+    "UnknownRuleError",
+    "UnreadableEvidenceError",
     "UnsafeArchiveError",
-    "__version__",
-    "_version",
+    "aap_config",
+    "aap_review",
     "blast_radius",
     "build_graph",
-    "datasets",
     "detect",
-    "detections",
+    "detect_sigma",
     "evidence_rows",
+    "export_bloodhound",
     "export_findings",
     "export_neighbourhood",
+    "export_ocsf",
     "export_timeline",
-    "graph",
-    "handover",
     "ingest",
     "load",
     "open",
@@ -83,10 +109,7 @@ __all__ = [
     "plot_hour_of_week",
     "plot_swimlanes",
     "plot_top",
-    "report",
     "rules",
-    "schema",
-    "synth",
     "timeline",
     "trace",
     "usage",

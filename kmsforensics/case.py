@@ -61,6 +61,15 @@ def parse_nested(text: object) -> object:
     return value
 
 
+def empty_aap_exports() -> pd.DataFrame:
+    """Return the (empty) frame of AAP configuration exports of a case."""
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in AAP_EXPORT_COLUMNS})
+
+
+#: Columns of ``Case.aap_exports``.
+AAP_EXPORT_COLUMNS = ("source_file", "source_record", "source_item", "json")
+
+
 class Case:
     """The evidence of one investigation, loaded and typed.
 
@@ -89,6 +98,7 @@ class Case:
         issues: pd.DataFrame,
         manifest: pd.DataFrame,
         parameters: Mapping[str, Any] | None = None,
+        aap_exports: pd.DataFrame | None = None,
     ) -> None:
         self._frames: dict[str, Any] = {
             "kms": kms,
@@ -99,6 +109,9 @@ class Case:
         self.issues = issues
         self.manifest = manifest
         self.parameters: dict[str, Any] = dict(parameters or {})
+        #: AAP configuration exports found among the evidence (``source_file``,
+        #: ``source_record``, ``json``): read by ``kf.aap_config``, see kmsforensics.aap.
+        self.aap_exports = aap_exports if aap_exports is not None else empty_aap_exports()
 
     def _frame(self, name: str) -> Any:
         """Return one of the frames ``kms``, ``actiontrail`` (JSON text) or ``activity``."""
@@ -152,6 +165,7 @@ class Case:
             self.issues,
             self.manifest,
             {**self.parameters, "between": (lo, hi)},
+            self.aap_exports,
         )
         return sliced
 
@@ -183,14 +197,19 @@ class Case:
     def _focused(self, activity: pd.DataFrame, ref: str) -> Case:
         """Return the case of the given activity rows (with their KMS records and events)."""
         kms, at = records_behind(activity, self.kms, self._actiontrail_text)
-        return Case(
-            kms, at, activity, self.issues, self.manifest, {**self.parameters, "focus": ref}
-        )
+        parameters = {**self.parameters, "focus": ref}
+        return Case(kms, at, activity, self.issues, self.manifest, parameters, self.aap_exports)
 
     # -- showing itself -------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        """Return the facts a summary shows: files, events, time range, accounts, issues."""
+        """Return the facts a summary shows: files, events, calls, time range, accounts, issues.
+
+        ``calls`` counts the calls behind the events: a shared-gateway call logged by
+        both logs (two activity rows, one ``call_id``) is one call.
+        """
+        from .calls import count_calls
+
         times = self.activity["time"]
         formats = self.manifest.groupby("format", observed=True).size().to_dict()
         statuses = self.manifest.groupby("status", observed=True).size().to_dict()
@@ -200,6 +219,9 @@ class Case:
             "files_by_status": {str(k): int(v) for k, v in statuses.items()},
             "files_by_format": {str(k): int(v) for k, v in formats.items()},
             "events": {"kms": len(self.kms), "actiontrail": len(self._actiontrail_text)},
+            "calls": count_calls(
+                self.activity[["call_id"]] if "call_id" in self.activity else self.activity
+            ),
             "start": times.min() if len(times) else None,
             "end": times.max() if len(times) else None,
             "accounts": len(accounts),
@@ -232,6 +254,7 @@ class Case:
             f"<tr><th>files</th><td>{s['files']:,} ({statuses})</td></tr>"
             f"<tr><th>KMS access-log records</th><td>{s['events']['kms']:,}</td></tr>"
             f"<tr><th>ActionTrail events</th><td>{s['events']['actiontrail']:,}</td></tr>"
+            f"<tr><th>calls (one per call in both logs)</th><td>{s['calls']:,}</td></tr>"
             f"<tr><th>time range (UTC)</th><td>{html.escape(span)}</td></tr>"
             f"<tr><th>accounts</th><td>{s['accounts']:,}</td></tr>"
             f"<tr><th>issues</th><td>{issues}</td></tr>"

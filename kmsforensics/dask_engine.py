@@ -185,12 +185,14 @@ class DaskCase(StoreCase):
             return super().summary()
 
         self.client  # noqa: B018 - computed on this Client
-        act: Any = self._daily("activity", ["time", "source", "account_id"])
-        low, high, sources, accounts = dask.compute(
+        act: Any = self._daily("activity", ["time", "source", "account_id", "call_id"])
+        calls = act["call_id"].nunique() if "call_id" in act.columns else act["time"].size
+        low, high, sources, accounts, calls = dask.compute(
             act["time"].min(),
             act["time"].max(),
             act["source"].astype(object).value_counts(),
             act["account_id"].dropna().astype(object).unique(split_out=1),
+            calls,
         )
         facts = _summary(self.manifest, self.issues, act._meta)
         facts["events"] = {
@@ -201,6 +203,7 @@ class DaskCase(StoreCase):
         facts["start"] = low if total else None
         facts["end"] = high if total else None
         facts["accounts"] = len(accounts)
+        facts["calls"] = int(calls) if total else 0
         return facts
 
 

@@ -14,6 +14,7 @@ name), build the activity frame, and reconcile the counts of every file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
@@ -32,7 +33,14 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .case import Case
-from .errors import DecompressionLimitError, LogParseError, ParseWarning, UnknownFormatError
+from .errors import (
+    DecompressionLimitError,
+    KmsForensicsError,
+    LogParseError,
+    ParseWarning,
+    UnknownFormatError,
+    UnreadableEvidenceError,
+)
 from .evidence import (
     DEFAULT_MAX_BYTES,
     DEFLATE_MAX_RATIO,
@@ -47,6 +55,7 @@ from .evidence import (
 from .extract import Extracted, Extractor
 from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff
 from .formats.csvfile import split_csv
+from .formats.encoding import foreign_bom, to_utf8
 from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
 from .formats.jsontext import split_json_array, split_json_values
 from .formats.lines import split_json_lines
@@ -63,6 +72,10 @@ from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
+#: Above this many chunks (one a file, for small files) a batch's records are joined
+#: into one chunk before extraction (a copy of at most BATCH_BYTES), as duckdb's
+#: memory grows with the number of chunks it scans (about 100 KB each).
+MAX_CHUNKS = 64
 #: Content (decompressed, estimated) and files read ahead of the extraction.
 PREFETCH_BYTES = 128 * 1024 * 1024
 PREFETCH_FILES = 256
@@ -201,7 +214,7 @@ def _load(
 ) -> Case:
     workers = workers or os.cpu_count() or 1
     files = discover(sources)
-    issues = IssueLog(strict)
+    issues = IssueLog()  # a strict load raises the first problem of each batch itself
     con = duckdb.connect(config={"threads": workers, "autoinstall_known_extensions": False})
     con.execute("SET enable_progress_bar = false")
     try:
@@ -232,6 +245,8 @@ class _Loader:
         self.extractor = Extractor(con, issues)
         self.kms: list[pa.Table] = []
         self.actiontrail: list[pa.Table] = []
+        #: AAP configuration exports found among the evidence (see _keep_aap_config).
+        self.aap_config: list[pa.Table] = []
         self.kms_activity: list[pa.Table] = []
         self.actiontrail_activity: list[pa.Table] = []
         self.pending: list[Future[None]] = []
@@ -244,7 +259,7 @@ class _Loader:
     def run(self, files: Sequence[EvidenceFile], progress: bool) -> Case:
         batch: list[Prepared] = []
         batch_bytes = 0
-        limit = 1 if self.strict else BATCH_BYTES
+        limit = BATCH_BYTES
         bar = tqdm(
             total=len(files),
             unit="file",
@@ -254,16 +269,21 @@ class _Loader:
             leave=False,
         )
         with bar, ThreadPoolExecutor(1) as self.typing:
-            for item in self._prepare_all(files):
-                self.prepared.append(item)
-                self.issues.extend(item.issues)
-                if item.split is not None or item.deferred:
-                    batch.append(item)
-                    batch_bytes += item.decompressed or item.estimate
-                if batch_bytes >= limit:
+            try:
+                for item in self._prepare_all(files):
+                    self.prepared.append(item)
+                    self.issues.extend(item.issues)
+                    if item.split is not None or item.deferred:
+                        batch.append(item)
+                        batch_bytes += item.decompressed or item.estimate
+                    if batch_bytes >= limit:
+                        self._flush(batch)
+                        batch, batch_bytes = [], 0
+                    bar.update(1)
+            except KmsForensicsError:
+                if self.strict:  # a problem in the files before this one comes first
                     self._flush(batch)
-                    batch, batch_bytes = [], 0
-                bar.update(1)
+                raise
             self._flush(batch)
             for future in self.pending:
                 future.result()
@@ -292,9 +312,11 @@ class _Loader:
     def _prepare(self, ef: EvidenceFile) -> Prepared:
         item = Prepared(ef, IssueLog(self.strict))
         if ef.problem is not None:
-            item.reason = ef.problem
-            return item
-        raw = ef.raw_bytes(self.max_bytes)
+            return self._not_read(item, ef.problem)
+        try:
+            raw = ef.raw_bytes(self.max_bytes)
+        except UnreadableEvidenceError as exc:
+            return self._not_read(item, exc.reason)
         item.sha256 = self.known_sha256.get(ef.display) or hashlib.sha256(raw).hexdigest()
         item.size = len(raw)
         if raw[:4] in (ZIP_MAGIC, ZIP_EMPTY_MAGIC):
@@ -307,6 +329,7 @@ class _Loader:
             sniff(head, self.column_map).shape == "json-array"
             and ef.on_disk
             and fast_path_ok(str(ef.path))
+            and foreign_bom(head) is None
             and len(raw) * (DEFLATE_MAX_RATIO if gzipped else 1) <= self.max_bytes
         ):
             item.shape, item.deferred = "json-array", True
@@ -325,24 +348,29 @@ class _Loader:
         item.split = self._split(data, sniffed.shape, sniffed.delimiter, ef.display, item.issues)
         return item
 
+    def _not_read(self, item: Prepared, reason: str) -> Prepared:
+        """List a file that is not read (raise, with ``strict``), fingerprinted if it can be."""
+        if self.strict:
+            raise UnreadableEvidenceError(item.ef.display, reason)
+        item.reason = reason
+        if item.ef.regular:
+            with contextlib.suppress(UnreadableEvidenceError, DecompressionLimitError, OSError):
+                raw = item.ef.raw_bytes(self.max_bytes)
+                item.sha256, item.size = hashlib.sha256(raw).hexdigest(), len(raw)
+        return item
+
     def _content(self, item: Prepared, raw: bytes, issues: IssueLog) -> bytes:
         """Decompress a file's bytes (if gzip), within the bound; report any damage."""
         if raw[:2] != GZIP_MAGIC:
             if len(raw) > self.max_bytes:
                 raise DecompressionLimitError(item.ef.display, self.max_bytes)
-            return raw
+            return to_utf8(raw, item.ef.display, issues)
         data, item.damage = gunzip(raw, self.max_bytes, item.ef.display)
         if item.damage is not None:
             if self.strict:
                 raise LogParseError(item.ef.display, None, item.damage)
-            issues.add(
-                item.ef.display,
-                None,
-                "note",
-                None,
-                f"{item.damage}; records after the damage cannot be read",
-            )
-        return data
+            issues.add(item.ef.display, None, "note", None, item.damage)
+        return to_utf8(data, item.ef.display, issues)
 
     def _split(self, data: bytes, shape: str, delimiter: str, name: str, issues: IssueLog) -> Split:
         if shape == "json-lines":
@@ -356,6 +384,12 @@ class _Loader:
     # -- batches --------------------------------------------------------------------
 
     def _flush(self, batch: list[Prepared]) -> None:
+        """Extract a batch; with ``strict``, raise its first problem (file, then record order)."""
+        self._extract_batch(batch)
+        if self.strict:
+            self.issues.raise_first_problem({p.ef.display: i for i, p in enumerate(self.prepared)})
+
+    def _extract_batch(self, batch: list[Prepared]) -> None:
         if not batch:
             return
         deferred = [p for p in batch if p.deferred]
@@ -379,10 +413,13 @@ class _Loader:
         if not parts:
             return
         records = pa.concat_tables(parts)
+        if records.column("json").num_chunks > MAX_CHUNKS:  # many small files
+            records = records.combine_chunks()
         del parts
         extracted = self.extractor.run(records)
         del records
         self.counts.read.update(extracted.extra_records)
+        self._keep_aap_config(extracted)
         if self.strict:  # the first problem must surface first: no overlap
             self._normalize(extracted)
         else:  # type this batch while the next one is read and extracted
@@ -461,7 +498,8 @@ class _Loader:
         self.kms_activity, self.actiontrail_activity, self.kms, self.actiontrail = [], [], [], []
         kms_t = _encoded(kms).unify_dictionaries()
         at_t = _encoded(actiontrail).unify_dictionaries()
-        manifest = self._manifest(kms_t, at_t)
+        aap_exports = _concat(self.aap_config)
+        manifest = self._manifest(kms_t, at_t, aap_exports)
         case = Case(
             to_frame(kms_t),
             to_frame(at_t),
@@ -474,6 +512,7 @@ class _Loader:
                 "max_bytes": self.max_bytes,
                 "column_map": self.column_map,
             },
+            aap_exports.to_pandas() if aap_exports is not None else None,
         )
         self._warn(case)
         return case
@@ -491,7 +530,10 @@ class _Loader:
         frame["_rank"] = frame["source_file"].astype(str).map(rank)
         frame = frame.sort_values(["_rank", "source_record"], kind="stable")
         has_key = frame[key].notna() & (frame[key] != "")
-        same = frame[has_key].duplicated([key, time, name], keep="first")
+        repeated = has_key & frame.duplicated(key, keep=False)
+        frame["_content"] = ""
+        frame.loc[repeated, "_content"] = _content_digests(table, frame.index[repeated])
+        same = frame[has_key].duplicated([key, time, name, "_content"], keep="first")
         duplicate = pd.Series(False, index=frame.index)
         duplicate[same.index] = same
         if duplicate.any():
@@ -500,21 +542,39 @@ class _Loader:
         clash = clash[clash.duplicated(key, keep=False)]
         for _, group in clash.groupby(key, sort=False):
             first = group.iloc[0]
-            for _, row in group.iloc[1:].iterrows():
+            for index, row in group.iloc[1:].iterrows():
+                if (row[time], row[name]) == (first[time], first[name]):
+                    fields = ", ".join(_differing(table, first.name, index)) or "?"
+                    what = f"has the same time and name but different content ({fields})"
+                else:
+                    what = "is also used by a different event"
                 self.issues.add(
                     row["source_file"],
                     int(row["source_record"]),
                     "note",
                     key,
-                    f"{key} {row[key]!r} is also used by a different event "
+                    f"{key} {row[key]!r} {what} "
                     f"({first['source_file']}, record {first['source_record']}); both kept",
                 )
         keep = pa.array(~duplicate.sort_index().to_numpy())
         return table.filter(keep), keep
 
-    def _manifest(self, kms: pa.Table, actiontrail: pa.Table) -> pd.DataFrame:
+    def _keep_aap_config(self, extracted: Extracted) -> None:
+        """Keep the AAP configuration exports of a batch (a record kind of their own).
+
+        They are saved KMS API responses, not log records: they go to
+        ``case.aap_exports`` as JSON text with their provenance, for ``kf.aap_config``.
+        """
+        self.aap_config += [t for t in extracted.aap_config if t.num_rows]
+
+    def _manifest(
+        self, kms: pa.Table, actiontrail: pa.Table, aap_exports: pa.Table | None = None
+    ) -> pd.DataFrame:
         loaded: Counter[str] = Counter()
         kinds: dict[str, set[str]] = {}
+        for name in aap_exports.column("source_file").to_pylist() if aap_exports else []:
+            loaded[name] += 1
+            kinds.setdefault(name, set()).add("aap-config")
         for table, label in ((kms, "kms"), (actiontrail, "actiontrail")):
             if not table.num_rows:
                 continue
@@ -592,6 +652,30 @@ class _Loader:
             ParseWarning,
             stacklevel=3,
         )
+
+
+#: Columns that do not tell two copies of an event apart (where and how each came).
+_NOT_CONTENT = frozenset({"source_file", "source_record", "source_item", "rid", "owner_id"})
+
+
+def _content_columns(table: pa.Table) -> list[str]:
+    """Return the columns of an event's content: not provenance, not SLS envelope fields."""
+    return [n for n in table.column_names if n not in _NOT_CONTENT and not n.startswith("__")]
+
+
+def _content_digests(table: pa.Table, rows: pd.Index) -> list[str]:
+    """Digest each given row's content: copies are duplicates only if these match."""
+    subset = table.select(_content_columns(table)).take(pa.array(rows.to_numpy()))
+    frame = subset.to_pandas().astype(str)
+    hashed = pd.util.hash_pandas_object(frame, index=False)
+    return [f"{h:016x}" for h in hashed.tolist()]
+
+
+def _differing(table: pa.Table, first: int, other: int) -> list[str]:
+    """Name the content columns whose values differ between two rows."""
+    names = _content_columns(table)
+    a, b = (table.select(names).slice(i, 1).to_pylist()[0] for i in (first, other))
+    return [n for n in names if a[n] != b[n]][:8]
 
 
 def _sorted_issues(issues: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:

@@ -30,15 +30,11 @@ import pandas as pd
 
 from ._version import __version__
 from .case import Case
-from .errors import KmsForensicsError
+from .errors import TemplateNotFoundError
 
 TEMPLATES = {"incident": "incident_report.ipynb"}
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.I | re.S)
 _REMOTE_STYLE = re.compile(r"<link[^>]*\shref=[\"']https?://[^>]*>", re.I)
-
-
-class TemplateNotFoundError(KmsForensicsError, FileNotFoundError):
-    """No report template of that name or path."""
 
 
 def template_path(template: str | Path) -> Path:

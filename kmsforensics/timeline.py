@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .calls import count_calls
 from .case import Case, TimeLike, evidence_ids, to_utc
 from .graph.query import AmbiguousReferenceError, UnknownReferenceError
 
@@ -213,20 +214,25 @@ def usage(case: Case, by: str = "key_id") -> pd.DataFrame:
     -------
     pandas.DataFrame
         Indexed by ``by``, busiest first: ``calls``, ``failures``, ``principals`` and
-        ``addresses`` (distinct), ``operations``, ``first_seen``, ``last_seen``.
+        ``addresses`` (distinct), ``operations``, ``first_seen``, ``last_seen``. A call
+        logged by both logs (the shared gateway: two rows, one ``call_id``) counts once.
     """
     act = case.activity
     rows = act[act[by].notna()]
     groups = rows.groupby(by, observed=True)
     out = groups.agg(
-        calls=("time", "size"),
         principals=("principal_id", "nunique"),
         addresses=("client_ip", "nunique"),
         first_seen=("time", "min"),
         last_seen=("time", "max"),
     )
-    failed = ~rows["success"].fillna(True).astype(bool)
-    out.insert(1, "failures", failed.groupby(rows[by], observed=True).sum())
+    out.insert(0, "calls", count_calls(rows, by))
+    failed = ~rows["success"].fillna(True).astype(bool).to_numpy()
+    failures = count_calls(rows[failed], by)
+    failures.index = failures.index.astype(object)  # categorical indexes may not align
+    out.insert(
+        1, "failures", failures.reindex(out.index.astype(object), fill_value=0).to_numpy("int64")
+    )
     out.insert(
         4,
         "operations",

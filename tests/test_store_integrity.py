@@ -105,8 +105,9 @@ def delivery_b(root: Path) -> Path:
     return root
 
 
-#: Where a row was read: of two byte-identical copies, the one ingested first is kept.
-PROVENANCE = ["source_file", "source_record", "source_item"]
+#: Where a row was read: of two byte-identical copies, the one ingested first is kept
+#: (and a row's own call id is made from its provenance).
+PROVENANCE = ["source_file", "source_record", "source_item", "call_id"]
 
 
 def plain(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -136,6 +137,7 @@ def assert_holds(store: Path, memory: kf.Case) -> None:
     assert manifest["records_loaded"].sum() == len(case.kms) + len(case._actiontrail_text)
     summary = case.summary()
     assert summary["events"] == {"kms": len(memory.kms), "actiontrail": len(memory.actiontrail)}
+    assert summary["calls"] == memory.summary()["calls"]
 
 
 @pytest.fixture(scope="module")

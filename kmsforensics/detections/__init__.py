@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from ..case import Case, to_utc
+from ..errors import DetectionNote
 from . import rules as _rules  # noqa: F401  (registers the rule pack)
 from .context import Context
 from .findings import COLUMNS, collect, empty_findings
@@ -44,10 +45,6 @@ __all__ = [
     "evidence_rows",
     "rules",
 ]
-
-
-class DetectionNote(UserWarning):
-    """Something the rule pack could not do on this run (a rule skipped, and why)."""
 
 
 def detect(

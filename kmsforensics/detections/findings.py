@@ -4,7 +4,8 @@ A rule returns the activity rows behind what it found, each labelled with an
 ``incident`` and carrying ``entity``, ``actor``, ``summary`` (and optionally
 ``severity`` and ``details``). :func:`collect` turns them into one finding per incident,
 with its evidence ids: thirty-five ``GetSecretValue`` calls are one finding with
-thirty-five pieces of evidence.
+thirty-five pieces of evidence (seventy when each call is in both logs, the KMS
+request id and the ActionTrail event id; ``event_count`` counts the calls, 35).
 
 Examples
 --------
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..calls import CALL_COLUMN, count_calls, shared_rows
 from ..schema import FINDINGS_COLUMNS
 from .registry import SEVERITIES, Rule
 
@@ -71,13 +73,15 @@ def over_threshold(
 ) -> pd.Series:
     """Rows inside a time window where their group reaches ``threshold``.
 
-    The measure is the number of rows, or the number of distinct values of
-    ``distinct``. Windows are tumbling windows and the same windows shifted by half,
-    so any burst that fits in half a window is always seen whole. ``threshold`` may be
-    one number or one per row.
+    The measure is the number of calls (rows, the two rows of one shared-gateway call
+    counted once), or the number of distinct values of ``distinct``. Windows are
+    tumbling windows and the same windows shifted by half, so any burst that fits in
+    half a window is always seen whole. ``threshold`` may be one number or one per row.
     """
     if not len(rows):
         return pd.Series([], dtype=bool, index=rows.index)
+    if distinct is None and shared_rows(rows) is not None:
+        distinct = CALL_COLUMN  # some calls have two rows: count the calls
     width = pd.Timedelta(window).value
     stamps = nanoseconds(rows["time"])
     keys = {f"k{i}": pd.factorize(rows[c].astype(object))[0] for i, c in enumerate(by)}
@@ -198,9 +202,9 @@ def collect(rule: Rule, labelled: pd.DataFrame, window_start: pd.Timestamp | Non
     out = groups.agg(
         first_seen=("time", "min"),
         last_seen=("time", "max"),
-        event_count=("time", "size"),
         rank=("rank", "max"),
     )
+    out["event_count"] = count_calls(frame, "incident")  # a call in both logs counts once
     for name in ("entity", "actor", "summary", "details", "account_id"):
         out[name] = groups[name].agg(_first_present)
     out["evidence"] = groups["evidence_id"].agg(_distinct_ids)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import KmsForensicsError
+from ..errors import UnknownRuleError
 
 if TYPE_CHECKING:
     from .context import Context
@@ -40,13 +40,6 @@ ON_DASK = {
     "first-seen": "first sightings reduced on the cluster",
     "memory": "needs every row in memory: run it on case.between(...) or case.focus(ref)",
 }
-
-
-class UnknownRuleError(KmsForensicsError, KeyError):
-    """A rule id or a rule parameter that the pack does not have."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ both.
 Every relation is one group-by over the raw (categorical) columns, so the work grows
 with the distinct combinations, not with the events; node ids are built only for the
 grouped rows. Edges carry ``relation``, ``count``, ``first_seen``, ``last_seen``,
-``failures`` and ``operations``; ``assumed`` edges carry ``cross_account``.
+``failures`` and ``operations``; ``assumed`` edges carry ``cross_account``. Counts
+are calls: the two rows of a shared-gateway call (one ``call_id``) count once.
 
 Examples
 --------
@@ -28,6 +29,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from ..calls import repeated_calls
 from ..case import Case
 
 #: Relations and the kinds they join.
@@ -42,13 +44,14 @@ RELATIONS: dict[str, str] = {
     "hosts": "kms-instance -> key / secret",
     "encrypted-by": "secret -> key",
     "has-version": "key -> key-version",
+    "allowed": "aap -> key / secret (what its policies allowed, kf.aap_config)",
 }
 #: The columns the build reads from each frame (the dask engine reads no others).
 READS: dict[str, list[str]] = {
     "activity": [
         "time", "success", "action", "account_id", "identity_type", "principal_id",
         "principal_name", "session_name", "access_key_id", "client_ip", "key_id",
-        "secret_name",
+        "secret_name", "call_id",
     ],
     "kms": [
         "time", "api_name", "instance_id", "key_id", "secret_name", "account_id",
@@ -92,7 +95,82 @@ def build_graph(case: Case) -> nx.MultiDiGraph:
 
         return build_graph_dask(case)
     parts = _Parts(case)
-    return assemble(parts.edge_frame(), parts.name_pairs())
+    graph = assemble(parts.edge_frame(), parts.name_pairs())
+    add_allowed(graph, case)
+    return graph
+
+
+def add_allowed(graph: nx.MultiDiGraph, case: Case) -> None:
+    """Add ``aap -allowed-> key / secret`` edges: what each AAP's policies allowed.
+
+    From :func:`kmsforensics.aap.aap_config`. A wildcard (``key/*``, ``secret/prod/*``)
+    stands for the keys and secrets of the graph it matches: keys hosted by the AAP
+    account's KMS instances (or by instances of no known owner), secrets of that
+    account. Each edge carries the policies and patterns (``grants``), the permissions
+    (``operations``), and the first and last time it was in force (``last_seen`` the
+    end of the evidence when still in force then); ``count`` is 0 (an allowance is not a call).
+    """
+    from ..aap import aap_config
+    from ..aap.values import grants
+
+    config = aap_config(case)
+    resources = config[config["item"] == "resource"]
+    if not len(resources):
+        return
+    permissions = config[config["item"] == "permission"].groupby(["aap", "policy"])["value"]
+    allowed = {k: tuple(sorted(set(v))) for k, v in permissions}
+    candidates: dict[str, list[tuple[str, str]]] = {}
+    for node, data in graph.nodes(data=True):
+        kind = data.get("kind")
+        if kind == "key":
+            owners = {
+                o
+                for i, _, e in graph.in_edges(node, data=True)
+                if e.get("relation") == "hosts"
+                for o, _, f in graph.in_edges(i, data=True)
+                if f.get("relation") == "owns"
+            }
+            for owner in owners or {""}:
+                candidates.setdefault(owner.removeprefix("account:"), []).append(
+                    (node, "key/" + node.removeprefix("key:"))
+                )
+        elif kind == "secret":
+            account, _, name = node.removeprefix("secret:").partition("/")
+            candidates.setdefault(account, []).append((node, "secret/" + name))
+    edges: dict[tuple[str, str], dict[str, Any]] = {}
+    ends: dict[tuple[str, str], list[Any]] = {}
+    end = case.activity["time"].max()
+    end = end.compute() if hasattr(end, "compute") else end
+    for row in resources.itertuples(index=False):
+        source = f"aap:{row.account_id}/{row.aap}"
+        pattern = str(row.value)
+        if "*" in pattern:
+            pool = candidates.get(str(row.account_id), []) + candidates.get("", [])
+            targets = [n for n, r in pool if grants(pattern, r)]
+        elif pattern.startswith("key/"):
+            targets = ["key:" + pattern.removeprefix("key/")]
+        else:
+            targets = [f"secret:{row.account_id}/" + pattern.removeprefix("secret/")]
+        for target in targets:
+            edge = edges.setdefault(
+                (source, target),
+                {"relation": "allowed", "count": 0, "failures": 0, "grants": (),
+                 "operations": (), "first_seen": row.since, "last_seen": None},
+            )  # fmt: skip
+            edge["grants"] = tuple(sorted({*edge["grants"], f"{row.policy}:{pattern}"}))
+            edge["operations"] = tuple(
+                sorted({*edge["operations"], *allowed.get((row.aap, row.policy), ())})
+            )
+            edge["first_seen"] = min(edge["first_seen"], row.since)
+            ends.setdefault((source, target), []).append(row.until)
+    for (source, target), attributes in edges.items():
+        last = ends[(source, target)]  # NaT: still in force at the end of the evidence
+        still = any(not isinstance(e, pd.Timestamp) for e in last)
+        attributes["last_seen"] = end if still else max(last)
+        for node, kind in ((source, "aap"), (target, target.split(":", 1)[0])):
+            if node not in graph:
+                graph.add_node(node, kind=kind, name=node.split(":", 1)[1])
+        graph.add_edge(source, target, key="allowed", **attributes)
 
 
 def assemble(edges: pd.DataFrame, pairs: dict[str, pd.DataFrame]) -> nx.MultiDiGraph:
@@ -149,6 +227,8 @@ class _Parts:
                 "secret": act["secret_name"],
             }
         )
+        if "call_id" in act:
+            self.act["call_id"] = act["call_id"]
         self.at = case._actiontrail_text
         self.kms = case.kms
         known = role_ids(self.at) if roles is None else roles
@@ -168,7 +248,11 @@ class _Parts:
 
     @staticmethod
     def group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-        """Aggregate rows (all ``keys`` present): count, first/last seen, failures, operations."""
+        """Aggregate rows (all ``keys`` present): count, first/last seen, failures, operations.
+
+        ``count`` and ``failures`` count calls: a row that repeats a call already in its
+        group (``call_id``) is not counted again.
+        """
         if not len(frame):
             return pd.DataFrame(
                 columns=[*keys, "count", "first_seen", "last_seen", "failures", "operations"]
@@ -183,6 +267,7 @@ class _Parts:
             )
             .reset_index()
         )
+        _uncount_repeats(frame, out, keys)
         out["operations"] = _operations(frame, out, keys)
         return out
 
@@ -508,6 +593,18 @@ def _edges(
     if cross_account is not None:
         frame["cross_account"] = np.asarray(cross_account, dtype=bool)
     return frame[frame.src.notna() & frame.dst.notna()]
+
+
+def _uncount_repeats(frame: pd.DataFrame, out: pd.DataFrame, keys: list[str]) -> None:
+    """Take the rows that repeat a call of their group off ``count`` and ``failures``."""
+    repeats = repeated_calls(frame, keys)
+    if repeats is None or not repeats.any():
+        return
+    failed = repeated_calls(frame[frame["failed"].to_numpy(dtype=bool)], keys)
+    index = pd.MultiIndex.from_frame(out[keys]) if len(keys) > 1 else pd.Index(out[keys[0]])
+    out["count"] -= repeats.reindex(index, fill_value=0).to_numpy()
+    if failed is not None:
+        out["failures"] -= failed.reindex(index, fill_value=0).to_numpy()
 
 
 def _operations(frame: pd.DataFrame, out: pd.DataFrame, keys: list[str]) -> list[tuple[str, ...]]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..calls import count_calls
 from ..case import Case, TimeLike, focus_mask, records_behind, to_utc
 from ..errors import StoreError, StoreIntegrityError
 from .layout import STORE_FILE, days_of, is_store, looks_like_store
@@ -106,13 +107,16 @@ class StoreCase(Case):
             return super().summary()  # in memory already
         batches = [batch["facts"] for batch in self.store.info["batches"]]
         if self.start is None and self.end is None:
-            return _summary_of_batches(self.manifest, self.issues, batches)
+            facts = _summary_of_batches(self.manifest, self.issues, batches)
+            if "calls" in self.store.info:  # counted over every batch, pairs across them
+                facts["calls"] = int(self.store.info["calls"])
+            return facts
         head = self.store.read(
             "activity",
             self.store.days(self.start, self.end),
             self.start,
             self.end,
-            ["time", "source", "account_id"],
+            ["time", "source", "account_id", "call_id"],
         )
         return _summary(self.manifest, self.issues, head)
 
@@ -127,6 +131,7 @@ def _summary_of_batches(
         "kms": sum(b["kms"] for b in batches),
         "actiontrail": sum(b["actiontrail"] for b in batches),
     }
+    facts["calls"] = sum(b.get("calls", b["kms"] + b["actiontrail"]) for b in batches)
     facts["start"] = min(starts) if starts else None
     facts["end"] = max(ends) if ends else None
     facts["accounts"] = len({a for b in batches for a in b["accounts"]})
@@ -146,6 +151,7 @@ def _summary(manifest: pd.DataFrame, issues: pd.DataFrame, head: pd.DataFrame) -
             "kms": int(sources.get("kms", 0)),
             "actiontrail": int(sources.get("actiontrail", 0)),
         },
+        "calls": count_calls(head) if len(head) else 0,
         "start": times.min() if len(times) else None,
         "end": times.max() if len(times) else None,
         "accounts": int(head["account_id"].dropna().nunique()) if len(head) else 0,

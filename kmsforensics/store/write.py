@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from .._version import __version__
+from ..calls import count_calls
 from ..case import Case
 from ..errors import ParseWarning, StoreError
 from ..evidence import DEFAULT_MAX_BYTES, EvidenceFile, discover
@@ -63,7 +64,7 @@ from .layout import (
     write_durably,
 )
 from .lock import writer_lock
-from .read import committed_files, read_parquet, schema_of
+from .read import _unreadable, committed_files, read_parquet, schema_of
 
 #: Decompressed evidence (estimated) parsed in one batch.
 BATCH_BYTES = 256 * 1024 * 1024
@@ -231,6 +232,8 @@ def _ingest(
             for name, rows in written.rows.items():
                 report.events_added[name] += rows
             bar.update(sum(item.size for item in batch))
+    if report.batches:
+        store.fuse_activity()  # calls and names across batches, as kf.load gives them
     if copies:
         report.batches.append(store.append_manifest(pd.DataFrame(copies)))
     return caught
@@ -488,6 +491,70 @@ class _StoreWriter:
             self.put_table(f"{day_folder(name, day)}/{batch_name(number, part=part)}", rows)
         return len(frame)
 
+    def fuse_activity(self) -> None:
+        """Fuse the two logs over the whole store, as ``kf.load`` does over its files.
+
+        Each batch was fused on its own when it was loaded; a KMS call and its
+        ActionTrail event, or a role's KMS rows and the events that name it, may be in
+        different batches. The fused columns (``call_id``, names and their source) are
+        computed again from the columns fusion reads. An activity file whose values
+        change is written under a new name, and one commit of the store file puts the
+        new files in place of the old ones (removed after it), so a crash leaves the
+        store as it was before the fusion or after it.
+        """
+        from ..normalize.fusion import FUSE_READS, FUSED_COLUMNS, fuse
+
+        schema = self.schemas["activity"]
+        if schema is None:
+            return
+        files = sorted(
+            (p for p in committed_files(self.info) if p.startswith("activity/")),
+            key=lambda p: p.split("/")[1],  # by day, then in commit order
+        )
+        wanted = [c for c in FUSE_READS if c in schema.names]
+        if not files or "call_id" not in wanted:
+            return
+        projected = pa.schema([schema.field(c) for c in wanted])
+        parts = [_conform(self._read(p, wanted), projected) for p in files]
+        fused = fuse(pa.concat_tables(parts).unify_dictionaries().combine_chunks())
+        generation = self.reserve()
+        replaced: dict[str, str] = {}
+        offset = 0
+        for relative, part in zip(files, parts, strict=True):
+            new = fused.slice(offset, part.num_rows)
+            offset += part.num_rows
+            changed = [c for c in FUSED_COLUMNS if c in wanted and not _same(new[c], part[c])]
+            if not changed:
+                continue
+            table = self._read(relative, None)
+            for name in changed:
+                index = table.schema.get_field_index(name)
+                values = _as_type(new[name].combine_chunks(), table.schema.field(name).type)
+                table = table.set_column(index, table.schema.field(name), values)
+            where, _, name = relative.rpartition("/")
+            renamed = f"{where}/{name.split('.')[0]}.fused-{generation:06d}.parquet"
+            self.put_table(renamed, table)
+            replaced[relative] = renamed
+        for folder in self.folders:
+            sync_folder(folder)
+        for batch in self.info["batches"]:
+            for old, new_name in replaced.items():
+                if old in batch["files"]:
+                    del batch["files"][old]
+                    batch["files"][new_name] = self.files[new_name]
+        self.info["calls"] = count_calls(pd.DataFrame({"call_id": fused["call_id"].to_numpy()}))
+        commit_info(self.root, self.info)
+        for old in replaced:
+            (self.root / old).unlink(missing_ok=True)
+        self.files, self.folders = {}, set()
+
+    def _read(self, relative: str, columns: list[str] | None) -> pa.Table:
+        """Read one committed Parquet file; a damaged one is named, not raised raw."""
+        try:
+            return pq.read_table(self.root / relative, columns=columns)
+        except (pa.ArrowException, OSError) as exc:
+            raise _unreadable(self.root, [relative], committed_files(self.info), exc) from None
+
     def record_ingest(self, report: IngestReport, sources: list[str]) -> None:
         entry = asdict(report)
         entry.update(
@@ -501,6 +568,28 @@ class _StoreWriter:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _same(left: pa.ChunkedArray, right: pa.ChunkedArray) -> bool:
+    """Tell whether two columns hold the same values (dictionary or plain)."""
+
+    def plain(values: pa.ChunkedArray) -> pa.Array:
+        values = values.combine_chunks()
+        if pa.types.is_dictionary(values.type):
+            values = values.cast(values.type.value_type)
+        return values.cast(pa.large_string()) if pa.types.is_string(values.type) else values
+
+    return bool(plain(left).equals(plain(right)))
+
+
+def _as_type(values: pa.Array, wanted: pa.DataType) -> pa.Array:
+    """Cast fused values to a store column's type (dictionaries re-encoded)."""
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    if pa.types.is_dictionary(wanted):
+        encoded = values.cast(wanted.value_type).dictionary_encode()
+        return encoded.cast(wanted)
+    return values.cast(wanted)
 
 
 def _copy_row(name: str, digest: str, path: Path, original: str) -> dict[str, Any]:
@@ -522,12 +611,13 @@ def _copy_row(name: str, digest: str, path: Path, original: str) -> dict[str, An
 def _facts(activity: pd.DataFrame) -> dict[str, Any]:
     """Return what a batch adds to the case's summary (kept in the store file)."""
     if not len(activity):
-        return {"kms": 0, "actiontrail": 0, "start": None, "end": None, "accounts": []}
+        return {"kms": 0, "actiontrail": 0, "calls": 0, "start": None, "end": None, "accounts": []}
     sources = activity["source"].astype(object).value_counts()
     times = activity["time"]
     return {
         "kms": int(sources.get("kms", 0)),
         "actiontrail": int(sources.get("actiontrail", 0)),
+        "calls": count_calls(activity),
         "start": times.min().isoformat(),
         "end": times.max().isoformat(),
         "accounts": sorted(str(a) for a in activity["account_id"].dropna().unique()),
@@ -541,6 +631,7 @@ def _merged_facts(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "kms": sum(p["kms"] for p in parts),
         "actiontrail": sum(p["actiontrail"] for p in parts),
+        "calls": sum(p.get("calls", 0) for p in parts),
         "start": min(starts, key=pd.Timestamp) if starts else None,
         "end": max(ends, key=pd.Timestamp) if ends else None,
         "accounts": sorted({a for p in parts for a in p["accounts"]}),

@@ -1,6 +1,7 @@
-"""The rule pack: importing this package registers every rule (D01-D30)."""
+"""The rule pack: importing this package registers every rule (D01-D33)."""
 
 from . import (
+    aap,
     baseline,
     chains,
     identity,
@@ -10,4 +11,4 @@ from . import (
     volume,
 )
 
-__all__ = ["baseline", "chains", "identity", "keys", "logging", "selections", "volume"]
+__all__ = ["aap", "baseline", "chains", "identity", "keys", "logging", "selections", "volume"]

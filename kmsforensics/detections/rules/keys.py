@@ -284,16 +284,21 @@ def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         [[w for w in _WIDE if w in t.replace("'", '"')] for t in text], index=rows.index
     )
     target = pd.Series(
-        [q.get("AapName") or q.get("Name") or q.get("KmsInstanceId") for q in params],
+        [
+            q.get("AapName") or q.get("Name") or q.get("ClientKeyId") or q.get("KmsInstanceId")
+            for q in params
+        ],
         index=rows.index,
         dtype=object,
     )
     account = rows["account_id"].astype(object).astype(str)
+    client_key = target.astype(str).str.startswith("KAAP.")  # DeleteClientKey names the key
     aap = ("aap:" + account + "/" + target.astype(str)).where(
-        rows["action"].astype(str).str.contains("ApplicationAccessPoint|ClientKey"), np.nan
+        rows["action"].astype(str).str.contains("ApplicationAccessPoint|ClientKey") & ~client_key,
+        ("client-key:" + target.astype(str)).astype(object).where(client_key, None),
     )
     entity = pd.Series(np.nan, index=ctx.act.index, dtype=object)
-    entity.loc[rows.index] = aap.where(aap.notna(), target).to_numpy()
+    entity.loc[rows.index] = aap.where(aap.notna(), _bound_aap(ctx, rows, target)).to_numpy()
     severity = pd.Series(["high" if w else "medium" for w in wide], index=rows.index)
     return single_events(
         ctx,
@@ -305,6 +310,18 @@ def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         ),
         severity=severity,
     )
+
+
+def _bound_aap(ctx: Context, rows: pd.DataFrame, target: pd.Series) -> pd.Series:
+    """The AAP a changed policy or network rule belonged to (the graph node), else NaN."""
+    from .aap import judged
+
+    frame = judged(ctx)[0].frame
+    bound = frame[frame["item"].isin(["policy", "network-rule"])]
+    owner = dict(
+        zip(bound["value"], "aap:" + bound["account_id"] + "/" + bound["aap"], strict=True)
+    )
+    return target.map(lambda t: owner.get(t, np.nan)).astype(object)
 
 
 @rule(

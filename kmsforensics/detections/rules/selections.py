@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...calls import count_calls
 from ..context import Context, flag, is_address, per_value
 from ..findings import nanoseconds
 from ..registry import RULES, RowSelection
@@ -238,7 +239,9 @@ def _data_key_learn(ctx: Context, p: Params) -> pd.DataFrame:
         }
     )
     frame = frame[number < ctx.baseline_end.value // width]
-    return frame.groupby(["principal", "key", "bin"]).size().rename("n").reset_index()
+    if "call_id" in ctx.act:  # a call in both logs counts once, as D03 counts
+        frame = frame.assign(call_id=ctx.act["call_id"][calls].to_numpy()[frame.index])
+    return count_calls(frame, ["principal", "key", "bin"]).rename("n").reset_index()
 
 
 def _data_key_needed(days: list[pd.DataFrame], p: Params) -> pd.Series:

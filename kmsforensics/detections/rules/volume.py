@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...calls import count_calls
 from ..context import Context, flag, is_address, per_value
 from ..findings import bursts, label, nanoseconds, over_threshold
 from ..registry import rule
@@ -90,7 +91,7 @@ def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         hit,
         reads["who"][hit],
         lambda g: (
-            f"{g['secret'].nunique()} distinct secrets read in {len(g)} calls by "
+            f"{g['secret'].nunique()} distinct secrets read in {count_calls(g)} calls by "
             f"{who_from(g)}"
             + (
                 f" (usually at most {usual.get(g['principal'].iloc[0]):.0f} per {p['window']})"
@@ -138,9 +139,7 @@ def data_key_burst(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     width = pd.Timedelta(p["bin"]).value
     rows["bin"] = nanoseconds(rows["time"]) // width
     rows["key"] = rows["key_id"].astype(object)
-    counts: pd.DataFrame = (
-        rows.groupby(["principal", "key", "bin"], observed=True).size().rename("n").reset_index()
-    )
+    counts = count_calls(rows, ["principal", "key", "bin"]).rename("n").reset_index()
     before = counts["bin"] < ctx.baseline_end.value // width
     base = counts[before].groupby(["principal", "key"])["n"]
     stats = pd.DataFrame({"median": base.median(), "mad": base.apply(_mad)}).reset_index()
@@ -171,7 +170,7 @@ def data_key_burst(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         hit,
         "key:" + rows["key"][hit],
         lambda g: (
-            f"{len(g)} {names(g['action'])} calls on {g['key'].iloc[0]} by "
+            f"{count_calls(g)} {names(g['action'])} calls on {g['key'].iloc[0]} by "
             f"{who_from(g)}; baseline median "
             f"{medians.get((g['principal'].iloc[0], g['key'].iloc[0]), 0):g} per {p['bin']}"
         ),
@@ -281,7 +280,7 @@ def aap_not_found(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         hit,
         "ip:" + rows["client_ip"].astype(str)[hit],
         lambda g: (
-            f"{len(g)} calls with {g['access_key_id'].nunique()} unknown or rejected "
+            f"{count_calls(g)} calls with {g['access_key_id'].nunique()} unknown or rejected "
             f"client keys from {names(g['client_ip'])} ({names(g['error_message'])})"
         ),
     )
@@ -334,7 +333,7 @@ def auth_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         hit,
         "ip:" + rows["client_ip"].astype(str)[hit],
         lambda g: (
-            f"{len(g)} denied calls ({names(g['error_code'])}) on "
+            f"{count_calls(g)} denied calls ({names(g['error_code'])}) on "
             f"{g['action'].nunique()} APIs with {g['access_key_id'].nunique()} credentials "
             f"from {names(g['client_ip'])}"
         ),
@@ -389,6 +388,6 @@ def enumeration(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         rows["who"][hit],
         lambda g: (
             f"{g['action'].nunique()} discovery APIs ({names(g['action'])}) in "
-            f"{len(g)} calls by {who_from(g)}"
+            f"{count_calls(g)} calls by {who_from(g)}"
         ),
     )
