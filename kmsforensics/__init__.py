@@ -7,17 +7,26 @@ Examples
 True
 """
 
+import warnings
+
+import pandas
+
 from . import _version as _version
+from . import aap as aap
+from . import dask_engine as _dask_engine  # noqa: F401 - registers engine="dask"
 from . import datasets as datasets
 from . import detections as detections
+from . import export as export
 from . import graph as graph
 from . import handover as handover
 from . import report as report
 from . import schema as schema
 from . import synth as synth
 from ._version import __version__ as __version__
+from .aap import aap_config, aap_review
 from .case import Case
-from .detections import detect, evidence_rows, rules
+from .detections import detect, evidence_rows, incidents, list_rules
+from .detections.sigma import detect_sigma
 from .errors import (
     AmbiguousReferenceError,
     DatasetNotFoundError,
@@ -28,6 +37,8 @@ from .errors import (
     LogParseError,
     ParseWarning,
     StoreError,
+    StoreIntegrityError,
+    StoreLockedError,
     TemplateNotFoundError,
     UnknownFormatError,
     UnknownReferenceError,
@@ -35,6 +46,7 @@ from .errors import (
     UnreadableEvidenceError,
     UnsafeArchiveError,
 )
+from .export import export_bloodhound, export_ocsf
 from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
 from .handover import export_findings, export_neighbourhood, export_timeline
 from .loader import load
@@ -45,8 +57,21 @@ from .plots import (
     plot_swimlanes,
     plot_top,
 )
-from .store import IngestReport, ingest
+from .store import IngestReport, ingest, open
 from .timeline import timeline, usage
+
+
+def rules() -> pandas.DataFrame:
+    """List the rule pack (deprecated: use :func:`list_rules`; removed in the next release).
+
+    ``kf.rules`` shadowed the ``kmsforensics.detections.rules`` subpackage.
+    """
+    warnings.warn(
+        "kf.rules() is renamed kf.list_rules(); kf.rules will be removed in the next release",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return list_rules()
 
 
 def __getattr__(name: str) -> object:
@@ -72,21 +97,31 @@ __all__ = [
     "LogParseError",
     "ParseWarning",
     "StoreError",
+    "StoreIntegrityError",
+    "StoreLockedError",
     "TemplateNotFoundError",
     "UnknownFormatError",
     "UnknownReferenceError",
     "UnknownRuleError",
     "UnreadableEvidenceError",
     "UnsafeArchiveError",
+    "aap_config",
+    "aap_review",
     "blast_radius",
     "build_graph",
     "detect",
+    "detect_sigma",
     "evidence_rows",
+    "export_bloodhound",
     "export_findings",
     "export_neighbourhood",
+    "export_ocsf",
     "export_timeline",
+    "incidents",
     "ingest",
+    "list_rules",
     "load",
+    "open",
     "plot_activity",
     "plot_error_rate",
     "plot_graph",

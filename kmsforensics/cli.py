@@ -7,6 +7,10 @@ Examples
     kmsforensics load ./evidence            # summary, files and issues
     kmsforensics load ./evidence --json     # the same, machine-readable
     kmsforensics load ./evidence --strict   # exit 2 on the first bad record
+
+Everything the command prints goes through :func:`say`, which escapes control
+characters (log text and file names are attacker-controlled: a member name must not
+clear the screen or draw a hyperlink).
 """
 
 from __future__ import annotations
@@ -20,7 +24,23 @@ from ._version import __version__
 from .errors import KmsForensicsError
 from .evidence import DEFAULT_MAX_BYTES
 from .loader import load
+from .safetext import terminal_text
 from .schema import MANIFEST_COLUMNS
+
+
+def say(text: object = "", *, error: bool = False) -> None:
+    r"""Print ``text`` (to stderr with ``error``), control characters escaped line by line.
+
+    Examples
+    --------
+    >>> say("evil.zip::\x1b[2J.jsonl\nsecond line")
+    evil.zip::\x1b[2J.jsonl
+    second line
+    """
+    lines = str(text).split("\n")
+    print(
+        "\n".join(terminal_text(line) for line in lines), file=sys.stderr if error else sys.stdout
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except (KmsForensicsError, FileNotFoundError) as exc:
-        print(f"kmsforensics: {exc}", file=sys.stderr)
+        say(f"kmsforensics: {exc}", error=True)
         return 2
 
 
@@ -63,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=256,
         help="decompressed evidence parsed at a time (memory follows it)",
+    )
+    ing.add_argument(
+        "--wait",
+        type=float,
+        default=600.0,
+        help="seconds to wait for another ingest writing to the same store",
     )
     ing.add_argument("--json", action="store_true", help="print what was done as JSON")
     ing.set_defaults(run=_ingest)
@@ -106,22 +132,32 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> int:
-    case = load(
-        *args.evidence, strict=args.strict, max_bytes=args.max_bytes, progress=sys.stderr.isatty()
-    )
+    from .store import is_store
+    from .store import open as open_store
+
+    if len(args.evidence) == 1 and is_store(args.evidence[0]):
+        case = open_store(args.evidence[0])
+    else:
+        case = load(
+            *args.evidence,
+            strict=args.strict,
+            max_bytes=args.max_bytes,
+            progress=sys.stderr.isatty(),
+        )
     summary = case.summary()
     if args.json:
         summary["start"] = summary["start"].isoformat() if summary["start"] is not None else None
         summary["end"] = summary["end"].isoformat() if summary["end"] is not None else None
         summary["manifest"] = json.loads(case.manifest.to_json(orient="records"))
-        print(json.dumps(summary, indent=2))
+        say(json.dumps(summary, indent=2))
         return 0
-    print(repr(case))
+    say(repr(case))
     columns = [c for c in MANIFEST_COLUMNS[:9] if c not in ("sha256", "bytes")]
-    print(case.manifest[columns].to_string(index=False))
+    cells = case.manifest[columns].map(lambda v: terminal_text(v) if isinstance(v, str) else v)
+    say(cells.to_string(index=False))
     if len(case.issues):
         counts = case.issues["severity"].value_counts().to_dict()
-        print("issues: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+        say("issues: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     return 0
 
 
@@ -136,12 +172,13 @@ def _ingest(args: argparse.Namespace) -> int:
         strict=args.strict,
         batch_bytes=args.batch_mb * 1024 * 1024,
         progress=sys.stderr.isatty(),
+        wait=args.wait,
     )
     if args.json:
-        print(json.dumps(asdict(report), indent=2))
+        say(json.dumps(asdict(report), indent=2))
         return 0
     added = ", ".join(f"{v:,} {k}" for k, v in report.events_added.items())
-    print(
+    say(
         f"{report.store}: {report.files_added:,} files added ({added} rows), "
         f"{report.files_already_in_store:,} already in the store, "
         f"{report.duplicates:,} duplicate events, {report.seconds:.1f} s"
@@ -175,7 +212,7 @@ def _synth(args: argparse.Namespace) -> int:
         scenarios=attacks,
         damage=args.damage,
     )
-    print(json.dumps(summary, indent=2))
+    say(json.dumps(summary, indent=2))
     return 0
 
 
@@ -192,7 +229,7 @@ def _report(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             parameters[key] = value
     out = render(args.evidence, args.out, template=args.template, parameters=parameters)
-    print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    say(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return 0
 
 

@@ -47,6 +47,8 @@ class Extracted:
     raw: dict[str, list[pa.Table]] = field(default_factory=dict)
     #: Records found inside containers (pages, lists), per file (added to records read).
     extra_records: Counter[str] = field(default_factory=Counter)
+    #: AAP configuration exports (saved API responses): provenance + ``json``.
+    aap_config: list[pa.Table] = field(default_factory=list)
 
 
 class Extractor:

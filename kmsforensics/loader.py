@@ -21,9 +21,10 @@ import hashlib
 import os
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -37,9 +38,9 @@ from ._version import __version__
 from .case import Case
 from .errors import (
     DecompressionLimitError,
+    KmsForensicsError,
     LogParseError,
     ParseWarning,
-    StoreError,
     UnknownFormatError,
     UnreadableEvidenceError,
 )
@@ -65,10 +66,13 @@ from .normalize.values import compact_table, decode_distinct, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
 from .sources import Options
 from .sources import sources as source_kinds
-from .store import is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
+#: Above this many chunks (one a file, for small files) a batch's records are joined
+#: into one chunk before extraction (a copy of at most BATCH_BYTES), as duckdb's
+#: memory grows with the number of chunks it scans (about 100 KB each).
+MAX_CHUNKS = 64
 #: Records extracted at once; the typing of one slice overlaps the next one's extraction.
 SLICE_ROWS = 250_000
 #: Content (decompressed, estimated) and files read ahead of the extraction.
@@ -98,6 +102,13 @@ class Prepared:
     archive: bool = False
     damage: str | None = None
     estimate: int = 0
+
+
+#: Openers tried by :func:`load` before it reads evidence: each takes the sources and
+#: the options and returns a Case, or None when the sources are not its kind. The case
+#: store registers one for its folders (``kf.load(CASE_DIR)``, kept one release), the
+#: dask engine one for ``engine="dask"``; the loader imports neither.
+OPENERS: list[Callable[[Sequence[str | os.PathLike[str]], dict[str, Any]], Case | None]] = []
 
 
 @dataclass
@@ -142,9 +153,11 @@ def load(
     engine : {"pandas", "dask"}, default "pandas"
         ``"dask"``: the frames are dask DataFrames, one partition per day, computed on
         the active ``dask.distributed`` Client (or a local cluster). Evidence is first
-        ingested into a case store (a temporary one unless a store is given).
+        ingested into a temporary case store.
     columns : list of str, optional
         On a case store: read only these columns (with time, source and provenance).
+        A case store given to ``kf.load`` is opened for one more release, with a
+        ``FutureWarning``: use :func:`kmsforensics.open`.
     assume_timezone : str, optional
         The zone (IANA name, such as ``"Asia/Shanghai"``) of times written without
         one, as in console exports in local time. By default they are read as UTC,
@@ -164,39 +177,63 @@ def load(
         raise ValueError("kf.load needs at least one file, folder or glob")
     if engine not in ("pandas", "dask"):
         raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
-    if any(is_store(s) for s in sources):
-        if len(sources) > 1:
-            raise StoreError(
-                "kf.load opens one case store at a time, without other evidence; add "
-                "evidence to a store with kf.ingest(EVIDENCE..., out=CASE_DIR)"
-            )
-        if engine == "dask":
-            from .dask_engine import open_dask
-
-            return open_dask(sources[0], columns)
-        return open_store(sources[0], columns)
-    if engine == "dask":
-        from .dask_engine import load_dask
-
-        if assume_timezone is not None:
-            raise ValueError(
-                "assume_timezone is not yet passed to the case store: load with "
-                "engine='pandas', or convert the times before ingesting"
-            )
-
-        return load_dask(
-            sources, strict=strict, progress=progress, max_bytes=max_bytes, column_map=column_map
+    options = {"strict": strict, "progress": progress, "max_bytes": max_bytes,
+               "column_map": column_map, "engine": engine, "columns": columns}  # fmt: skip
+    if engine != "pandas" and assume_timezone is not None:
+        raise ValueError(
+            "assume_timezone is not yet passed to the case store: load with "
+            "engine='pandas', or convert the times before ingesting"
         )
+    for opener in OPENERS:  # a case store, or another engine, before reading evidence
+        opened = opener(sources, options)
+        if opened is not None:
+            return opened
+    if engine != "pandas":
+        raise ValueError(f"engine={engine!r} is not available (is its module installed?)")
     if columns is not None:
         raise ValueError("columns= applies to a case store (kf.load(CASE_DIR, columns=...))")
-    options = Options(assume_timezone=_checked_zone(assume_timezone))
+    zone = _checked_zone(assume_timezone)
+    return _load(sources, strict, progress, max_bytes, column_map, workers, {}, zone)
+
+
+def load_hashed(
+    files: dict[str, str],
+    *,
+    strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    column_map: dict[str, str] | None = None,
+) -> Case:
+    """Load files whose SHA-256 the caller has computed already (``kf.ingest``'s entry point).
+
+    Parameters
+    ----------
+    files : dict
+        File path -> SHA-256 of its bytes; each file is read once and not hashed again.
+    strict, max_bytes, column_map
+        As for :func:`load`.
+    """
+    return _load(list(files), strict, False, max_bytes, column_map, None, files)
+
+
+def _load(
+    sources: Sequence[str | os.PathLike[str]],
+    strict: bool,
+    progress: bool,
+    max_bytes: int,
+    column_map: dict[str, str] | None,
+    workers: int | None,
+    known: dict[str, str],
+    assume_timezone: str | None = None,
+) -> Case:
     workers = workers or os.cpu_count() or 1
     files = discover(sources)
-    issues = IssueLog(strict)
+    issues = IssueLog()  # a strict load raises the first problem of each batch itself
     con = duckdb.connect(config={"threads": workers, "autoinstall_known_extensions": False})
     con.execute("SET enable_progress_bar = false")
     try:
+        options = Options(assume_timezone=assume_timezone)
         loader = _Loader(con, issues, strict, max_bytes, column_map, workers, options)
+        loader.known_sha256 = known
         return loader.run(files, progress)
     finally:
         con.close()
@@ -220,6 +257,9 @@ class _Loader:
         self.column_map = column_map
         self.workers = workers
         self.options = options or Options()
+        self.known_sha256: dict[str, str] = {}  # path -> SHA-256 computed by the caller
+        #: AAP configuration exports found among the evidence (see _keep_aap_config).
+        self.aap_config: list[pa.Table] = []
         self.extractor = Extractor(con, issues)
         #: Typed tables and activity tables of each source, batch by batch.
         self.typed: dict[str, list[pa.Table]] = {label: [] for label in CASE_SOURCES}
@@ -234,7 +274,7 @@ class _Loader:
     def run(self, files: Sequence[EvidenceFile], progress: bool) -> Case:
         batch: list[Prepared] = []
         batch_bytes = 0
-        limit = 1 if self.strict else BATCH_BYTES
+        limit = BATCH_BYTES
         bar = tqdm(
             total=len(files),
             unit="file",
@@ -244,16 +284,21 @@ class _Loader:
             leave=False,
         )
         with bar, ThreadPoolExecutor(1) as self.typing:
-            for item in self._prepare_all(files):
-                self.prepared.append(item)
-                self.issues.extend(item.issues)
-                if item.split is not None or item.deferred:
-                    batch.append(item)
-                    batch_bytes += item.decompressed or item.estimate
-                if batch_bytes >= limit:
+            try:
+                for item in self._prepare_all(files):
+                    self.prepared.append(item)
+                    self.issues.extend(item.issues)
+                    if item.split is not None or item.deferred:
+                        batch.append(item)
+                        batch_bytes += item.decompressed or item.estimate
+                    if batch_bytes >= limit:
+                        self._flush(batch)
+                        batch, batch_bytes = [], 0
+                    bar.update(1)
+            except KmsForensicsError:
+                if self.strict:  # a problem in the files before this one comes first
                     self._flush(batch)
-                    batch, batch_bytes = [], 0
-                bar.update(1)
+                raise
             self._flush(batch)
             for future in self.pending:
                 future.result()
@@ -287,7 +332,7 @@ class _Loader:
             raw = ef.raw_bytes(self.max_bytes)
         except UnreadableEvidenceError as exc:
             return self._not_read(item, exc.reason)
-        item.sha256 = hashlib.sha256(raw).hexdigest()
+        item.sha256 = self.known_sha256.get(ef.display) or hashlib.sha256(raw).hexdigest()
         item.size = len(raw)
         if raw[:4] in (ZIP_MAGIC, ZIP_EMPTY_MAGIC):
             item.archive = True
@@ -348,6 +393,12 @@ class _Loader:
     # -- batches --------------------------------------------------------------------
 
     def _flush(self, batch: list[Prepared]) -> None:
+        """Extract a batch; with ``strict``, raise its first problem (file, then record order)."""
+        self._extract_batch(batch)
+        if self.strict:
+            self.issues.raise_first_problem({p.ef.display: i for i, p in enumerate(self.prepared)})
+
+    def _extract_batch(self, batch: list[Prepared]) -> None:
         if not batch:
             return
         deferred = [p for p in batch if p.deferred]
@@ -371,12 +422,15 @@ class _Loader:
         if not parts:
             return
         records = pa.concat_tables(parts)
+        if records.column("json").num_chunks > MAX_CHUNKS:  # many small files
+            records = records.combine_chunks()
         del parts
         # A large batch (one big file, say) is extracted slice by slice, so that one
         # slice is typed on the other core while duckdb extracts the next.
         for start in range(0, records.num_rows, SLICE_ROWS):
             extracted = self.extractor.run(records.slice(start, SLICE_ROWS))
             self.counts.read.update(extracted.extra_records)
+            self._keep_aap_config(extracted)
             if self.strict:  # the first problem must surface first: no overlap
                 self._normalize(extracted)
             else:  # type this slice while the next one is read and extracted
@@ -450,7 +504,8 @@ class _Loader:
             self.typed[label], self.activity[label] = [], []
         activity, order = combine_activity(parts)
         del parts
-        manifest = self._manifest(frames)
+        aap_exports = _concat(self.aap_config)
+        manifest = self._manifest(frames, aap_exports)
         case = Case(
             to_frame(frames.pop("kms")),
             to_frame(frames.pop("actiontrail")),
@@ -464,6 +519,7 @@ class _Loader:
                 "column_map": self.column_map,
                 "assume_timezone": self.options.assume_timezone,
             },
+            aap_exports.to_pandas() if aap_exports is not None else None,
         )
         self._warn(case)
         return case
@@ -510,9 +566,22 @@ class _Loader:
         keep = pa.array(~duplicate.sort_index().to_numpy())
         return table.filter(keep), keep
 
-    def _manifest(self, frames: dict[str, pa.Table]) -> pd.DataFrame:
+    def _keep_aap_config(self, extracted: Extracted) -> None:
+        """Keep the AAP configuration exports of a batch (a record kind of their own).
+
+        They are saved KMS API responses, not log records: they go to
+        ``case.aap_exports`` as JSON text with their provenance, for ``kf.aap_config``.
+        """
+        self.aap_config += [t for t in extracted.aap_config if t.num_rows]
+
+    def _manifest(
+        self, frames: dict[str, pa.Table], aap_exports: pa.Table | None = None
+    ) -> pd.DataFrame:
         loaded: Counter[str] = Counter()
         kinds: dict[str, set[str]] = {}
+        for name in aap_exports.column("source_file").to_pylist() if aap_exports else []:
+            loaded[name] += 1
+            kinds.setdefault(name, set()).add("aap-config")
         for label, table in frames.items():
             if not table.num_rows:
                 continue

@@ -57,6 +57,19 @@ SLS_SYSTEM_FIELDS: tuple[str, ...] = ("__time__", "__topic__", "__source__")
 KMS_FIELDS: tuple[str, ...] = KMS_V1_FIELDS + KMS_GATEWAY_FIELDS + SLS_SYSTEM_FIELDS
 
 #: Keys whose presence marks a record as a KMS access log record.
+#: Keys of the saved KMS AAP API responses the loader keeps as configuration exports
+#: (DescribeApplicationAccessPoint, DescribePolicy, DescribeNetworkRule, ListClientKeys,
+#: ListPolicies; ``body``: an SDK-wrapped response). See kmsforensics.aap and docs/aap.md.
+AAP_CONFIG_MARKERS: tuple[str, ...] = (
+    "AuthenticationMethod",
+    "Policies",
+    "Permissions",
+    "AccessControlRules",
+    "SourcePrivateIp",
+    "ClientKeys",
+    "body",
+)
+
 KMS_MARKER_KEYS: tuple[str, ...] = (
     "api_name",
     "instance_id",

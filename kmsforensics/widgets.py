@@ -29,6 +29,7 @@ from IPython.display import display
 from .case import Case
 from .graph import build_graph, plot_graph
 from .graph.query import AmbiguousReferenceError, UnknownReferenceError
+from .safetext import plot_text
 from .timeline import timeline
 
 #: Node kinds offered by the entity explorer.
@@ -163,7 +164,7 @@ class EntityExplorer:
         if ref in graph:
             plot_graph(graph, focus=ref, depth=self.depth.value, ax=left)
         else:
-            left.set_title(f"{ref} is not in the graph of this window")
+            left.set_title(plot_text(f"{ref} is not in the graph of this window"))
             left.axis("off")
         counts = self.timeline.set_index("time").groupby("source", observed=True).resample("1h")
         hourly = counts.size().unstack(0) if len(self.timeline) else pd.DataFrame()

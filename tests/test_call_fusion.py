@@ -352,6 +352,26 @@ def test_arns_fill_key_and_secret(case: kf.Case) -> None:
     assert raw["SecretName"] == _secret_arn("ops/api-token")
 
 
+def test_store_links_calls_across_ingest_batches(
+    case: kf.Case, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The KMS export and the ActionTrail page ingested in two batches: one case, fused."""
+    evidence = Path(str(case.manifest["path"].iloc[0])).parent
+    out = tmp_path_factory.mktemp("fusion-store") / "case"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = kf.ingest(evidence, out=out, progress=False, batch_bytes=1)
+    assert len(report.batches) == 2
+    assert list(out.glob("activity/*/*.fused-*.parquet"))  # rewritten under new names
+    stored = kf.open(out, verify=True)  # and committed with their sizes and hashes
+    left = stored.activity.sort_values(["source", "source_record"]).reset_index(drop=True)
+    right = case.activity.sort_values(["source", "source_record"]).reset_index(drop=True)
+    for column in ("call_id", "principal_name", "session_name", "principal_name_source"):
+        assert left[column].astype(object).tolist() == right[column].astype(object).tolist()
+    assert stored.summary()["calls"] == case.summary()["calls"]
+    assert _rows(stored, PAIRED)["call_id"].nunique() == 1
+
+
 def test_mass_retrieval_counts_calls_once(tmp_path: Path) -> None:
     """22 secrets read through the gateway: 44 rows, D01 says 22 calls."""
     events, records = [], []
@@ -413,3 +433,27 @@ def test_incident_counts_the_secret_reads_once() -> None:
     )
     kms = reads[reads["source"] == "kms"]
     assert set(kms["principal_name"].astype(str)) == {scenario["facts"]["role"]}
+
+
+def test_a_request_id_on_many_rows_pairs_nothing(tmp_path: Path) -> None:
+    """A log that repeats one request id on every row must not merge (or blow up) calls."""
+    flood = "00000000-0000-0000-0000-000000000000"
+    events = [
+        _event(
+            "2026-05-04T02:11:00Z",
+            "GetSecretValue",
+            flood,
+            eventId=f"EV-FLOOD-{i}",
+            requestParameters={"SecretName": "ops/db-password"},
+        )
+        for i in range(12)
+    ]
+    records = [  # one second apart: not duplicates of one another, all within 5 s of some
+        _kms(f"2026-05-04T02:11:{i:02d}Z", "GetSecretValue", flood, "ops/db-password")
+        for i in range(12)
+    ]
+    _write(tmp_path, events, records)
+    case = _load(tmp_path)
+    assert len(case.activity) == 24
+    assert case.activity["call_id"].nunique() == 24
+    assert case.summary()["calls"] == 24

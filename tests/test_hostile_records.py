@@ -238,3 +238,20 @@ def test_the_gzip_damage_note_is_true_about_what_was_read(tmp_path: Path) -> Non
     (tmp_path / "tail.jsonl.gz").write_bytes(whole[: len(whole) // 2])
     note = rows(load(tmp_path), "note")[0][2]
     assert "before the cut were read, the rest is lost" in note
+
+
+def test_strict_stops_at_the_first_problem_in_file_order(tmp_path: Path) -> None:
+    """A strict load reads files in batches, yet raises what a file-by-file read would."""
+    (tmp_path / "a.jsonl").write_bytes(lines([event(1), event(2)]))
+    # b: the second record is not a log record (found by the extractor, late)
+    (tmp_path / "b.jsonl").write_bytes(lines([event(3), {"colour": "blue"}]))
+    # c: a raw NUL in the first record (found while splitting the file, early)
+    (tmp_path / "c.jsonl").write_bytes(b'{"a": "\x00"}\n' + lines([event(4)]))
+    with pytest.raises(kf.LogParseError, match=r"b\.jsonl, record 2: neither") as err:
+        load(tmp_path, strict=True)
+    assert err.value.record == 2
+    (tmp_path / "b.jsonl").unlink()
+    with pytest.raises(kf.LogParseError, match=r"c\.jsonl, record 1: raw NUL"):
+        load(tmp_path, strict=True)
+    (tmp_path / "c.jsonl").unlink()
+    assert len(load(tmp_path, strict=True).actiontrail) == 2

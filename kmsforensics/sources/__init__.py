@@ -12,11 +12,12 @@ module              kinds
 ``sentinel``        Microsoft Sentinel rows (``AliCloud_CL``, ``AliCloudActionTrailLogs_CL``)
 ``pascal``          events whose field names are in another case (``EventName``)
 ``flattened``       events flattened into ``event.<path>`` keys
+``aap_config``      saved KMS AAP API responses (configuration, for ``kf.aap_config``)
 ``rejects``         broken JSON (salvaged or rejected), empty objects, bare values
 ==================  ===============================================================
 """
 
-from . import actiontrail, flattened, kms, lookup, pascal, rejects, sentinel, sls
+from . import aap_config, actiontrail, flattened, kms, lookup, pascal, rejects, sentinel, sls
 from .registry import (
     Container,
     Envelope,
@@ -37,6 +38,7 @@ __all__ = [
     "Options",
     "Reject",
     "Source",
+    "aap_config",
     "actiontrail",
     "flattened",
     "get",
