@@ -46,7 +46,7 @@ def _part(source: str, n: int, paired: bool) -> pa.Table:
             "principal_id": encoded([f"3765123409876{i % 40:05d}" for i in range(n)]),
             "principal_name": encoded([f"role-{i % 40}" for i in range(n)])
             if source == "actiontrail"
-            else pa.nulls(n, pa.string()),
+            else pa.nulls(n, pa.string()).dictionary_encode(),
             "source_file": encoded([f"{source}.log"] * n),
             "source_record": pa.array(np.arange(n)),
             "call_id": pa.nulls(n, pa.int64()),

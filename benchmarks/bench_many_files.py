@@ -1,11 +1,13 @@
 """Benchmark kf.load on many small files, lenient and strict, with peak memory.
 
-Writes N one-record files (alternately an ActionTrail event as a JSON line and a
-KMS access-log record as a JSON array, so both readers are used) into a temporary
-folder, then loads the folder in a fresh process per mode and prints the wall
-time, the peak RSS and the RSS per file.
+Writes N one-record files into one temporary folder, then loads the folder in a
+fresh process per mode and prints the wall time, the peak RSS and the RSS per file.
+Layouts: ``lines`` (each file an ActionTrail event as a JSON line, the line
+reader's path) and ``mixed`` (every other file a KMS record in a JSON array, the
+fast array reader's path, in folders of 1,000).
 
-Usage: ``python benchmarks/bench_many_files.py [--files 10000] [--modes lenient strict]``
+Usage: ``python benchmarks/bench_many_files.py [--files 10000] [--modes lenient strict]
+[--layouts lines mixed]``
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ BASELINE = (
 )
 
 
-def write_files(folder: Path, count: int) -> None:
-    """Write ``count`` one-record files: odd ones KMS arrays, even ones ActionTrail lines."""
+def write_files(folder: Path, count: int, layout: str) -> None:
+    """Write ``count`` one-record files (``mixed``: odd ones KMS arrays, in subfolders)."""
     for i in range(count):
-        sub = folder / f"d{i // 1000:03d}"
+        sub = folder / f"d{i // 1000:03d}" if layout == "mixed" else folder
         sub.mkdir(exist_ok=True)
-        if i % 2:
+        if i % 2 and layout == "mixed":
             record = {
                 "request_id": f"many-{i:06d}",
                 "time": f"2026-07-01T{i % 24:02d}:00:{i % 60:02d}Z",
@@ -63,26 +65,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--modes", nargs="+", default=["lenient", "strict"])
+    parser.add_argument("--layouts", nargs="+", default=["lines", "mixed"])
     args = parser.parse_args()
     base = int(subprocess.run([sys.executable, "-c", BASELINE], capture_output=True, text=True,
                               check=True).stdout)  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        write_files(folder, args.files)
-        print(f"{args.files:,} one-record files; the package alone: {base / 2**20:.0f} MiB RSS")
-        for mode in args.modes:
-            out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(folder), mode],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            seconds, peak, events, files = float(out[0]), int(out[1]), int(out[2]), int(out[3])
-            print(
-                f"{mode:>8}: {seconds:6.1f} s, {files:,} files, {events:,} events, peak RSS "
-                f"{peak / 2**20:,.0f} MiB ({(peak - base) / files / 1024:,.1f} KiB a file "
-                "above the package)"
-            )
+    print(f"{args.files:,} one-record files; the package alone: {base / 2**20:.0f} MiB RSS")
+    for layout in args.layouts:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            write_files(folder, args.files, layout)
+            run(folder, layout, args.modes, base)
+
+
+def run(folder: Path, layout: str, modes: list[str], base: int) -> None:
+    """Load ``folder`` once per mode, each in a fresh process; print the figures."""
+    for mode in modes:
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(folder), mode],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        seconds, peak, events, files = float(out[0]), int(out[1]), int(out[2]), int(out[3])
+        print(
+            f"{layout:>6} {mode:>8}: {seconds:6.1f} s, {files:,} files, {events:,} events, "
+            f"peak RSS {peak / 2**20:,.0f} MiB "
+            f"({(peak - base) / files / 1024:,.1f} KiB a file above the package)"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ Examples
 True
 """
 
+import warnings
+
+import pandas
+
 from . import _version as _version
 from . import aap as aap
 from . import datasets as datasets
@@ -20,7 +24,7 @@ from . import synth as synth
 from ._version import __version__ as __version__
 from .aap import aap_config, aap_review
 from .case import Case
-from .detections import detect, evidence_rows, rules
+from .detections import detect, evidence_rows, incidents, list_rules
 from .detections.sigma import detect_sigma
 from .errors import (
     AmbiguousReferenceError,
@@ -52,6 +56,19 @@ from .plots import (
 )
 from .store import IngestReport, ingest
 from .timeline import timeline, usage
+
+
+def rules() -> pandas.DataFrame:
+    """List the rule pack (deprecated: use :func:`list_rules`; removed in the next release).
+
+    ``kf.rules`` shadowed the ``kmsforensics.detections.rules`` subpackage.
+    """
+    warnings.warn(
+        "kf.rules() is renamed kf.list_rules(); kf.rules will be removed in the next release",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return list_rules()
 
 
 def __getattr__(name: str) -> object:
@@ -95,7 +112,9 @@ __all__ = [
     "export_neighbourhood",
     "export_ocsf",
     "export_timeline",
+    "incidents",
     "ingest",
+    "list_rules",
     "load",
     "plot_activity",
     "plot_error_rate",

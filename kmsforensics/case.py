@@ -283,37 +283,11 @@ def with_nested_objects(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-#: Columns a node id of each kind is matched against by ``case.focus``.
-FOCUS_COLUMNS: dict[str, tuple[str, ...]] = {
-    "access-key": ("access_key_id",),
-    "client-key": ("access_key_id",),
-    "ram-user": ("principal_id",),
-    "ram-role": ("principal_id",),
-    "account": ("account_id",),
-    "key": ("key_id",),
-    "ip": ("client_ip",),
-    "kms-instance": ("instance_id",),
-    "service": ("principal_name",),
-}
-#: Columns a bare identifier is matched against.
-BARE_COLUMNS = (
-    "access_key_id",
-    "principal_id",
-    "principal_name",
-    "session_name",
-    "account_id",
-    "client_ip",
-    "key_id",
-    "secret_name",
-    "instance_id",
-    "resource_id",
-    "request_id",
-    "event_id",
-)
-
-
 def focus_mask(activity: pd.DataFrame, ref: str) -> pd.Series:
     """Tell which activity rows involve ``ref`` (a graph node id or a bare identifier).
+
+    The vocabulary is :mod:`kmsforensics.graph.nodes`'s, as for ``kf.timeline``; a
+    bare identifier names every row it is found in, whatever the column.
 
     Examples
     --------
@@ -324,29 +298,9 @@ def focus_mask(activity: pd.DataFrame, ref: str) -> pd.Series:
     >>> focus_mask(act, "u").tolist()
     [True, False]
     """
+    from .graph.nodes import rows_named  # the graph package imports this module
 
-    def equal(column: str, value: str) -> pd.Series:
-        if column not in activity.columns:
-            return pd.Series(False, index=activity.index)
-        return (activity[column] == value).fillna(False).astype(bool)
-
-    kind, sep, ident = ref.partition(":")
-    if sep and kind == "role-session":
-        role, _, session = ident.partition(":")
-        return equal("principal_id", role) & equal("session_name", session)
-    if sep and kind in ("aap", "secret"):
-        account, _, name = ident.partition("/")
-        column = "principal_id" if kind == "aap" else "secret_name"
-        return equal("account_id", account) & equal(column, name)
-    if sep and kind in FOCUS_COLUMNS:
-        mask = pd.Series(False, index=activity.index)
-        for column in FOCUS_COLUMNS[kind]:
-            mask |= equal(column, ident)
-        return mask
-    mask = pd.Series(False, index=activity.index)
-    for column in BARE_COLUMNS:
-        mask |= equal(column, ref)
-    return mask
+    return rows_named(activity, ref)
 
 
 def records_behind(

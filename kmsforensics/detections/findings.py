@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,9 +28,45 @@ from ..calls import CALL_COLUMN, count_calls, shared_rows
 from ..schema import FINDINGS_COLUMNS
 from .registry import SEVERITIES, Rule
 
-#: The findings frame: the contract columns, then ``actor`` and ``details``.
-COLUMNS: tuple[str, ...] = (*FINDINGS_COLUMNS, "actor", "details")
-LABEL_COLUMNS = ("entity", "actor", "summary", "severity", "details", "account_id")
+#: The findings frame: the contract columns, then ``actor``, ``details``, a stable
+#: ``finding_id``, and the lineage of the credential (``origin`` and ``lineage``: a dict of
+#: origin, role chain, account path and the source network; see :mod:`.lineage`).
+COLUMNS: tuple[str, ...] = (
+    *FINDINGS_COLUMNS,
+    "actor",
+    "details",
+    "finding_id",
+    "origin",
+    "lineage",
+)
+LABEL_COLUMNS = (
+    "entity",
+    "actor",
+    "summary",
+    "severity",
+    "details",
+    "account_id",
+    "origin",
+    "chain",
+    "account_path",
+    "network",
+)
+
+
+def finding_id(rule_id: str, entity: Any, evidence: Sequence[str]) -> str:
+    """Return a stable id for a finding: a hash of its rule, entity and evidence ids.
+
+    The same evidence gives the same id on every run and engine, whatever the order
+    the ids come in.
+
+    >>> finding_id("D01", "access-key:STS.x", ["b", "a"]) == finding_id("D01",
+    ...     "access-key:STS.x", ["a", "b"])
+    True
+    >>> finding_id("D01", "access-key:STS.x", ["a"])
+    'F-06aa3a522fafbf30'
+    """
+    text = "\x1f".join([rule_id, str(entity), *sorted(str(e) for e in evidence)])
+    return "F-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def empty_findings() -> pd.DataFrame:
@@ -205,17 +242,41 @@ def collect(rule: Rule, labelled: pd.DataFrame, window_start: pd.Timestamp | Non
         rank=("rank", "max"),
     )
     out["event_count"] = count_calls(frame, "incident")  # a call in both logs counts once
-    for name in ("entity", "actor", "summary", "details", "account_id"):
+    for name in ("entity", "actor", "summary", "details", "account_id", "origin"):
         out[name] = groups[name].agg(_first_present)
+    parts = pd.DataFrame(
+        {c: groups[c].agg(_first_present) for c in ("origin", "chain", "account_path", "network")}
+    )
+    out["lineage"] = pd.Series([_lineage(row) for _, row in parts.iterrows()], index=out.index)
     out["evidence"] = groups["evidence_id"].agg(_distinct_ids)
     out["severity"] = [SEVERITIES[int(r)] for r in out["rank"]]
     out["rule_id"] = rule.rule_id
     out["title"] = rule.title
     out["technique"] = rule.technique
     out["account_id"] = out["account_id"].astype(object)
+    out["finding_id"] = [
+        finding_id(rule.rule_id, e, ids)
+        for e, ids in zip(out["entity"], out["evidence"], strict=True)
+    ]
     if window_start is not None:
         out = out[out["last_seen"] >= window_start]
     return out.reset_index(drop=True)[list(COLUMNS)]
+
+
+def _lineage(row: pd.Series) -> dict[str, Any] | None:
+    """Return the lineage dict of a finding from its first row's origin, chain and accounts."""
+    if not isinstance(row["origin"], str):
+        return None
+
+    def parts(value: Any) -> list[str]:
+        return str(value).split(" > ") if isinstance(value, str) and value else []
+
+    return {
+        "origin": row["origin"],
+        "chain": parts(row["chain"]),
+        "accounts": parts(row["account_path"]),
+        "network": row["network"] if isinstance(row["network"], str) else None,
+    }
 
 
 def _distinct_ids(ids: pd.Series) -> tuple[str, ...]:

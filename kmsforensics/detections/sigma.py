@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..case import Case
-from .findings import COLUMNS, bursts, empty_findings
+from .findings import COLUMNS, bursts, empty_findings, finding_id
 
 #: The example rules shipped with the package.
 EXAMPLES = Path(__file__).parent / "sigma_rules"
@@ -393,6 +393,9 @@ def _findings(
     out["details"] = pd.Series(
         [{"sigma_level": rule.get("level")} for _ in range(len(out))], index=out.index, dtype=object
     )
+    out["finding_id"] = [finding_id(f"sigma:{rule.get('id')}", None, e) for e in out["evidence"]]
+    out["origin"] = None
+    out["lineage"] = None
     out["first_seen"] = pd.to_datetime(out["first_seen"], utc=True)
     out["last_seen"] = pd.to_datetime(out["last_seen"], utc=True)
     out["event_count"] = out["event_count"].astype(np.int64)

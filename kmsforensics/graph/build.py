@@ -31,39 +31,12 @@ import pandas as pd
 
 from ..calls import repeated_calls
 from ..case import Case
+from .nodes import NODE_KINDS, RELATION_KINDS, relation_reads
 
-#: Relations and the kinds they join.
-RELATIONS: dict[str, str] = {
-    "owns": "account -> ram-user / ram-role / aap / kms-instance",
-    "has-key": "ram-user / account -> access-key; aap -> client-key",
-    "assumed": "ram-user / role-session / service / account -> role-session",
-    "of-role": "role-session -> ram-role",
-    "issued": "role-session -> access-key (STS)",
-    "called": "access-key / client-key -> key / secret",
-    "source-of": "ip -> access-key / client-key",
-    "hosts": "kms-instance -> key / secret",
-    "encrypted-by": "secret -> key",
-    "has-version": "key -> key-version",
-    "allowed": "aap -> key / secret (what its policies allowed, kf.aap_config)",
-}
+#: Relations and the kinds they join (declared in :mod:`.nodes`).
+RELATIONS: dict[str, str] = {r.name: r.joins for r in RELATION_KINDS}
 #: The columns the build reads from each frame (the dask engine reads no others).
-READS: dict[str, list[str]] = {
-    "activity": [
-        "time", "success", "action", "account_id", "identity_type", "principal_id",
-        "principal_name", "session_name", "access_key_id", "client_ip", "key_id",
-        "secret_name", "call_id",
-    ],
-    "kms": [
-        "time", "api_name", "instance_id", "key_id", "secret_name", "account_id",
-        "key_version_id", "user_id",
-    ],
-    "actiontrail": [
-        "eventTime", "eventName", "errorCode", "accountId", "roleId", "roleName",
-        "sessionName", "targetRoleAccountId", "targetRoleId", "targetRoleName",
-        "targetSessionName", "issuedAccessKeyId", "userIdentity.type",
-        "userIdentity.principalId", "userIdentity.userName",
-    ],
-}  # fmt: skip
+READS: dict[str, list[str]] = relation_reads()
 EDGE_COLUMNS = [
     "src",
     "dst",
@@ -287,16 +260,23 @@ class _Parts:
         out = []
         users = self.group(self.rows("principal", "key", type="ram-user"), ["principal", "key"])
         users = users[~users.key.astype(str).str.startswith("STS.")]
-        out.append(_edges(users, "ram-user:" + _s(users.principal), _key(users.key), "has-key"))
+        out.append(
+            _edges(
+                users,
+                _node("ram-user", users.principal),
+                _key(users.key),
+                "has-key",
+            )
+        )
         roots = self.group(self.rows("account", "key", type="account"), ["account", "key"])
-        out.append(_edges(roots, "account:" + _s(roots.account), _key(roots.key), "has-key"))
+        out.append(_edges(roots, _node("account", roots.account), _key(roots.key), "has-key"))
         aaps = self.group(
             self.rows("account", "principal", "key", type="aap"), ["account", "principal", "key"]
         )
         out.append(
             _edges(
                 aaps,
-                "aap:" + _s(aaps.account) + "/" + _s(aaps.principal),
+                _node("aap", aaps.account, aaps.principal),
                 _key(aaps.key),
                 "has-key",
             )
@@ -308,7 +288,7 @@ class _Parts:
         out.append(
             _edges(
                 sessions,
-                "role-session:" + _s(sessions.principal) + ":" + _s(sessions.session),
+                _node("role-session", sessions.principal, sessions.session),
                 _key(sessions.key),
                 "issued",
             )
@@ -321,22 +301,22 @@ class _Parts:
             target = (
                 kind + ":" + _s(owned.principal)
                 if kind == "ram-user"
-                else "aap:" + _s(owned.account) + "/" + _s(owned.principal)
+                else _node("aap", owned.account, owned.principal)
             )
-            out.append(_edges(owned, "account:" + _s(owned.account), target, "owns"))
+            out.append(_edges(owned, _node("account", owned.account), target, "owns"))
         keys = self.group(self.rows("key", "key_id"), ["key", "key_id"])
-        out.append(_edges(keys, _key(keys.key), "key:" + _s(keys.key_id), "called"))
+        out.append(_edges(keys, _key(keys.key), _node("key", keys.key_id), "called"))
         secrets = self.group(self.rows("key", "secret", "account"), ["key", "account", "secret"])
         out.append(
             _edges(
                 secrets,
                 _key(secrets.key),
-                "secret:" + _s(secrets.account) + "/" + _s(secrets.secret),
+                _node("secret", secrets.account, secrets.secret),
                 "called",
             )
         )
         sources = self.group(self.rows("key", "ip"), ["ip", "key"])
-        out.append(_edges(sources, "ip:" + _s(sources.ip), _key(sources.key), "source-of"))
+        out.append(_edges(sources, _node("ip", sources.ip), _key(sources.key), "source-of"))
         return [*out, *self._sessions(), *self._kms_structure()]
 
     # -- roles and sessions (ActionTrail) -----------------------------------------------------
@@ -374,10 +354,10 @@ class _Parts:
             index=grouped.index,
             dtype=object,
         )
-        session = "role-session:" + _s(grouped.role) + ":" + _s(grouped.session)
+        session = _node("role-session", grouped.role, grouped.session)
         out = [
             _edges(grouped, session, roles, "of-role"),
-            _edges(grouped, "account:" + _s(grouped.account), roles, "owns"),
+            _edges(grouped, _node("account", grouped.account), roles, "owns"),
         ]
         assume = at[
             at.eventName.astype(str).str.startswith("AssumeRole") & at.targetSessionName.notna()
@@ -432,7 +412,7 @@ class _Parts:
                 cross_account=assumed.cross_account,
             ),
             _edges(of_role, of_role.target, of_role.role, "of-role"),
-            _edges(issued, issued.target, "access-key:" + _s(issued.issued), "issued"),
+            _edges(issued, issued.target, _node("access-key", issued.issued), "issued"),
         ]
 
     def _callers(self, at: pd.DataFrame) -> list[str | None]:
@@ -447,13 +427,13 @@ class _Parts:
             strict=True,
         ):
             if kind == "ram-user" and isinstance(principal, str):
-                out.append(f"ram-user:{principal}")
+                out.append(NODE_KINDS["ram-user"].node_id(principal))
             elif kind == "assumed-role" and isinstance(role, str) and isinstance(session, str):
-                out.append(f"role-session:{role}:{session}")
+                out.append(NODE_KINDS["role-session"].node_id(role, session))
             elif kind == "system" and isinstance(user, str):
-                out.append(f"service:{user}")
+                out.append(NODE_KINDS["service"].node_id(user))
             elif kind in ("root-account", "alibaba-cloud-account") and isinstance(account, str):
-                out.append(f"account:{account}")
+                out.append(NODE_KINDS["account"].node_id(account))
             else:
                 out.append(None)
         return out
@@ -493,29 +473,37 @@ class _Parts:
         encrypted = self.group(present("account", "secret", "key"), ["account", "secret", "key"])
         versions = self.group(present("key", "version"), ["key", "version"])
         owned = self.group(present("owner", "instance"), ["owner", "instance"])
-        secret_id = "secret:" + _s(hosts_secret.account) + "/" + _s(hosts_secret.secret)
+        secret_id = _node("secret", hosts_secret.account, hosts_secret.secret)
         return [
             _edges(
                 hosts_key,
-                "kms-instance:" + _s(hosts_key.instance),
-                "key:" + _s(hosts_key.key),
+                _node("kms-instance", hosts_key.instance),
+                _node("key", hosts_key.key),
                 "hosts",
             ),
-            _edges(hosts_secret, "kms-instance:" + _s(hosts_secret.instance), secret_id, "hosts"),
+            _edges(
+                hosts_secret,
+                _node("kms-instance", hosts_secret.instance),
+                secret_id,
+                "hosts",
+            ),
             _edges(
                 encrypted,
-                "secret:" + _s(encrypted.account) + "/" + _s(encrypted.secret),
-                "key:" + _s(encrypted.key),
+                _node("secret", encrypted.account, encrypted.secret),
+                _node("key", encrypted.key),
                 "encrypted-by",
             ),
             _edges(
                 versions,
-                "key:" + _s(versions.key),
+                _node("key", versions.key),
                 "key-version:" + _s(versions.version),
                 "has-version",
             ),
             _edges(
-                owned, "account:" + _s(owned.owner), "kms-instance:" + _s(owned.instance), "owns"
+                owned,
+                _node("account", owned.owner),
+                _node("kms-instance", owned.instance),
+                "owns",
             ),
         ]
 
@@ -526,7 +514,10 @@ class _Parts:
         users = self.group(self.rows("principal", "name", type="ram-user"), ["principal", "name"])
         pairs = {
             "users": pd.DataFrame(
-                {"node": "ram-user:" + _s(users.principal), "name": _s(users.name)}
+                {
+                    "node": _node("ram-user", users.principal),
+                    "name": _s(users.name),
+                }
             )
         }
         at = self.at
@@ -540,7 +531,10 @@ class _Parts:
                 else pd.DataFrame(columns=columns)
             )
             pairs[kind] = pd.DataFrame(
-                {"node": "ram-role:" + found[columns[0]], "name": found[columns[1]]}
+                {
+                    "node": NODE_KINDS["ram-role"].prefix + found[columns[0]],
+                    "name": found[columns[1]],
+                }
             )
         return pairs
 
@@ -564,6 +558,11 @@ def _nodes(edges: pd.DataFrame, names: dict[str, str]) -> list[tuple[str, dict[s
     return out
 
 
+def _node(kind: str, *columns: pd.Series) -> pd.Series:
+    """Node ids of ``kind`` (:mod:`.nodes`) from columns of values."""
+    return NODE_KINDS[kind].ids(*(_s(c) for c in columns))
+
+
 def _s(values: pd.Series) -> pd.Series:
     """Text of a (possibly categorical) column, for building node ids."""
     return values.astype(str)
@@ -571,7 +570,11 @@ def _s(values: pd.Series) -> pd.Series:
 
 def _key(values: pd.Series) -> pd.Series:
     text = values.astype(str)
-    prefix = np.where(text.str.startswith("KAAP.").to_numpy(), "client-key:", "access-key:")
+    prefix = np.where(
+        text.str.startswith("KAAP.").to_numpy(),
+        NODE_KINDS["client-key"].prefix,
+        NODE_KINDS["access-key"].prefix,
+    )
     return pd.Series(prefix, index=values.index, dtype=object) + text
 
 

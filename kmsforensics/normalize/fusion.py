@@ -104,7 +104,8 @@ _GATEWAY = {k.lower(): v.lower() for k, v in GATEWAY_API_NAMES.items()}
 def row_ids(table: pa.Table) -> np.ndarray:
     """Return a 63-bit id of each activity row from its provenance and its own id.
 
-    Hashed from ``source``, ``source_file``, ``source_record``, ``time`` and the row's
+    Hashed from ``source``, ``source_file``, ``source_record`` and ``time``, and, for
+    rows that these do not tell apart (the events of one LookupEvents page), the row's
     evidence id (``event_id``, else ``request_id``): deterministic (the same evidence
     gives the same ids on every machine, in any order, whichever batch or store
     partition the row was loaded in), so ids stay distinct when cases are read
@@ -124,16 +125,18 @@ def row_ids(table: pa.Table) -> np.ndarray:
     for name in ("source", "source_file", "source_record", "time"):
         if name in table.column_names:
             h = (h * _MIX) ^ _hash_column(table.column(name))
-    evidence = [
-        blank_to_null(text(table.column(c).combine_chunks()).cast(pa.string()))
-        for c in ("event_id", "request_id")
-        if c in table.column_names
-    ]
-    if evidence:
-        ids = pc.coalesce(*evidence) if len(evidence) > 1 else evidence[0]
-        h = (h * _MIX) ^ pd.util.hash_array(
-            np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
-        )
+    same = pd.Series(h).duplicated(keep=False).to_numpy()  # several rows of one record
+    if same.any():
+        rows = pa.array(np.flatnonzero(same))
+        evidence = [
+            blank_to_null(text(table.column(c).take(rows).combine_chunks()).cast(pa.string()))
+            for c in ("event_id", "request_id")
+            if c in table.column_names
+        ]
+        if evidence:
+            ids = pc.coalesce(*evidence) if len(evidence) > 1 else evidence[0]
+            words = np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
+            h[same] = (h[same] * _MIX) ^ pd.util.hash_array(words)
     return np.asarray(pd.util.hash_array(h) & _MASK63, dtype=np.int64)
 
 
@@ -237,73 +240,57 @@ def pair_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row numbers ``(kms, actiontrail)`` of the pairs that are one call.
 
-    Only ActionTrail rows of the KMS service can pair. Text columns are compared as
-    dictionary codes, so the work grows with the candidate rows, not their strings.
-    Ties in time are broken by the rows' own ids (``own``, :func:`row_ids`).
+    Only ActionTrail rows of the KMS service can pair. Request ids are dictionary-encoded
+    once; candidates, the join and the comparisons then work on integer codes, so the
+    work grows with the rows, not with their strings. A request id on more than
+    :data:`MAX_ROWS_PER_REQUEST` rows of one log pairs nothing. Ties in time are broken
+    by the rows' own ids (``own``, :func:`row_ids`).
     """
-    own = row_ids(table) if own is None else own
     none = (np.array([], dtype=np.int64), np.array([], dtype=np.int64))
     if not table.num_rows or any(c not in table.column_names for c in PAIR_COLUMNS):
         return none
-    source = text(table.column("source").combine_chunks())
-    request = blank_to_null(text(table.column("request_id").combine_chunks()))
-    is_kms = pc.fill_null(pc.equal(source, "kms"), False)
-    is_at = pc.fill_null(pc.equal(source, "actiontrail"), False)
+    source, sources = _codes(table.column("source"))
+    is_kms = np.isin(source, _positions(sources, "kms"))
+    is_at = np.isin(source, _positions(sources, "actiontrail"))
     if "service" in table.column_names:
-        service = text(table.column("service").combine_chunks())
-        is_at = pc.and_(is_at, pc.fill_null(pc.equal(service, "kms"), False))
-    at_ids = pc.drop_null(pc.filter(request, is_at))
-    if not len(at_ids):
+        service, services = _codes(table.column("service"))
+        is_at &= np.isin(service, _positions(services, "kms"))
+    if not is_kms.any() or not is_at.any():
         return none
-    kms_candidate = pc.and_(is_kms, pc.fill_null(pc.is_in(request, value_set=at_ids), False))
-    kms_ids = pc.drop_null(pc.filter(request, kms_candidate))
-    if not len(kms_ids):
+    request, requests = _codes(table.column("request_id"))
+    size = len(requests) + 1  # the last slot counts the rows without a request id
+    request = np.where(request < 0, size - 1, request)
+    on_kms = np.bincount(request[is_kms], minlength=size)
+    on_at = np.bincount(request[is_at], minlength=size)
+    usable = (on_kms > 0) & (on_at > 0)
+    usable &= (on_kms <= MAX_ROWS_PER_REQUEST) & (on_at <= MAX_ROWS_PER_REQUEST)
+    usable[-1] = False
+    candidate = (is_kms | is_at) & usable[request]
+    if not candidate.any():
         return none
-    at_candidate = pc.and_(is_at, pc.fill_null(pc.is_in(request, value_set=kms_ids), False))
-    rows = pc.indices_nonzero(pc.or_(kms_candidate, at_candidate)).to_numpy()
+    rows = np.flatnonzero(candidate)
+    own = row_ids(table) if own is None else own
     sub = table.select(list(PAIR_COLUMNS)).take(pa.array(rows))
     operations = _operation_groups(sub.column("action"))
     resources = _shared_codes([sub.column(c) for c in _RESOURCES])
-    frame = pa.table(
+    frame = pd.DataFrame(
         {
-            "request": text(sub.column("request_id").combine_chunks()),
-            "row": pa.array(rows, pa.int64()),
-            "own": pa.array(own[rows], pa.int64()),
-            "kms": pc.take(kms_candidate, pa.array(rows)),
-            "time": pa.array(_nanoseconds(sub.column("time"))),
-            "op": pa.array(operations[0]),
-            "gateway": pa.array(operations[1]),
-            "key": pa.array(_codes(sub.column("access_key_id"))[0]),
-            **{f"r{i}": pa.array(codes) for i, codes in enumerate(resources)},
+            "request": request[rows],
+            "row": rows,
+            "own": own[rows],
+            "time": _nanoseconds(sub.column("time")),
+            "op": operations[0],
+            "gateway": operations[1],
+            "key": _codes(sub.column("access_key_id"))[0],
+            **{f"r{i}": codes for i, codes in enumerate(resources)},
         }
     )
-    left = _unflooded(frame.filter(frame.column("kms")).drop_columns(["kms"]))
-    right = _unflooded(frame.filter(pc.invert(frame.column("kms"))).drop_columns(["kms"]))
-    joined = left.join(
-        right, keys="request", join_type="inner", left_suffix="_k", right_suffix="_a"
-    )
-    if not joined.num_rows:
+    kms = is_kms[rows]
+    joined = frame[kms].merge(frame[~kms], on="request", suffixes=("_k", "_a"))
+    if not len(joined):
         return none
-    pairs = {
-        name: joined.column(name).to_numpy() for name in joined.column_names if name != "request"
-    }
+    pairs = {name: joined[name].to_numpy() for name in joined.columns if name != "request"}
     return _one_to_one(pairs, _compatible(pairs, seconds))
-
-
-def _unflooded(rows: pa.Table) -> pa.Table:
-    """Drop the rows of request ids repeated more than :data:`MAX_ROWS_PER_REQUEST` times.
-
-    Such an id is no id: its rows are calls of their own, and the join stays small
-    however many rows a log repeats it on.
-    """
-    counts = pc.value_counts(rows.column("request"))
-    many = pc.filter(
-        pc.struct_field(counts, "values"),
-        pc.greater(pc.struct_field(counts, "counts"), MAX_ROWS_PER_REQUEST),
-    )
-    if not len(many):
-        return rows
-    return rows.filter(pc.invert(pc.is_in(rows.column("request"), value_set=many)))
 
 
 def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:

@@ -7,6 +7,7 @@ events and the configuration exports among the evidence), computed once per run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -17,7 +18,7 @@ from ... import aap
 from ...aap.values import grants, inside, needed_permission
 from ..context import Context
 from ..findings import bursts, label
-from ..registry import rule
+from ..registry import Params, rule
 from .common import from_actiontrail, from_kms_log, names, single_events
 
 _RUNS: WeakKeyDictionary[Context, tuple[aap.Configuration, pd.DataFrame]] = WeakKeyDictionary()
@@ -89,6 +90,13 @@ def aap_outside_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class AapBroadenedParams(Params):
+    """D32's parameters."""
+
+    within_hours: int = 24
+
+
 @rule(
     "D32",
     "AAP broadened, then new use of what it newly allowed",
@@ -96,7 +104,7 @@ def aap_outside_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1098.001, T1555.006",
     kind="correlation",
     sources=("actiontrail", "kms"),
-    within_hours=24,
+    params=AapBroadenedParams,
 )
 def aap_broadened_then_used(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """D08 with the use attached: an AAP change that widened it, then calls it enabled.
@@ -179,6 +187,13 @@ def _enabled(
     return hits[~hits["resource"].isin(before["resource"])], "on resources not used before"
 
 
+@dataclass(frozen=True)
+class KeyAfterDeletionParams(Params):
+    """D33's parameters."""
+
+    grace_minutes: int = 5
+
+
 @rule(
     "D33",
     "AAP client key used after its deletion",
@@ -186,7 +201,7 @@ def _enabled(
     technique="T1078.004",
     kind="correlation",
     sources=("actiontrail", "kms"),
-    grace_minutes=5,
+    params=KeyAfterDeletionParams,
 )
 def client_key_after_deletion(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     """Successful calls with a client key later than ``DeleteClientKey`` deleted it.

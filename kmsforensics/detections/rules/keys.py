@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..registry import rule
+from ..registry import Params, rule
 from .common import (
     AAP_CHANGES,
     KEY_DESTRUCTION,
@@ -21,6 +22,7 @@ from .common import (
     single_events,
     who_from,
 )
+from .facets import admin, key_failures
 
 
 def _key_node(ctx: Context) -> pd.Series:
@@ -56,6 +58,13 @@ def _failures_after(ctx: Context, keys: pd.Series, since: pd.Series, hours: floa
     return out
 
 
+@dataclass(frozen=True)
+class KeyDeletionParams(Params):
+    """D04's parameters."""
+
+    impact_hours: int = 24
+
+
 @rule(
     "D04",
     "Key deletion scheduled or key material deleted",
@@ -63,9 +72,9 @@ def _failures_after(ctx: Context, keys: pd.Series, since: pd.Series, hours: floa
     technique="T1485",
     kind="single-event",
     sources=("actiontrail", "kms"),
-    impact_hours=24,
+    params=KeyDeletionParams,
 )
-def key_deletion(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def key_deletion(ctx: Context, p: KeyDeletionParams) -> pd.DataFrame:
     """ScheduleKeyDeletion or DeleteKeyMaterial, with the failures they cause.
 
     One finding per key and actor. The summary gives the pending window
@@ -103,6 +112,13 @@ def key_deletion(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     return single_events(ctx, mask, entity, summary)
 
 
+@dataclass(frozen=True)
+class KeyDisabledParams(Params):
+    """D05's parameters."""
+
+    impact_hours: int = 24
+
+
 @rule(
     "D05",
     "Key disabled or deletion protection removed",
@@ -110,9 +126,9 @@ def key_deletion(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1485, T1489",
     kind="single-event",
     sources=("actiontrail", "kms"),
-    impact_hours=24,
+    params=KeyDisabledParams,
 )
-def key_disabled(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def key_disabled(ctx: Context, p: KeyDisabledParams) -> pd.DataFrame:
     """DisableKey, or SetDeletionProtection turning protection off, and the impact.
 
     The summary counts the failed KMS-log calls (``Rejected.Disabled`` and the like) on
@@ -165,7 +181,7 @@ def key_disabled(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     kind="single-event",
     sources=("actiontrail",),
 )
-def external_material(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def external_material(ctx: Context, p: Params) -> pd.DataFrame:
     """GetParametersForImport / ImportKeyMaterial, or CreateKey with Origin EXTERNAL.
 
     Reads
@@ -217,7 +233,7 @@ def _foreign_principals(policy: Any, own: set[str]) -> list[str]:
     kind="single-event",
     sources=("actiontrail",),
 )
-def policy_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def policy_changed(ctx: Context, p: Params) -> pd.DataFrame:
     """SetKeyPolicy / SetSecretPolicy; high when the policy grants a foreign account or ``*``.
 
     Reads
@@ -261,7 +277,7 @@ _WIDE = ("0.0.0.0/0", "::/0", "key/*", "secret/*", '"*"')
     kind="single-event",
     sources=("actiontrail",),
 )
-def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def aap_changed(ctx: Context, p: Params) -> pd.DataFrame:
     """Changes to application access points, their policies, network rules, client keys.
 
     High when the change widens access: a network rule to ``0.0.0.0/0``, a policy's
@@ -332,7 +348,7 @@ def _bound_aap(ctx: Context, rows: pd.DataFrame, target: pd.Series) -> pd.Series
     kind="single-event",
     sources=("actiontrail",),
 )
-def secret_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def secret_tampering(ctx: Context, p: Params) -> pd.DataFrame:
     """DeleteSecret, PutSecretValue, stage moves and rotation changes by people.
 
     High when ``ForceDeleteWithoutRecovery`` is true. Service identities (managed
@@ -362,3 +378,23 @@ def secret_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         lambda g: f"{names(g['action'])} on {names(g['secret_name'])} by {who_from(g)}",
         severity=severity,
     )
+
+
+# -- the dask facets: which rows each rule reads, day by day ----------------------------
+
+
+@key_deletion.select
+def _destruction(ctx: Context, p: Params) -> pd.Series:
+    return admin(*KEY_DESTRUCTION)(ctx, p) | key_failures(ctx, p["impact_hours"])
+
+
+@key_disabled.select
+def _disabling(ctx: Context, p: Params) -> pd.Series:
+    disabling = admin("DisableKey", "SetDeletionProtection")(ctx, p)
+    return disabling | key_failures(ctx, p["impact_hours"])
+
+
+external_material.select(admin("GetParametersForImport", "ImportKeyMaterial", "CreateKey"))
+policy_changed.select(admin(*KEY_POLICY))
+aap_changed.select(admin(*AAP_CHANGES))
+secret_tampering.select(admin(*SECRET_TAMPERING))
