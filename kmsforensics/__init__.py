@@ -13,6 +13,7 @@ import pandas
 
 from . import _version as _version
 from . import aap as aap
+from . import dask_engine as _dask_engine  # noqa: F401 - registers engine="dask"
 from . import datasets as datasets
 from . import detections as detections
 from . import export as export
@@ -36,6 +37,8 @@ from .errors import (
     LogParseError,
     ParseWarning,
     StoreError,
+    StoreIntegrityError,
+    StoreLockedError,
     TemplateNotFoundError,
     UnknownFormatError,
     UnknownReferenceError,
@@ -54,7 +57,7 @@ from .plots import (
     plot_swimlanes,
     plot_top,
 )
-from .store import IngestReport, ingest
+from .store import IngestReport, ingest, open
 from .timeline import timeline, usage
 
 
@@ -94,6 +97,8 @@ __all__ = [
     "LogParseError",
     "ParseWarning",
     "StoreError",
+    "StoreIntegrityError",
+    "StoreLockedError",
     "TemplateNotFoundError",
     "UnknownFormatError",
     "UnknownReferenceError",
@@ -116,6 +121,7 @@ __all__ = [
     "ingest",
     "list_rules",
     "load",
+    "open",
     "plot_activity",
     "plot_error_rate",
     "plot_graph",

@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         default=256,
         help="decompressed evidence parsed at a time (memory follows it)",
     )
+    ing.add_argument(
+        "--wait",
+        type=float,
+        default=600.0,
+        help="seconds to wait for another ingest writing to the same store",
+    )
     ing.add_argument("--json", action="store_true", help="print what was done as JSON")
     ing.set_defaults(run=_ingest)
     gen = commands.add_parser("synth", help="generate synthetic evidence (normal activity)")
@@ -126,9 +132,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> int:
-    case = load(
-        *args.evidence, strict=args.strict, max_bytes=args.max_bytes, progress=sys.stderr.isatty()
-    )
+    from .store import is_store
+    from .store import open as open_store
+
+    if len(args.evidence) == 1 and is_store(args.evidence[0]):
+        case = open_store(args.evidence[0])
+    else:
+        case = load(
+            *args.evidence,
+            strict=args.strict,
+            max_bytes=args.max_bytes,
+            progress=sys.stderr.isatty(),
+        )
     summary = case.summary()
     if args.json:
         summary["start"] = summary["start"].isoformat() if summary["start"] is not None else None
@@ -157,6 +172,7 @@ def _ingest(args: argparse.Namespace) -> int:
         strict=args.strict,
         batch_bytes=args.batch_mb * 1024 * 1024,
         progress=sys.stderr.isatty(),
+        wait=args.wait,
     )
     if args.json:
         say(json.dumps(asdict(report), indent=2))

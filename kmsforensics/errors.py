@@ -12,6 +12,8 @@ does not know this package)::
     ├── UnsafeArchiveError ............ [ValueError] an archive cannot be read safely
     │   └── DecompressionLimitError ... a file expands past max_bytes
     ├── StoreError .................... [ValueError] a case store cannot be used
+    │   ├── StoreLockedError .......... another ingest is writing it (names the holder)
+    │   └── StoreIntegrityError ....... a file missing, changed or unreadable; a damaged store
     ├── DatasetNotFoundError .......... [FileNotFoundError] no curated dataset here
     ├── TemplateNotFoundError ......... [FileNotFoundError] no such report template
     ├── UnknownRuleError .............. [KeyError] no such rule or rule parameter
@@ -142,6 +144,57 @@ class DecompressionLimitError(UnsafeArchiveError):
 
 class StoreError(KmsForensicsError, ValueError):
     """A case store that cannot be opened or written (names the folder and what to do)."""
+
+
+class StoreLockedError(StoreError):
+    """Another ingest is writing to the case store (only one writer at a time).
+
+    Attributes
+    ----------
+    store : str
+        The case store folder.
+    holder : dict
+        Who holds the lock, as it wrote itself down: ``pid``, ``host``, ``since``
+        (UTC, ISO 8601) and ``command``; empty when it could not be read.
+    """
+
+    def __init__(self, store: str, holder: dict[str, object], waited: float) -> None:
+        self.store = store
+        self.holder = holder
+        who = (
+            f"process {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+            if holder
+            else "another process (it has not written its name yet)"
+        )
+        super().__init__(
+            f"{store}: the case store is being written by {who}; waited {waited:g} s. "
+            "Let that ingest finish and run this one again (or pass a longer wait=); "
+            "one store takes one writer at a time"
+        )
+
+
+class StoreIntegrityError(StoreError):
+    """A file of a case store is missing, changed or unreadable, or a store is damaged.
+
+    Attributes
+    ----------
+    path : str
+        The file (or folder) at fault.
+    problem : str
+        What is wrong with it.
+    """
+
+    def __init__(self, path: str, problem: str, advice: str | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(
+            f"{path}: {problem}. "
+            + (
+                advice
+                or "The case store no longer holds what was ingested: restore the file "
+                "from a copy, or ingest the evidence again into a new folder"
+            )
+        )
 
 
 class DatasetNotFoundError(KmsForensicsError, FileNotFoundError):

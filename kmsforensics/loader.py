@@ -19,9 +19,10 @@ import hashlib
 import os
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -37,7 +38,6 @@ from .errors import (
     KmsForensicsError,
     LogParseError,
     ParseWarning,
-    StoreError,
     UnknownFormatError,
     UnreadableEvidenceError,
 )
@@ -69,7 +69,6 @@ from .normalize import (
 )
 from .normalize.values import compact_table, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
-from .store import is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
@@ -102,6 +101,13 @@ class Prepared:
     archive: bool = False
     damage: str | None = None
     estimate: int = 0
+
+
+#: Openers tried by :func:`load` before it reads evidence: each takes the sources and
+#: the options and returns a Case, or None when the sources are not its kind. The case
+#: store registers one for its folders (``kf.load(CASE_DIR)``, kept one release), the
+#: dask engine one for ``engine="dask"``; the loader imports neither.
+OPENERS: list[Callable[[Sequence[str | os.PathLike[str]], dict[str, Any]], Case | None]] = []
 
 
 @dataclass
@@ -145,9 +151,11 @@ def load(
     engine : {"pandas", "dask"}, default "pandas"
         ``"dask"``: the frames are dask DataFrames, one partition per day, computed on
         the active ``dask.distributed`` Client (or a local cluster). Evidence is first
-        ingested into a case store (a temporary one unless a store is given).
+        ingested into a temporary case store.
     columns : list of str, optional
         On a case store: read only these columns (with time, source and provenance).
+        A case store given to ``kf.load`` is opened for one more release, with a
+        ``FutureWarning``: use :func:`kmsforensics.open`.
 
     Returns
     -------
@@ -163,32 +171,56 @@ def load(
         raise ValueError("kf.load needs at least one file, folder or glob")
     if engine not in ("pandas", "dask"):
         raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
-    if any(is_store(s) for s in sources):
-        if len(sources) > 1:
-            raise StoreError(
-                "kf.load opens one case store at a time, without other evidence; add "
-                "evidence to a store with kf.ingest(EVIDENCE..., out=CASE_DIR)"
-            )
-        if engine == "dask":
-            from .dask_engine import open_dask
-
-            return open_dask(sources[0], columns)
-        return open_store(sources[0], columns)
-    if engine == "dask":
-        from .dask_engine import load_dask
-
-        return load_dask(
-            sources, strict=strict, progress=progress, max_bytes=max_bytes, column_map=column_map
-        )
+    options = {"strict": strict, "progress": progress, "max_bytes": max_bytes,
+               "column_map": column_map, "engine": engine, "columns": columns}  # fmt: skip
+    for opener in OPENERS:  # a case store, or another engine, before reading evidence
+        opened = opener(sources, options)
+        if opened is not None:
+            return opened
+    if engine != "pandas":
+        raise ValueError(f"engine={engine!r} is not available (is its module installed?)")
     if columns is not None:
         raise ValueError("columns= applies to a case store (kf.load(CASE_DIR, columns=...))")
+    return _load(sources, strict, progress, max_bytes, column_map, workers, {})
+
+
+def load_hashed(
+    files: dict[str, str],
+    *,
+    strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    column_map: dict[str, str] | None = None,
+) -> Case:
+    """Load files whose SHA-256 the caller has computed already (``kf.ingest``'s entry point).
+
+    Parameters
+    ----------
+    files : dict
+        File path -> SHA-256 of its bytes; each file is read once and not hashed again.
+    strict, max_bytes, column_map
+        As for :func:`load`.
+    """
+    return _load(list(files), strict, False, max_bytes, column_map, None, files)
+
+
+def _load(
+    sources: Sequence[str | os.PathLike[str]],
+    strict: bool,
+    progress: bool,
+    max_bytes: int,
+    column_map: dict[str, str] | None,
+    workers: int | None,
+    known: dict[str, str],
+) -> Case:
     workers = workers or os.cpu_count() or 1
     files = discover(sources)
     issues = IssueLog()  # a strict load raises the first problem of each batch itself
     con = duckdb.connect(config={"threads": workers, "autoinstall_known_extensions": False})
     con.execute("SET enable_progress_bar = false")
     try:
-        return _Loader(con, issues, strict, max_bytes, column_map, workers).run(files, progress)
+        loader = _Loader(con, issues, strict, max_bytes, column_map, workers)
+        loader.known_sha256 = known
+        return loader.run(files, progress)
     finally:
         con.close()
 
@@ -209,6 +241,7 @@ class _Loader:
         self.max_bytes = max_bytes
         self.column_map = column_map
         self.workers = workers
+        self.known_sha256: dict[str, str] = {}  # path -> SHA-256 computed by the caller
         self.extractor = Extractor(con, issues)
         self.kms: list[pa.Table] = []
         self.actiontrail: list[pa.Table] = []
@@ -284,7 +317,7 @@ class _Loader:
             raw = ef.raw_bytes(self.max_bytes)
         except UnreadableEvidenceError as exc:
             return self._not_read(item, exc.reason)
-        item.sha256 = hashlib.sha256(raw).hexdigest()
+        item.sha256 = self.known_sha256.get(ef.display) or hashlib.sha256(raw).hexdigest()
         item.size = len(raw)
         if raw[:4] in (ZIP_MAGIC, ZIP_EMPTY_MAGIC):
             item.archive = True

@@ -362,7 +362,8 @@ def test_store_links_calls_across_ingest_batches(
         warnings.simplefilter("ignore")
         report = kf.ingest(evidence, out=out, progress=False, batch_bytes=1)
     assert len(report.batches) == 2
-    stored = _load(out)
+    assert list(out.glob("activity/*/*.fused-*.parquet"))  # rewritten under new names
+    stored = kf.open(out, verify=True)  # and committed with their sizes and hashes
     left = stored.activity.sort_values(["source", "source_record"]).reset_index(drop=True)
     right = case.activity.sort_values(["source", "source_record"]).reset_index(drop=True)
     for column in ("call_id", "principal_name", "session_name", "principal_name_source"):

@@ -183,6 +183,10 @@ def detect_on_dask(
         "known_accounts": known,
     }
     facts: dict[str, Any] = {"key_admin": key_admin, "issuances": issuances(issued)}
+    if any(r.rule_id == "D08" for r in chosen):  # D08 names the AAP a change belongs to
+        from .. import aap
+
+        facts["aap_configuration"] = aap.configuration(case)
     runnable = [r for r in chosen if r.on_dask != "memory"]
     learning = [r.rule_id for r in runnable if r.learned is not None]
     if learning:  # what the selections learn from the baseline days, first

@@ -330,9 +330,11 @@ def aap_changed(ctx: Context, p: Params) -> pd.DataFrame:
 
 def _bound_aap(ctx: Context, rows: pd.DataFrame, target: pd.Series) -> pd.Series:
     """The AAP a changed policy or network rule belonged to (the graph node), else NaN."""
-    from .aap import judged
+    from ... import aap
 
-    frame = judged(ctx)[0].frame
+    # the configuration only (no KMS rows needed); the dask engine composes it first
+    config = ctx.facts.get("aap_configuration") or aap.configuration(ctx.case)
+    frame = config.frame
     bound = frame[frame["item"].isin(["policy", "network-rule"])]
     owner = dict(
         zip(bound["value"], "aap:" + bound["account_id"] + "/" + bound["aap"], strict=True)
@@ -396,5 +398,14 @@ def _disabling(ctx: Context, p: Params) -> pd.Series:
 
 external_material.select(admin("GetParametersForImport", "ImportKeyMaterial", "CreateKey"))
 policy_changed.select(admin(*KEY_POLICY))
-aap_changed.select(admin(*AAP_CHANGES))
+
+
+@aap_changed.select
+def _aap_changes(ctx: Context, p: Params) -> pd.Series:
+    """D08: the changes, and every AAP event the configuration is composed from."""
+    from ...aap import OPERATIONS
+
+    return admin(*AAP_CHANGES)(ctx, p) | (from_actiontrail(ctx) & ctx.action_is(*OPERATIONS))
+
+
 secret_tampering.select(admin(*SECRET_TAMPERING))
