@@ -153,24 +153,18 @@ def judge(
             },
             index=group.index,
         )
+        segments = {
+            int(s): _segment(mine, bounds[int(s)]) for s in np.unique(segment) if int(s) >= 0
+        }
         verdicts: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        for s, p, r, ip in keys.drop_duplicates().to_numpy().tolist():
-            if int(s) < 0:
-                continue
-            at = bounds[int(s)]
-            now = mine[(mine["since"] <= at) & (mine["until"].isna() | (mine["until"] > at))]
-            verdicts[(s, p, r, ip)] = _verdict(now, str(p), str(r), str(ip))
-        for column, position in (
-            ("known", 0),
-            ("allowed", 1),
-            ("inside", 2),
-            ("policies", 3),
-            ("grants", 4),
-        ):
-            values = [
-                verdicts.get(tuple(k), (False, False, np.nan, "", ""))[position]
-                for k in keys.itertuples(index=False)
-            ]
+        combos = [tuple(k) for k in keys.to_numpy().tolist()]
+        for combo in set(combos):
+            s, p, r, ip = combo
+            found = segments.get(int(s))
+            verdicts[combo] = _verdict(found, str(p), str(r), str(ip)) if found else _UNKNOWN
+        judged_rows = [verdicts[c] for c in combos]
+        for position, column in enumerate(("known", "allowed", "inside", "policies", "grants")):
+            values = [v[position] for v in judged_rows]
             rows.loc[group.index, column] = pd.Series(values, index=group.index, dtype=object)
     rows["deleted_at"] = pd.to_datetime(rows["client_key"].map(deleted), utc=True)
     rows["after_deletion"] = rows["deleted_at"].notna() & (
@@ -179,20 +173,39 @@ def judge(
     return rows
 
 
-def _verdict(now: pd.DataFrame, permission: str, resource: str, ip: str) -> tuple[Any, ...]:
+#: The verdict on a call no known configuration covers.
+_UNKNOWN: tuple[Any, ...] = (False, False, np.nan, "", "")
+
+#: One configuration in force: policy -> {"permission": set, "resource": list, "network": list}.
+Segment = dict[str, dict[str, Any]]
+
+
+def _segment(mine: pd.DataFrame, at: Any) -> Segment:
+    """Return the configuration of one AAP in force at ``at``, by policy."""
+    now = mine[(mine["since"] <= at) & (mine["until"].isna() | (mine["until"] > at))]
+    out: Segment = {}
+    for item, value, policy in zip(now["item"], now["value"], now["policy"], strict=True):
+        entry = out.setdefault(str(policy), {"permission": set(), "resource": [], "network": []})
+        if item == "permission":
+            entry["permission"].add(value)
+        elif item in ("resource", "network"):
+            entry[item].append(value)
+    out.pop("", None)  # client keys belong to no policy
+    return out
+
+
+def _verdict(segment: Segment, permission: str, resource: str, ip: str) -> tuple[Any, ...]:
     """(known, allowed, inside, allowing policies, matching grants) for one call."""
-    contents = now[now["item"].isin(["permission", "resource"])]
-    if not len(contents):
-        return (False, False, np.nan, "", "")
+    if not any(p["permission"] or p["resource"] for p in segment.values()):
+        return _UNKNOWN
     allowing, matched = [], []
-    for policy, items in contents.groupby("policy", sort=False):
-        perms = set(items.loc[items["item"] == "permission", "value"])
-        hits = [v for v in items.loc[items["item"] == "resource", "value"] if grants(v, resource)]
-        if permission in perms and hits:
-            allowing.append(str(policy))
+    for policy, entry in segment.items():
+        hits = [v for v in entry["resource"] if grants(v, resource)]
+        if permission in entry["permission"] and hits:
+            allowing.append(policy)
             matched += [f"{policy}:{h}" for h in hits]
-    policies = allowing or list(now.loc[now["item"] == "policy", "value"])
-    networks = list(now.loc[(now["item"] == "network") & now["policy"].isin(policies), "value"])
+    considered = allowing or list(segment)
+    networks = [n for p in considered for n in segment[p]["network"]]
     where = inside(ip, networks) if networks else np.nan
     return (True, bool(allowing), where, ", ".join(allowing), ", ".join(matched))
 

@@ -194,6 +194,10 @@ def secret_mass_retrieval(ctx: Context, p: SecretMassRetrievalParams) -> pd.Data
     )
     first = daily_first_reads(ctx, mask)
     slow = _long_horizon(ctx, reads[first.loc[reads.index].to_numpy()], p)
+    if len(slow) and len(burst):  # a slow theft a burst already shows in full is one finding
+        covered = slow.index.isin(burst.index)
+        whole = pd.Series(covered, index=slow.index).groupby(slow["incident"]).transform("all")
+        slow = slow[~whole.to_numpy()]
     if len(slow) and len(burst):
         slow["incident"] = slow["incident"] + int(burst["incident"].max()) + 1
     return pd.concat([burst, slow], ignore_index=True) if len(slow) else burst
