@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -382,3 +383,29 @@ def test_a_file_larger_than_a_batch_is_read_in_chunks_as_load_reads_it(tmp_path:
     assert case.manifest[counts].astype(str).values.tolist() == (
         memory.manifest[counts].astype(str).values.tolist()
     )
+
+
+def test_ingest_lists_paths_it_cannot_read_as_load_does(tmp_path: Path) -> None:
+    """A FIFO and a dangling link are skipped manifest rows of the store, as in kf.load."""
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    sample = (
+        Path(__file__).parent / "fixtures" / "vendor_lookupevents_assumed_role_cross_account.json"
+    )
+    (evidence / "page.json").write_bytes(sample.read_bytes())
+    os.mkfifo(evidence / "pipe")
+    (evidence / "dangling").symlink_to(tmp_path / "nowhere")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = kf.load(evidence, progress=False).manifest
+        kf.ingest(evidence, out=tmp_path / "store", progress=False)
+        kf.ingest(evidence, out=tmp_path / "store", progress=False)  # again: listed once
+    stored = kf.open(tmp_path / "store").manifest
+    columns = ["path", "status", "reason"]
+    assert sorted(map(tuple, stored[columns].to_numpy())) == sorted(
+        map(tuple, loaded[columns].to_numpy())
+    )
+    skipped = stored.set_index("path").loc[[str(evidence / "pipe"), str(evidence / "dangling")]]
+    assert (skipped["status"] == "skipped").all()
+    with pytest.raises(kf.UnreadableEvidenceError, match=r"pipe|dangling"):
+        kf.ingest(evidence, out=tmp_path / "strict", progress=False, strict=True)

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from .._version import __version__
 from ..calls import count_calls
 from ..case import Case
-from ..errors import ParseWarning, StoreError
+from ..errors import ParseWarning, StoreError, UnreadableEvidenceError
 from ..evidence import DEFAULT_MAX_BYTES, EvidenceFile, discover
 from ..loader import _content_estimate, load_hashed
 from ..schema import MANIFEST_COLUMNS, MANIFEST_COUNTS
@@ -179,10 +179,13 @@ def _ingest(
     max_bytes: int,
     column_map: dict[str, str] | None,
 ) -> list[warnings.WarningMessage]:
-    files = [ef for ef in discover(sources) if ef.on_disk]
+    found = discover(sources)
+    files = [ef for ef in found if ef.on_disk]
     known, listed = store.known_files()
     todo: list[_Todo] = []
-    copies = []
+    copies = [_special_row(ef) for ef in found if _is_special(ef) and ef.display not in listed]
+    if copies and strict:
+        raise UnreadableEvidenceError(copies[0]["path"], copies[0]["reason"])
     for ef in files:
         digest = sha256_file(ef.path)
         if digest in known:
@@ -590,6 +593,27 @@ def _as_type(values: pa.Array, wanted: pa.DataType) -> pa.Array:
         encoded = values.cast(wanted.value_type).dictionary_encode()
         return encoded.cast(wanted)
     return values.cast(wanted)
+
+
+def _is_special(ef: EvidenceFile) -> bool:
+    """Tell whether discovery found a FIFO, socket, device or broken link (never opened)."""
+    return not ef.members and not ef.regular
+
+
+def _special_row(ef: EvidenceFile) -> dict[str, Any]:
+    """Return the manifest row of a path that is not a regular file: skipped, with why."""
+    return {
+        "path": ef.display,
+        "sha256": None,
+        "bytes": 0,
+        "format": "unknown",
+        "records_read": 0,
+        "records_loaded": 0,
+        "records_rejected": 0,
+        "duplicates": 0,
+        "status": "skipped",
+        "reason": ef.problem or "not a regular file: not read",
+    }
 
 
 def _copy_row(name: str, digest: str, path: Path, original: str) -> dict[str, Any]:
