@@ -185,6 +185,25 @@ def test_duplicate_keys_keep_the_first_value_and_say_so(tmp_path: Path) -> None:
     assert "the first is kept ('198.51.100.4'), not '203.0.113.99'" in fields[0][2]
 
 
+def test_duplicate_keys_in_the_parameters_are_reported_too(tmp_path: Path) -> None:
+    """A secret named twice in requestParameters: the first is read, and it is said."""
+    text = json.dumps(event(6)).replace(
+        '"SecretName": "db-pass-6"', '"SecretName": "db-pass-6", "SecretName": "prod/root"'
+    )
+    answer = json.dumps(event(7, responseElements={"KeyId": "key-a"})).replace(
+        '"KeyId": "key-a"', '"KeyId": "key-a", "KeyId": "key-b"'
+    )
+    (tmp_path / "dup.jsonl").write_text(text + "\n" + answer + "\n")
+    case = load(tmp_path)
+    assert case.activity.set_index("event_id").loc["EV-0006-hostile", "secret_name"] == "db-pass-6"
+    fields = rows(case, "field")
+    assert [(r, f) for r, f, _ in fields] == [
+        (1, "requestParameters.SecretName"),
+        (2, "responseElements.KeyId"),
+    ]
+    assert "the first is kept ('db-pass-6'), not 'prod/root'" in fields[0][2]
+
+
 def test_impossible_dates_are_rejected_not_rolled_over(tmp_path: Path) -> None:
     evs = [
         event(1, eventTime="2026-02-30T10:00:00Z"),

@@ -12,9 +12,10 @@ issue:
   case, read); the other values are named in the issue.
 
 Repeated keys are looked for by the extractor, while it reads the keys to classify
-records, at the top level of a record and of its ``userIdentity`` (the event's
-name, time, source address and caller); deeper containers are not searched, as
-that would cost more than the whole classification. A LookupEvents page is
+records, in the containers each record kind names as ``searched``: for an
+ActionTrail event the top level, ``userIdentity``, ``requestParameters`` and
+``responseElements`` (name, time, source address, caller, and the keys and secrets
+named); objects nested deeper than those are not searched. A LookupEvents page is
 searched throughout, as it is parsed again when its events are taken out.
 
 Examples

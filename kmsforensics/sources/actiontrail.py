@@ -110,9 +110,9 @@ class ActionTrailEvent(Source):
     dedupe = ("eventId", "eventTime", "eventName")
     recognise = f"list_has_any(ks[1], {_literal_list(list(AT_MARKER_KEYS))})"
     containers = (Container("$", "", AT_KNOWN_TOP | frozenset(AT_ENVELOPE_FIELDS)),)
-    #: The event and its caller are searched for keys given twice (an attacker's way
-    #: to make two tools read different names, times or addresses).
-    searched = ("$", "$.userIdentity")
+    #: The event, its caller and its parameters are searched for keys given twice (an
+    #: attacker's way to make two tools read different names, times, addresses or secrets).
+    searched = ("$", "$.userIdentity", "$.requestParameters", "$.responseElements")
 
     def extract(self, ctx: Extractor, records: pa.Table, keys: pa.Table) -> pa.Table:
         """Read the fields of the events as text columns.
