@@ -7,9 +7,10 @@ Examples
 True
 """
 
-from . import _version, datasets, detections, graph, handover, report, schema, synth
+from . import _version, datasets, detections, graph, handover, report, schema, synth, triage
 from ._version import __version__
 from .case import Case
+from .display import display_timezone, set_display_timezone
 from .detections import DetectionNote, detect, evidence_rows, rules
 from .errors import (
     DecompressionLimitError,
@@ -62,6 +63,7 @@ __all__ = [
     "datasets",
     "detect",
     "detections",
+    "display_timezone",
     "evidence_rows",
     "export_findings",
     "export_neighbourhood",
@@ -79,9 +81,11 @@ __all__ = [
     "report",
     "rules",
     "schema",
+    "set_display_timezone",
     "synth",
     "timeline",
     "trace",
+    "triage",
     "usage",
     "who_accessed",
 ]
