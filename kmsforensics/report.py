@@ -221,7 +221,7 @@ def render(
                 progress_bar=False,
                 cwd=folder,
                 execution_timeout=timeout,
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         except papermill.PapermillExecutionError as error:
             raise ReportError(

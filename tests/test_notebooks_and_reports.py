@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import matplotlib
 import nbformat
+import pandas as pd
 import pytest
 
 import kmsforensics as kf
@@ -119,3 +121,94 @@ def test_report_command_line(tmp_path: Path) -> None:
                         "--param", "novalue"]) == 2  # fmt: skip
     assert cli.main(["report", "--template", "nosuch", "--evidence", str(tmp_path),
                         "--out", str(tmp_path / "r.html")]) == 2  # fmt: skip
+
+
+# -- a windowed report on the curated incident ----------------------------------------------
+
+INCIDENT = kf.datasets.path("incident-leaked-ci-key") / "evidence"
+
+
+@pytest.fixture(scope="module")
+def windowed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The incident report with the README's window, rendered twice into two folders."""
+    from kmsforensics import report
+
+    outs = []
+    for name in ("first", "second"):
+        folder = tmp_path_factory.mktemp(name)
+        triage = folder / "case.triage.json"
+        record = kf.triage.TriageRecord(triage)
+        record.mark("I-none", "benign", note="a note <b>kept</b> as text", analyst="mei",
+                    kind="incident")  # fmt: skip
+        record.suppress("D19", "principal", "erin", reason="red team", expires="2099-01-01")
+        outs.append(
+            report.render(
+                [INCIDENT], folder / "report.html",
+                parameters={"window_start": "2026-03-11", "case_id": "IR-2026-031",
+                            "triage": str(triage)},
+            )  # fmt: skip
+        )
+    return outs[0], outs[1]
+
+
+def test_a_window_narrows_what_is_shown_not_what_is_learned() -> None:
+    inv = kf.report.investigate([INCIDENT], window_start="2026-03-11", window_end="2026-03-12")
+    whole = kf.report.investigate([INCIDENT])
+    assert "D01" in set(inv.shown.rule_id)  # the 2026-03-11 theft needs the days before
+    assert (inv.shown.last_seen >= pd.Timestamp("2026-03-11", tz="UTC")).all()
+    assert (inv.shown.first_seen < pd.Timestamp("2026-03-12", tz="UTC")).all()
+    assert inv.scope.activity.time.min() >= pd.Timestamp("2026-03-11", tz="UTC")
+    assert len(inv.case.activity) == len(whole.case.activity) > len(inv.scope.activity)
+    high = inv.findings[(inv.findings.rule_id == "D30") & (inv.findings.severity == "high")]
+    assert len(high) <= 2
+
+
+def test_windowed_report_title_order_manifest_and_triage(windowed: tuple[Path, Path]) -> None:
+    out, _ = windowed
+    page = out.read_text()
+    assert "<title>Incident report IR-2026-031" in page
+    assert "Secret mass retrieval" in page  # D01 survives the window
+    summary = page[page.index("Findings by severity") : page.index("Findings (critical")]
+    ranks = [summary.find(f"<td>{s}</td>") for s in ("critical", "high", "medium", "low")]
+    assert all(r > 0 for r in ranks) and ranks == sorted(ranks)
+    assert "…" not in page and ">NaN<" not in page
+    assert "What happened" in page and "192.0.2.66" in page.split("Incidents, ranked")[0]
+    assert "D14" in page and "no geo database" in page  # the detection notes
+    case = kf.load(INCIDENT, progress=False)
+    appendix = page[page.index("Appendix: evidence manifest") : page.index("id=\"Versions\"")]
+    assert appendix.count("<tr>") == len(case.manifest) == 695  # the header row has a style
+    assert str(INCIDENT) not in appendix
+    assert "<td>oss/acme-trail-logs/AliyunLogs/Actiontrail/" in appendix
+    assert "a note &lt;b&gt;kept&lt;/b&gt; as text" in page and "red team" in page
+    assert "@media print" in page and "<script" not in page.lower()
+
+
+def test_report_sidecar_and_hash_are_reproducible(windowed: tuple[Path, Path]) -> None:
+    import hashlib
+
+    first, second = windowed
+    for out in windowed:
+        digest, name = out.with_name("report.html.sha256").read_text().split()
+        assert name == "report.html" and digest == hashlib.sha256(out.read_bytes()).hexdigest()
+    one, two = (json.loads(p.with_suffix(".json").read_text()) for p in windowed)
+    assert one.pop("written") != "" and two.pop("written") != ""
+    assert one == two
+    assert one["parameters"]["window_start"] == "2026-03-11"
+    assert any(i.startswith("D01-") for i in one["findings_shown"])
+    assert len(one["evidence_files"]) == 695 and one["versions"]["kmsforensics"] == kf.__version__
+    assert one["suppressed"] == {"S1": 1} and "D14" in one["detection_notes"]
+
+
+def test_report_parameters_are_checked_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["report", "--evidence", str(INCIDENT), "--out", str(tmp_path / "r.html")]
+    assert cli.main([*args, "--param", "window_begin=2026-03-11"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter 'window_begin'" in err and "window_start" in err
+    assert cli.main([*args, "--param", "window_start=notadate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "window_start='notadate'" in err
+    assert cli.main([*args, "--param", "display_timezone=Mars/Olympus"]) == 2
+    assert "display_timezone" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
