@@ -10,8 +10,8 @@ True
 from . import _version, datasets, detections, graph, handover, report, schema, synth, triage
 from ._version import __version__
 from .case import Case
-from .display import display_timezone, set_display_timezone
 from .detections import DetectionNote, detect, evidence_rows, rules
+from .display import display_timezone, set_display_timezone
 from .errors import (
     DecompressionLimitError,
     EvidenceNotFoundError,

@@ -21,7 +21,7 @@ import json
 import re
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,24 +37,14 @@ class NoEvidenceError(KmsForensicsError):
 
 
 def plain(text: object) -> str:
-    """Return text safe to print on a terminal: control characters shown as escapes.
+    r"""Return text safe to print on a terminal: control characters shown as escapes.
 
     Examples
     --------
-    >>> plain("ok\\x1b[31m red")
-    'ok\\\\x1b[31m red'
+    >>> plain("ok\x1b[31m red")
+    'ok\\x1b[31m red'
     """
-    escape = _escaper()
-    return escape(str(text))
-
-
-def _escaper() -> Callable[[str], str]:
-    try:  # the package's own helper, once there
-        from .errors import escape_controls  # type: ignore[attr-defined]
-
-        return escape_controls  # type: ignore[no-any-return]
-    except ImportError:
-        return _escape_controls
+    return _escape_controls(str(text))
 
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -195,10 +185,9 @@ def _case(args: argparse.Namespace) -> Any:
             max_bytes=args.max_bytes,
             progress=sys.stderr.isatty(),
         )
-    loaded = case.manifest["status"].astype(str) != "skipped" if len(case.manifest) else []
     if not len(case.manifest):
         raise NoEvidenceError(f"no files in {', '.join(args.evidence)}")
-    if not any(loaded) and case.activity.empty:
+    if (case.manifest["status"].astype(str) == "skipped").all() and case.activity.empty:
         raise NoEvidenceError(
             f"no KMS access log or ActionTrail file among the {len(case.manifest)} files of "
             f"{', '.join(args.evidence)} (each was skipped as not a supported log; "

@@ -55,8 +55,8 @@ def display_timezone() -> str:
 def to_display(times: T) -> T:
     """Return times (UTC) converted to the display zone."""
     if isinstance(times, pd.Series):
-        return times.dt.tz_convert(_zone)  # type: ignore[return-value]
-    return times.tz_convert(_zone)  # type: ignore[return-value]
+        return times.dt.tz_convert(_zone)
+    return times.tz_convert(_zone)
 
 
 def zone_label() -> str:

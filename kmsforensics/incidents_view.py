@@ -15,8 +15,8 @@ Examples
 ...                                   "2026-03-10T00:00Z"]),
 ...     "last_seen": pd.to_datetime(["2026-03-11T01:10Z", "2026-03-11T02:30Z",
 ...                                  "2026-03-10T00:00Z"]), "evidence": [(), (), ()]})
->>> grouped(f)[["rank", "rules", "severity"]].to_dict("records")
-[{'rank': 1, 'rules': 'D01, D30', 'severity': 'high'}, {'rank': 2, 'rules': 'D19', 'severity': 'low'}]
+>>> grouped(f)[["rank", "rules", "severity"]].values.tolist()
+[[1, 'D01, D30', 'high'], [2, 'D19', 'low']]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def incidents(findings: pd.DataFrame, graph: Any = None) -> pd.DataFrame:
 
     real = getattr(kmsforensics, "incidents", None)
     if callable(real):
-        return real(findings, graph)  # type: ignore[no-any-return]
+        return real(findings, graph)
     return grouped(findings, graph)
 
 

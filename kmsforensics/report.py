@@ -136,8 +136,10 @@ CHECKS: dict[str, tuple[Callable[[Any], None], str]] = {
     "window_end": (_time, "a date or time such as 2026-03-12"),
     "display_timezone": (_zone, "an IANA time zone such as UTC or Asia/Shanghai"),
     "evidence": (_list, "a list of paths"),
-    "rules": (lambda v: None if v is None or isinstance(v, list | str) else _list(0),
-              "a rule id or a list of them"),  # fmt: skip
+    "rules": (
+        lambda v: None if v is None or isinstance(v, list | str) else _list(0),
+        "a rule id or a list of them",
+    ),
 }
 
 
@@ -162,9 +164,7 @@ def check_parameters(template: str | Path, parameters: Mapping[str, Any]) -> dic
         try:
             check[0](value)
         except (ValueError, TypeError, ZoneInfoNotFoundError) as error:
-            raise ReportParameterError(
-                f"parameter {name}={value!r} is not {check[1]}"
-            ) from error
+            raise ReportParameterError(f"parameter {name}={value!r} is not {check[1]}") from error
     return dict(parameters)
 
 
@@ -353,8 +353,12 @@ def investigate(
         record=record,
         window=(lo, hi),
         root=_root(evidence),
-        parameters={"window_start": window_start, "window_end": window_end, "rules": rules,
-                    "triage": str(triage) if triage else None},  # fmt: skip
+        parameters={
+            "window_start": window_start,
+            "window_end": window_end,
+            "rules": rules,
+            "triage": str(triage) if triage else None,
+        },
     )
 
 

@@ -54,7 +54,7 @@ class TriageError(KmsForensicsError, ValueError):
     """A triage record that cannot be read, written or applied as asked."""
 
 
-def finding_id(finding: Mapping[str, Any] | pd.Series) -> str:
+def finding_id(finding: Mapping[Any, Any] | pd.Series) -> str:
     """Return the stable id of a finding: its ``finding_id``, else one made here.
 
     The made id is the rule followed by a hash of what makes the finding itself (rule,
@@ -303,8 +303,8 @@ def _nodes(value: Any) -> list[str]:
 
 
 def _names(node: str) -> set[str]:
-    """A node id and the bare forms it may be written as (``ram-role:r`` -> ``r``)."""
-    kind, sep, ident = node.partition(":")
+    """Return a node id and the bare forms it may be written as (``ram-role:r``: ``r``)."""
+    _, sep, ident = node.partition(":")
     names = {node}
     if sep:
         names.add(ident)
@@ -312,7 +312,7 @@ def _names(node: str) -> set[str]:
     return names
 
 
-def _lineage(finding: Mapping[str, Any]) -> list[str]:
+def _lineage(finding: Mapping[Any, Any]) -> list[str]:
     nodes: list[str] = []
     for column in ("lineage", "origin", "chain"):
         nodes += _nodes(finding.get(column))
@@ -320,7 +320,7 @@ def _lineage(finding: Mapping[str, Any]) -> list[str]:
 
 
 def _matches(
-    item: Suppression, finding: Mapping[str, Any], rows: pd.DataFrame | None
+    item: Suppression, finding: Mapping[Any, Any], rows: pd.DataFrame | None
 ) -> bool:  # one place that knows what each scope means
     if item.rule_id not in ("*", finding.get("rule_id")):
         return False

@@ -143,10 +143,14 @@ def windowed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         record.suppress("D19", "principal", "erin", reason="red team", expires="2099-01-01")
         outs.append(
             report.render(
-                [INCIDENT], folder / "report.html",
-                parameters={"window_start": "2026-03-11", "case_id": "IR-2026-031",
-                            "triage": str(triage)},
-            )  # fmt: skip
+                [INCIDENT],
+                folder / "report.html",
+                parameters={
+                    "window_start": "2026-03-11",
+                    "case_id": "IR-2026-031",
+                    "triage": str(triage),
+                },
+            )
         )
     return outs[0], outs[1]
 
@@ -175,7 +179,7 @@ def test_windowed_report_title_order_manifest_and_triage(windowed: tuple[Path, P
     assert "What happened" in page and "192.0.2.66" in page.split("Incidents, ranked")[0]
     assert "D14" in page and "no geo database" in page  # the detection notes
     case = kf.load(INCIDENT, progress=False)
-    appendix = page[page.index("Appendix: evidence manifest") : page.index("id=\"Versions\"")]
+    appendix = page[page.index("Appendix: evidence manifest") : page.index('id="Versions"')]
     assert appendix.count("<tr>") == len(case.manifest) == 695  # the header row has a style
     assert str(INCIDENT) not in appendix
     assert "<td>oss/acme-trail-logs/AliyunLogs/Actiontrail/" in appendix
@@ -186,7 +190,6 @@ def test_windowed_report_title_order_manifest_and_triage(windowed: tuple[Path, P
 def test_report_sidecar_and_hash_are_reproducible(windowed: tuple[Path, Path]) -> None:
     import hashlib
 
-    first, second = windowed
     for out in windowed:
         digest, name = out.with_name("report.html.sha256").read_text().split()
         assert name == "report.html" and digest == hashlib.sha256(out.read_bytes()).hexdigest()

@@ -37,8 +37,13 @@ def activity_case() -> kf.Case:
             "event_id": ["ev-1", "ev-2", "ev-3", "ev-4", "ev-5"],
             "request_id": [None] * 5,
             "client_ip": ["10.8.0.4", "198.51.100.9", "10.8.0.7", "100.64.3.2", "100.64.3.9"],
-            "user_agent": ["terraform/1.9", "curl/8", "aliyun-cli/3 (darwin)",
-                           "aliyun-cli/3 (linux)", "aliyun-cli/3 (linux)"],  # fmt: skip
+            "user_agent": [
+                "terraform/1.9",
+                "curl/8",
+                "aliyun-cli/3 (darwin)",
+                "aliyun-cli/3 (linux)",
+                "aliyun-cli/3 (linux)",
+            ],
         }
     )
     empty = pd.DataFrame()
@@ -123,7 +128,7 @@ def test_the_record_is_never_in_the_evidence_and_bad_input_is_refused(tmp_path: 
     with pytest.raises(TriageError, match="expires"):
         record.suppress("D01", "principal", "x", reason="r", expires="soon")
     (tmp_path / "broken.json").write_text("{not json")
-    with pytest.raises(TriageError, match="broken.json"):
+    with pytest.raises(TriageError, match=r"broken\.json"):
         TriageRecord(tmp_path / "broken.json")
 
 
