@@ -133,14 +133,13 @@ def windowed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The incident report with the README's window, rendered twice into two folders."""
     from kmsforensics import report
 
+    triage = tmp_path_factory.mktemp("case") / "case.triage.json"
+    record = kf.triage.TriageRecord(triage)
+    record.mark("I-1", "benign", note="a note <b>kept</b> as text", analyst="mei", kind="incident")
+    record.suppress("D19", "principal", "erin", reason="red team", expires="2099-01-01")
     outs = []
     for name in ("first", "second"):
         folder = tmp_path_factory.mktemp(name)
-        triage = folder / "case.triage.json"
-        record = kf.triage.TriageRecord(triage)
-        record.mark("I-none", "benign", note="a note <b>kept</b> as text", analyst="mei",
-                    kind="incident")  # fmt: skip
-        record.suppress("D19", "principal", "erin", reason="red team", expires="2099-01-01")
         outs.append(
             report.render(
                 [INCIDENT],
