@@ -302,13 +302,20 @@ def _nodes(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _names(node: str) -> set[str]:
-    """Return a node id and the bare forms it may be written as (``ram-role:r``: ``r``)."""
+def _names(node: str, aliases: Mapping[str, set[str]] | None = None) -> set[str]:
+    """Return a node id, the bare forms it may be written as, and its names.
+
+    ``ram-role:r`` is also ``r``; ``role-session:r:s`` also ``r``; ``aliases`` maps a
+    principal id to the names the logs give it (``ci-deployer``).
+    """
     _, sep, ident = node.partition(":")
     names = {node}
     if sep:
         names.add(ident)
         names.add(ident.rpartition("/")[2])
+        names.add(ident.partition(":")[0])
+    for name in list(names):
+        names |= (aliases or {}).get(name, set())
     return names
 
 
@@ -320,18 +327,21 @@ def _lineage(finding: Mapping[Any, Any]) -> list[str]:
 
 
 def _matches(
-    item: Suppression, finding: Mapping[Any, Any], rows: pd.DataFrame | None
+    item: Suppression,
+    finding: Mapping[Any, Any],
+    rows: pd.DataFrame | None,
+    aliases: Mapping[str, set[str]] | None = None,
 ) -> bool:  # one place that knows what each scope means
     if item.rule_id not in ("*", finding.get("rule_id")):
         return False
     actors = _nodes(finding.get("actor")) + _nodes(finding.get("entity"))
     if item.scope == "principal":
-        return any(item.value in _names(n) for n in actors)
+        return any(item.value in _names(n, aliases) for n in actors)
     if item.scope == "role":
         roles = [n for n in actors + _lineage(finding) if n.startswith(("ram-role:", "role-"))]
-        return any(item.value in _names(n) or item.value in n for n in roles)
+        return any(item.value in _names(n, aliases) for n in roles)
     if item.scope == "lineage":
-        return any(item.value in _names(n) for n in _lineage(finding) + actors)
+        return any(item.value in _names(n, aliases) for n in _lineage(finding) + actors)
     if rows is None or rows.empty:
         return False
     if item.scope == "network":
@@ -386,12 +396,13 @@ def apply(
     out["triage_note"] = [latest[i].note if i in latest else "" for i in out["finding_id"]]
     live = [s for s in record.suppressions if s.live(at)]
     rows_of = _evidence_lookup(case) if case is not None and live else None
+    aliases = _aliases(case) if case is not None and live else None
     counts = {s.id: 0 for s in record.suppressions}
     hidden = []
     for index, finding in zip(out.index, out.to_dict("records"), strict=True):
         rows = rows_of(finding.get("evidence")) if rows_of is not None else None
         for item in live:
-            if _matches(item, finding, rows):
+            if _matches(item, finding, rows, aliases):
                 counts[item.id] += 1
                 hidden.append(index)
                 break
@@ -400,6 +411,18 @@ def apply(
     kept.attrs["suppressed"] = counts
     kept.attrs["hidden"] = out.loc[hidden]
     return kept
+
+
+def _aliases(case: Any) -> dict[str, set[str]]:
+    """Return principal id -> the names the logs give it."""
+    activity = case.activity
+    if not {"principal_id", "principal_name"} <= set(activity.columns):
+        return {}
+    pairs = activity[["principal_id", "principal_name"]].dropna().astype(str).drop_duplicates()
+    names: dict[str, set[str]] = {}
+    for ident, name in zip(pairs["principal_id"], pairs["principal_name"], strict=True):
+        names.setdefault(ident.partition(":")[0], set()).add(name)
+    return names
 
 
 def _evidence_lookup(case: Any) -> Any:

@@ -35,6 +35,8 @@ def activity_case() -> kf.Case:
     activity = pd.DataFrame(
         {
             "event_id": ["ev-1", "ev-2", "ev-3", "ev-4", "ev-5"],
+            "principal_id": ["5551", "9001", "9001", "9002", "9002"],
+            "principal_name": ["terraform-plan", "mei", None, "li", "li"],
             "request_id": [None] * 5,
             "client_ip": ["10.8.0.4", "198.51.100.9", "10.8.0.7", "100.64.3.2", "100.64.3.9"],
             "user_agent": [
@@ -99,6 +101,15 @@ def test_network_and_agent_suppressions_need_every_row_to_match(tmp_path: Path) 
     kept = apply(findings_frame(), record, activity_case())
     assert len(kept) == 3  # D01 has one row from 198.51.100.9; D11's agents are linux
     assert kept.attrs["suppressed"] == {"S1": 0, "S2": 0}
+
+
+def test_a_principal_is_named_by_its_id_or_by_the_name_the_logs_give_it(tmp_path: Path) -> None:
+    record = TriageRecord(tmp_path / "t.json")
+    record.suppress("D01", "principal", "mei", reason="her rotation job", expires="2099-01-01")
+    record.suppress("D11", "principal", "ram-user:9002", reason="new laptop", expires="2099-01-01")
+    kept = apply(findings_frame(), record, activity_case())
+    assert list(kept.rule_id) == ["D30"] and kept.attrs["suppressed"] == {"S1": 1, "S2": 1}
+    assert len(apply(findings_frame(), record)) == 2  # without the case, names are unknown
 
 
 def test_status_and_note_are_columns_of_the_findings(tmp_path: Path) -> None:
