@@ -98,6 +98,14 @@ def _bokeh(figure: Any) -> Any:
     return BokehModel(figure)
 
 
+def timeline_view(events: pd.DataFrame, title: str = "Timeline") -> Any:
+    """Return an interactive timeline of ``kf.timeline`` rows: lanes by identity.
+
+    Wheel to zoom, drag to pan, hover a dot for the event; findings are triangles.
+    """
+    return _bokeh(timeline_figure(events, title=title))
+
+
 class GraphExplorer:
     """The identity graph, interactive: zoom, pan, hover, click a node to expand it.
 

@@ -246,3 +246,20 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).parent / "kmsforensics"
     result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == f"kmsforensics {kf.__version__}"
+
+
+def test_search_finds_text_in_every_field_of_both_logs_with_provenance(evidence: Path) -> None:
+    nested = role_session_event(
+        7, requestParameters={"SecretName": "prod/Payments-Token", "VersionStage": "ACSCurrent"}
+    )
+    oss_array(evidence / "t/Actiontrail_x.gz", [at_event(1), nested])
+    write(evidence / "k.jsonl", jsonl([kms_record(2, useragent="curl/8.4 (Payments-Token)")]))
+    case = kf.load(evidence, progress=False)
+    hits = case.search("payments-token")
+    assert list(hits.source) == ["actiontrail", "kms"]  # oldest first, case-insensitive
+    assert "requestParameters" in hits.fields.iloc[0] and hits.id.iloc[0] == nested["eventId"]
+    assert hits.source_file.iloc[1].endswith("k.jsonl") and hits.source_record.iloc[1] == 1
+    assert "useragent" in hits.fields.iloc[1]
+    assert "Payments-Token" in hits.excerpt.iloc[1]
+    assert case.search("no such text anywhere").empty
+    assert len(case.search("ACSCurrent")) == 1  # a nested value only the raw event holds

@@ -198,7 +198,14 @@ def test_report_sidecar_and_hash_are_reproducible(windowed: tuple[Path, Path]) -
     assert one["parameters"]["window_start"] == "2026-03-11"
     assert any(i.startswith("D01-") for i in one["findings_shown"])
     assert len(one["evidence_files"]) == 695 and one["versions"]["kmsforensics"] == kf.__version__
-    assert one["suppressed"] == {"S1": 1} and "D14" in one["detection_notes"]
+    case = kf.load(INCIDENT, progress=False)
+    erin = case.activity.loc[case.activity.principal_name == "erin", "principal_id"].iloc[0]
+    found = kf.detect(case, rules=["D19"], window_start="2026-03-11")
+    hidden = int((found.actor == f"ram-user:{erin}").sum())
+    assert hidden and one["suppressed"] == {"S1": hidden} and "D14" in one["detection_notes"]
+    assert not set(one["findings"]) & set(
+        kf.triage.finding_ids(found[found.actor.str.contains(erin)])
+    )
 
 
 def test_report_parameters_are_checked_before_running(
