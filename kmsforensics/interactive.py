@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from typing import Any
 
 import networkx as nx
@@ -148,7 +149,7 @@ def lineage_nodes(graph: nx.MultiDiGraph, findings: pd.DataFrame) -> set[str]:
     named = list(dict.fromkeys(named))
     nodes = set(named)
     undirected = graph.to_undirected(as_view=True)
-    for left, right in zip(named, named[1:], strict=False):
+    for left, right in pairwise(named):
         try:
             nodes.update(nx.shortest_path(undirected, left, right))
         except nx.NetworkXNoPath:
@@ -176,17 +177,22 @@ def timeline_figure(
     group: str = "identity",
     title: str = "Timeline",
     height: int | None = None,
+    names: pd.Series | None = None,
 ) -> Any:
     """Return a bokeh figure: one lane per identity, events as dots, findings as triangles.
 
     Zoom with the wheel, pan by dragging, hover for the event (time, action, address,
-    resource, result, findings). ``events`` is a ``kf.timeline`` frame.
+    resource, result, findings). ``events`` is a ``kf.timeline`` frame; ``names`` maps
+    an evidence id to the name of its identity, for rows that carry only an id
+    (:func:`identity_names`).
     """
-    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.models import ColumnDataSource, FactorRange, HoverTool
     from bokeh.plotting import figure
 
     rows = events.copy()
     who = rows["principal_name"].astype(object)
+    if names is not None and "evidence_id" in rows:
+        who = who.where(who.notna(), rows["evidence_id"].map(names))
     for column in ("session_name", "access_key_id"):
         if column in rows:
             who = who.where(who.notna(), rows[column].astype(object))
@@ -213,7 +219,7 @@ def timeline_figure(
     source = ColumnDataSource(data)
     plot = figure(
         x_axis_type="datetime",
-        y_range=list(reversed(lanes)),
+        y_range=FactorRange(factors=list(reversed(lanes))),
         height=height or max(220, 28 * len(lanes) + 90),
         sizing_mode="stretch_width",
         tools="xpan,xwheel_zoom,box_zoom,reset,save",
@@ -244,6 +250,16 @@ def timeline_figure(
     return plot
 
 
-def lanes(events: pd.DataFrame) -> Sequence[str]:
+def identity_names(case: Any) -> pd.Series:
+    """Return evidence id -> the readable name of its identity, for a whole case."""
+    from .case import evidence_ids
+    from .plots import identity_labels
+
+    act = case.activity
+    names = pd.Series(identity_labels(act).to_numpy(), index=evidence_ids(act).to_numpy())
+    return names[~names.index.duplicated()]
+
+
+def lanes(events: pd.DataFrame, names: pd.Series | None = None) -> Sequence[str]:
     """Return the lane names a timeline figure of these events shows (top to bottom)."""
-    return list(timeline_figure(events).y_range.factors)[::-1]
+    return list(timeline_figure(events, names=names).y_range.factors)[::-1]

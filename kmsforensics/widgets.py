@@ -41,6 +41,7 @@ from .graph import build_graph
 from .graph.query import AmbiguousReferenceError, UnknownReferenceError
 from .interactive import (
     grid_frame,
+    identity_names,
     lineage_nodes,
     neighbourhood,
     resolve,
@@ -92,18 +93,33 @@ def _show_grid(table: Any, frame: pd.DataFrame, height: int = 320) -> None:
     table.update(grid_frame(frame), **_grid_options(height))
 
 
+_BOKEH_LOADED = False
+
+
 def _bokeh(figure: Any) -> Any:
+    """Return a bokeh figure as a widget; BokehJS goes into the page once (inline, offline)."""
+    global _BOKEH_LOADED
+    from IPython import get_ipython
     from jupyter_bokeh import BokehModel
 
+    shell = get_ipython()
+    if not _BOKEH_LOADED and shell is not None and hasattr(shell, "kernel"):
+        from bokeh.io import output_notebook
+        from bokeh.resources import INLINE
+
+        output_notebook(INLINE, hide_banner=True)
+        _BOKEH_LOADED = True
     return BokehModel(figure)
 
 
-def timeline_view(events: pd.DataFrame, title: str = "Timeline") -> Any:
+def timeline_view(events: pd.DataFrame, case: Case | None = None, title: str = "Timeline") -> Any:
     """Return an interactive timeline of ``kf.timeline`` rows: lanes by identity.
 
     Wheel to zoom, drag to pan, hover a dot for the event; findings are triangles.
+    With ``case``, rows that carry only an id (KMS records of a role) get its name.
     """
-    return _bokeh(timeline_figure(events, title=title))
+    names = identity_names(case) if case is not None else None
+    return _bokeh(timeline_figure(events, title=title, names=names))
 
 
 class GraphExplorer:
@@ -121,6 +137,9 @@ class GraphExplorer:
         Nodes to halo (an incident's lineage: see :meth:`highlight_findings`).
     max_nodes : int
         Most nodes drawn; beyond, the nearest to the focus are kept and the status says so.
+    findings, incidents : DataFrame, optional
+        With both (``kf.detect``, ``kf.incidents``), a list of incidents: choosing one
+        halos its lineage.
     """
 
     def __init__(
@@ -131,13 +150,27 @@ class GraphExplorer:
         highlight: Iterable[str] = (),
         max_nodes: int = MAX_NODES,
         height: int = 520,
+        findings: pd.DataFrame | None = None,
+        incidents: pd.DataFrame | None = None,
     ) -> None:
         self.graph = graph
         self.max_nodes = max_nodes
         self.height = height
         self.status = w.HTML()
         self.box = w.Box(layout=w.Layout(width="100%"))
-        self.widget = w.VBox([self.status, self.box], layout=w.Layout(width="100%"))
+        self.findings, self.incidents = findings, incidents
+        self.incident = w.Dropdown(
+            options=[("(none)", -1)] + (
+                [(f"{r['rank']}. {r['severity']} {r['story']}"[:160], i)
+                 for i, r in enumerate(incidents.to_dict("records"))]
+                if incidents is not None and findings is not None else []
+            ),
+            value=-1, description="highlight incident", style=WIDE,
+            layout=w.Layout(width="100%"),
+        )  # fmt: skip
+        self.incident.observe(self._incident_chosen, names="value")
+        controls = [self.incident] if len(self.incident.options) > 1 else []
+        self.widget = w.VBox([*controls, self.status, self.box], layout=w.Layout(width="100%"))
         self.sigma: Any = None
         self.highlighted: set[str] = set(highlight)
         self.nodes: set[str] = set()
@@ -177,6 +210,15 @@ class GraphExplorer:
         self.nodes = self._bounded(self.nodes | self.highlighted, self.highlighted)
         self._draw()
         return self.highlighted
+
+    def _incident_chosen(self, change: dict[str, Any]) -> None:
+        index = int(change.get("new", -1))
+        if index < 0 or self.incidents is None or self.findings is None:
+            self.highlighted = set()
+            self._draw()
+            return
+        wanted = set(self.incidents.iloc[index]["finding_ids"])
+        self.highlight_findings(self.findings[finding_ids(self.findings).isin(wanted)])
 
     def _draw(self, selected: str | None = None) -> None:
         from ipysigma import Sigma
@@ -284,6 +326,7 @@ class EntityExplorer:
         self.events = pd.DataFrame()
         self.node: str | None = None
         self.figure: Any = None
+        self._names: pd.Series | None = None
         for control in (self.entity, self.window, self.depth):
             control.observe(self._changed, names="value")
         self.widget = w.VBox(
@@ -355,7 +398,9 @@ class EntityExplorer:
         )
         self.explorer.graph = graph
         self.explorer.show(ref if ref in graph else None, self.depth.value)
-        self.figure = timeline_figure(self.timeline, title=f"Events of {ref}")
+        if self._names is None:
+            self._names = identity_names(self.case)
+        self.figure = timeline_figure(self.timeline, title=f"Events of {ref}", names=self._names)
         self.plot.children = (_bokeh(self.figure),)
         _show_grid(self.table, self.timeline)
 
@@ -439,7 +484,7 @@ class FindingsBrowser:
                 w.HBox([self.decision, self.note, self.analyst, self.save]),
                 w.HBox(
                     [self.scope, self.scope_value, self.expires, self.reason, self.suppress_button]
-                ),  # fmt: skip
+                ),
                 self.triage_status,
             ]
             if self.record is not None
@@ -477,7 +522,7 @@ class FindingsBrowser:
         mark = "" if status == "open" else f"[{status}] "
         return (
             f"{mark}{row.rule_id} {row.severity:<8} {show_time(row.first_seen, False)} "
-            f"{str(row.summary)}"
+            f"{row.summary!s}"
         )
 
     def _filter(self, _: Any = None) -> None:

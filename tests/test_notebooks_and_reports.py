@@ -52,41 +52,140 @@ def incident() -> tuple[kf.Case, object]:
     return case, kf.detect(case)
 
 
+def _grid_rows(table: object) -> pd.DataFrame:
+    return table._df  # type: ignore[attr-defined]  # the frame the itables grid holds
+
+
 def test_entity_explorer_follows_entity_window_and_depth(incident: tuple) -> None:
     case, findings = incident
     explorer = kf.widgets.EntityExplorer(case, findings, entity="ip:192.0.2.66")
     assert set(explorer.events.client_ip) == {"192.0.2.66"}
-    picture, table = bytes(explorer.picture.value), explorer.table.value
-    assert picture.startswith(b"\x89PNG") and "192.0.2.66" in table
+    assert "ip:192.0.2.66" in explorer.explorer.nodes and explorer.explorer.sigma is not None
+    assert set(_grid_rows(explorer.table).client_ip) == {"192.0.2.66"}
+    assert type(explorer.plot.children[0]).__name__ == "BokehModel"
+    nodes = set(explorer.explorer.nodes)
+    explorer.entity.value = "ci-deployer"  # a name, not an id
+    assert explorer.node is not None and explorer.node.startswith("ram-user:")
+    assert set(explorer.events.principal_name.dropna()) >= {"ci-deployer"}
+    assert explorer.explorer.nodes != nodes
     explorer.entity.value = "secret:6157241179809909/prod/payments/db-password"
     assert set(explorer.events.resource) == {"prod/payments/db-password"}
-    assert bytes(explorer.picture.value) != picture and explorer.table.value != table
     whole = len(explorer.events)
     explorer.window.value = ("2026-03-11", "2026-03-11")
     assert 0 < len(explorer.events) < whole
     assert explorer.events.time.dt.strftime("%Y-%m-%d").eq("2026-03-11").all()
-    before = bytes(explorer.picture.value)
+    assert explorer.window_label.value == "2026-03-11 to 2026-03-11"
+    before = set(explorer.explorer.nodes)
     explorer.depth.value = 1
-    assert bytes(explorer.picture.value) != before
+    assert explorer.explorer.nodes < before
+    shown = len(explorer.events)
+    explorer.entity.value = "nobody-at-all"
+    assert "nothing matches" in explorer.status.value and len(explorer.events) == shown
     explorer.entity.value = "ip:203.0.113.250"
-    assert "not in the evidence" in explorer.status.value
+    assert "not in the evidence" in explorer.status.value or "nothing" in explorer.status.value
 
 
-def test_findings_browser_filters_and_shows_evidence(incident: tuple) -> None:
+def test_graph_explorer_expands_highlights_and_stays_bounded(incident: tuple) -> None:
+    case, findings = incident
+    G = kf.build_graph(case)
+    incidents = kf.report.incidents(findings, G)
+    graph = kf.widgets.GraphExplorer(G, focus="ci-deployer", findings=findings,
+                                     incidents=incidents)  # fmt: skip
+    start = set(graph.nodes)
+    edge = next(n for n in sorted(start) if set(G.successors(n)) | set(G.predecessors(n)) - start)
+    assert graph.expand(edge) > 0 and graph.nodes > start
+    graph.sigma.selected_node = next(iter(sorted(set(G.successors(edge)) - start)), edge)
+    graph.incident.value = 0
+    assert graph.highlighted and graph.highlighted <= graph.nodes
+    top = findings[kf.triage.finding_ids(findings).isin(incidents.iloc[0].finding_ids)]
+    assert set(top.entity.dropna()) & set(G) <= graph.highlighted
+    view = kf.interactive.sigma_graph(G, graph.nodes, graph.highlighted)
+    assert {n for n, h in view.nodes(data="highlight") if h} == graph.highlighted & set(view)
+    assert view.nodes["ram-user:620233140704118224"]["label"] == "ci-deployer"
+    graph.incident.value = -1
+    assert not graph.highlighted
+
+
+def test_graph_explorer_bounds_a_big_graph() -> None:
+    import networkx as nx
+
+    big = nx.MultiDiGraph()
+    for i in range(3000):
+        big.add_node(f"ip:10.0.{i // 250}.{i % 250}", kind="ip", name=f"10.0.{i // 250}.{i % 250}")
+        big.add_edge("ram-user:hub", f"ip:10.0.{i // 250}.{i % 250}", relation="source-of")
+    big.nodes["ram-user:hub"].update(kind="ram-user", name="hub")
+    graph = kf.widgets.GraphExplorer(big, focus="hub", max_nodes=2000)
+    assert len(graph.nodes) == 2000 and "ram-user:hub" in graph.nodes
+    assert "most connected kept" in graph.status.value
+    assert len(graph.sigma.data["nodes"]) == 2000
+
+
+def test_timeline_lanes_use_names_and_mark_findings(incident: tuple) -> None:
+    case, findings = incident
+    events = kf.timeline(case, "access-key:STS.AtwWmrln6xDrmqjY8IjPyGcS8nQs", findings)
+    names = kf.interactive.identity_names(case)
+    lanes = kf.interactive.lanes(events, names)
+    assert "deploy-role" in lanes and not any(lane.isdigit() for lane in lanes)
+    figure = kf.interactive.timeline_figure(events, names=names)
+    kinds = [type(r.glyph).__name__ for r in figure.renderers]
+    assert kinds.count("Scatter") == 2  # events, and the rows findings cite
+    assert figure.xaxis[0].axis_label == "time (UTC)"
+
+
+def test_display_timezone_changes_what_is_shown_not_what_is_stored(incident: tuple) -> None:
+    case, _ = incident
+    events = kf.timeline(case, "ip:192.0.2.66")
+    try:
+        kf.set_display_timezone("Asia/Shanghai")
+        shown = kf.interactive.grid_frame(events)
+        assert str(shown.time.dt.tz) == "Asia/Shanghai"
+        assert (shown.time.dt.tz_convert("UTC") == events.time).all()
+        figure = kf.interactive.timeline_figure(events)
+        assert figure.xaxis[0].axis_label == "time (Asia/Shanghai)"
+        assert str(case.activity.time.dt.tz) == "UTC"
+        with pytest.raises(kf.display.TimezoneError):
+            kf.set_display_timezone("Mars/Olympus")
+    finally:
+        kf.set_display_timezone("UTC")
+
+
+def test_findings_browser_filters_shows_evidence_and_triages(
+    incident: tuple, tmp_path: Path
+) -> None:
     case, findings = incident
     browser = kf.widgets.FindingsBrowser(case, findings)
-    assert len(browser.visible) == len(findings)
+    assert (
+        len(browser.visible) == len(findings) and "no triage record" in browser.triage_status.value
+    )
     browser.severity.value = ("critical",)
     assert set(browser.visible.severity) == {"critical"} and len(browser.visible) == 2
     chosen = findings.loc[browser.choice.value]
     assert set(browser.evidence.evidence_id) == set(chosen.evidence)
-    assert bytes(browser.picture.value).startswith(b"\x89PNG")
+    assert set(_grid_rows(browser.table).evidence_id) == set(chosen.evidence)
+    assert browser.explorer.highlighted
     browser.severity.value = ("critical", "high")
     browser.rule.value = ("D01",)
     assert list(browser.visible.rule_id) == ["D01"]
     assert len(browser.evidence) == 70  # 35 reads, each in both logs
     browser.account.value = "4788562977433321"
     assert browser.visible.empty and browser.evidence.empty
+    record = tmp_path / "case.triage.json"
+    browser = kf.widgets.FindingsBrowser(case, findings, triage=record, analyst="mei")
+    browser.rule.value = ("D01",)
+    browser.decision.value, browser.note.value = "confirmed", "35 secrets read"
+    browser.save.click()
+    ident = kf.triage.finding_ids(findings)[browser.choice.value]
+    assert kf.triage.TriageRecord(record).status(ident) == "confirmed"
+    browser.scope.value, browser.reason.value = "network", "pen test"
+    browser.scope_value.value = "192.0.2.0/24"
+    browser.suppress_button.click()
+    assert kf.triage.TriageRecord(record).suppressions[0].value == "192.0.2.0/24"
+    again = kf.widgets.FindingsBrowser(case, findings, triage=record)  # a new kernel
+    again.rule.value = ("D01",)
+    assert again.choice.options[0][0].startswith("[confirmed] D01")
+    assert again.decision.value == "confirmed" and again.note.value == "35 secrets read"
+    hidden = kf.triage.apply(findings, kf.triage.TriageRecord(record), case)
+    assert hidden.attrs["suppressed"]["S1"] > 0 and "D01" not in set(hidden.rule_id)
 
 
 # -- reports ------------------------------------------------------------------------------------
