@@ -87,19 +87,19 @@ def test_entity_explorer_follows_entity_window_and_depth(incident: tuple) -> Non
 
 def test_graph_explorer_expands_highlights_and_stays_bounded(incident: tuple) -> None:
     case, findings = incident
-    G = kf.build_graph(case)
-    incidents = kf.report.incidents(findings, G)
-    graph = kf.widgets.GraphExplorer(G, focus="ci-deployer", findings=findings,
+    graph_ = kf.build_graph(case)
+    incidents = kf.report.incidents(findings, graph_)
+    graph = kf.widgets.GraphExplorer(graph_, focus="ci-deployer", findings=findings,
                                      incidents=incidents)  # fmt: skip
     start = set(graph.nodes)
-    edge = next(n for n in sorted(start) if set(G.successors(n)) | set(G.predecessors(n)) - start)
+    edge = next(n for n in sorted(start) if set(graph_.successors(n)) | set(graph_.predecessors(n)) - start)
     assert graph.expand(edge) > 0 and graph.nodes > start
-    graph.sigma.selected_node = next(iter(sorted(set(G.successors(edge)) - start)), edge)
+    graph.sigma.selected_node = next(iter(sorted(set(graph_.successors(edge)) - start)), edge)
     graph.incident.value = 0
     assert graph.highlighted and graph.highlighted <= graph.nodes
     top = findings[kf.triage.finding_ids(findings).isin(incidents.iloc[0].finding_ids)]
-    assert set(top.entity.dropna()) & set(G) <= graph.highlighted
-    view = kf.interactive.sigma_graph(G, graph.nodes, graph.highlighted)
+    assert set(top.entity.dropna()) & set(graph_) <= graph.highlighted
+    view = kf.interactive.sigma_graph(graph_, graph.nodes, graph.highlighted)
     assert {n for n, h in view.nodes(data="highlight") if h} == graph.highlighted & set(view)
     assert view.nodes["ram-user:620233140704118224"]["label"] == "ci-deployer"
     graph.incident.value = -1
