@@ -86,15 +86,20 @@ def test_entity_explorer_follows_entity_window_and_depth(incident: tuple) -> Non
 
 
 def test_graph_explorer_expands_highlights_and_stays_bounded(incident: tuple) -> None:
+    import networkx as nx
+
     case, findings = incident
     graph_ = kf.build_graph(case)
     incidents = kf.report.incidents(findings, graph_)
     graph = kf.widgets.GraphExplorer(graph_, focus="ci-deployer", findings=findings,
                                      incidents=incidents)  # fmt: skip
     start = set(graph.nodes)
-    edge = next(n for n in sorted(start) if set(graph_.successors(n)) | set(graph_.predecessors(n)) - start)
+    edge = next(n for n in sorted(start) if set(nx.all_neighbors(graph_, n)) - start)
     assert graph.expand(edge) > 0 and graph.nodes > start
-    graph.sigma.selected_node = next(iter(sorted(set(graph_.successors(edge)) - start)), edge)
+    further = next(n for n in sorted(graph.nodes) if set(nx.all_neighbors(graph_, n)) - graph.nodes)
+    before = set(graph.nodes)
+    graph.sigma.selected_node = further  # what a click in the browser does
+    assert graph.nodes > before and further in graph.expanded
     graph.incident.value = 0
     assert graph.highlighted and graph.highlighted <= graph.nodes
     top = findings[kf.triage.finding_ids(findings).isin(incidents.iloc[0].finding_ids)]
