@@ -24,7 +24,6 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from itertools import pairwise
 from typing import Any
 
 import networkx as nx
@@ -135,25 +134,27 @@ def neighbourhood(graph: nx.MultiDiGraph, start: Iterable[str], depth: int = 1) 
 
 
 def lineage_nodes(graph: nx.MultiDiGraph, findings: pd.DataFrame) -> set[str]:
-    """Return the nodes of an incident: its findings' entities, actors and lineage, joined.
+    """Return the nodes of an incident: its findings' entities, actors and lineage.
 
-    Consecutive named nodes are joined by a shortest path in the undirected graph, so the
-    chain from the origin identity to what was touched lights up.
+    Each credential or session named is followed back to the identity and account behind
+    it (``kf.trace``), so the chain from the origin to what was touched lights up; the
+    result depends only on the graph and the findings.
     """
-    named: list[str] = []
+    from .graph.query import trace
+
+    named: set[str] = set()
     for row in findings.to_dict("records"):
         for column in ("lineage", "origin", "actor", "entity"):
             value = row.get(column)
             values = value if isinstance(value, list | tuple) else [value]
-            named += [str(v) for v in values if isinstance(v, str) and v in graph]
-    named = list(dict.fromkeys(named))
+            named |= {str(v) for v in values if isinstance(v, str) and v in graph}
     nodes = set(named)
-    undirected = graph.to_undirected(as_view=True)
-    for left, right in pairwise(named):
-        try:
-            nodes.update(nx.shortest_path(undirected, left, right))
-        except nx.NetworkXNoPath:
-            continue
+    for node in sorted(named):
+        if node.partition(":")[0] in ("access-key", "client-key", "role-session"):
+            try:
+                nodes.update(str(n) for n in trace(graph, node)["node"])
+            except (KeyError, ValueError, LookupError):
+                continue
     return nodes
 
 

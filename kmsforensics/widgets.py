@@ -202,7 +202,9 @@ class GraphExplorer:
         self.nodes = self._bounded(self.nodes | neighbourhood(self.graph, [node], 1), [node])
         self.expanded.append(node)
         self._draw(selected=node)
-        return len(self.nodes) - before
+        added = len(self.nodes) - before
+        self.status.value += html.escape(f" Expanded {node}: {added:,} neighbours added.")
+        return added
 
     def highlight_findings(self, findings: pd.DataFrame) -> set[str]:
         """Halo the lineage of some findings (an incident) and show it; return its nodes."""
