@@ -179,6 +179,7 @@ def timeline_figure(
     title: str = "Timeline",
     height: int | None = None,
     names: pd.Series | None = None,
+    width: int = 1100,
 ) -> Any:
     """Return a bokeh figure: one lane per identity, events as dots, findings as triangles.
 
@@ -222,7 +223,7 @@ def timeline_figure(
         x_axis_type="datetime",
         y_range=FactorRange(factors=list(reversed(lanes))),
         height=height or max(220, 28 * len(lanes) + 90),
-        sizing_mode="stretch_width",
+        width=width,
         tools="xpan,xwheel_zoom,box_zoom,reset,save",
         active_scroll="xwheel_zoom",
         active_drag="xpan",

@@ -224,7 +224,7 @@ def test_grid_sorts_and_the_entity_box_takes_a_name(graph_notebook: Page) -> Non
         scope = "[data-probe='x']"
         explorer.locator("table.dataTable tbody tr", has_text=KEY).first.wait_for()
         header = explorer.locator(".dt-scroll-head th", has_text="action").first
-        header.click()
+        header.locator(".dt-column-order").click()  # the column's sort button
         page.wait_for_function(
             "([s]) => [...document.querySelectorAll(s + ' .dt-scroll-head th')]"
             ".some(t => t.innerText.trim() === 'action' && t.getAttribute('aria-sort'))",
@@ -232,7 +232,7 @@ def test_grid_sorts_and_the_entity_box_takes_a_name(graph_notebook: Page) -> Non
         )
         ascending = column_values(page, scope, "action")
         assert len(ascending) > 10 and ascending == sorted(ascending)
-        header.click()
+        header.locator(".dt-column-order").click()
         page.wait_for_function(
             "([s]) => [...document.querySelectorAll(s + ' .dt-scroll-head th')]"
             ".some(t => t.innerText.trim() === 'action' && "
