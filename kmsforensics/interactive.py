@@ -165,6 +165,8 @@ def grid_frame(frame: pd.DataFrame, rows: int = GRID_ROWS) -> pd.DataFrame:
     """
     shown = localise(frame.head(rows))
     for name in shown.columns:
+        if isinstance(shown[name].dtype, pd.CategoricalDtype):  # sorted as text, not codes
+            shown[name] = shown[name].astype(object)
         if shown[name].dtype == object:
             shown[name] = shown[name].map(
                 lambda v: ", ".join(map(str, v)) if isinstance(v, tuple | list | set) else v

@@ -89,8 +89,18 @@ def _grid_options(height: int) -> dict[str, Any]:
     }
 
 
-def _show_grid(table: Any, frame: pd.DataFrame, height: int = 320) -> None:
-    table.update(grid_frame(frame), **_grid_options(height))
+class Grid:
+    """A place for a grid: each new frame gets a new grid (a DataTable set up afresh)."""
+
+    def __init__(self, height: int = 320) -> None:
+        self.height = height
+        self.box = w.Box(layout=w.Layout(width="100%"))
+        self.table: Any = None
+
+    def show(self, frame: pd.DataFrame) -> None:
+        """Show a frame (times in the display zone, at most ``GRID_ROWS`` rows)."""
+        self.table = grid(frame, self.height)
+        self.box.children = (self.table,)
 
 
 _BOKEH_LOADED = False
@@ -323,7 +333,8 @@ class EntityExplorer:
         self.status = w.HTML()
         self.explorer = GraphExplorer(self.graph, start, depth=2, height=460)
         self.plot = w.Box(layout=w.Layout(width="100%"))
-        self.table = grid(pd.DataFrame())
+        self.grid = Grid()
+        self.table: Any = None
         self.timeline = pd.DataFrame()
         self.events = pd.DataFrame()
         self.node: str | None = None
@@ -338,7 +349,7 @@ class EntityExplorer:
                 self.status,
                 self.explorer.widget,
                 self.plot,
-                self.table,
+                self.grid.box,
             ]
         )
         self.update()
@@ -404,7 +415,8 @@ class EntityExplorer:
             self._names = identity_names(self.case)
         self.figure = timeline_figure(self.timeline, title=f"Events of {ref}", names=self._names)
         self.plot.children = (_bokeh(self.figure),)
-        _show_grid(self.table, self.timeline)
+        self.grid.show(self.timeline)
+        self.table = self.grid.table
 
     def _ipython_display_(self) -> None:
         display(self.widget)
@@ -457,7 +469,8 @@ class FindingsBrowser:
         self.status = w.HTML()
         self.detail = w.HTML()
         self.explorer = GraphExplorer(self.graph, None, depth=1, height=420)
-        self.table = grid(pd.DataFrame(), height=260)
+        self.grid = Grid(height=260)
+        self.table: Any = None
         self.decision = w.Dropdown(options=STATUSES, description="status", style=WIDE)
         self.note = w.Text(description="note", placeholder="why", style=WIDE,
                            layout=w.Layout(width="420px"))  # fmt: skip
@@ -500,7 +513,7 @@ class FindingsBrowser:
                 self.detail,
                 *triage_row,
                 self.explorer.widget,
-                self.table,
+                self.grid.box,
             ]
         )
         if self.record is None:
@@ -544,7 +557,8 @@ class FindingsBrowser:
             self.choice.value = int(self.visible.index[0])
         else:
             self.evidence = pd.DataFrame()
-            _show_grid(self.table, self.evidence, height=260)
+            self.grid.show(self.evidence)
+            self.table = self.grid.table
 
     def _relabel(self) -> None:
         current = self.choice.value
@@ -581,7 +595,8 @@ class FindingsBrowser:
                 + (f" by {decided.analyst} at {decided.time}" if decided else "")
                 + f" (record: {self.record.path})"
             )
-        _show_grid(self.table, self.evidence, height=260)
+        self.grid.show(self.evidence)
+        self.table = self.grid.table
 
     def mark(self) -> None:
         """Write the status and note of the chosen finding into the triage record."""

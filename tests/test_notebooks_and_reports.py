@@ -325,3 +325,10 @@ def test_report_parameters_are_checked_before_running(
     assert cli.main([*args, "--param", "display_timezone=Mars/Olympus"]) == 2
     assert "display_timezone" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_grid_frames_sort_categories_as_text(incident: tuple) -> None:
+    case, _ = incident
+    shown = kf.interactive.grid_frame(case.activity.head(50))
+    assert not any(isinstance(t, pd.CategoricalDtype) for t in shown.dtypes)
+    assert shown.action.tolist() == case.activity.action.head(50).astype(str).tolist()
