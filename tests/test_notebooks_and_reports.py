@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import kmsforensics as kf
-from kmsforensics import cli
+from kmsforensics import cli, interactive
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.filterwarnings("ignore::kmsforensics.DetectionNote")
@@ -104,7 +104,7 @@ def test_graph_explorer_expands_highlights_and_stays_bounded(incident: tuple) ->
     assert graph.highlighted and graph.highlighted <= graph.nodes
     top = findings[kf.triage.finding_ids(findings).isin(incidents.iloc[0].finding_ids)]
     assert set(top.entity.dropna()) & set(graph_) <= graph.highlighted
-    view = kf.interactive.sigma_graph(graph_, graph.nodes, graph.highlighted)
+    view = interactive.sigma_graph(graph_, graph.nodes, graph.highlighted)
     assert {n for n, h in view.nodes(data="highlight") if h} == graph.highlighted & set(view)
     assert view.nodes["ram-user:620233140704118224"]["label"] == "ci-deployer"
     graph.incident.value = -1
@@ -128,10 +128,10 @@ def test_graph_explorer_bounds_a_big_graph() -> None:
 def test_timeline_lanes_use_names_and_mark_findings(incident: tuple) -> None:
     case, findings = incident
     events = kf.timeline(case, "access-key:STS.AtwWmrln6xDrmqjY8IjPyGcS8nQs", findings)
-    names = kf.interactive.identity_names(case)
-    lanes = kf.interactive.lanes(events, names)
+    names = interactive.identity_names(case)
+    lanes = interactive.lanes(events, names)
     assert "deploy-role" in lanes and not any(lane.isdigit() for lane in lanes)
-    figure = kf.interactive.timeline_figure(events, names=names)
+    figure = interactive.timeline_figure(events, names=names)
     kinds = [type(r.glyph).__name__ for r in figure.renderers]
     assert kinds.count("Scatter") == 2  # events, and the rows findings cite
     assert figure.xaxis[0].axis_label == "time (UTC)"
@@ -142,10 +142,10 @@ def test_display_timezone_changes_what_is_shown_not_what_is_stored(incident: tup
     events = kf.timeline(case, "ip:192.0.2.66")
     try:
         kf.set_display_timezone("Asia/Shanghai")
-        shown = kf.interactive.grid_frame(events)
+        shown = interactive.grid_frame(events)
         assert str(shown.time.dt.tz) == "Asia/Shanghai"
         assert (shown.time.dt.tz_convert("UTC") == events.time).all()
-        figure = kf.interactive.timeline_figure(events)
+        figure = interactive.timeline_figure(events)
         assert figure.xaxis[0].axis_label == "time (Asia/Shanghai)"
         assert str(case.activity.time.dt.tz) == "UTC"
         with pytest.raises(kf.display.TimezoneError):
@@ -329,6 +329,6 @@ def test_report_parameters_are_checked_before_running(
 
 def test_grid_frames_sort_categories_as_text(incident: tuple) -> None:
     case, _ = incident
-    shown = kf.interactive.grid_frame(case.activity.head(50))
+    shown = interactive.grid_frame(case.activity.head(50))
     assert not any(isinstance(t, pd.CategoricalDtype) for t in shown.dtypes)
     assert shown.action.tolist() == case.activity.action.head(50).astype(str).tolist()
