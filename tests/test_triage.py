@@ -147,3 +147,23 @@ def test_a_store_case_keeps_its_record_in_the_store(tmp_path: Path) -> None:
     case = activity_case()
     case.parameters["store"] = str(tmp_path / "store")
     assert TriageRecord.for_case(case).path == tmp_path / "store" / "triage.json"
+
+
+def test_detect_applies_the_record_and_counts_what_each_suppression_hid(tmp_path: Path) -> None:
+    from conftest import assume_role_event, jsonl, kms_record, oss_array, role_session_event, write
+
+    evidence = tmp_path / "evidence"
+    reads = [role_session_event(10 + i, sourceIpAddress="198.51.100.23") for i in range(3)]
+    assume = assume_role_event(5, sourceIpAddress="198.51.100.23")
+    oss_array(evidence / "t/Actiontrail_x.gz", [assume, *reads])
+    write(evidence / "k.jsonl", jsonl([kms_record(i) for i in range(3)]))
+    case = kf.load(evidence, progress=False)
+    plain = kf.detect(case, rules=["D30"])
+    assert len(plain) and "finding_id" not in plain
+    record = TriageRecord(tmp_path / "case.triage.json")
+    record.suppress("D30", "network", "198.51.100.0/24", reason="vendor", expires="2099-01-01")
+    kept = kf.detect(case, rules=["D30"], triage=record.path)
+    assert kept.attrs["suppressed"]["S1"] + len(kept) == len(plain)
+    assert kept.attrs["suppressed"]["S1"] > 0 and "triage_status" in kept
+    with pytest.raises(TriageError, match="inside the evidence"):
+        kf.detect(case, rules=["D30"], triage=evidence / "triage.json")

@@ -60,6 +60,7 @@ def detect(
     timezone: str = "Asia/Shanghai",
     geoip: str | Path | None = None,
     known_accounts: list[str] | None = None,
+    triage: Any = None,
 ) -> pd.DataFrame:
     """Run the rule pack over a case: one row per incident a rule finds.
 
@@ -87,6 +88,10 @@ def detect(
         :class:`DetectionNote` warning say so.
     known_accounts : list of str, optional
         The organisation's accounts (D07, D19); default: those in the evidence.
+    triage : str, Path or TriageRecord, optional
+        The case's triage record (:mod:`kmsforensics.triage`): its live suppressions hide
+        the findings they cover (``attrs["suppressed"]`` counts them per suppression),
+        and ``finding_id``, ``triage_status`` and ``triage_note`` columns are added.
 
     Returns
     -------
@@ -159,6 +164,11 @@ def detect(
     out.attrs["seconds"] = seconds
     out.attrs["notes"] = notes
     out.attrs["baseline_end"] = baseline_end
+    if triage is not None:
+        from ..triage import TriageRecord, apply
+
+        record = triage if isinstance(triage, TriageRecord) else TriageRecord.for_case(case, triage)
+        out = apply(out, record, case)
     if notes:
         warnings.warn(
             "kmsforensics.detect: " + "; ".join(f"{k}: {v}" for k, v in notes.items()),
