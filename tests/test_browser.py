@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -79,13 +81,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def jupyterlab() -> Iterator[tuple[str, Path]]:
     """A JupyterLab server on 127.0.0.1 with a random port and token.
 
     Yields the base URL (``.../lab/tree/{}?token=...``, to format with a notebook name)
-    and the folder it serves, which holds copies of notebooks 01 and 02.
+    and the folder it serves, which holds copies of notebooks 01 and 02. The folder is
+    its own (not pytest's tmp_path, which another pytest run on the machine may prune).
     """
-    folder = tmp_path_factory.mktemp("lab")
+    folder = Path(tempfile.mkdtemp(prefix="kmsforensics-lab-"))
     for name in ("01_triage.ipynb", "02_identity_graph.ipynb"):
         copy_without_prompts(ROOT / "notebooks" / name, folder)
     port, token = free_port(), secrets.token_hex(16)
@@ -128,6 +131,7 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         server.terminate()
         server.wait(timeout=30)
         log.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def accept_dialogs(page: Page) -> None:
