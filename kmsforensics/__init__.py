@@ -7,20 +7,53 @@ Examples
 True
 """
 
-from . import _version, datasets, detections, graph, handover, report, schema, synth, triage
-from ._version import __version__
+import warnings
+
+import pandas
+
+from . import _version as _version
+from . import aap as aap
+from . import dask_engine as _dask_engine  # noqa: F401 - registers engine="dask"
+from . import datasets as datasets
+from . import detections as detections
+from . import export as export
+from . import graph as graph
+from . import handover as handover
+from . import report as report
+from . import schema as schema
+from . import synth as synth
+from . import triage as triage
+from ._version import __version__ as __version__
+from .aap import aap_config, aap_review
 from .case import Case
-from .detections import DetectionNote, detect, evidence_rows, rules
+from .detections import detect, evidence_rows, incidents, list_rules
+from .detections.sigma import detect_sigma
 from .display import display_timezone, set_display_timezone
 from .errors import (
+    AmbiguousReferenceError,
+    DatasetNotFoundError,
     DecompressionLimitError,
+    DetectionNote,
     EvidenceNotFoundError,
     KmsForensicsError,
     LogParseError,
+    NoEvidenceError,
     ParseWarning,
+    ReportError,
+    ReportParameterError,
+    StoreError,
+    StoreIntegrityError,
+    StoreLockedError,
+    TemplateNotFoundError,
+    TimezoneError,
+    TriageError,
     UnknownFormatError,
+    UnknownReferenceError,
+    UnknownRuleError,
+    UnreadableEvidenceError,
     UnsafeArchiveError,
 )
+from .export import export_bloodhound, export_ocsf
 from .graph import blast_radius, build_graph, plot_graph, trace, who_accessed
 from .handover import export_findings, export_neighbourhood, export_timeline
 from .loader import load
@@ -31,8 +64,21 @@ from .plots import (
     plot_swimlanes,
     plot_top,
 )
-from .store import IngestReport, StoreError, ingest
+from .store import IngestReport, ingest, open
 from .timeline import timeline, usage
+
+
+def rules() -> pandas.DataFrame:
+    """List the rule pack (deprecated: use :func:`list_rules`; removed in the next release).
+
+    ``kf.rules`` shadowed the ``kmsforensics.detections.rules`` subpackage.
+    """
+    warnings.warn(
+        "kf.rules() is renamed kf.list_rules(); kf.rules will be removed in the next release",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return list_rules()
 
 
 def __getattr__(name: str) -> object:
@@ -44,48 +90,61 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'kmsforensics' has no attribute {name!r}")
 
 
+#: The public functions and classes (modules such as ``kf.datasets`` and
+#: ``kf.graph`` and ``kf.__version__`` are attributes too, but not listed here).
 __all__ = [
+    "AmbiguousReferenceError",
     "Case",
+    "DatasetNotFoundError",
     "DecompressionLimitError",
     "DetectionNote",
     "EvidenceNotFoundError",
     "IngestReport",
     "KmsForensicsError",
     "LogParseError",
+    "NoEvidenceError",
     "ParseWarning",
+    "ReportError",
+    "ReportParameterError",
     "StoreError",
+    "StoreIntegrityError",
+    "StoreLockedError",
+    "TemplateNotFoundError",
+    "TimezoneError",
+    "TriageError",
     "UnknownFormatError",
+    "UnknownReferenceError",
+    "UnknownRuleError",
+    "UnreadableEvidenceError",
     "UnsafeArchiveError",
-    "__version__",
-    "_version",
+    "aap_config",
+    "aap_review",
     "blast_radius",
     "build_graph",
-    "datasets",
     "detect",
-    "detections",
+    "detect_sigma",
     "display_timezone",
     "evidence_rows",
+    "export_bloodhound",
     "export_findings",
     "export_neighbourhood",
+    "export_ocsf",
     "export_timeline",
-    "graph",
-    "handover",
+    "incidents",
     "ingest",
+    "list_rules",
     "load",
+    "open",
     "plot_activity",
     "plot_error_rate",
     "plot_graph",
     "plot_hour_of_week",
     "plot_swimlanes",
     "plot_top",
-    "report",
     "rules",
-    "schema",
     "set_display_timezone",
-    "synth",
     "timeline",
     "trace",
-    "triage",
     "usage",
     "who_accessed",
 ]

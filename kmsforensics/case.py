@@ -61,6 +61,15 @@ def parse_nested(text: object) -> object:
     return value
 
 
+def empty_aap_exports() -> pd.DataFrame:
+    """Return the (empty) frame of AAP configuration exports of a case."""
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in AAP_EXPORT_COLUMNS})
+
+
+#: Columns of ``Case.aap_exports``.
+AAP_EXPORT_COLUMNS = ("source_file", "source_record", "source_item", "json")
+
+
 class Case:
     """The evidence of one investigation, loaded and typed.
 
@@ -89,6 +98,7 @@ class Case:
         issues: pd.DataFrame,
         manifest: pd.DataFrame,
         parameters: Mapping[str, Any] | None = None,
+        aap_exports: pd.DataFrame | None = None,
     ) -> None:
         self._frames: dict[str, Any] = {
             "kms": kms,
@@ -99,6 +109,9 @@ class Case:
         self.issues = issues
         self.manifest = manifest
         self.parameters: dict[str, Any] = dict(parameters or {})
+        #: AAP configuration exports found among the evidence (``source_file``,
+        #: ``source_record``, ``json``): read by ``kf.aap_config``, see kmsforensics.aap.
+        self.aap_exports = aap_exports if aap_exports is not None else empty_aap_exports()
 
     def _frame(self, name: str) -> Any:
         """Return one of the frames ``kms``, ``actiontrail`` (JSON text) or ``activity``."""
@@ -152,6 +165,7 @@ class Case:
             self.issues,
             self.manifest,
             {**self.parameters, "between": (lo, hi)},
+            self.aap_exports,
         )
         return sliced
 
@@ -183,9 +197,8 @@ class Case:
     def _focused(self, activity: pd.DataFrame, ref: str) -> Case:
         """Return the case of the given activity rows (with their KMS records and events)."""
         kms, at = records_behind(activity, self.kms, self._actiontrail_text)
-        return Case(
-            kms, at, activity, self.issues, self.manifest, {**self.parameters, "focus": ref}
-        )
+        parameters = {**self.parameters, "focus": ref}
+        return Case(kms, at, activity, self.issues, self.manifest, parameters, self.aap_exports)
 
     def search(self, text: str) -> pd.DataFrame:
         """Return every record in which some field contains ``text`` (case-insensitive).
@@ -202,7 +215,13 @@ class Case:
     # -- showing itself -------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        """Return the facts a summary shows: files, events, time range, accounts, issues."""
+        """Return the facts a summary shows: files, events, calls, time range, accounts, issues.
+
+        ``calls`` counts the calls behind the events: a shared-gateway call logged by
+        both logs (two activity rows, one ``call_id``) is one call.
+        """
+        from .calls import count_calls
+
         times = self.activity["time"]
         formats = self.manifest.groupby("format", observed=True).size().to_dict()
         statuses = self.manifest.groupby("status", observed=True).size().to_dict()
@@ -212,6 +231,9 @@ class Case:
             "files_by_status": {str(k): int(v) for k, v in statuses.items()},
             "files_by_format": {str(k): int(v) for k, v in formats.items()},
             "events": {"kms": len(self.kms), "actiontrail": len(self._actiontrail_text)},
+            "calls": count_calls(
+                self.activity[["call_id"]] if "call_id" in self.activity else self.activity
+            ),
             "start": times.min() if len(times) else None,
             "end": times.max() if len(times) else None,
             "accounts": len(accounts),
@@ -244,6 +266,7 @@ class Case:
             f"<tr><th>files</th><td>{s['files']:,} ({statuses})</td></tr>"
             f"<tr><th>KMS access-log records</th><td>{s['events']['kms']:,}</td></tr>"
             f"<tr><th>ActionTrail events</th><td>{s['events']['actiontrail']:,}</td></tr>"
+            f"<tr><th>calls (one per call in both logs)</th><td>{s['calls']:,}</td></tr>"
             f"<tr><th>time range (UTC)</th><td>{html.escape(span)}</td></tr>"
             f"<tr><th>accounts</th><td>{s['accounts']:,}</td></tr>"
             f"<tr><th>issues</th><td>{issues}</td></tr>"
@@ -272,37 +295,11 @@ def with_nested_objects(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-#: Columns a node id of each kind is matched against by ``case.focus``.
-FOCUS_COLUMNS: dict[str, tuple[str, ...]] = {
-    "access-key": ("access_key_id",),
-    "client-key": ("access_key_id",),
-    "ram-user": ("principal_id",),
-    "ram-role": ("principal_id",),
-    "account": ("account_id",),
-    "key": ("key_id",),
-    "ip": ("client_ip",),
-    "kms-instance": ("instance_id",),
-    "service": ("principal_name",),
-}
-#: Columns a bare identifier is matched against.
-BARE_COLUMNS = (
-    "access_key_id",
-    "principal_id",
-    "principal_name",
-    "session_name",
-    "account_id",
-    "client_ip",
-    "key_id",
-    "secret_name",
-    "instance_id",
-    "resource_id",
-    "request_id",
-    "event_id",
-)
-
-
 def focus_mask(activity: pd.DataFrame, ref: str) -> pd.Series:
     """Tell which activity rows involve ``ref`` (a graph node id or a bare identifier).
+
+    The vocabulary is :mod:`kmsforensics.graph.nodes`'s, as for ``kf.timeline``; a
+    bare identifier names every row it is found in, whatever the column.
 
     Examples
     --------
@@ -313,29 +310,9 @@ def focus_mask(activity: pd.DataFrame, ref: str) -> pd.Series:
     >>> focus_mask(act, "u").tolist()
     [True, False]
     """
+    from .graph.nodes import rows_named  # the graph package imports this module
 
-    def equal(column: str, value: str) -> pd.Series:
-        if column not in activity.columns:
-            return pd.Series(False, index=activity.index)
-        return (activity[column] == value).fillna(False).astype(bool)
-
-    kind, sep, ident = ref.partition(":")
-    if sep and kind == "role-session":
-        role, _, session = ident.partition(":")
-        return equal("principal_id", role) & equal("session_name", session)
-    if sep and kind in ("aap", "secret"):
-        account, _, name = ident.partition("/")
-        column = "principal_id" if kind == "aap" else "secret_name"
-        return equal("account_id", account) & equal(column, name)
-    if sep and kind in FOCUS_COLUMNS:
-        mask = pd.Series(False, index=activity.index)
-        for column in FOCUS_COLUMNS[kind]:
-            mask |= equal(column, ident)
-        return mask
-    mask = pd.Series(False, index=activity.index)
-    for column in BARE_COLUMNS:
-        mask |= equal(column, ref)
-    return mask
+    return rows_named(activity, ref)
 
 
 def records_behind(

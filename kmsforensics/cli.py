@@ -26,14 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .errors import KmsForensicsError, ParseWarning
+from .errors import KmsForensicsError, NoEvidenceError, ParseWarning
 from .evidence import DEFAULT_MAX_BYTES
+from .safetext import terminal_text
 
 EXPORT_FORMATS = ("csv", "jsonl", "timesketch", "ocsf")
-
-
-class NoEvidenceError(KmsForensicsError):
-    """The sources hold no log this tool reads."""
 
 
 def plain(text: object) -> str:
@@ -44,14 +41,22 @@ def plain(text: object) -> str:
     >>> plain("ok\x1b[31m red")
     'ok\\x1b[31m red'
     """
-    return _escape_controls(str(text))
+    return terminal_text(str(text))
 
 
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+def say(text: object = "", *, error: bool = False) -> None:
+    r"""Print ``text`` (to stderr with ``error``), control characters escaped line by line.
 
-
-def _escape_controls(text: str) -> str:
-    return _CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    Examples
+    --------
+    >>> say("evil.zip::\x1b[2J.jsonl\nsecond line")
+    evil.zip::\x1b[2J.jsonl
+    second line
+    """
+    lines = str(text).split("\n")
+    print(
+        "\n".join(terminal_text(line) for line in lines), file=sys.stderr if error else sys.stdout
+    )
 
 
 def _cli_words(message: str) -> str:
@@ -68,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except (KmsForensicsError, FileNotFoundError) as exc:
-        print(f"kmsforensics {args.command}: {plain(_cli_words(str(exc)))}", file=sys.stderr)
+        say(f"kmsforensics {args.command}: {_cli_words(str(exc))}", error=True)
         return 2
 
 
@@ -131,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
         default=256,
         help="decompressed evidence parsed at a time (memory follows it)",
     )
+    ing.add_argument(
+        "--wait",
+        type=float,
+        default=600.0,
+        help="seconds to wait for another ingest writing to the same store",
+    )
     ing.add_argument("--json", action="store_true", help="print what was done as JSON")
     ing.set_defaults(run=_ingest)
     gen = commands.add_parser("synth", help="generate synthetic evidence (normal activity)")
@@ -174,9 +185,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _case(args: argparse.Namespace) -> Any:
-    """Load the evidence; refuse sources that hold no log at all."""
+    """Load the evidence (or open a case store); refuse sources that hold no log at all."""
     from .loader import load
+    from .store import is_store
+    from .store import open as open_store
 
+    if len(args.evidence) == 1 and is_store(args.evidence[0]):
+        return open_store(args.evidence[0])
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always", ParseWarning)
         case = load(
@@ -195,7 +210,7 @@ def _case(args: argparse.Namespace) -> Any:
         )
     for warning in seen:
         if issubclass(warning.category, ParseWarning):
-            print(f"kmsforensics: {plain(warning.message)}", file=sys.stderr)
+            say(f"kmsforensics: {warning.message}", error=True)
     return case
 
 
@@ -211,19 +226,19 @@ def _load(args: argparse.Namespace) -> int:
         summary["start"] = summary["start"].isoformat() if summary["start"] is not None else None
         summary["end"] = summary["end"].isoformat() if summary["end"] is not None else None
         summary["manifest"] = json.loads(case.manifest.to_json(orient="records"))
-        print(json.dumps(summary, indent=2))
+        say(json.dumps(summary, indent=2))
         return 0
-    print(plain(repr(case)))
-    print("files by format: " + _counts(case.manifest["format"]))
-    print("files by status: " + _counts(case.manifest["status"]))
+    say(plain(repr(case)))
+    say("files by format: " + _counts(case.manifest["format"]))
+    say("files by status: " + _counts(case.manifest["status"]))
     if len(case.issues):
-        print("issues: " + _counts(case.issues["severity"]) + " (see --json or case.issues)")
+        say("issues: " + _counts(case.issues["severity"]) + " (see --json or case.issues)")
     if args.manifest:
         columns = ["path", "format", "records_read", "records_loaded", "records_rejected",
                    "duplicates", "status"]  # fmt: skip
-        print(plain(case.manifest[columns].to_string(index=False)))
+        say(plain(case.manifest[columns].to_string(index=False)))
     else:
-        print("(--manifest lists every file)")
+        say("(--manifest lists every file)")
     return 0
 
 
@@ -238,9 +253,9 @@ def _findings(args: argparse.Namespace, case: Any) -> Any:
     record = TriageRecord(args.triage, [Path(p) for p in args.evidence]) if args.triage else None
     findings = apply(found, record, case)
     for rule_id, note in found.attrs.get("notes", {}).items():
-        print(f"note: {rule_id} {plain(note)}", file=sys.stderr)
+        say(f"note: {rule_id} {note}", error=True)
     for ident, hidden in findings.attrs.get("suppressed", {}).items():
-        print(f"suppression {ident} hid {hidden} findings", file=sys.stderr)
+        say(f"suppression {ident} hid {hidden} findings", error=True)
     return findings
 
 
@@ -252,18 +267,18 @@ def _detect(args: argparse.Namespace) -> int:
     findings = _findings(args, case)
     counts = findings["severity"].value_counts()
     found = ", ".join(f"{int(counts[s])} {s}" for s in SEVERITIES if s in counts)
-    print(f"{len(findings):,} findings" + (f": {found}" if found else ""))
+    say(f"{len(findings):,} findings" + (f": {found}" if found else ""))
     for row in ranked(findings).head(15).itertuples():
-        print(
+        say(
             f"  {row.severity:<8} {row.rule_id} {row.first_seen:%Y-%m-%d %H:%M}Z "
             f"{plain(row.summary)[:120]}"
         )
     if len(findings) > 15:
-        print(f"  ... {len(findings) - 15:,} more (--csv or --json writes them all)")
+        say(f"  ... {len(findings) - 15:,} more (--csv or --json writes them all)")
     target = args.csv or args.json
     if target:
         written = export_findings(findings, target, case, fmt="csv" if args.csv else "jsonl")
-        print(f"wrote {written}")
+        say(f"wrote {written}")
     return 0
 
 
@@ -275,11 +290,11 @@ def _incidents(args: argparse.Namespace) -> int:
     args.rules = None
     table = incidents(_findings(args, case), build_graph(case))
     if args.json:
-        print(table.to_json(orient="records", date_format="iso", indent=1))
+        say(table.to_json(orient="records", date_format="iso", indent=1))
         return 0
-    print(f"{len(table):,} incidents")
+    say(f"{len(table):,} incidents")
     for row in table.to_dict("records"):
-        print(f"  {row['rank']:>3}. {row['severity']:<8} {plain(row['story'])}")
+        say(f"  {row['rank']:>3}. {row['severity']:<8} {plain(row['story'])}")
     return 0
 
 
@@ -297,7 +312,7 @@ def _export(args: argparse.Namespace) -> int:
         written = Path(export_ocsf(case, args.out))
     else:
         written = export_timeline(timeline(case, None), args.out, case, fmt=args.fmt)
-    print(f"wrote {written} ({written.stat().st_size:,} bytes)")
+    say(f"wrote {written} ({written.stat().st_size:,} bytes)")
     return 0
 
 
@@ -312,12 +327,13 @@ def _ingest(args: argparse.Namespace) -> int:
         strict=args.strict,
         batch_bytes=args.batch_mb * 1024 * 1024,
         progress=sys.stderr.isatty(),
+        wait=args.wait,
     )
     if args.json:
-        print(json.dumps(asdict(report), indent=2))
+        say(json.dumps(asdict(report), indent=2))
         return 0
     added = ", ".join(f"{v:,} {k}" for k, v in report.events_added.items())
-    print(
+    say(
         f"{report.store}: {report.files_added:,} files added ({added} rows), "
         f"{report.files_already_in_store:,} already in the store, "
         f"{report.duplicates:,} duplicate events, {report.seconds:.1f} s"
@@ -351,10 +367,10 @@ def _synth(args: argparse.Namespace) -> int:
         damage=args.damage,
     )
     if args.json:
-        print(json.dumps(truth, indent=2))
+        say(json.dumps(truth, indent=2))
         return 0
     counts = truth["counts"]
-    print(
+    say(
         f"wrote {out / 'evidence'}: {counts['files']:,} files, {counts['kms_records']:,} KMS "
         f"records, {counts['actiontrail_events']:,} ActionTrail events, "
         f"{len(truth['scenarios'])} attacks; the ground truth is in {out / 'truth.json'}"
@@ -375,7 +391,7 @@ def _report(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             parameters[key] = value
     out = render(args.evidence, args.out, template=args.template, parameters=parameters)
-    print(f"wrote {out} ({out.stat().st_size:,} bytes), {out.name}.sha256 and {out.stem}.json")
+    say(f"wrote {out} ({out.stat().st_size:,} bytes), {out.name}.sha256 and {out.stem}.json")
     return 0
 
 

@@ -1,10 +1,11 @@
 """The dask engine: a case store as dask DataFrames, one partition per day.
 
-``kf.load(CASE_DIR, engine="dask")`` returns a :class:`DaskCase`, whose ``activity``,
+``kf.open(CASE_DIR, engine="dask")`` returns a :class:`DaskCase`, whose ``activity``,
 ``kms`` and ``actiontrail`` are dask DataFrames built with ``dask.dataframe.from_map``
 over the store's days; every partition is read by the same code as the pandas path
-(:meth:`kmsforensics.store.Store.read_day`), so it holds exactly the rows and types
-``kf.load(CASE_DIR)`` would for that day. The three frames share their days, so
+(:func:`kmsforensics.store.read.read_frame`, on the files the store listed when the
+case was opened), so it holds exactly the rows and types ``kf.open(CASE_DIR)`` would for
+that day. The three frames share their days, so
 partition *i* of each is the same day (``kf.build_graph`` and ``kf.detect`` rely on it).
 
 Work runs on whatever ``dask.distributed`` Client is active (a ``LocalCluster`` on a
@@ -20,7 +21,7 @@ with ``kf.ingest`` for a cluster.
 Examples
 --------
 >>> import kmsforensics as kf
->>> case = kf.load("case-store", engine="dask")  # doctest: +SKIP
+>>> case = kf.open("case-store", engine="dask")  # doctest: +SKIP
 >>> case.activity.groupby("action").size().compute()  # doctest: +SKIP
 >>> day = case.between("2026-03-10", "2026-03-11")  # a pandas Case  # doctest: +SKIP
 """
@@ -38,8 +39,11 @@ from typing import Any
 
 import pandas as pd
 
+from . import loader
 from .case import Case, focus_mask, with_nested_objects
-from .store import FRAMES, Store, StoreCase, _summary, ingest
+from .store import ENGINES, FRAMES, Store, StoreCase, ingest, is_store, looks_like_store
+from .store.case import _summary
+from .store.read import read_frame
 
 _LOCAL_CLIENT: Any = None
 
@@ -71,17 +75,16 @@ def client() -> Any:
 
 def _read_partition(
     root: str,
-    batches: int,
     name: str,
+    schema: Any,
     columns: list[str] | None,
     start: pd.Timestamp | None,
     end: pd.Timestamp | None,
-    day: str,
+    hashes: dict[str, list[Any]],
+    files: list[str],
 ) -> pd.DataFrame:
-    """One day of one frame, as the case saw the store (its committed batches then)."""
-    store = Store(root)
-    store.batches = batches  # an ingest running meanwhile must not change the case
-    return store.read_day(name, day, start, end, columns)
+    """One day of one frame, from the files the store listed when the case was opened."""
+    return read_frame(Path(root), name, files, schema, start, end, columns, hashes)
 
 
 class DaskCase(StoreCase):
@@ -118,19 +121,22 @@ class DaskCase(StoreCase):
 
         wanted = list(columns) if columns is not None else None
         meta = clear_known_categories(self.store.read(name, [], self.start, self.end, wanted))
+        days = self.days or ["none"]
+        files = [self.store.day_files(name, [day]) for day in days]
         reader = partial(
             _read_partition,
             str(self.store.root),
-            self.store.batches,
             name,
+            self.store.schemas[name],
             wanted,
             self.start,
             self.end,
+            {p: self.store.files[p] for day in files for p in day},
         )
         with dask.config.set({"dataframe.convert-string": False}):  # keep our dtypes
             return dd.from_map(
                 reader,
-                self.days or ["none"],
+                files,
                 meta=meta,
                 enforce_metadata=False,
                 label=f"kmsforensics-{name}",
@@ -179,12 +185,14 @@ class DaskCase(StoreCase):
             return super().summary()
 
         self.client  # noqa: B018 - computed on this Client
-        act: Any = self._daily("activity", ["time", "source", "account_id"])
-        low, high, sources, accounts = dask.compute(
+        act: Any = self._daily("activity", ["time", "source", "account_id", "call_id"])
+        calls = act["call_id"].nunique() if "call_id" in act.columns else act["time"].size
+        low, high, sources, accounts, calls = dask.compute(
             act["time"].min(),
             act["time"].max(),
             act["source"].astype(object).value_counts(),
             act["account_id"].dropna().astype(object).unique(split_out=1),
+            calls,
         )
         facts = _summary(self.manifest, self.issues, act._meta)
         facts["events"] = {
@@ -195,38 +203,43 @@ class DaskCase(StoreCase):
         facts["start"] = low if total else None
         facts["end"] = high if total else None
         facts["accounts"] = len(accounts)
+        facts["calls"] = int(calls) if total else 0
         return facts
 
 
-def open_dask(root: str | os.PathLike[str], columns: Sequence[str] | None = None) -> DaskCase:
-    """Open a case store with the dask engine (used by ``kf.load(CASE_DIR, engine="dask")``)."""
-    case = DaskCase(Store(root), columns=columns)
+def open_dask(store: Store, columns: Sequence[str] | None = None) -> DaskCase:
+    """Open a case store with the dask engine (``kf.open(CASE_DIR, engine="dask")``)."""
+    case = DaskCase(store, columns=columns)
     case.client  # noqa: B018 - start (or find) the Client now, not at the first compute
     return case
 
 
-def load_dask(
-    sources: Sequence[str | os.PathLike[str]],
-    *,
-    strict: bool,
-    progress: bool,
-    max_bytes: int,
-    column_map: dict[str, str] | None,
-) -> DaskCase:
-    """Ingest evidence into a temporary case store and open it with the dask engine."""
+def load_dask(sources: Sequence[Any], options: dict[str, Any]) -> DaskCase | None:
+    """Ingest evidence into a temporary case store and open it with the dask engine.
+
+    Registered with the loader for ``kf.load(EVIDENCE..., engine="dask")``; None for
+    another engine.
+    """
+    if options.get("engine") != "dask" or any(is_store(s) or looks_like_store(s) for s in sources):
+        return None  # not this engine, or a store (the store's own opener takes it)
     folder = Path(tempfile.mkdtemp(prefix="kmsforensics-store-"))
     try:
         ingest(
             *sources,
             out=folder,
-            progress=progress,
-            strict=strict,
-            max_bytes=max_bytes,
-            column_map=column_map,
+            progress=options["progress"],
+            strict=options["strict"],
+            max_bytes=options["max_bytes"],
+            column_map=options["column_map"],
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    case = open_dask(folder)
+    case = open_dask(Store(folder))
     weakref.finalize(case, shutil.rmtree, folder, True)
     return case
+
+
+ENGINES["dask"] = open_dask
+if load_dask not in loader.OPENERS:
+    loader.OPENERS.append(load_dask)

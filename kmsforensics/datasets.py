@@ -18,13 +18,9 @@ import builtins
 import os
 from pathlib import Path
 
-from .errors import KmsForensicsError
+from .errors import DatasetNotFoundError
 
 ENVIRONMENT_VARIABLE = "KMSFORENSICS_DATASETS"
-
-
-class DatasetNotFoundError(KmsForensicsError, FileNotFoundError):
-    """A curated dataset is not on this machine."""
 
 
 def root() -> Path:

@@ -20,14 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from .errors import KmsForensicsError
+from .errors import TimezoneError
 
 _zone = "UTC"
 T = TypeVar("T", pd.Series, pd.Timestamp, pd.DatetimeIndex)
-
-
-class TimezoneError(KmsForensicsError, ValueError):
-    """A name that is not an IANA time zone."""
 
 
 def set_display_timezone(zone: str | None) -> str:

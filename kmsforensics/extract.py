@@ -22,10 +22,12 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .formats.hazards import clean_json
 from .formats.jsontext import dump
 from .formats.repair import salvage
 from .issues import IssueLog
 from .schema import (
+    AAP_CONFIG_MARKERS,
     AT_ENVELOPE_FIELDS,
     AT_IDENTITY_FIELDS,
     AT_KNOWN_IDENTITY,
@@ -99,6 +101,7 @@ c AS (
     WHEN list_has_any(ks[1], $at_markers) THEN 'actiontrail'
     WHEN list_has_any(ks[1], $kms_markers) THEN 'kms'
     WHEN len(list_filter(ks[1], lambda x: starts_with(x, 'event.'))) > 0 THEN 'flattened'
+    WHEN list_has_any(ks[1], $config_markers) THEN 'aap-config'
     ELSE 'unknown' END AS kind
   FROM k)
 SELECT kind, CASE
@@ -108,6 +111,7 @@ SELECT kind, CASE
     WHEN kind = 'sls' THEN list_filter(ks[1], lambda x: NOT list_contains($env_known, x))
   END AS extra,
   CASE WHEN kind = 'actiontrail' THEN len(ks[2]) END AS identity_keys,
+  len(ks[1]) != len(list_distinct(ks[1])) OR len(ks[2]) != len(list_distinct(ks[2])) AS repeated,
   {container_extras}
 FROM c
 """
@@ -130,6 +134,8 @@ class Extracted:
     actiontrail: list[pa.Table] = field(default_factory=list)
     #: Records found inside LookupEvents pages, per file (added to records read).
     extra_records: Counter[str] = field(default_factory=Counter)
+    #: AAP configuration exports (saved API responses): provenance + ``json``.
+    aap_config: list[pa.Table] = field(default_factory=list)
 
 
 class Extractor:
@@ -164,12 +170,18 @@ class Extractor:
             containers=_KEY_CONTAINERS,
             at_markers=list(AT_MARKER_KEYS),
             kms_markers=list(KMS_MARKER_KEYS),
+            config_markers=list(AAP_CONFIG_MARKERS),
             kms_known=list(KMS_FIELDS),
             at_known=sorted(AT_KNOWN_TOP | set(AT_ENVELOPE_FIELDS)),
             env_known=["event", *AT_ENVELOPE_FIELDS],
             **known,
         )
         kinds = result.column("kind")
+        # pages are parsed again in Python when expanded: look inside their events too
+        suspects = pc.or_(
+            pc.fill_null(result.column("repeated"), False), pc.equal(kinds, "container")
+        )
+        table = clean_json(table, self.issues, suspects)
         follow_up: list[pa.Table] = []
         present = pc.unique(kinds).to_pylist()
         for kind in present:
@@ -190,6 +202,8 @@ class Extractor:
                 follow_up.append(_unflatten_records(subset))
             elif kind == "invalid":
                 follow_up.append(self._salvage(subset))
+            elif kind == "aap-config":
+                out.aap_config.append(self._aap_config(subset))
             else:
                 reason = {
                     "empty": "empty JSON object (no fields)",
@@ -480,6 +494,23 @@ class Extractor:
             reason,
             raw if isinstance(raw, (str, bytes)) else None,
         )
+
+    def _aap_config(self, table: pa.Table) -> pa.Table:
+        """Keep the records that are AAP configuration exports; reject the others.
+
+        Records with a key of :data:`~kmsforensics.aap.exports.AAP_CONFIG_MARKERS` are
+        read by :func:`kmsforensics.aap.exports.changes_of`; those that state no AAP
+        configuration (another API's response) are rejected like any unknown record.
+        """
+        from .aap.exports import is_aap_export
+
+        keep = []
+        for row in _rows(table):
+            ok = is_aap_export(str(row["json"]))
+            keep.append(ok)
+            if not ok:
+                self._reject(row, "an API response, but not of the KMS AAP Describe or List APIs")
+        return table.filter(pa.array(keep, pa.bool_())).select([*PROVENANCE, "json"])
 
     def _reject(self, row: dict[str, object], reason: str) -> None:
         self._issue(row, "record", None, reason)

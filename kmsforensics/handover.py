@@ -6,7 +6,13 @@ case it came from, so a reader can check the export against the evidence.
 
 CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return) are prefixed with ``'``: log text is attacker
-controlled, and ``=HYPERLINK(...)`` in a user agent must stay text.
+controlled, and ``=HYPERLINK(...)`` in a user agent must stay text. So is every line
+inside a cell that starts like a formula (``prod/\r=1+1``), and every cell holding a
+CR or LF is quoted, so that no line break in log text can start a new row.
+
+Graph exports (GraphML and GEXF are XML) get the characters XML 1.0 forbids
+(control characters such as ESC, which log text may hold) written as visible
+``\xNN`` escapes, so that every XML reader can read the file.
 
 Examples
 --------
@@ -14,11 +20,17 @@ Examples
 '\'=HYPERLINK("http://x")'
 >>> neutralise("-12")
 "'-12"
+>>> neutralise("prod/\r=1+1")
+"prod/\r'=1+1"
+>>> xml_safe("svc\x1b[2Jname\x00")
+'svc\\x1b[2Jname\\x00'
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,13 +46,43 @@ from .graph.query import resolve
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("csv", "jsonl", "timesketch")
+#: A line inside a cell that starts like a formula (after a CR or LF).
+_FORMULA_AFTER_BREAK = re.compile(r"(?<=[\r\n])(?=[=+\-@\t])")
+#: Characters XML 1.0 does not allow in a document (C0 controls but tab, LF, CR;
+#: surrogates; U+FFFE and U+FFFF).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def neutralise(value: Any) -> Any:
-    """Make one CSV cell safe from formula injection (text only; numbers untouched)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    """Make one CSV cell safe from formula injection (text only; numbers untouched).
+
+    A cell starting like a formula is prefixed with ``'``, and so is each line inside
+    it that starts like one.
+    """
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_PREFIXES):
+        value = "'" + value
+    return _FORMULA_AFTER_BREAK.sub("'", value) if ("\r" in value or "\n" in value) else value
+
+
+def xml_safe(value: Any) -> Any:
+    r"""Write the characters XML 1.0 forbids in a text as ``\xNN`` (other values as is)."""
+    if not isinstance(value, str):
+        return value
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
+def xml_safe_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """Return a copy of ``graph`` whose ids, keys and text attributes are XML-safe."""
+    safe = nx.MultiDiGraph()
+    safe.graph.update({xml_safe(k): xml_safe(v) for k, v in graph.graph.items()})
+    for node, data in graph.nodes(data=True):
+        safe.add_node(xml_safe(node), **{xml_safe(k): xml_safe(v) for k, v in data.items()})
+    for src, dst, key, data in graph.edges(keys=True, data=True):
+        attrs = {xml_safe(k): xml_safe(v) for k, v in data.items()}
+        safe.add_edge(xml_safe(src), xml_safe(dst), key=xml_safe(key), **attrs)
+    return safe
 
 
 def export_findings(
@@ -113,7 +155,7 @@ def export_neighbourhood(
         nodes |= set(nx.ego_graph(undirected, centre, radius=depth).nodes)
     sub = graph.subgraph(nodes).copy()
     sub.graph["finding"] = f"{finding['rule_id']}: {finding['summary']}"
-    out = write_graph(sub, path)
+    out = write_graph(xml_safe_graph(sub), path)
     _manifest(out, case, "graph neighbourhood", len(nodes))
     return out
 
@@ -141,7 +183,10 @@ def _write(
     records = [{k: _plain(v) for k, v in r.items()} for r in rows.to_dict("records")]
     if fmt == "csv":
         table = pd.DataFrame(records, columns=list(rows.columns))
-        table.map(neutralise).to_csv(out, index=False)
+        # RFC 4180 rows end in CRLF; the writer then quotes every cell holding a CR or LF
+        table.map(neutralise).to_csv(
+            out, index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL
+        )
     else:
         with out.open("wb") as handle:
             for record, text, stamp in zip(records, message, rows[time], strict=True):

@@ -39,7 +39,10 @@ def incidents(findings: pd.DataFrame, graph: Any = None) -> pd.DataFrame:
 
     real = getattr(kmsforensics, "incidents", None)
     if callable(real):
-        return real(findings, graph)
+        ranked: pd.DataFrame = real(findings, graph).reset_index(drop=True)
+        if "rank" not in ranked:  # the rule pack's order is its ranking
+            ranked.insert(0, "rank", range(1, len(ranked) + 1))
+        return ranked
     return grouped(findings, graph)
 
 

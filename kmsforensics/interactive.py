@@ -146,6 +146,8 @@ def lineage_nodes(graph: nx.MultiDiGraph, findings: pd.DataFrame) -> set[str]:
     for row in findings.to_dict("records"):
         for column in ("lineage", "origin", "actor", "entity"):
             value = row.get(column)
+            if isinstance(value, dict):  # the rule pack's lineage: origin, chain, network
+                value = [value.get("origin")]
             values = value if isinstance(value, list | tuple) else [value]
             named |= {str(v) for v in values if isinstance(v, str) and v in graph}
     nodes = set(named)

@@ -49,6 +49,11 @@ def excerpt(raw: str | bytes | None, limit: int = EXCERPT_CHARS) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def _error(source_file: str, record: int | None, field: str | None, reason: str) -> LogParseError:
+    what = f"field {field!r}: {reason}" if field else reason
+    return LogParseError(source_file, record, what)
+
+
 class IssueLog:
     """Accumulates issue rows during a load; raises on the first one when strict."""
 
@@ -69,9 +74,34 @@ class IssueLog:
         if severity not in ISSUE_SEVERITIES:
             raise ValueError(f"unknown issue severity {severity!r}")
         if self.strict and severity != "note":
-            what = f"field {field!r}: {reason}" if field else reason
-            raise LogParseError(source_file, source_record, what)
+            raise _error(source_file, source_record, field, reason)
         self._rows.append((source_file, source_record, severity, field, reason, excerpt(raw)))
+
+    def raise_first_problem(self, order: dict[str, int]) -> None:
+        """Raise :class:`~kmsforensics.errors.LogParseError` for the first problem, if any.
+
+        "First" is in file order (``order`` ranks the files), then record order: a
+        strict load collects a batch of files without raising, then calls this, so
+        it stops at the same record as a load that read the files one by one.
+
+        Examples
+        --------
+        >>> log = IssueLog()
+        >>> log.add("b.json", 1, "record", None, "invalid JSON")
+        >>> log.add("a.json", 7, "field", "time", "not a time")
+        >>> log.raise_first_problem({"a.json": 0, "b.json": 1})
+        Traceback (most recent call last):
+        ...
+        kmsforensics.errors.LogParseError: a.json, record 7: field 'time': not a time (...)
+        """
+        problems = [row for row in self._rows if row[2] != "note"]
+        if not problems:
+            return
+        first = min(
+            problems,
+            key=lambda r: (order.get(r[0], len(order)), -1 if r[1] is None else r[1]),
+        )
+        raise _error(first[0], first[1], first[3], first[4])
 
     def extend(self, other: IssueLog) -> None:
         """Append the rows of another collector."""

@@ -14,13 +14,15 @@ name), build the activity frame, and reconcile the counts of every file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -31,7 +33,14 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .case import Case
-from .errors import DecompressionLimitError, LogParseError, ParseWarning, UnknownFormatError
+from .errors import (
+    DecompressionLimitError,
+    KmsForensicsError,
+    LogParseError,
+    ParseWarning,
+    UnknownFormatError,
+    UnreadableEvidenceError,
+)
 from .evidence import (
     DEFAULT_MAX_BYTES,
     DEFLATE_MAX_RATIO,
@@ -46,6 +55,7 @@ from .evidence import (
 from .extract import Extracted, Extractor
 from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff
 from .formats.csvfile import split_csv
+from .formats.encoding import foreign_bom, to_utf8
 from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
 from .formats.jsontext import split_json_array, split_json_values
 from .formats.lines import split_json_lines
@@ -59,10 +69,13 @@ from .normalize import (
 )
 from .normalize.values import compact_table, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
-from .store import StoreError, is_store, open_store
 
 #: Decompressed JSON text handed to one extraction batch.
 BATCH_BYTES = 128 * 1024 * 1024
+#: Above this many chunks (one a file, for small files) a batch's records are joined
+#: into one chunk before extraction (a copy of at most BATCH_BYTES), as duckdb's
+#: memory grows with the number of chunks it scans (about 100 KB each).
+MAX_CHUNKS = 64
 #: Content (decompressed, estimated) and files read ahead of the extraction.
 PREFETCH_BYTES = 128 * 1024 * 1024
 PREFETCH_FILES = 256
@@ -88,6 +101,13 @@ class Prepared:
     archive: bool = False
     damage: str | None = None
     estimate: int = 0
+
+
+#: Openers tried by :func:`load` before it reads evidence: each takes the sources and
+#: the options and returns a Case, or None when the sources are not its kind. The case
+#: store registers one for its folders (``kf.load(CASE_DIR)``, kept one release), the
+#: dask engine one for ``engine="dask"``; the loader imports neither.
+OPENERS: list[Callable[[Sequence[str | os.PathLike[str]], dict[str, Any]], Case | None]] = []
 
 
 @dataclass
@@ -131,9 +151,11 @@ def load(
     engine : {"pandas", "dask"}, default "pandas"
         ``"dask"``: the frames are dask DataFrames, one partition per day, computed on
         the active ``dask.distributed`` Client (or a local cluster). Evidence is first
-        ingested into a case store (a temporary one unless a store is given).
+        ingested into a temporary case store.
     columns : list of str, optional
         On a case store: read only these columns (with time, source and provenance).
+        A case store given to ``kf.load`` is opened for one more release, with a
+        ``FutureWarning``: use :func:`kmsforensics.open`.
 
     Returns
     -------
@@ -149,32 +171,56 @@ def load(
         raise ValueError("kf.load needs at least one file, folder or glob")
     if engine not in ("pandas", "dask"):
         raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
-    if any(is_store(s) for s in sources):
-        if len(sources) > 1:
-            raise StoreError(
-                "kf.load opens one case store at a time, without other evidence; add "
-                "evidence to a store with kf.ingest(EVIDENCE..., out=CASE_DIR)"
-            )
-        if engine == "dask":
-            from .dask_engine import open_dask
-
-            return open_dask(sources[0], columns)
-        return open_store(sources[0], columns)
-    if engine == "dask":
-        from .dask_engine import load_dask
-
-        return load_dask(
-            sources, strict=strict, progress=progress, max_bytes=max_bytes, column_map=column_map
-        )
+    options = {"strict": strict, "progress": progress, "max_bytes": max_bytes,
+               "column_map": column_map, "engine": engine, "columns": columns}  # fmt: skip
+    for opener in OPENERS:  # a case store, or another engine, before reading evidence
+        opened = opener(sources, options)
+        if opened is not None:
+            return opened
+    if engine != "pandas":
+        raise ValueError(f"engine={engine!r} is not available (is its module installed?)")
     if columns is not None:
         raise ValueError("columns= applies to a case store (kf.load(CASE_DIR, columns=...))")
+    return _load(sources, strict, progress, max_bytes, column_map, workers, {})
+
+
+def load_hashed(
+    files: dict[str, str],
+    *,
+    strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    column_map: dict[str, str] | None = None,
+) -> Case:
+    """Load files whose SHA-256 the caller has computed already (``kf.ingest``'s entry point).
+
+    Parameters
+    ----------
+    files : dict
+        File path -> SHA-256 of its bytes; each file is read once and not hashed again.
+    strict, max_bytes, column_map
+        As for :func:`load`.
+    """
+    return _load(list(files), strict, False, max_bytes, column_map, None, files)
+
+
+def _load(
+    sources: Sequence[str | os.PathLike[str]],
+    strict: bool,
+    progress: bool,
+    max_bytes: int,
+    column_map: dict[str, str] | None,
+    workers: int | None,
+    known: dict[str, str],
+) -> Case:
     workers = workers or os.cpu_count() or 1
     files = discover(sources)
-    issues = IssueLog(strict)
+    issues = IssueLog()  # a strict load raises the first problem of each batch itself
     con = duckdb.connect(config={"threads": workers, "autoinstall_known_extensions": False})
     con.execute("SET enable_progress_bar = false")
     try:
-        return _Loader(con, issues, strict, max_bytes, column_map, workers).run(files, progress)
+        loader = _Loader(con, issues, strict, max_bytes, column_map, workers)
+        loader.known_sha256 = known
+        return loader.run(files, progress)
     finally:
         con.close()
 
@@ -195,9 +241,12 @@ class _Loader:
         self.max_bytes = max_bytes
         self.column_map = column_map
         self.workers = workers
+        self.known_sha256: dict[str, str] = {}  # path -> SHA-256 computed by the caller
         self.extractor = Extractor(con, issues)
         self.kms: list[pa.Table] = []
         self.actiontrail: list[pa.Table] = []
+        #: AAP configuration exports found among the evidence (see _keep_aap_config).
+        self.aap_config: list[pa.Table] = []
         self.kms_activity: list[pa.Table] = []
         self.actiontrail_activity: list[pa.Table] = []
         self.pending: list[Future[None]] = []
@@ -210,7 +259,7 @@ class _Loader:
     def run(self, files: Sequence[EvidenceFile], progress: bool) -> Case:
         batch: list[Prepared] = []
         batch_bytes = 0
-        limit = 1 if self.strict else BATCH_BYTES
+        limit = BATCH_BYTES
         bar = tqdm(
             total=len(files),
             unit="file",
@@ -220,16 +269,21 @@ class _Loader:
             leave=False,
         )
         with bar, ThreadPoolExecutor(1) as self.typing:
-            for item in self._prepare_all(files):
-                self.prepared.append(item)
-                self.issues.extend(item.issues)
-                if item.split is not None or item.deferred:
-                    batch.append(item)
-                    batch_bytes += item.decompressed or item.estimate
-                if batch_bytes >= limit:
+            try:
+                for item in self._prepare_all(files):
+                    self.prepared.append(item)
+                    self.issues.extend(item.issues)
+                    if item.split is not None or item.deferred:
+                        batch.append(item)
+                        batch_bytes += item.decompressed or item.estimate
+                    if batch_bytes >= limit:
+                        self._flush(batch)
+                        batch, batch_bytes = [], 0
+                    bar.update(1)
+            except KmsForensicsError:
+                if self.strict:  # a problem in the files before this one comes first
                     self._flush(batch)
-                    batch, batch_bytes = [], 0
-                bar.update(1)
+                raise
             self._flush(batch)
             for future in self.pending:
                 future.result()
@@ -258,10 +312,12 @@ class _Loader:
     def _prepare(self, ef: EvidenceFile) -> Prepared:
         item = Prepared(ef, IssueLog(self.strict))
         if ef.problem is not None:
-            item.reason = ef.problem
-            return item
-        raw = ef.raw_bytes(self.max_bytes)
-        item.sha256 = hashlib.sha256(raw).hexdigest()
+            return self._not_read(item, ef.problem)
+        try:
+            raw = ef.raw_bytes(self.max_bytes)
+        except UnreadableEvidenceError as exc:
+            return self._not_read(item, exc.reason)
+        item.sha256 = self.known_sha256.get(ef.display) or hashlib.sha256(raw).hexdigest()
         item.size = len(raw)
         if raw[:4] in (ZIP_MAGIC, ZIP_EMPTY_MAGIC):
             item.archive = True
@@ -273,6 +329,7 @@ class _Loader:
             sniff(head, self.column_map).shape == "json-array"
             and ef.on_disk
             and fast_path_ok(str(ef.path))
+            and foreign_bom(head) is None
             and len(raw) * (DEFLATE_MAX_RATIO if gzipped else 1) <= self.max_bytes
         ):
             item.shape, item.deferred = "json-array", True
@@ -291,24 +348,29 @@ class _Loader:
         item.split = self._split(data, sniffed.shape, sniffed.delimiter, ef.display, item.issues)
         return item
 
+    def _not_read(self, item: Prepared, reason: str) -> Prepared:
+        """List a file that is not read (raise, with ``strict``), fingerprinted if it can be."""
+        if self.strict:
+            raise UnreadableEvidenceError(item.ef.display, reason)
+        item.reason = reason
+        if item.ef.regular:
+            with contextlib.suppress(UnreadableEvidenceError, DecompressionLimitError, OSError):
+                raw = item.ef.raw_bytes(self.max_bytes)
+                item.sha256, item.size = hashlib.sha256(raw).hexdigest(), len(raw)
+        return item
+
     def _content(self, item: Prepared, raw: bytes, issues: IssueLog) -> bytes:
         """Decompress a file's bytes (if gzip), within the bound; report any damage."""
         if raw[:2] != GZIP_MAGIC:
             if len(raw) > self.max_bytes:
                 raise DecompressionLimitError(item.ef.display, self.max_bytes)
-            return raw
+            return to_utf8(raw, item.ef.display, issues)
         data, item.damage = gunzip(raw, self.max_bytes, item.ef.display)
         if item.damage is not None:
             if self.strict:
                 raise LogParseError(item.ef.display, None, item.damage)
-            issues.add(
-                item.ef.display,
-                None,
-                "note",
-                None,
-                f"{item.damage}; records after the damage cannot be read",
-            )
-        return data
+            issues.add(item.ef.display, None, "note", None, item.damage)
+        return to_utf8(data, item.ef.display, issues)
 
     def _split(self, data: bytes, shape: str, delimiter: str, name: str, issues: IssueLog) -> Split:
         if shape == "json-lines":
@@ -322,6 +384,12 @@ class _Loader:
     # -- batches --------------------------------------------------------------------
 
     def _flush(self, batch: list[Prepared]) -> None:
+        """Extract a batch; with ``strict``, raise its first problem (file, then record order)."""
+        self._extract_batch(batch)
+        if self.strict:
+            self.issues.raise_first_problem({p.ef.display: i for i, p in enumerate(self.prepared)})
+
+    def _extract_batch(self, batch: list[Prepared]) -> None:
         if not batch:
             return
         deferred = [p for p in batch if p.deferred]
@@ -345,10 +413,13 @@ class _Loader:
         if not parts:
             return
         records = pa.concat_tables(parts)
+        if records.column("json").num_chunks > MAX_CHUNKS:  # many small files
+            records = records.combine_chunks()
         del parts
         extracted = self.extractor.run(records)
         del records
         self.counts.read.update(extracted.extra_records)
+        self._keep_aap_config(extracted)
         if self.strict:  # the first problem must surface first: no overlap
             self._normalize(extracted)
         else:  # type this batch while the next one is read and extracted
@@ -427,7 +498,8 @@ class _Loader:
         self.kms_activity, self.actiontrail_activity, self.kms, self.actiontrail = [], [], [], []
         kms_t = _encoded(kms).unify_dictionaries()
         at_t = _encoded(actiontrail).unify_dictionaries()
-        manifest = self._manifest(kms_t, at_t)
+        aap_exports = _concat(self.aap_config)
+        manifest = self._manifest(kms_t, at_t, aap_exports)
         case = Case(
             to_frame(kms_t),
             to_frame(at_t),
@@ -440,6 +512,7 @@ class _Loader:
                 "max_bytes": self.max_bytes,
                 "column_map": self.column_map,
             },
+            aap_exports.to_pandas() if aap_exports is not None else None,
         )
         self._warn(case)
         return case
@@ -457,7 +530,10 @@ class _Loader:
         frame["_rank"] = frame["source_file"].astype(str).map(rank)
         frame = frame.sort_values(["_rank", "source_record"], kind="stable")
         has_key = frame[key].notna() & (frame[key] != "")
-        same = frame[has_key].duplicated([key, time, name], keep="first")
+        repeated = has_key & frame.duplicated(key, keep=False)
+        frame["_content"] = ""
+        frame.loc[repeated, "_content"] = _content_digests(table, frame.index[repeated])
+        same = frame[has_key].duplicated([key, time, name, "_content"], keep="first")
         duplicate = pd.Series(False, index=frame.index)
         duplicate[same.index] = same
         if duplicate.any():
@@ -466,21 +542,39 @@ class _Loader:
         clash = clash[clash.duplicated(key, keep=False)]
         for _, group in clash.groupby(key, sort=False):
             first = group.iloc[0]
-            for _, row in group.iloc[1:].iterrows():
+            for index, row in group.iloc[1:].iterrows():
+                if (row[time], row[name]) == (first[time], first[name]):
+                    fields = ", ".join(_differing(table, first.name, index)) or "?"
+                    what = f"has the same time and name but different content ({fields})"
+                else:
+                    what = "is also used by a different event"
                 self.issues.add(
                     row["source_file"],
                     int(row["source_record"]),
                     "note",
                     key,
-                    f"{key} {row[key]!r} is also used by a different event "
+                    f"{key} {row[key]!r} {what} "
                     f"({first['source_file']}, record {first['source_record']}); both kept",
                 )
         keep = pa.array(~duplicate.sort_index().to_numpy())
         return table.filter(keep), keep
 
-    def _manifest(self, kms: pa.Table, actiontrail: pa.Table) -> pd.DataFrame:
+    def _keep_aap_config(self, extracted: Extracted) -> None:
+        """Keep the AAP configuration exports of a batch (a record kind of their own).
+
+        They are saved KMS API responses, not log records: they go to
+        ``case.aap_exports`` as JSON text with their provenance, for ``kf.aap_config``.
+        """
+        self.aap_config += [t for t in extracted.aap_config if t.num_rows]
+
+    def _manifest(
+        self, kms: pa.Table, actiontrail: pa.Table, aap_exports: pa.Table | None = None
+    ) -> pd.DataFrame:
         loaded: Counter[str] = Counter()
         kinds: dict[str, set[str]] = {}
+        for name in aap_exports.column("source_file").to_pylist() if aap_exports else []:
+            loaded[name] += 1
+            kinds.setdefault(name, set()).add("aap-config")
         for table, label in ((kms, "kms"), (actiontrail, "actiontrail")):
             if not table.num_rows:
                 continue
@@ -558,6 +652,30 @@ class _Loader:
             ParseWarning,
             stacklevel=3,
         )
+
+
+#: Columns that do not tell two copies of an event apart (where and how each came).
+_NOT_CONTENT = frozenset({"source_file", "source_record", "source_item", "rid", "owner_id"})
+
+
+def _content_columns(table: pa.Table) -> list[str]:
+    """Return the columns of an event's content: not provenance, not SLS envelope fields."""
+    return [n for n in table.column_names if n not in _NOT_CONTENT and not n.startswith("__")]
+
+
+def _content_digests(table: pa.Table, rows: pd.Index) -> list[str]:
+    """Digest each given row's content: copies are duplicates only if these match."""
+    subset = table.select(_content_columns(table)).take(pa.array(rows.to_numpy()))
+    frame = subset.to_pandas().astype(str)
+    hashed = pd.util.hash_pandas_object(frame, index=False)
+    return [f"{h:016x}" for h in hashed.tolist()]
+
+
+def _differing(table: pa.Table, first: int, other: int) -> list[str]:
+    """Name the content columns whose values differ between two rows."""
+    names = _content_columns(table)
+    a, b = (table.select(names).slice(i, 1).to_pylist()[0] for i in (first, other))
+    return [n for n in names if a[n] != b[n]][:8]
 
 
 def _sorted_issues(issues: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:

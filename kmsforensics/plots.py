@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .calls import first_of_call
 from .case import Case, evidence_ids
 from .display import display_timezone
+from .safetext import plot_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -44,9 +46,7 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (10, 4)) -> Axes:
 
 def _plain(text: Any, most: int = 48) -> str:
     """Log text as a safe, short label (no mathtext, no control characters)."""
-    value = "".join(c if c.isprintable() else "?" for c in str(text))
-    value = value if len(value) <= most else value[: most - 1] + "…"
-    return value.replace("$", r"\$")
+    return plot_text(text, most)
 
 
 def plot_activity(case: Case, freq: str = "1h", ax: Axes | None = None) -> Axes:
@@ -119,7 +119,7 @@ def plot_top(case: Case, by: str = "principal_name", n: int = 10, ax: Axes | Non
     ax = _axes(ax, (8, 0.35 * n + 1))
     counts = case.activity[by].astype(object).value_counts().head(n)[::-1]
     ax.barh([_plain(v) for v in counts.index], counts.to_numpy(), color="#4c72b0")
-    ax.set_title(f"Top {n} by {by}")
+    ax.set_title(plot_text(f"Top {n} by {by}"))
     ax.set_xlabel("events")
     return ax
 
@@ -155,8 +155,10 @@ def plot_swimlanes(
 ) -> Axes:
     """One lane per identity: its events, role sessions as bars, findings as markers.
 
-    The lanes are the ``top`` identities by events, plus every identity a finding names
-    as its actor. A role session is a bar from its first to its last event.
+    The lanes are the ``top`` identities by calls, plus every identity a finding names
+    as its actor. Lanes are named by ``principal_name`` where the logs give one (KMS
+    rows of roles take it from ActionTrail: ``principal_name_source``). A role session
+    is a bar from its first to its last event.
     """
     from matplotlib.lines import Line2D
 
@@ -167,7 +169,8 @@ def plot_swimlanes(
     if findings is not None and len(findings):
         cited = set(findings["evidence"].explode().dropna().astype(str))
         actors = set(who[ids.isin(cited).to_numpy()])
-    lanes = list(dict.fromkeys([*who.value_counts().head(top).index, *sorted(actors)]))
+    busiest = who[first_of_call(act)].value_counts()  # by calls: a pair counts once
+    lanes = list(dict.fromkeys([*busiest.head(top).index, *sorted(actors)]))
     ax = _axes(ax, (11, 0.45 * len(lanes) + 1.5))
     row = {name: i for i, name in enumerate(lanes)}
     shown = who.isin(lanes).to_numpy()

@@ -46,7 +46,7 @@ import pandas as pd
 from ._version import __version__
 from .case import Case, evidence_ids, to_utc
 from .display import show_time
-from .errors import KmsForensicsError
+from .errors import ReportError, ReportParameterError, TemplateNotFoundError
 from .incidents_view import incidents
 from .triage import TriageRecord, apply, finding_ids
 
@@ -78,18 +78,6 @@ STYLE = """<style>
   a { color: black; text-decoration: none; }
 }
 </style>"""
-
-
-class TemplateNotFoundError(KmsForensicsError, FileNotFoundError):
-    """No report template of that name or path."""
-
-
-class ReportParameterError(KmsForensicsError, ValueError):
-    """A report parameter the template does not have, or a value it cannot take."""
-
-
-class ReportError(KmsForensicsError, RuntimeError):
-    """The report template failed while it ran."""
 
 
 def template_path(template: str | Path) -> Path:

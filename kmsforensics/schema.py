@@ -57,6 +57,19 @@ SLS_SYSTEM_FIELDS: tuple[str, ...] = ("__time__", "__topic__", "__source__")
 KMS_FIELDS: tuple[str, ...] = KMS_V1_FIELDS + KMS_GATEWAY_FIELDS + SLS_SYSTEM_FIELDS
 
 #: Keys whose presence marks a record as a KMS access log record.
+#: Keys of the saved KMS AAP API responses the loader keeps as configuration exports
+#: (DescribeApplicationAccessPoint, DescribePolicy, DescribeNetworkRule, ListClientKeys,
+#: ListPolicies; ``body``: an SDK-wrapped response). See kmsforensics.aap and docs/aap.md.
+AAP_CONFIG_MARKERS: tuple[str, ...] = (
+    "AuthenticationMethod",
+    "Policies",
+    "Permissions",
+    "AccessControlRules",
+    "SourcePrivateIp",
+    "ClientKeys",
+    "body",
+)
+
 KMS_MARKER_KEYS: tuple[str, ...] = (
     "api_name",
     "instance_id",
@@ -141,6 +154,7 @@ AT_REQUEST_PARAMETERS: tuple[str, ...] = (
     "AccessKeyId",
     "PolicyName",
     "Name",
+    "ProtectedResourceArn",
 )
 #: Keys whose presence marks a record as an ActionTrail event.
 AT_MARKER_KEYS: tuple[str, ...] = (
@@ -224,7 +238,37 @@ ACTIVITY_COLUMNS: tuple[str, ...] = (
     "role_arn",
     "issued_access_key_id",
     "mfa",
+    # one call, one identity (issue 12): see kmsforensics.normalize.activity
+    "call_id",
+    "principal_name_source",
+    "issued_role_id",
+    "issued_role_name",
+    "issued_session_name",
 )
+
+#: Where ``principal_name`` (and the session, the origin account and the role ARN
+#: filled with it) of an activity row came from, most trusted first: the row's own
+#: record, the ActionTrail event of the same call, the AssumeRole event that issued
+#: the row's STS key, another ActionTrail event made with the same access key, and
+#: another ActionTrail event of the same principal id (the name only).
+NAME_SOURCES: tuple[str, ...] = (
+    "record",
+    "actiontrail",
+    "assume-role",
+    "actiontrail-access-key",
+    "actiontrail-principal",
+)
+#: OpenAPI name (ActionTrail ``eventName``) -> the Instance API name a KMS log may
+#: give in ``api_name`` for the same call through the shared gateway (log-formats.md
+#: §3.2; only these rows are published). Same names match without an entry.
+GATEWAY_API_NAMES: dict[str, str] = {
+    "GetSecretValue": "Decrypt",
+    "GenerateDataKeyWithoutPlaintext": "GenerateDataKey",
+}
+#: Two rows with the same request id, one from each log, are one call only when
+#: their times are at most this many seconds apart (and their operation, resource
+#: and access key agree).
+CALL_PAIR_SECONDS: float = 5.0
 
 ISSUES_COLUMNS: tuple[str, ...] = (
     "source_file",

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .calls import count_calls
 from .case import Case, TimeLike, evidence_ids, to_utc
-from .graph.query import AmbiguousReferenceError, UnknownReferenceError
+from .graph.nodes import rows_named
 
 #: Columns of a timeline, in order.
 TIMELINE_COLUMNS = (
@@ -49,17 +50,6 @@ TIMELINE_COLUMNS = (
     "source_record",
 )
 
-#: Which column a bare identifier may name, and the node kind that column holds.
-BARE_COLUMNS = {
-    "access_key_id": "access-key",
-    "client_ip": "ip",
-    "key_id": "key",
-    "secret_name": "secret",
-    "principal_id": "principal",
-    "principal_name": "principal",
-    "account_id": "account",
-    "instance_id": "kms-instance",
-}
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
@@ -123,62 +113,13 @@ def timeline(
 
 
 def match(act: pd.DataFrame, ref: str) -> np.ndarray:
-    """Tell which activity rows a reference names (node id or bare identifier)."""
-    kind, _, ident = ref.partition(":")
-    if kind in _NODE_MATCHERS and ident:
-        mask = _NODE_MATCHERS[kind](act, ident)
-        if not mask.any():
-            raise UnknownReferenceError(f"{ref!r} is not in the evidence")
-        return mask
-    hits = {c: _equal(act, c, ref) for c in BARE_COLUMNS if c in act.columns}
-    found = {c: m for c, m in hits.items() if m.any()}
-    if not found:
-        raise UnknownReferenceError(
-            f"{ref!r} names nothing in the evidence (looked in {', '.join(BARE_COLUMNS)})"
-        )
-    kinds = {BARE_COLUMNS[c] for c in found}
-    if len(kinds) > 1:
-        names = sorted(f"{BARE_COLUMNS[c]}:{ref}" for c in found)
-        raise AmbiguousReferenceError(
-            f"{ref!r} names several things: {', '.join(names)}; pass one of these"
-        )
-    mask = np.zeros(len(act), dtype=bool)
-    for found_mask in found.values():
-        mask |= found_mask
-    return mask
+    """Tell which activity rows a reference names (node id or bare identifier).
 
-
-def _equal(act: pd.DataFrame, column: str, value: str) -> np.ndarray:
-    return (act[column] == value).fillna(False).to_numpy(dtype=bool)
-
-
-def _session(act: pd.DataFrame, ident: str) -> np.ndarray:
-    role, _, session = ident.partition(":")
-    return _equal(act, "principal_id", role) & _equal(act, "session_name", session)
-
-
-def _in_account(column: str) -> Any:
-    def matcher(act: pd.DataFrame, ident: str) -> np.ndarray:
-        account, _, name = ident.partition("/")
-        return _equal(act, "account_id", account) & _equal(act, column, name)
-
-    return matcher
-
-
-_NODE_MATCHERS = {
-    "access-key": lambda act, i: _equal(act, "access_key_id", i),
-    "client-key": lambda act, i: _equal(act, "access_key_id", i),
-    "ip": lambda act, i: _equal(act, "client_ip", i),
-    "key": lambda act, i: _equal(act, "key_id", i),
-    "kms-instance": lambda act, i: _equal(act, "instance_id", i),
-    "account": lambda act, i: _equal(act, "account_id", i),
-    "ram-user": lambda act, i: _equal(act, "principal_id", i),
-    "ram-role": lambda act, i: _equal(act, "principal_id", i),
-    "role-session": _session,
-    "secret": _in_account("secret_name"),
-    "aap": _in_account("principal_id"),
-    "service": lambda act, i: _equal(act, "principal_name", i),
-}
+    The vocabulary is :mod:`kmsforensics.graph.nodes`'s, as for ``case.focus``: a
+    reference that names nothing, or a bare one that names several kinds of thing, is
+    an error.
+    """
+    return rows_named(act, ref, strict=True).to_numpy(dtype=bool)
 
 
 def _marks(evidence: pd.Series, findings: pd.DataFrame | None) -> tuple[list[Any], list[Any]]:
@@ -213,20 +154,25 @@ def usage(case: Case, by: str = "key_id") -> pd.DataFrame:
     -------
     pandas.DataFrame
         Indexed by ``by``, busiest first: ``calls``, ``failures``, ``principals`` and
-        ``addresses`` (distinct), ``operations``, ``first_seen``, ``last_seen``.
+        ``addresses`` (distinct), ``operations``, ``first_seen``, ``last_seen``. A call
+        logged by both logs (the shared gateway: two rows, one ``call_id``) counts once.
     """
     act = case.activity
     rows = act[act[by].notna()]
     groups = rows.groupby(by, observed=True)
     out = groups.agg(
-        calls=("time", "size"),
         principals=("principal_id", "nunique"),
         addresses=("client_ip", "nunique"),
         first_seen=("time", "min"),
         last_seen=("time", "max"),
     )
-    failed = ~rows["success"].fillna(True).astype(bool)
-    out.insert(1, "failures", failed.groupby(rows[by], observed=True).sum())
+    out.insert(0, "calls", count_calls(rows, by))
+    failed = ~rows["success"].fillna(True).astype(bool).to_numpy()
+    failures = count_calls(rows[failed], by)
+    failures.index = failures.index.astype(object)  # categorical indexes may not align
+    out.insert(
+        1, "failures", failures.reindex(out.index.astype(object), fill_value=0).to_numpy("int64")
+    )
     out.insert(
         4,
         "operations",

@@ -40,7 +40,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import KmsForensicsError
+from .errors import TriageError
 
 #: The statuses an analyst can give a finding or an incident.
 STATUSES = ("open", "confirmed", "false-positive", "benign")
@@ -48,10 +48,6 @@ STATUSES = ("open", "confirmed", "false-positive", "benign")
 SCOPES = ("principal", "role", "lineage", "network", "user_agent")
 FILE_NAME = "triage.json"
 FORMAT = "kmsforensics-triage/1"
-
-
-class TriageError(KmsForensicsError, ValueError):
-    """A triage record that cannot be read, written or applied as asked."""
 
 
 def finding_id(finding: Mapping[Any, Any] | pd.Series) -> str:
@@ -144,8 +140,11 @@ class TriageRecord:
         Evidence files or folders; the record may not be inside any of them.
     """
 
-    def __init__(self, path: str | Path, evidence: Iterable[str | Path] = ()) -> None:
+    def __init__(
+        self, path: str | Path, evidence: Iterable[str | Path] = (), case: Any = None
+    ) -> None:
         self.path = Path(path)
+        self.case = case
         resolved = self.path.resolve()
         for root in evidence:
             base = Path(root).resolve()
@@ -167,10 +166,10 @@ class TriageRecord:
         """
         roots = _evidence_roots(case)
         if path is not None:
-            return cls(path, roots)
+            return cls(path, roots, case)
         store = getattr(case, "parameters", {}).get("store")
         if store:
-            return cls(Path(store) / FILE_NAME, roots)
+            return cls(Path(store) / FILE_NAME, roots, case)
         raise TriageError(
             "an in-memory case has no folder for its triage record: pass a path beside the "
             "evidence, e.g. TriageRecord.for_case(case, 'case-42.triage.json'), or ingest "
@@ -260,6 +259,15 @@ class TriageRecord:
         self.save()
         return item
 
+    def apply(self, findings: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+        """Return the findings the live suppressions keep, and how many each one hid.
+
+        This is what ``kf.detect(case, triage=record)`` calls; the rows behind the
+        findings (for ``network`` and ``user_agent``) are those of the record's case.
+        """
+        kept = apply(findings, self, self.case)
+        return kept, dict(kept.attrs["suppressed"])
+
     def latest(self) -> dict[str, Decision]:
         """Return the latest decision on each id."""
         return {d.target: d for d in self.decisions}
@@ -320,9 +328,15 @@ def _names(node: str, aliases: Mapping[str, set[str]] | None = None) -> set[str]
 
 
 def _lineage(finding: Mapping[Any, Any]) -> list[str]:
+    """Return the origin, the role chain (ARNs) and the network of a finding's lineage."""
     nodes: list[str] = []
     for column in ("lineage", "origin", "chain"):
-        nodes += _nodes(finding.get(column))
+        value = finding.get(column)
+        if isinstance(value, Mapping):  # {"origin": ..., "chain": [...], "network": ...}
+            for part in ("origin", "chain", "network"):
+                nodes += _nodes(value.get(part))
+        else:
+            nodes += _nodes(value)
     return nodes
 
 
@@ -338,7 +352,11 @@ def _matches(
     if item.scope == "principal":
         return any(item.value in _names(n, aliases) for n in actors)
     if item.scope == "role":
-        roles = [n for n in actors + _lineage(finding) if n.startswith(("ram-role:", "role-"))]
+        roles = [
+            n
+            for n in actors + _lineage(finding)
+            if n.startswith(("ram-role:", "role-")) or ":role/" in n
+        ]
         return any(item.value in _names(n, aliases) for n in roles)
     if item.scope == "lineage":
         return any(item.value in _names(n, aliases) for n in _lineage(finding) + actors)

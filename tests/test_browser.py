@@ -134,21 +134,25 @@ def jupyterlab() -> Iterator[tuple[str, Path]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def accept_dialogs(page: Page) -> None:
-    """Accept a dialog JupyterLab may raise (a kernel to pick) so it blocks nothing."""
-    dialog = page.locator(".jp-Dialog .jp-mod-accept")
+def accept_kernel_dialog(page: Page) -> None:
+    """Press "Select" on a "Select Kernel" dialog if one is open (the preferred kernel)."""
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
     if dialog.count():
-        dialog.first.click()
+        dialog.locator("button", has_text="Select").click()
 
 
 def run_all_cells(page: Page) -> None:
-    """Run > Run All Cells, again until the kernel has taken the cells (it may still connect)."""
+    """Run > Run All Cells, again until the kernel has taken the cells (it may still connect).
+
+    The notebook was copied without execution counts, so a ``[*]`` or numbered prompt
+    appears only once this kernel has taken a cell.
+    """
     started = (
         "() => [...document.querySelectorAll('.jp-InputPrompt')]"
         r".some(p => /\[(\*|\d+)\]/.test(p.innerText))"
     )
     for _ in range(10):
-        accept_dialogs(page)
+        accept_kernel_dialog(page)
         page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         page.locator("li[data-command='runmenu:run-all']").click()
         try:

@@ -71,9 +71,10 @@ def test_findings_frame_has_the_contract_columns(
         "account", "ram-user", "ram-role", "role-session", "aap", "client-key",
         "access-key", "kms-instance", "key", "secret", "ip", "service",
     }  # fmt: skip
-    assert (findings.event_count == findings.evidence.map(len)).all() or (
-        findings.event_count >= findings.evidence.map(len)
-    ).all()
+    # event_count counts calls; a call in both logs (the shared gateway) is one call with
+    # two pieces of evidence, its KMS request id and its ActionTrail event id
+    assert (findings.event_count >= 1).all()
+    assert (findings.evidence.map(len) <= 2 * findings.event_count).all()
 
 
 def test_the_benign_week_raises_nothing_high() -> None:

@@ -185,3 +185,23 @@ def test_graph_neighbourhood_of_a_finding(
     around = kf.graph.read_graph(out)
     assert theft.entity in around and 0 < around.number_of_nodes() < graph.number_of_nodes()
     assert (tmp_path / "theft.graphml.manifest.json").exists()
+
+
+def test_focus_and_timeline_resolve_references_alike(tmp_path: Path) -> None:
+    """One vocabulary (graph/nodes.py): an event id, a request id, a node id, a bare key."""
+    from conftest import kms_record
+
+    events = [at_event(n, eventId=f"EVT-ALIKE-{n}") for n in range(3)]
+    records = [kms_record(n, request_id=f"req-alike-{n}") for n in range(2)]
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    (folder / "trail.jsonl").write_text("\n".join(json.dumps(e) for e in events))
+    (folder / "kms.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    case = kf.load(folder, progress=False)
+    for ref in ("EVT-ALIKE-1", "req-alike-0", f"access-key:{records[0]['access_key_id']}"):
+        focused = case.focus(ref).activity
+        line = kf.timeline(case, ref)
+        assert len(focused) > 0 and len(line) == len(focused), ref
+    with pytest.raises(kf.UnknownReferenceError):
+        kf.timeline(case, "EVT-NOT-THERE")
+    assert case.focus("EVT-NOT-THERE").activity.empty

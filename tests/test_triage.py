@@ -112,6 +112,22 @@ def test_a_principal_is_named_by_its_id_or_by_the_name_the_logs_give_it(tmp_path
     assert len(apply(findings_frame(), record)) == 2  # without the case, names are unknown
 
 
+def test_lineage_scopes_read_the_rule_packs_lineage(tmp_path: Path) -> None:
+    frame = findings_frame().assign(
+        lineage=[
+            {"origin": "ram-user:5551", "chain": ["acs:ram::42:role/deploy-role"],
+             "network": "10.8.0.0/16"},
+            {"origin": "ram-user:9001", "chain": [], "network": "198.51.100.0/24"},
+            None,
+        ]
+    )  # fmt: skip
+    record = TriageRecord(tmp_path / "t.json")
+    record.suppress("*", "role", "deploy-role", reason="pipeline", expires="2099-01-01")
+    record.suppress("D01", "lineage", "ram-user:9001", reason="known", expires="2099-01-01")
+    kept = apply(frame, record)
+    assert list(kept.rule_id) == ["D11"] and kept.attrs["suppressed"] == {"S1": 1, "S2": 1}
+
+
 def test_status_and_note_are_columns_of_the_findings(tmp_path: Path) -> None:
     record = TriageRecord(tmp_path / "t.json")
     ident = finding_ids(findings_frame()).iloc[0]
@@ -159,11 +175,11 @@ def test_detect_applies_the_record_and_counts_what_each_suppression_hid(tmp_path
     write(evidence / "k.jsonl", jsonl([kms_record(i) for i in range(3)]))
     case = kf.load(evidence, progress=False)
     plain = kf.detect(case, rules=["D30"])
-    assert len(plain) and "finding_id" not in plain
+    assert len(plain) and "triage_status" not in plain
     record = TriageRecord(tmp_path / "case.triage.json")
     record.suppress("D30", "network", "198.51.100.0/24", reason="vendor", expires="2099-01-01")
-    kept = kf.detect(case, rules=["D30"], triage=record.path)
+    kept = kf.detect(case, rules=["D30"], triage=TriageRecord.for_case(case, record.path))
     assert kept.attrs["suppressed"]["S1"] + len(kept) == len(plain)
     assert kept.attrs["suppressed"]["S1"] > 0 and "triage_status" in kept
     with pytest.raises(TriageError, match="inside the evidence"):
-        kf.detect(case, rules=["D30"], triage=evidence / "triage.json")
+        TriageRecord.for_case(case, evidence / "triage.json")

@@ -1,14 +1,15 @@
 """Detections: the catalogue D01-D30 as a rule pack over a case.
 
-``kf.detect(case)`` runs every rule and returns one finding per incident;
-``kf.rules()`` lists the rules with their parameters, what they read and their false
-positives; ``kf.evidence_rows(case, finding)`` gives the rows behind a finding, with file
-and record.
+``kf.detect(case)`` runs every rule and returns one finding per incident a rule finds;
+``kf.incidents(findings)`` groups them by lineage and ranks them; ``kf.list_rules()``
+lists the rules with their parameters, what they read and their false positives;
+``kf.evidence_rows(case, finding)`` gives the rows behind a finding, with file and
+record.
 
 Examples
 --------
 >>> import kmsforensics as kf
->>> table = kf.rules()
+>>> table = kf.list_rules()
 >>> table.loc["D01", "technique"]
 'T1555.006'
 >>> int(table.loc["D01", "params"]["threshold"])
@@ -27,9 +28,11 @@ from typing import Any
 import pandas as pd
 
 from ..case import Case, to_utc
+from ..errors import DetectionNote
 from . import rules as _rules  # noqa: F401  (registers the rule pack)
 from .context import Context
-from .findings import COLUMNS, collect, empty_findings
+from .findings import COLUMNS, collect, empty_findings, finding_id
+from .incidents import incidents
 from .registry import RULES, SEVERITIES, Rule, UnknownRuleError, select
 
 __all__ = [
@@ -42,12 +45,10 @@ __all__ = [
     "UnknownRuleError",
     "detect",
     "evidence_rows",
-    "rules",
+    "finding_id",
+    "incidents",
+    "list_rules",
 ]
-
-
-class DetectionNote(UserWarning):
-    """Something the rule pack could not do on this run (a rule skipped, and why)."""
 
 
 def detect(
@@ -71,7 +72,7 @@ def detect(
     rules : str or list of str, optional
         Catalogue ids to run (default: all).
     params : dict, optional
-        Per-rule overrides, e.g. ``{"D01": {"threshold": 10}}``; ``kf.rules()`` lists
+        Per-rule overrides, e.g. ``{"D01": {"threshold": 10}}``; ``kf.list_rules()`` lists
         every parameter and its default. An unknown rule or parameter is an error.
     window_start : str or datetime, optional
         Start of the window under investigation. Baseline rules (first-seen, bursts
@@ -88,19 +89,21 @@ def detect(
         :class:`DetectionNote` warning say so.
     known_accounts : list of str, optional
         The organisation's accounts (D07, D19); default: those in the evidence.
-    triage : str, Path or TriageRecord, optional
-        The case's triage record (:mod:`kmsforensics.triage`): its live suppressions hide
-        the findings they cover (``attrs["suppressed"]`` counts them per suppression),
-        and ``finding_id``, ``triage_status`` and ``triage_note`` columns are added.
+    triage : object, optional
+        A triage record whose ``apply(findings)`` returns the findings its suppressions
+        keep and how many each suppression hid (``{suppression id: count}``); the
+        result is the kept findings, with the counts in ``attrs["suppressed"]``.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``rule_id``, ``title``, ``severity``, ``technique``, ``first_seen``,
         ``last_seen``, ``entity`` (a graph node id), ``account_id``, ``summary``,
-        ``evidence`` (event and request ids), ``event_count``, ``actor``, ``details``;
-        sorted by time. ``attrs["seconds"]`` holds each rule's run time and
-        ``attrs["notes"]`` what was skipped.
+        ``evidence`` (event and request ids), ``event_count``, ``actor``, ``details``,
+        ``finding_id`` (stable: a hash of rule, entity and evidence), ``origin`` and
+        ``lineage`` (the credential's origin, role chain and account path); sorted by
+        time. ``kf.incidents(findings)`` groups and ranks them. ``attrs["seconds"]``
+        holds each rule's run time and ``attrs["notes"]`` what was skipped.
 
     Examples
     --------
@@ -121,15 +124,16 @@ def detect(
         if rule.needs_geo and geoip is None:
             notes[rule.rule_id] = (
                 "no geo database: skipped entirely"
-                if rule.rule_id == "D14"
+                if rule.needs_geo == "required"
                 else "no geo database: ASN and country not compared"
             ) + " (pass geoip='GeoLite2-City.mmdb' or another MaxMind-format file)"
+    runs = [r for r in chosen if geoip is not None or r.needs_geo != "required"]
     if case.engine == "dask":
         from .distributed import detect_on_dask
 
         labelled, baseline_end, window_given, skipped, seconds = detect_on_dask(
             case,
-            chosen,
+            runs,
             resolved,
             window_start=to_utc(window_start),
             baseline_days=baseline_days,
@@ -148,9 +152,9 @@ def detect(
             known_accounts=known_accounts,
         )
         labelled = {}
-        for rule in chosen:
+        for rule in runs:
             started = time.perf_counter()
-            labelled[rule.rule_id] = rule.function(ctx, resolved[rule.rule_id])
+            labelled[rule.rule_id] = rule(ctx, resolved[rule.rule_id])
             seconds[rule.rule_id] = time.perf_counter() - started
         baseline_end, window_given = ctx.baseline_end, ctx.window_given
     frames = [
@@ -161,14 +165,13 @@ def detect(
     found = [f for f in frames if len(f)]
     out = pd.concat(found, ignore_index=True) if found else empty_findings()
     out = out.sort_values(["first_seen", "rule_id"], kind="stable").reset_index(drop=True)
+    if triage is not None:  # suppressions, from the triage record beside the case
+        out, hidden = triage.apply(out)
+        out = out.reset_index(drop=True)
+        out.attrs["suppressed"] = dict(hidden)
     out.attrs["seconds"] = seconds
     out.attrs["notes"] = notes
     out.attrs["baseline_end"] = baseline_end
-    if triage is not None:
-        from ..triage import TriageRecord, apply
-
-        record = triage if isinstance(triage, TriageRecord) else TriageRecord.for_case(case, triage)
-        out = apply(out, record, case)
     if notes:
         warnings.warn(
             "kmsforensics.detect: " + "; ".join(f"{k}: {v}" for k, v in notes.items()),
@@ -178,7 +181,7 @@ def detect(
     return out
 
 
-def rules() -> pd.DataFrame:
+def list_rules() -> pd.DataFrame:
     """List the rule pack: id, title, severity, technique, kind, parameters, reads, FPs.
 
     ``on_dask`` says how a rule runs on the dask engine: ``select`` (on the rows it
@@ -199,7 +202,7 @@ def rules() -> pd.DataFrame:
             "technique": r.technique,
             "kind": r.kind,
             "sources": ", ".join(r.sources),
-            "params": dict(r.params),
+            "params": r.params,
             "needs_geo": r.needs_geo,
             "on_dask": r.on_dask,
             "detects": r.doc.split("\n\n")[0].replace("\n", " "),

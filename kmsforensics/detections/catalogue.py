@@ -99,7 +99,7 @@ def markdown() -> str:
         "# The kmsforensics rule pack\n\n"
         "Generated from the rules themselves by `make rules-doc` "
         "(`kmsforensics.detections.catalogue`); do not edit by hand. "
-        "`kf.rules()` gives the same as a DataFrame.\n\n"
+        "`kf.list_rules()` gives the same as a DataFrame.\n\n"
         "## Measured on the bundled cases\n\n"
         "`datasets/incident-leaked-ci-key` (a week, two attacks) and `datasets/benign-week` "
         "(the same organisation, no attack), with the defaults (the first two days are the "

@@ -1,6 +1,6 @@
 """What every rule reads: the case's rows with the columns rules share, computed once.
 
-Node ids follow the graph (design.md, "Graph model"): a credential is
+Node ids follow the graph (:mod:`kmsforensics.graph.nodes`): a credential is
 ``access-key:<id>`` or ``client-key:<KAAP...>``; the identity behind a row is
 ``ram-user:<uid>``, ``role-session:<role id>:<session>``, ``aap:<account>/<name>``,
 ``account:<uid>`` or ``service:<host>``; the *principal* a baseline is learned for is the
@@ -30,7 +30,9 @@ import orjson
 import pandas as pd
 
 from ..case import Case, evidence_ids, to_utc
+from ..graph.nodes import NODE_KINDS
 from .geo import GeoLookup
+from .lineage import Lineage, PathBaseline, issuances, lineages, path_baseline, row_lineages
 
 IDENTITY_COLUMNS = ["identity_type", "account_id", "principal_id", "principal_name", "session_name"]
 
@@ -39,7 +41,7 @@ def credential_nodes(keys: pd.Series) -> pd.Series:
     """Graph node ids of access keys (``access-key:``) and AAP client keys (``client-key:``)."""
     keys = keys.astype("category")
     names = [
-        ("client-key:" if str(k).startswith("KAAP.") else "access-key:") + str(k)
+        NODE_KINDS["client-key" if str(k).startswith("KAAP.") else "access-key"].node_id(k)
         for k in keys.cat.categories
     ]
     return keys.cat.rename_categories(names).astype(object)
@@ -49,20 +51,21 @@ def identity_node(kind: Any, account: Any, principal: Any, name: Any, session: A
     """Return the node of the identity behind one row (sessions for roles), or NaN."""
     if not isinstance(kind, str):
         return np.nan
+    nodes = NODE_KINDS
     if kind == "ram-user" and isinstance(principal, str):
-        return f"ram-user:{principal}"
+        return nodes["ram-user"].node_id(principal)
     if kind == "ram-role" and isinstance(principal, str):
         if isinstance(session, str):
-            return f"role-session:{principal}:{session}"
-        return f"ram-role:{principal}"
+            return nodes["role-session"].node_id(principal, session)
+        return nodes["ram-role"].node_id(principal)
     if kind == "aap" and isinstance(principal, str) and isinstance(account, str):
-        return f"aap:{account}/{principal}"
+        return nodes["aap"].node_id(account, principal)
     if kind == "account" and isinstance(account, str):
-        return f"account:{account}"
+        return nodes["account"].node_id(account)
     if kind == "system" and isinstance(name, str):
-        return f"service:{name}"
+        return nodes["service"].node_id(name)
     if kind == "cloudsso-user" and isinstance(principal, str):
-        return f"cloudsso-user:{principal}"
+        return nodes["cloudsso-user"].node_id(principal)
     return np.nan
 
 
@@ -89,17 +92,26 @@ def is_address(values: pd.Series) -> pd.Series:
 
 
 _VERSION = re.compile(r"/[^\s()]*|\([^)]*\)|[\d.]+")
+_PLATFORM = re.compile(r"\b(linux|darwin|mac ?os|windows|android|iphone|ipad|ios|freebsd)\b", re.I)
 
 
 def agent_family(agent: Any) -> Any:
-    """Return the family of a user agent: product names without versions or platform.
+    """Return the family of a user agent: product names and platform, without versions.
+
+    An SDK upgrade is the same family; the same CLI on another platform is not.
 
     >>> agent_family("aliyun-cli/3.0.198 (Linux; amd64) Go/1.21.5")
-    'aliyun-cli go'
+    'aliyun-cli go linux'
+    >>> agent_family("aliyun-cli/3.0.190 (Darwin; arm64) Go/1.21.5")
+    'aliyun-cli go darwin'
     """
     if not isinstance(agent, str) or not agent:
         return np.nan
-    return " ".join(_VERSION.sub(" ", agent).lower().split()) or np.nan
+    family = " ".join(_VERSION.sub(" ", agent).lower().split())
+    platform = _PLATFORM.search(agent)
+    if platform:
+        family = f"{family} {platform.group(1).lower().replace(' ', '')}".strip()
+    return family or np.nan
 
 
 def per_value(values: pd.Series, function: Any) -> pd.Series:
@@ -179,10 +191,6 @@ class Context:
         self.timezone = timezone
         self.geo = GeoLookup(geoip) if geoip else None
         self._known_accounts = known_accounts
-        #: Dask engine only: first sightings kept per call of ``_first_seen`` on one day
-        #: (``sightings``), or every day's, merged, for the final run (``merged_sightings``).
-        self.sightings: list[pd.DataFrame] | None = None
-        self.merged_sightings: list[pd.DataFrame] | None = None
         #: Dask engine only: facts gathered from the whole case before the days are read.
         self.facts: dict[str, Any] = {}
 
@@ -233,6 +241,45 @@ class Context:
         return self.credential.where(self.credential.notna(), self.actor)
 
     @cached_property
+    def issued(self) -> pd.DataFrame:
+        """The AssumeRole rows that issued STS keys (:func:`.lineage.issuances`).
+
+        On the dask engine they come from the whole case (``facts["issuances"]``), so a
+        day's context knows the lineage of keys issued on other days.
+        """
+        given = self.facts.get("issuances")
+        return given if given is not None else issuances(self.act)
+
+    @cached_property
+    def lineage_of(self) -> dict[str, Lineage]:
+        """Every issued STS key's lineage (origin, roles, accounts)."""
+        return lineages(self.issued)
+
+    @cached_property
+    def paths(self) -> PathBaseline:
+        """Role assumptions of the baseline: origin x role x network (D19, D20, D30)."""
+        return path_baseline(self.issued, self.lineage_of, self.baseline_end, network_of)
+
+    @cached_property
+    def _lineage_columns(self) -> tuple[pd.Series, pd.Series, pd.Series]:
+        return row_lineages(self.act, self.lineage_of, self.principal, self.credential)
+
+    @cached_property
+    def origin(self) -> pd.Series:
+        """The origin of each row's credential: a long-term key, a person, a service."""
+        return self._lineage_columns[0]
+
+    @cached_property
+    def chain(self) -> pd.Series:
+        """The roles each row's credential was assumed through (``a > b``), NaN if none."""
+        return self._lineage_columns[1]
+
+    @cached_property
+    def account_path(self) -> pd.Series:
+        """The accounts each row's credential was taken through (``a > b``), NaN if none."""
+        return self._lineage_columns[2]
+
+    @cached_property
     def network(self) -> pd.Series:
         """``/24`` (IPv4) or ``/48`` (IPv6) of each row's source address (NaN if none)."""
         return per_value(self.act["client_ip"], network_of)
@@ -277,7 +324,17 @@ class Context:
         """Activity rows where ``mask`` holds, with the shared columns attached."""
         mask = np.asarray(mask, dtype=bool)
         out = self.act.loc[mask].copy()
-        for name in ("credential", "actor", "principal", "who", "evidence_id"):
+        for name in (
+            "credential",
+            "actor",
+            "principal",
+            "who",
+            "evidence_id",
+            "origin",
+            "chain",
+            "account_path",
+            "network",
+        ):
             out[name] = getattr(self, name)[mask].to_numpy()
         out["ok"] = self.ok[mask].to_numpy()
         return out

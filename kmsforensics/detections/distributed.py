@@ -1,13 +1,17 @@
 """``kf.detect`` on the dask engine: the cluster selects and reduces, the rules decide.
 
 1. The facts every rule shares are aggregated on the cluster: the first event (for the
-   default baseline), the organisation's accounts and the key administration events
-   (after which D04 and D05 count failures); then the baseline days are read for what
-   threshold selections learn from them (D01's usual reads, D03's usual bins).
+   default baseline), the organisation's accounts, the key administration events
+   (after which D04 and D05 count failures) and the AssumeRole issues (every key's
+   lineage, :mod:`.lineage`); then the baseline days are read for what
+   threshold selections learn from them (D01's usual reads, D03's usual bins), and
+   every day for the few facts some selections gather first (D09's new client keys,
+   D29's control-plane changes).
 2. Each day's partition is read on a worker, where a :class:`Context` over that day
    evaluates the selections of the ``select`` rules (every row they can read, decided
-   row by row; :mod:`.rules.selections`) and runs the ``first-seen`` rules in reduce
-   mode, keeping the day's first sightings of every pair.
+   row by row; each rule's ``selects`` facet, beside it) and reduces the ``first-seen``
+   rules' new-term specs to the day's first sightings of every pair
+   (:func:`.newterms.reduce_specs`).
 3. On the driver, the ``select`` rules run unchanged on the selected rows, and the
    ``first-seen`` rules on every day's sightings, merged. Rules that need every row
    (``memory``) are not run; a note names them.
@@ -28,8 +32,10 @@ import pandas as pd
 from ..case import Case, records_behind
 from ..schema import AT_NESTED_FIELDS
 from .context import Context
+from .lineage import ISSUE_COLUMNS, issuances
+from .newterms import reduce_specs, run_specs
 from .registry import ON_DASK, RULES, Rule
-from .rules.selections import KEY_ADMIN
+from .rules.facets import KEY_ADMIN
 
 #: What the rules that run on dask read of each frame (activity: every column).
 READS: dict[str, list[str] | None] = {
@@ -44,7 +50,7 @@ class _Plan:
     """What every day's task needs: the rules, their parameters, the context options."""
 
     rule_ids: list[str]
-    params: dict[str, dict[str, Any]]
+    params: dict[str, Any]
     options: dict[str, Any]
     facts: dict[str, Any] = field(default_factory=dict)
 
@@ -73,12 +79,11 @@ def _day(
             weight += np.nan_to_num(counts)
     chosen = activity[keep].assign(_weight=weight[keep])
     kms, at = records_behind(chosen, kms, at)
-    sightings = {}
-    for rule in rules:
-        if rule.first_seen:
-            ctx.sightings = []
-            rule.function(ctx, plan.params[rule.rule_id])
-            sightings[rule.rule_id] = ctx.sightings
+    sightings = {
+        rule.rule_id: reduce_specs(ctx, rule, plan.params[rule.rule_id])
+        for rule in rules
+        if rule.first_seen
+    }
     return {
         "activity": chosen,
         "kms": kms,
@@ -93,7 +98,18 @@ def _learn(
     """One baseline day on a worker: what each rule's selection learns from it."""
     ctx = plan.context(activity, kms, at)
     return {
-        r: RULES[r].learns[0](ctx, plan.params[r])  # type: ignore[index]
+        r: RULES[r].learned[0](ctx, plan.params[r])  # type: ignore[index]
+        for r in plan.rule_ids
+    }
+
+
+def _gather(
+    activity: pd.DataFrame, kms: pd.DataFrame, at: pd.DataFrame, plan: _Plan
+) -> dict[str, pd.DataFrame]:
+    """One day on a worker: what each rule's selection gathers from every day."""
+    ctx = plan.context(activity, kms, at)
+    return {
+        r: RULES[r].gathered[0](ctx, plan.params[r])  # type: ignore[index]
         for r in plan.rule_ids
     }
 
@@ -105,9 +121,20 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame()
     for column in kept[0].columns:
         if isinstance(kept[0][column].dtype, pd.CategoricalDtype):
-            united = pd.api.types.union_categoricals(
-                [f[column].astype("category") for f in kept], ignore_order=True
-            ).categories
+            parts = [f[column].astype("category") for f in kept]
+            if len({str(c.cat.categories.dtype) for c in parts}) > 1:  # a day of nulls
+                parts = [
+                    pd.Series(
+                        pd.Categorical(
+                            c.astype(object),
+                            categories=pd.Index(list(c.cat.categories), dtype=object),
+                        ),
+                        index=c.index,
+                    )
+                    for c in parts
+                ]
+                kept = [f.assign(**{column: c}) for f, c in zip(kept, parts, strict=True)]
+            united = pd.api.types.union_categoricals(parts, ignore_order=True).categories
             kept = [f.assign(**{column: f[column].cat.set_categories(united)}) for f in kept]
     return pd.concat(kept, ignore_index=True)
 
@@ -115,7 +142,7 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def detect_on_dask(
     case: Any,
     chosen: list[Rule],
-    params: dict[str, dict[str, Any]],
+    params: dict[str, Any],
     *,
     window_start: pd.Timestamp | None,
     baseline_days: float,
@@ -135,10 +162,14 @@ def detect_on_dask(
     act = case.activity
     own = act[act["identity_type"].astype(object) != "unknown"]["account_id"]
     admin = act[(act["source"] == "actiontrail") & act["action"].isin(KEY_ADMIN)]
-    first, accounts, key_admin = dask.compute(
+    issuing = act[~act["issued_access_key_id"].isna()][
+        [*ISSUE_COLUMNS, "action", "source", "success"]
+    ]
+    first, accounts, key_admin, issued = dask.compute(
         act["time"].min(),
         own.dropna().astype(object).unique(split_out=1),
         admin[["key_id", "time"]].dropna(),
+        issuing,
     )
     known = [str(a) for a in accounts] if known_accounts is None else list(known_accounts)
     given = window_start is not None
@@ -151,9 +182,13 @@ def detect_on_dask(
         "geoip": geoip,
         "known_accounts": known,
     }
-    facts: dict[str, Any] = {"key_admin": key_admin}
+    facts: dict[str, Any] = {"key_admin": key_admin, "issuances": issuances(issued)}
+    if any(r.rule_id == "D08" for r in chosen):  # D08 names the AAP a change belongs to
+        from .. import aap
+
+        facts["aap_configuration"] = aap.configuration(case)
     runnable = [r for r in chosen if r.on_dask != "memory"]
-    learning = [r.rule_id for r in runnable if r.learns is not None]
+    learning = [r.rule_id for r in runnable if r.learned is not None]
     if learning:  # what the selections learn from the baseline days, first
         last = window_start.strftime("%Y-%m-%d")
         early = [
@@ -163,8 +198,17 @@ def detect_on_dask(
             *[dask.delayed(_learn)(a, k, t, _Plan(learning, params, options)) for a, k, t in early]
         )
         for rule_id in learning:
-            combine = RULES[rule_id].learns[1]  # type: ignore[index]
+            combine = RULES[rule_id].learned[1]  # type: ignore[index]
             facts[rule_id] = combine([d[rule_id] for d in learned], params[rule_id])
+    gathering = [r.rule_id for r in runnable if r.gathered is not None]
+    if gathering:  # the few facts some selections need from every day
+        plan = _Plan(gathering, params, options, dict(facts))
+        gathered = dask.compute(
+            *[dask.delayed(_gather)(a, k, t, plan) for a, k, t in case.partitions(READS)]
+        )
+        for rule_id in gathering:
+            combine = RULES[rule_id].gathered[1]  # type: ignore[index]
+            facts[rule_id] = combine([d[rule_id] for d in gathered], params[rule_id])
     notes = {r.rule_id: ON_DASK["memory"] for r in chosen if r.on_dask == "memory"}
     ids = [r.rule_id for r in runnable]
     days = dask.compute(
@@ -182,6 +226,7 @@ def detect_on_dask(
         case.manifest,
     )
     ctx = Context(selected, **options)
+    ctx.facts = facts
     results: dict[str, pd.DataFrame] = {}
     for rule in runnable:
         started = time.perf_counter()
@@ -195,9 +240,11 @@ def detect_on_dask(
                 case.manifest,
             )
             final = Context(nothing, **options)
-            final.merged_sightings = [_concat(list(call)) for call in calls]
-            results[rule.rule_id] = rule.function(final, params[rule.rule_id])
+            final.facts = facts
+            merged = [_concat(list(call)) for call in calls]
+            found = run_specs(final, rule, params[rule.rule_id], merged)
+            results[rule.rule_id] = rule.function(found, params[rule.rule_id])
         else:
-            results[rule.rule_id] = rule.function(ctx, params[rule.rule_id])
+            results[rule.rule_id] = rule(ctx, params[rule.rule_id])
         seconds[rule.rule_id] = time.perf_counter() - started
     return results, ctx.baseline_end, given, notes, seconds

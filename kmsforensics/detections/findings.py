@@ -4,7 +4,8 @@ A rule returns the activity rows behind what it found, each labelled with an
 ``incident`` and carrying ``entity``, ``actor``, ``summary`` (and optionally
 ``severity`` and ``details``). :func:`collect` turns them into one finding per incident,
 with its evidence ids: thirty-five ``GetSecretValue`` calls are one finding with
-thirty-five pieces of evidence.
+thirty-five pieces of evidence (seventy when each call is in both logs, the KMS
+request id and the ActionTrail event id; ``event_count`` counts the calls, 35).
 
 Examples
 --------
@@ -16,18 +17,56 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..calls import CALL_COLUMN, count_calls, shared_rows
 from ..schema import FINDINGS_COLUMNS
 from .registry import SEVERITIES, Rule
 
-#: The findings frame: the contract columns, then ``actor`` and ``details``.
-COLUMNS: tuple[str, ...] = (*FINDINGS_COLUMNS, "actor", "details")
-LABEL_COLUMNS = ("entity", "actor", "summary", "severity", "details", "account_id")
+#: The findings frame: the contract columns, then ``actor``, ``details``, a stable
+#: ``finding_id``, and the lineage of the credential (``origin`` and ``lineage``: a dict of
+#: origin, role chain, account path and the source network; see :mod:`.lineage`).
+COLUMNS: tuple[str, ...] = (
+    *FINDINGS_COLUMNS,
+    "actor",
+    "details",
+    "finding_id",
+    "origin",
+    "lineage",
+)
+LABEL_COLUMNS = (
+    "entity",
+    "actor",
+    "summary",
+    "severity",
+    "details",
+    "account_id",
+    "origin",
+    "chain",
+    "account_path",
+    "network",
+)
+
+
+def finding_id(rule_id: str, entity: Any, evidence: Sequence[str]) -> str:
+    """Return a stable id for a finding: a hash of its rule, entity and evidence ids.
+
+    The same evidence gives the same id on every run and engine, whatever the order
+    the ids come in.
+
+    >>> finding_id("D01", "access-key:STS.x", ["b", "a"]) == finding_id("D01",
+    ...     "access-key:STS.x", ["a", "b"])
+    True
+    >>> finding_id("D01", "access-key:STS.x", ["a"])
+    'F-06aa3a522fafbf30'
+    """
+    text = "\x1f".join([rule_id, str(entity), *sorted(str(e) for e in evidence)])
+    return "F-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def empty_findings() -> pd.DataFrame:
@@ -71,13 +110,15 @@ def over_threshold(
 ) -> pd.Series:
     """Rows inside a time window where their group reaches ``threshold``.
 
-    The measure is the number of rows, or the number of distinct values of
-    ``distinct``. Windows are tumbling windows and the same windows shifted by half,
-    so any burst that fits in half a window is always seen whole. ``threshold`` may be
-    one number or one per row.
+    The measure is the number of calls (rows, the two rows of one shared-gateway call
+    counted once), or the number of distinct values of ``distinct``. Windows are
+    tumbling windows and the same windows shifted by half, so any burst that fits in
+    half a window is always seen whole. ``threshold`` may be one number or one per row.
     """
     if not len(rows):
         return pd.Series([], dtype=bool, index=rows.index)
+    if distinct is None and shared_rows(rows) is not None:
+        distinct = CALL_COLUMN  # some calls have two rows: count the calls
     width = pd.Timedelta(window).value
     stamps = nanoseconds(rows["time"])
     keys = {f"k{i}": pd.factorize(rows[c].astype(object))[0] for i, c in enumerate(by)}
@@ -198,20 +239,44 @@ def collect(rule: Rule, labelled: pd.DataFrame, window_start: pd.Timestamp | Non
     out = groups.agg(
         first_seen=("time", "min"),
         last_seen=("time", "max"),
-        event_count=("time", "size"),
         rank=("rank", "max"),
     )
-    for name in ("entity", "actor", "summary", "details", "account_id"):
+    out["event_count"] = count_calls(frame, "incident")  # a call in both logs counts once
+    for name in ("entity", "actor", "summary", "details", "account_id", "origin"):
         out[name] = groups[name].agg(_first_present)
+    parts = pd.DataFrame(
+        {c: groups[c].agg(_first_present) for c in ("origin", "chain", "account_path", "network")}
+    )
+    out["lineage"] = pd.Series([_lineage(row) for _, row in parts.iterrows()], index=out.index)
     out["evidence"] = groups["evidence_id"].agg(_distinct_ids)
     out["severity"] = [SEVERITIES[int(r)] for r in out["rank"]]
     out["rule_id"] = rule.rule_id
     out["title"] = rule.title
     out["technique"] = rule.technique
     out["account_id"] = out["account_id"].astype(object)
+    out["finding_id"] = [
+        finding_id(rule.rule_id, e, ids)
+        for e, ids in zip(out["entity"], out["evidence"], strict=True)
+    ]
     if window_start is not None:
         out = out[out["last_seen"] >= window_start]
     return out.reset_index(drop=True)[list(COLUMNS)]
+
+
+def _lineage(row: pd.Series) -> dict[str, Any] | None:
+    """Return the lineage dict of a finding from its first row's origin, chain and accounts."""
+    if not isinstance(row["origin"], str):
+        return None
+
+    def parts(value: Any) -> list[str]:
+        return str(value).split(" > ") if isinstance(value, str) and value else []
+
+    return {
+        "origin": row["origin"],
+        "chain": parts(row["chain"]),
+        "accounts": parts(row["account_path"]),
+        "network": row["network"] if isinstance(row["network"], str) else None,
+    }
 
 
 def _distinct_ids(ids: pd.Series) -> tuple[str, ...]:

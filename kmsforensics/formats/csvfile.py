@@ -44,6 +44,11 @@ def split_csv(
     ['{"time":"2023-07-04T01:52:55Z","api_name":"Decrypt","client_ip":"10.0.0.1"}']
     >>> split.records.column("source_record").to_pylist()
     [2]
+
+    Every line ending in use ends a row outside quotes (LF, CRLF, a lone CR):
+
+    >>> split_csv(body.replace(b"\r\n", b"\r"), "mac.csv", IssueLog()).read
+    1
     """
     text = decode_text(data, name, issues)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -52,11 +57,23 @@ def split_csv(
         header = [mapping.get(h.strip(), h.strip()) for h in next(reader)]
     except StopIteration:
         return Split("csv", "line", records_table([], []), 0)
+    except csv.Error as exc:
+        issues.add(name, 1, "record", None, f"unreadable CSV header: {exc}")
+        return Split("csv", "line", records_table([], []), 1)
     lines: list[int] = []
     texts: list[str] = []
     read = 0
     line = reader.line_num + 1
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # the reader starts afresh on the next line
+            start, line = line, reader.line_num + 1
+            read += 1
+            issues.add(name, start, "record", None, f"unreadable CSV row: {exc}")
+            continue
         start, line = line, reader.line_num + 1
         if not row or (len(row) == 1 and not row[0].strip()):
             continue

@@ -7,6 +7,7 @@ import pyarrow as pa
 
 from ..errors import LogParseError
 from ..issues import IssueLog
+from .encoding import line_breaks
 from .records import RECORDS_SCHEMA, Split
 from .sniff import BOM
 
@@ -16,21 +17,28 @@ _WHITESPACE = np.array([32, 9, 13, 11, 12], dtype=np.uint8)
 def split_json_lines(data: bytes, name: str, issues: IssueLog) -> Split:
     r"""Split JSON-lines content into records numbered by line (1-based).
 
-    Blank lines are skipped (they are not records); a line's JSON is not checked
-    here. Invalid UTF-8 in a line is replaced and reported as a ``field`` issue.
+    Every line ending in use ends a line: LF, CRLF and a lone CR (JSON text cannot
+    hold a raw CR, so this never splits a valid record). Blank lines are skipped
+    (they are not records); a line's JSON is not checked here, but a line holding a
+    raw NUL byte is rejected as a ``record`` issue. Invalid UTF-8 in a line is
+    replaced and reported as a ``field`` issue.
 
     Examples
     --------
     >>> split = split_json_lines(b'{"a":1}\r\n\n{"a":2}\n', "x.jsonl", IssueLog())
     >>> split.records.column("source_record").to_pylist()
     [1, 3]
+    >>> split_json_lines(b'{"a":1}\r{"a":2}\r', "mac.jsonl", IssueLog()).read
+    2
     """
     start = len(BOM) if data.startswith(BOM) else 0
     buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
+    newlines = line_breaks(buf)
     starts = np.concatenate(([start], newlines + 1)).astype(np.int64)
     ends = np.concatenate((newlines, [len(data)])).astype(np.int64)
     keep = _non_blank(buf, starts, ends)
+    read = int(keep.sum())
+    _reject_nul_lines(data, buf, starts, ends, keep, name, issues)
     line_numbers = np.flatnonzero(keep) + 1
     # Each value runs to the next line's start, so it ends with its "\n" (JSON
     # white space); a first value after a BOM starts past it.
@@ -50,7 +58,33 @@ def split_json_lines(data: bytes, name: str, issues: IssueLog) -> Split:
         [pa.array(line_numbers, pa.int64()), pa.nulls(len(line_numbers), pa.int32()), text],
         schema=RECORDS_SCHEMA,
     )
-    return Split("json-lines", "line", records, len(line_numbers))
+    return Split("json-lines", "line", records, read)
+
+
+def _reject_nul_lines(
+    data: bytes,
+    buf: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    keep: np.ndarray,
+    name: str,
+    issues: IssueLog,
+) -> None:
+    """Reject (and report) the lines that hold a raw NUL byte; ``keep`` is updated."""
+    nuls = np.flatnonzero(buf == 0)
+    if not len(nuls):
+        return
+    for line in np.unique(np.searchsorted(starts, nuls, side="right") - 1).tolist():
+        if keep[line]:
+            keep[line] = False
+            issues.add(
+                name,
+                line + 1,
+                "record",
+                None,
+                "raw NUL byte in the record (JSON text cannot hold one); record not loaded",
+                data[starts[line] : ends[line]],
+            )
 
 
 def _line_array(data: bytes, starts: np.ndarray, name: str) -> pa.ChunkedArray:

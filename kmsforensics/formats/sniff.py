@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import orjson
 
 from ..schema import AT_MARKER_KEYS, AT_SCALAR_FIELDS, KMS_FIELDS
+from .encoding import first_line, foreign_bom, looks_binary
 
 #: Shapes the readers understand, in the order they are tried.
 SHAPES: tuple[str, ...] = ("json-array", "json-lines", "json-object", "csv")
@@ -51,11 +52,14 @@ def sniff(head: bytes, column_map: dict[str, str] | None = None) -> Sniffed:
     >>> sniff(b"# Incident notes\nnothing to see").reason
     'the first line is neither JSON nor a CSV header with known log field names'
     """
+    encoding = foreign_bom(head)
+    if encoding is not None:  # the loader decodes the whole file the same way
+        head = head.decode(encoding, "replace").lstrip("\ufeff").encode("utf-8")
     text = head[len(BOM) :] if head.startswith(BOM) else head
     stripped = text.lstrip()
     if not stripped:
         return Sniffed(None, "empty file (no content, or only white space)")
-    if b"\x00" in text[:4096] or stripped.startswith(b"%PDF"):
+    if looks_binary(stripped):
         return Sniffed(None, "binary content (not text)")
     first = stripped[:1]
     if first == b"[":
@@ -66,22 +70,21 @@ def sniff(head: bytes, column_map: dict[str, str] | None = None) -> Sniffed:
 
 
 def _sniff_braced(text: bytes) -> Sniffed:
-    newline = text.find(b"\n")
-    if newline < 0:
+    line = first_line(text)
+    if len(line) == len(text):
         # One line, or a first line longer than the head: records are one per line.
         return Sniffed("json-lines")
-    first_line = text[:newline]
     try:
-        orjson.loads(first_line)
+        orjson.loads(line)
     except orjson.JSONDecodeError:
-        if first_line.strip() == b"{" or first_line.rstrip().endswith((b",", b"{", b"[")):
+        if line.strip() == b"{" or line.rstrip().endswith((b",", b"{", b"[")):
             return Sniffed("json-object")  # pretty-printed: one object over many lines
         return Sniffed("json-lines")  # a broken first record; the rest may be fine
     return Sniffed("json-lines")
 
 
 def _sniff_csv(text: bytes, column_map: dict[str, str]) -> Sniffed:
-    line = text.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    line = first_line(text).decode("utf-8", "replace")
     best: tuple[int, str] = (0, ",")
     for delimiter in CSV_DELIMITERS:
         names = next(csv.reader([line], delimiter=delimiter))

@@ -11,7 +11,8 @@ both.
 Every relation is one group-by over the raw (categorical) columns, so the work grows
 with the distinct combinations, not with the events; node ids are built only for the
 grouped rows. Edges carry ``relation``, ``count``, ``first_seen``, ``last_seen``,
-``failures`` and ``operations``; ``assumed`` edges carry ``cross_account``.
+``failures`` and ``operations``; ``assumed`` edges carry ``cross_account``. Counts
+are calls: the two rows of a shared-gateway call (one ``call_id``) count once.
 
 Examples
 --------
@@ -28,39 +29,14 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from ..calls import repeated_calls
 from ..case import Case
+from .nodes import NODE_KINDS, RELATION_KINDS, relation_reads
 
-#: Relations and the kinds they join.
-RELATIONS: dict[str, str] = {
-    "owns": "account -> ram-user / ram-role / aap / kms-instance",
-    "has-key": "ram-user / account -> access-key; aap -> client-key",
-    "assumed": "ram-user / role-session / service / account -> role-session",
-    "of-role": "role-session -> ram-role",
-    "issued": "role-session -> access-key (STS)",
-    "called": "access-key / client-key -> key / secret",
-    "source-of": "ip -> access-key / client-key",
-    "hosts": "kms-instance -> key / secret",
-    "encrypted-by": "secret -> key",
-    "has-version": "key -> key-version",
-}
+#: Relations and the kinds they join (declared in :mod:`.nodes`).
+RELATIONS: dict[str, str] = {r.name: r.joins for r in RELATION_KINDS}
 #: The columns the build reads from each frame (the dask engine reads no others).
-READS: dict[str, list[str]] = {
-    "activity": [
-        "time", "success", "action", "account_id", "identity_type", "principal_id",
-        "principal_name", "session_name", "access_key_id", "client_ip", "key_id",
-        "secret_name",
-    ],
-    "kms": [
-        "time", "api_name", "instance_id", "key_id", "secret_name", "account_id",
-        "key_version_id", "user_id",
-    ],
-    "actiontrail": [
-        "eventTime", "eventName", "errorCode", "accountId", "roleId", "roleName",
-        "sessionName", "targetRoleAccountId", "targetRoleId", "targetRoleName",
-        "targetSessionName", "issuedAccessKeyId", "userIdentity.type",
-        "userIdentity.principalId", "userIdentity.userName",
-    ],
-}  # fmt: skip
+READS: dict[str, list[str]] = relation_reads()
 EDGE_COLUMNS = [
     "src",
     "dst",
@@ -92,7 +68,82 @@ def build_graph(case: Case) -> nx.MultiDiGraph:
 
         return build_graph_dask(case)
     parts = _Parts(case)
-    return assemble(parts.edge_frame(), parts.name_pairs())
+    graph = assemble(parts.edge_frame(), parts.name_pairs())
+    add_allowed(graph, case)
+    return graph
+
+
+def add_allowed(graph: nx.MultiDiGraph, case: Case) -> None:
+    """Add ``aap -allowed-> key / secret`` edges: what each AAP's policies allowed.
+
+    From :func:`kmsforensics.aap.aap_config`. A wildcard (``key/*``, ``secret/prod/*``)
+    stands for the keys and secrets of the graph it matches: keys hosted by the AAP
+    account's KMS instances (or by instances of no known owner), secrets of that
+    account. Each edge carries the policies and patterns (``grants``), the permissions
+    (``operations``), and the first and last time it was in force (``last_seen`` the
+    end of the evidence when still in force then); ``count`` is 0 (an allowance is not a call).
+    """
+    from ..aap import aap_config
+    from ..aap.values import grants
+
+    config = aap_config(case)
+    resources = config[config["item"] == "resource"]
+    if not len(resources):
+        return
+    permissions = config[config["item"] == "permission"].groupby(["aap", "policy"])["value"]
+    allowed = {k: tuple(sorted(set(v))) for k, v in permissions}
+    candidates: dict[str, list[tuple[str, str]]] = {}
+    for node, data in graph.nodes(data=True):
+        kind = data.get("kind")
+        if kind == "key":
+            owners = {
+                o
+                for i, _, e in graph.in_edges(node, data=True)
+                if e.get("relation") == "hosts"
+                for o, _, f in graph.in_edges(i, data=True)
+                if f.get("relation") == "owns"
+            }
+            for owner in owners or {""}:
+                candidates.setdefault(owner.removeprefix("account:"), []).append(
+                    (node, "key/" + node.removeprefix("key:"))
+                )
+        elif kind == "secret":
+            account, _, name = node.removeprefix("secret:").partition("/")
+            candidates.setdefault(account, []).append((node, "secret/" + name))
+    edges: dict[tuple[str, str], dict[str, Any]] = {}
+    ends: dict[tuple[str, str], list[Any]] = {}
+    end = case.activity["time"].max()
+    end = end.compute() if hasattr(end, "compute") else end
+    for row in resources.itertuples(index=False):
+        source = f"aap:{row.account_id}/{row.aap}"
+        pattern = str(row.value)
+        if "*" in pattern:
+            pool = candidates.get(str(row.account_id), []) + candidates.get("", [])
+            targets = [n for n, r in pool if grants(pattern, r)]
+        elif pattern.startswith("key/"):
+            targets = ["key:" + pattern.removeprefix("key/")]
+        else:
+            targets = [f"secret:{row.account_id}/" + pattern.removeprefix("secret/")]
+        for target in targets:
+            edge = edges.setdefault(
+                (source, target),
+                {"relation": "allowed", "count": 0, "failures": 0, "grants": (),
+                 "operations": (), "first_seen": row.since, "last_seen": None},
+            )  # fmt: skip
+            edge["grants"] = tuple(sorted({*edge["grants"], f"{row.policy}:{pattern}"}))
+            edge["operations"] = tuple(
+                sorted({*edge["operations"], *allowed.get((row.aap, row.policy), ())})
+            )
+            edge["first_seen"] = min(edge["first_seen"], row.since)
+            ends.setdefault((source, target), []).append(row.until)
+    for (source, target), attributes in edges.items():
+        last = ends[(source, target)]  # NaT: still in force at the end of the evidence
+        still = any(not isinstance(e, pd.Timestamp) for e in last)
+        attributes["last_seen"] = end if still else max(last)
+        for node, kind in ((source, "aap"), (target, target.split(":", 1)[0])):
+            if node not in graph:
+                graph.add_node(node, kind=kind, name=node.split(":", 1)[1])
+        graph.add_edge(source, target, key="allowed", **attributes)
 
 
 def assemble(edges: pd.DataFrame, pairs: dict[str, pd.DataFrame]) -> nx.MultiDiGraph:
@@ -149,6 +200,8 @@ class _Parts:
                 "secret": act["secret_name"],
             }
         )
+        if "call_id" in act:
+            self.act["call_id"] = act["call_id"]
         self.at = case._actiontrail_text
         self.kms = case.kms
         known = role_ids(self.at) if roles is None else roles
@@ -168,7 +221,11 @@ class _Parts:
 
     @staticmethod
     def group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-        """Aggregate rows (all ``keys`` present): count, first/last seen, failures, operations."""
+        """Aggregate rows (all ``keys`` present): count, first/last seen, failures, operations.
+
+        ``count`` and ``failures`` count calls: a row that repeats a call already in its
+        group (``call_id``) is not counted again.
+        """
         if not len(frame):
             return pd.DataFrame(
                 columns=[*keys, "count", "first_seen", "last_seen", "failures", "operations"]
@@ -183,6 +240,7 @@ class _Parts:
             )
             .reset_index()
         )
+        _uncount_repeats(frame, out, keys)
         out["operations"] = _operations(frame, out, keys)
         return out
 
@@ -202,16 +260,23 @@ class _Parts:
         out = []
         users = self.group(self.rows("principal", "key", type="ram-user"), ["principal", "key"])
         users = users[~users.key.astype(str).str.startswith("STS.")]
-        out.append(_edges(users, "ram-user:" + _s(users.principal), _key(users.key), "has-key"))
+        out.append(
+            _edges(
+                users,
+                _node("ram-user", users.principal),
+                _key(users.key),
+                "has-key",
+            )
+        )
         roots = self.group(self.rows("account", "key", type="account"), ["account", "key"])
-        out.append(_edges(roots, "account:" + _s(roots.account), _key(roots.key), "has-key"))
+        out.append(_edges(roots, _node("account", roots.account), _key(roots.key), "has-key"))
         aaps = self.group(
             self.rows("account", "principal", "key", type="aap"), ["account", "principal", "key"]
         )
         out.append(
             _edges(
                 aaps,
-                "aap:" + _s(aaps.account) + "/" + _s(aaps.principal),
+                _node("aap", aaps.account, aaps.principal),
                 _key(aaps.key),
                 "has-key",
             )
@@ -223,7 +288,7 @@ class _Parts:
         out.append(
             _edges(
                 sessions,
-                "role-session:" + _s(sessions.principal) + ":" + _s(sessions.session),
+                _node("role-session", sessions.principal, sessions.session),
                 _key(sessions.key),
                 "issued",
             )
@@ -236,22 +301,22 @@ class _Parts:
             target = (
                 kind + ":" + _s(owned.principal)
                 if kind == "ram-user"
-                else "aap:" + _s(owned.account) + "/" + _s(owned.principal)
+                else _node("aap", owned.account, owned.principal)
             )
-            out.append(_edges(owned, "account:" + _s(owned.account), target, "owns"))
+            out.append(_edges(owned, _node("account", owned.account), target, "owns"))
         keys = self.group(self.rows("key", "key_id"), ["key", "key_id"])
-        out.append(_edges(keys, _key(keys.key), "key:" + _s(keys.key_id), "called"))
+        out.append(_edges(keys, _key(keys.key), _node("key", keys.key_id), "called"))
         secrets = self.group(self.rows("key", "secret", "account"), ["key", "account", "secret"])
         out.append(
             _edges(
                 secrets,
                 _key(secrets.key),
-                "secret:" + _s(secrets.account) + "/" + _s(secrets.secret),
+                _node("secret", secrets.account, secrets.secret),
                 "called",
             )
         )
         sources = self.group(self.rows("key", "ip"), ["ip", "key"])
-        out.append(_edges(sources, "ip:" + _s(sources.ip), _key(sources.key), "source-of"))
+        out.append(_edges(sources, _node("ip", sources.ip), _key(sources.key), "source-of"))
         return [*out, *self._sessions(), *self._kms_structure()]
 
     # -- roles and sessions (ActionTrail) -----------------------------------------------------
@@ -289,10 +354,10 @@ class _Parts:
             index=grouped.index,
             dtype=object,
         )
-        session = "role-session:" + _s(grouped.role) + ":" + _s(grouped.session)
+        session = _node("role-session", grouped.role, grouped.session)
         out = [
             _edges(grouped, session, roles, "of-role"),
-            _edges(grouped, "account:" + _s(grouped.account), roles, "owns"),
+            _edges(grouped, _node("account", grouped.account), roles, "owns"),
         ]
         assume = at[
             at.eventName.astype(str).str.startswith("AssumeRole") & at.targetSessionName.notna()
@@ -347,7 +412,7 @@ class _Parts:
                 cross_account=assumed.cross_account,
             ),
             _edges(of_role, of_role.target, of_role.role, "of-role"),
-            _edges(issued, issued.target, "access-key:" + _s(issued.issued), "issued"),
+            _edges(issued, issued.target, _node("access-key", issued.issued), "issued"),
         ]
 
     def _callers(self, at: pd.DataFrame) -> list[str | None]:
@@ -362,13 +427,13 @@ class _Parts:
             strict=True,
         ):
             if kind == "ram-user" and isinstance(principal, str):
-                out.append(f"ram-user:{principal}")
+                out.append(NODE_KINDS["ram-user"].node_id(principal))
             elif kind == "assumed-role" and isinstance(role, str) and isinstance(session, str):
-                out.append(f"role-session:{role}:{session}")
+                out.append(NODE_KINDS["role-session"].node_id(role, session))
             elif kind == "system" and isinstance(user, str):
-                out.append(f"service:{user}")
+                out.append(NODE_KINDS["service"].node_id(user))
             elif kind in ("root-account", "alibaba-cloud-account") and isinstance(account, str):
-                out.append(f"account:{account}")
+                out.append(NODE_KINDS["account"].node_id(account))
             else:
                 out.append(None)
         return out
@@ -408,29 +473,37 @@ class _Parts:
         encrypted = self.group(present("account", "secret", "key"), ["account", "secret", "key"])
         versions = self.group(present("key", "version"), ["key", "version"])
         owned = self.group(present("owner", "instance"), ["owner", "instance"])
-        secret_id = "secret:" + _s(hosts_secret.account) + "/" + _s(hosts_secret.secret)
+        secret_id = _node("secret", hosts_secret.account, hosts_secret.secret)
         return [
             _edges(
                 hosts_key,
-                "kms-instance:" + _s(hosts_key.instance),
-                "key:" + _s(hosts_key.key),
+                _node("kms-instance", hosts_key.instance),
+                _node("key", hosts_key.key),
                 "hosts",
             ),
-            _edges(hosts_secret, "kms-instance:" + _s(hosts_secret.instance), secret_id, "hosts"),
+            _edges(
+                hosts_secret,
+                _node("kms-instance", hosts_secret.instance),
+                secret_id,
+                "hosts",
+            ),
             _edges(
                 encrypted,
-                "secret:" + _s(encrypted.account) + "/" + _s(encrypted.secret),
-                "key:" + _s(encrypted.key),
+                _node("secret", encrypted.account, encrypted.secret),
+                _node("key", encrypted.key),
                 "encrypted-by",
             ),
             _edges(
                 versions,
-                "key:" + _s(versions.key),
+                _node("key", versions.key),
                 "key-version:" + _s(versions.version),
                 "has-version",
             ),
             _edges(
-                owned, "account:" + _s(owned.owner), "kms-instance:" + _s(owned.instance), "owns"
+                owned,
+                _node("account", owned.owner),
+                _node("kms-instance", owned.instance),
+                "owns",
             ),
         ]
 
@@ -441,7 +514,10 @@ class _Parts:
         users = self.group(self.rows("principal", "name", type="ram-user"), ["principal", "name"])
         pairs = {
             "users": pd.DataFrame(
-                {"node": "ram-user:" + _s(users.principal), "name": _s(users.name)}
+                {
+                    "node": _node("ram-user", users.principal),
+                    "name": _s(users.name),
+                }
             )
         }
         at = self.at
@@ -455,7 +531,10 @@ class _Parts:
                 else pd.DataFrame(columns=columns)
             )
             pairs[kind] = pd.DataFrame(
-                {"node": "ram-role:" + found[columns[0]], "name": found[columns[1]]}
+                {
+                    "node": NODE_KINDS["ram-role"].prefix + found[columns[0]],
+                    "name": found[columns[1]],
+                }
             )
         return pairs
 
@@ -479,6 +558,11 @@ def _nodes(edges: pd.DataFrame, names: dict[str, str]) -> list[tuple[str, dict[s
     return out
 
 
+def _node(kind: str, *columns: pd.Series) -> pd.Series:
+    """Node ids of ``kind`` (:mod:`.nodes`) from columns of values."""
+    return NODE_KINDS[kind].ids(*(_s(c) for c in columns))
+
+
 def _s(values: pd.Series) -> pd.Series:
     """Text of a (possibly categorical) column, for building node ids."""
     return values.astype(str)
@@ -486,7 +570,11 @@ def _s(values: pd.Series) -> pd.Series:
 
 def _key(values: pd.Series) -> pd.Series:
     text = values.astype(str)
-    prefix = np.where(text.str.startswith("KAAP.").to_numpy(), "client-key:", "access-key:")
+    prefix = np.where(
+        text.str.startswith("KAAP.").to_numpy(),
+        NODE_KINDS["client-key"].prefix,
+        NODE_KINDS["access-key"].prefix,
+    )
     return pd.Series(prefix, index=values.index, dtype=object) + text
 
 
@@ -508,6 +596,18 @@ def _edges(
     if cross_account is not None:
         frame["cross_account"] = np.asarray(cross_account, dtype=bool)
     return frame[frame.src.notna() & frame.dst.notna()]
+
+
+def _uncount_repeats(frame: pd.DataFrame, out: pd.DataFrame, keys: list[str]) -> None:
+    """Take the rows that repeat a call of their group off ``count`` and ``failures``."""
+    repeats = repeated_calls(frame, keys)
+    if repeats is None or not repeats.any():
+        return
+    failed = repeated_calls(frame[frame["failed"].to_numpy(dtype=bool)], keys)
+    index = pd.MultiIndex.from_frame(out[keys]) if len(keys) > 1 else pd.Index(out[keys[0]])
+    out["count"] -= repeats.reindex(index, fill_value=0).to_numpy()
+    if failed is not None:
+        out["failures"] -= failed.reindex(index, fill_value=0).to_numpy()
 
 
 def _operations(frame: pd.DataFrame, out: pd.DataFrame, keys: list[str]) -> list[tuple[str, ...]]:

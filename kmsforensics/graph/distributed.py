@@ -16,7 +16,15 @@ import networkx as nx
 import pandas as pd
 
 from ..case import Case
-from .build import EDGE_COLUMNS, READS, _merge_duplicates, _Parts, assemble, role_ids
+from .build import (
+    EDGE_COLUMNS,
+    READS,
+    _merge_duplicates,
+    _Parts,
+    add_allowed,
+    assemble,
+    role_ids,
+)
 
 
 def _day_roles(at: pd.DataFrame) -> pd.DataFrame:
@@ -49,4 +57,6 @@ def build_graph_dask(case: Any) -> nx.MultiDiGraph:
         kind: pd.concat([p[kind] for _, p in results], ignore_index=True).drop_duplicates()
         for kind in ("users", "roles", "targets")
     }
-    return assemble(edges, pairs)
+    graph = assemble(edges, pairs)
+    add_allowed(graph, case)
+    return graph

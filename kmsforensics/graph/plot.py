@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from ..safetext import plot_text
 from .query import resolve, trace
 
 if TYPE_CHECKING:
@@ -163,7 +164,8 @@ def plot_graph(
             f", {graph.number_of_nodes() - sub.number_of_nodes():,} less connected nodes not shown"
         )
     ax.set_title(
-        f"{title} ({sub.number_of_nodes()} nodes, {sub.number_of_edges()} edges)", fontsize=9
+        plot_text(f"{title} ({sub.number_of_nodes()} nodes, {sub.number_of_edges()} edges)"),
+        fontsize=9,
     )
     return ax
 
@@ -242,4 +244,4 @@ def _label(graph: nx.MultiDiGraph, node: str) -> str:
         ]
         if roles and roles[0]:
             name = f"{roles[0]}:{name.split(':', 1)[-1]}"
-    return name if len(name) <= LABEL_CHARS else name[:10] + "…" + name[-10:]
+    return plot_text(name if len(name) <= LABEL_CHARS else name[:10] + "…" + name[-10:])

@@ -13,23 +13,12 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
-from ..errors import KmsForensicsError
+from ..errors import AmbiguousReferenceError, UnknownReferenceError
 
 #: How a credential or session leads back to who is behind it (walked backwards).
 TRACE_RELATIONS = ("issued", "assumed", "has-key", "owns")
 #: What an identity or key can reach (walked forwards).
 REACH_RELATIONS = ("has-key", "assumed", "issued", "called", "owns")
-
-
-class AmbiguousReferenceError(KmsForensicsError, LookupError):
-    """A bare identifier names several nodes."""
-
-
-class UnknownReferenceError(KmsForensicsError, KeyError):
-    """An identifier names no node of the graph."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def resolve(graph: nx.MultiDiGraph, ref: str) -> str:
@@ -135,13 +124,48 @@ def who_accessed(graph: nx.MultiDiGraph, ref: str) -> pd.DataFrame:
     return frame.sort_values("count", ascending=False, ignore_index=True)
 
 
-def blast_radius(graph: nx.MultiDiGraph, ref: str) -> pd.DataFrame:
+def blast_radius(graph: nx.MultiDiGraph, ref: str, reach: str = "did") -> pd.DataFrame:
     """Everything an identity or key reaches (sessions, keys, secrets), with the path.
 
     A credential reaches what its holder can do: from an AccessKey or client key the walk
     also goes through the user, account or AAP that holds it.
+
+    Parameters
+    ----------
+    graph : networkx.MultiDiGraph
+        ``kf.build_graph(case)``.
+    ref : str
+        A node id or a bare identifier.
+    reach : {"did", "could"}
+        ``did`` (default): along observed edges only (what was reached). ``could``: also
+        along ``allowed`` edges (what AAP policies allowed); a ``reach`` column then
+        says ``did`` or ``could`` (allowed, never reached).
     """
+    if reach not in ("did", "could"):
+        raise ValueError(f"reach must be 'did' or 'could', not {reach!r}")
     start = resolve(graph, ref)
+    did = _walk(graph, start, REACH_RELATIONS)
+    paths = did if reach == "did" else _walk(graph, start, (*REACH_RELATIONS, "allowed"))
+    rows = [
+        {
+            "node": node,
+            "kind": graph.nodes[node].get("kind"),
+            "name": graph.nodes[node].get("name"),
+            "depth": len(path) - 1,
+            "path": " -> ".join(path),
+            "reach": "did" if node in did else "could",
+        }
+        for node, path in paths.items()
+        if node != start
+    ]
+    columns = ["node", "kind", "name", "depth", "path"] + (["reach"] if reach != "did" else [])
+    frame = pd.DataFrame(rows, columns=["node", "kind", "name", "depth", "path", "reach"])
+    frame = frame[columns]
+    return frame.sort_values(["depth", "kind", "node"], ignore_index=True)
+
+
+def _walk(graph: nx.MultiDiGraph, start: str, relations: tuple[str, ...]) -> dict[str, list[str]]:
+    """Breadth-first paths from ``start`` (and from the holder of a key) along relations."""
     paths = {start: [start]}
     queue = deque([start])
     for holder, _, edge in graph.in_edges(start, data=True):
@@ -151,23 +175,10 @@ def blast_radius(graph: nx.MultiDiGraph, ref: str) -> pd.DataFrame:
     while queue:
         node = queue.popleft()
         for _, target, edge in graph.out_edges(node, data=True):
-            if edge.get("relation") in REACH_RELATIONS and target not in paths:
+            if edge.get("relation") in relations and target not in paths:
                 paths[target] = [*paths[node], target]
                 queue.append(target)
-    rows = [
-        {
-            "node": node,
-            "kind": graph.nodes[node].get("kind"),
-            "name": graph.nodes[node].get("name"),
-            "depth": len(path) - 1,
-            "path": " -> ".join(path),
-        }
-        for node, path in paths.items()
-        if node != start
-    ]
-    return pd.DataFrame(rows, columns=["node", "kind", "name", "depth", "path"]).sort_values(
-        ["depth", "kind", "node"], ignore_index=True
-    )
+    return paths
 
 
 def _predecessor(graph: nx.MultiDiGraph, node: str) -> tuple[str, str, dict[str, Any]] | None:

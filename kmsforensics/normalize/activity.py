@@ -13,11 +13,23 @@ session_name        sessionName                            --
 access_key_id       userIdentity.accessKeyId               access_key_id
 action              eventName                              share_gateway_api_name, else
                                                            api_name
-resource_id         KeyId, SecretName, KmsInstanceId,      resource_id
+resource_id         KeyId, SecretName,                     resource_id
+                    ProtectedResourceArn, KmsInstanceId,
                     RoleArn, else first resourceName
 success             no errorCode and errorMessage empty    2xx status_code (no status: no
                     or "success"                           error_code and no message)
 ==================  =====================================  ===============================
+
+A key or secret named by its ARN (``acs:kms:<region>:<account>:key/<id>``,
+``acs:kms:...:secret/<name>``, in ``KeyId``, ``SecretName``, ``ProtectedResourceArn``
+or a KMS ``resource_id``) fills ``resource_id`` and ``key_id`` / ``secret_name`` with
+the id or name (:func:`kms_arn`); the raw value stays in ``case.kms`` /
+``case.actiontrail``.
+
+:func:`combine_activity` then fuses the two logs (:mod:`.fusion`): the two rows of one
+shared-gateway call share a ``call_id``, and rows that carry only a principal id get
+``principal_name`` (and session, origin account) from the other log, with
+``principal_name_source`` saying where from.
 """
 
 from __future__ import annotations
@@ -26,9 +38,71 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..schema import ACTIVITY_COLUMNS, IDENTITY_TYPES, TEXT_COLUMNS
+from .fusion import fuse
 from .values import blank_to_null, compact_table, per_value, text
 
 _NULL = pa.scalar(None, pa.string())
+_KMS_ARN = r"^acs:kms:[^:]*:[^:]*:(?P<kind>key|secret)/(?P<name>.+)$"
+
+
+def kms_arn(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Split KMS key and secret ARNs into (kind, id or name); other values give nulls.
+
+    Examples
+    --------
+    >>> kind, name = kms_arn(pa.array(["acs:kms:cn-hangzhou:1234:key/key-hzz1",
+    ...                                "acs:kms:cn-hangzhou:1234:secret/prod/db",
+    ...                                "key-hzz2", None]))
+    >>> kind.to_pylist(), name.to_pylist()
+    (['key', 'secret', None, None], ['key-hzz1', 'prod/db', None, None])
+    """
+
+    def split(distinct: pa.Array) -> pa.Array:
+        parts = pc.extract_regex(distinct, _KMS_ARN)
+        return pa.StructArray.from_arrays(
+            [pc.struct_field(parts, "kind"), pc.struct_field(parts, "name")], ["kind", "name"]
+        )
+
+    values = text(values)
+    if pa.types.is_null(values.type):
+        values = values.cast(pa.string())
+    parts = per_value(values, split)
+    return pc.struct_field(parts, "kind"), pc.struct_field(parts, "name")
+
+
+def resolve_arns(
+    key_id: pa.Array, secret_name: pa.Array, *more: pa.Array
+) -> tuple[pa.Array, pa.Array]:
+    """Return (key_id, secret_name) with ARNs replaced by ids; ``more`` fills the gaps.
+
+    A key ARN found where a secret is expected (or the reverse) moves to its column.
+
+    Examples
+    --------
+    >>> key, secret = resolve_arns(pa.array([None, "key-1"]), pa.array([None, None]),
+    ...                            pa.array(["acs:kms:cn-hangzhou:1:key/key-9", None]))
+    >>> key.to_pylist(), secret.to_pylist()
+    (['key-9', 'key-1'], [None, None])
+    """
+    keys, secrets = [], []
+    for position, raw in enumerate((key_id, secret_name, *more)):
+        values = text(raw).cast(pa.string())
+        kind, name = kms_arn(values)
+        keys.append(pc.if_else(pc.equal(kind, "key"), name, _NULL))
+        secrets.append(pc.if_else(pc.equal(kind, "secret"), name, _NULL))
+        plain = pc.if_else(pc.is_null(kind), values, _NULL)
+        if position == 0:
+            keys.insert(0, plain)
+        elif position == 1:
+            secrets.insert(0, plain)
+    return pc.coalesce(*keys), pc.coalesce(*secrets)
+
+
+def _resource(values: pa.Array) -> pa.Array:
+    """Return a resource id with a KMS key or secret ARN replaced by its id or name."""
+    values = text(values).cast(pa.string())
+    kind, name = kms_arn(values)
+    return pc.if_else(pc.is_null(kind), values, name)
 
 
 def unify_identity_type(raw: pa.Array, access_key: pa.Array | None = None) -> pa.Array:
@@ -65,7 +139,10 @@ def build_activity(kms: pa.Table, actiontrail: pa.Table) -> pa.Table:
 
 
 def combine_activity(parts: list[pa.Table]) -> tuple[pa.Table, pa.Array]:
-    """Concatenate activity parts and encode categoricals once.
+    """Concatenate activity parts, encode categoricals once and fuse the two logs.
+
+    Fusing (:func:`.fusion.fuse`) links the rows of one call (``call_id``) and names
+    identities from the other log; it needs both logs' rows, so it runs here.
 
     Returns the table and the order that sorts it by time (stable), to apply to the
     pandas frame, where reordering categorical codes is cheaper than taking every
@@ -73,7 +150,7 @@ def combine_activity(parts: list[pa.Table]) -> tuple[pa.Table, pa.Array]:
     """
     parts = [p for p in parts if p.num_rows] or parts[:1]
     table = compact_table(pa.concat_tables(parts), TEXT_COLUMNS, every=True)
-    table = table.unify_dictionaries().combine_chunks()
+    table = fuse(table.unify_dictionaries().combine_chunks())
     return table, pc.sort_indices(table, sort_keys=[("time", "ascending")])
 
 
@@ -101,20 +178,25 @@ def _from_kms(kms: pa.Table) -> pa.Table:
     success = pc.if_else(
         pc.is_valid(status), pc.and_(pc.greater_equal(status, 200), pc.less(status, 300)), no_error
     )
+    principal_name = pc.if_else(pc.equal(unified, "aap"), text(principal), _NULL)
+    key_id, secret_name = resolve_arns(
+        blank_to_null(kms.column("key_id").combine_chunks()),
+        blank_to_null(kms.column("secret_name").combine_chunks()),
+    )
     columns = {
         "time": kms.column("time").combine_chunks(),
         "source": pa.array(["kms"] * n, pa.string()),
         "account_id": col("account_id"),
         "identity_type": unified,
         "principal_id": principal,
-        "principal_name": pc.if_else(pc.equal(unified, "aap"), text(principal), _NULL),
+        "principal_name": principal_name,
         "session_name": pa.nulls(n, pa.string()),
         "access_key_id": access_key,
         "client_ip": col("client_ip"),
         "user_agent": col("useragent"),
         "service": pa.array(["kms"] * n, pa.string()),
         "action": pc.coalesce(text(col("share_gateway_api_name")), text(col("api_name"))),
-        "resource_id": col("resource_id"),
+        "resource_id": _resource(col("resource_id")),
         "region_id": col("region_id"),
         "success": success,
         "error_code": col("error_code"),
@@ -125,13 +207,14 @@ def _from_kms(kms: pa.Table) -> pa.Table:
         "source_record": kms.column("source_record").combine_chunks(),
         "raw_identity_type": raw_type,
         "event_type": pa.nulls(n, pa.string()),
-        "key_id": kms.column("key_id").combine_chunks(),
-        "secret_name": kms.column("secret_name").combine_chunks(),
+        "key_id": key_id,
+        "secret_name": secret_name,
         "instance_id": col("instance_id"),
         "player_account_id": pa.nulls(n, pa.string()),
         "role_arn": pa.nulls(n, pa.string()),
         "issued_access_key_id": pa.nulls(n, pa.string()),
         "mfa": pa.nulls(n, pa.bool_()),
+        **_fusion_columns(principal_name, n),
     }
     return _table(columns)
 
@@ -158,6 +241,10 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
         pc.if_else(is_kms, txt("requestParameters.InstanceId"), _NULL),
     )
     first_resource = per_value(txt("resourceName"), _first_name)
+    key_id, secret_name = resolve_arns(
+        col("keyId"), col("secretName"), _optional(at, "requestParameters.ProtectedResourceArn")
+    )
+    principal_name = pc.if_else(is_role, txt("roleName"), txt("userIdentity.userName"))
     mfa = pc.coalesce(
         at.column("userIdentity.sessionContext.attributes.mfaAuthenticated").combine_chunks(),
         at.column("mfaChecked").combine_chunks(),
@@ -168,7 +255,7 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
         "account_id": col("accountId"),
         "identity_type": unified,
         "principal_id": pc.if_else(is_role, txt("roleId"), txt("userIdentity.principalId")),
-        "principal_name": pc.if_else(is_role, txt("roleName"), txt("userIdentity.userName")),
+        "principal_name": principal_name,
         "session_name": col("sessionName"),
         "access_key_id": col("userIdentity.accessKeyId"),
         "client_ip": col("sourceIpAddress"),
@@ -176,11 +263,11 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
         "service": service,
         "action": col("eventName"),
         "resource_id": pc.coalesce(
-            txt("keyId"),
-            txt("secretName"),
+            text(key_id),
+            text(secret_name),
             instance,
             txt("requestParameters.RoleArn"),
-            blank_to_null(first_resource),
+            _resource(blank_to_null(first_resource)),
         ),
         "region_id": col("acsRegion"),
         "success": success,
@@ -192,15 +279,38 @@ def _from_actiontrail(at: pa.Table) -> pa.Table:
         "source_record": at.column("source_record").combine_chunks(),
         "raw_identity_type": raw_type,
         "event_type": col("eventType"),
-        "key_id": col("keyId"),
-        "secret_name": col("secretName"),
+        "key_id": key_id,
+        "secret_name": secret_name,
         "instance_id": instance,
         "player_account_id": col("stsTokenPlayerUid"),
         "role_arn": col("requestParameters.RoleArn"),
         "issued_access_key_id": col("issuedAccessKeyId"),
         "mfa": mfa,
+        **_fusion_columns(principal_name, n),
+        "issued_role_id": _optional(at, "targetRoleId"),
+        "issued_role_name": _optional(at, "targetRoleName"),
+        "issued_session_name": _optional(at, "targetSessionName"),
     }
     return _table(columns)
+
+
+def _fusion_columns(principal_name: pa.Array, n: int) -> dict[str, pa.Array]:
+    """Return the fused columns of a part: ``call_id`` is set by :func:`combine_activity`."""
+    named = pc.is_valid(blank_to_null(principal_name))
+    columns = {
+        "call_id": pa.nulls(n, pa.int64()),
+        "principal_name_source": pc.if_else(named, "record", _NULL),
+    }
+    for name in ("issued_role_id", "issued_role_name", "issued_session_name"):
+        columns[name] = pa.nulls(n, pa.string())
+    return columns
+
+
+def _optional(table: pa.Table, name: str) -> pa.Array:
+    """Return a text column of the typed table, or nulls where this load has none."""
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, pa.string())
+    return blank_to_null(text(table.column(name).combine_chunks()))
 
 
 def _is_success(messages: pa.Array) -> pa.Array:

@@ -26,7 +26,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 UTC_NS = pa.timestamp("ns", tz="UTC")
-_UNIX = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 #: A text column becomes categorical when it has fewer distinct values than this
@@ -81,11 +80,22 @@ def parse_times(values: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Parse ISO-8601 (any offset; no offset means UTC) or unix seconds/milliseconds.
 
     Returns the times as ``timestamp[ns, UTC]`` and a mask of present values that
-    are not times (or are outside the representable years 1677-2262).
+    are not times: impossible dates (``2026-02-30``) and times outside the
+    representable years 1677-2262 are bad values, never rolled over or raised.
+    Fractions of a second are kept exactly, to the nanosecond.
+
+    Examples
+    --------
+    >>> times, bad = parse_times(pa.array(
+    ...     ["2026-02-30T10:00:00Z", "9999-12-31T23:59:59Z", "2026-03-01T10:00:00.250Z"]))
+    >>> bad.to_pylist(), times.cast(pa.int64())[2].as_py() % 10**9  # nanoseconds
+    ([True, True, False], 250000000)
+    >>> parse_times(pa.array(["1688435575.25"]))[0].cast(pa.int64()).to_pylist()
+    [1688435575250000000]
     """
     values = values.cast(pa.string())
     times = pc.strptime(values, format="%Y-%m-%dT%H:%M:%SZ", unit="ns", error_is_null=True)
-    times = times.cast(UTC_NS)
+    times = _not_rolled_over(values, times.cast(UTC_NS))
     missing = pc.and_(pc.is_null(times), present(values))
     if pc.any(missing).as_py():
         times = _slow_times(values, times, missing)
@@ -93,25 +103,88 @@ def parse_times(values: pa.Array) -> tuple[pa.Array, pa.Array]:
     return times, pc.fill_null(bad, False)
 
 
+def _not_rolled_over(values: pa.Array, times: pa.Array) -> pa.Array:
+    """Null the times whose text named a day the month does not have (Feb 30 -> Mar 2)."""
+    suspect = pc.fill_null(pc.less_equal(pc.day(times), 3), False)
+    if not pc.any(suspect).as_py():
+        return times
+    written = pc.utf8_slice_codeunits(values, 8, 10)
+    rolled = pc.and_(suspect, pc.not_equal(written, pc.strftime(times, format="%d")))
+    return pc.if_else(pc.fill_null(rolled, False), pa.scalar(None, UTC_NS), times)
+
+
+#: Unix times: sign, whole seconds (or milliseconds), fraction; read exactly.
+_UNIX_PARTS = r"^\s*(?P<sign>-?)(?P<whole>[0-9]{1,15})(?:\.(?P<frac>[0-9]*))?\s*$"
+_MAX_SECONDS = 9_223_372_036  # int64 nanoseconds end in 2262
+
+
 def _slow_times(values: pa.Array, times: pa.Array, todo: pa.Array) -> pa.Array:
-    ns = pc.cast(times, pa.int64()).to_numpy(zero_copy_only=False).astype("float64")
+    ns = pc.fill_null(pc.cast(times, pa.int64()), 0).to_numpy(zero_copy_only=False).copy()
+    valid = pc.is_valid(times).to_numpy(zero_copy_only=False).copy()
     idx = pc.indices_nonzero(todo).to_numpy()
-    subset = values.take(pa.array(idx)).to_pandas()
-    numeric = subset.str.match(_UNIX).fillna(False).to_numpy(bool)
-    out = np.full(len(idx), np.nan)
-    if numeric.any():
-        number = pd.to_numeric(subset[numeric], errors="coerce").to_numpy("float64")
-        number = np.where(np.abs(number) >= 1e11, number / 1000.0, number)  # milliseconds
-        with np.errstate(invalid="ignore"):
-            in_range = np.abs(number) < 9.2e9
-        out[numeric] = np.where(in_range, np.round(number * 1e9), np.nan)
+    subset = values.take(pa.array(idx))
+    unix_ns, unix_ok, numeric = _unix_ns(subset)
+    ns[idx[numeric]] = unix_ns[numeric]
+    valid[idx[numeric]] = unix_ok[numeric]
     if (~numeric).any():
-        parsed = pd.to_datetime(subset[~numeric], utc=True, format="ISO8601", errors="coerce")
-        as_ns = parsed.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").astype("int64")
-        out[~numeric] = np.where(parsed.isna().to_numpy(), np.nan, as_ns.astype("float64"))
-    ns[idx] = out
-    mask = np.isnan(ns)
-    return pa.array(np.where(mask, 0, ns).astype("int64"), mask=mask).cast(UTC_NS)
+        iso_ns, iso_ok = _iso_ns(subset.filter(pa.array(~numeric)).to_pandas())
+        ns[idx[~numeric]] = iso_ns
+        valid[idx[~numeric]] = iso_ok
+    return pa.array(np.where(valid, ns, 0), pa.int64(), mask=~valid).cast(UTC_NS)
+
+
+def _unix_ns(texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact nanoseconds of unix seconds (or milliseconds, from 1e11 on) in text.
+
+    Returns the nanoseconds, which are in range, and which texts are numbers at all.
+    """
+    parts = pc.extract_regex(texts, _UNIX_PARTS)
+    numeric = pc.is_valid(parts).to_numpy(zero_copy_only=False)
+    whole = pc.fill_null(pc.cast(pc.struct_field(parts, "whole"), pa.int64()), 0).to_numpy(
+        zero_copy_only=False
+    )
+    fraction = pc.fill_null(pc.struct_field(parts, "frac"), "")
+    millis = whole >= 100_000_000_000
+    seconds = np.where(millis, whole // 1000, whole)
+    digits = pc.utf8_slice_codeunits(pc.utf8_rpad(fraction, 9, "0"), 0, 9)
+    sub_ns = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
+    milli_digits = pc.utf8_slice_codeunits(pc.utf8_rpad(fraction, 6, "0"), 0, 6)
+    sub_ms = pc.cast(milli_digits, pa.int64()).to_numpy(zero_copy_only=False)
+    in_range = numeric & (seconds < _MAX_SECONDS)
+    with np.errstate(over="ignore"):
+        magnitude = np.where(
+            millis,
+            (whole % 1000) * 1_000_000 + sub_ms + seconds * 1_000_000_000,
+            seconds * 1_000_000_000 + sub_ns,
+        )
+    negative = pc.fill_null(pc.equal(pc.struct_field(parts, "sign"), "-"), False)
+    signed = np.where(negative.to_numpy(zero_copy_only=False), -magnitude, magnitude)
+    return np.where(in_range, signed, 0), in_range, numeric
+
+
+def _iso_ns(texts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Nanoseconds of ISO-8601 texts and which were valid times in range (never raises)."""
+    try:
+        parsed = pd.to_datetime(texts, utc=True, format="ISO8601", errors="coerce")
+    except (ValueError, OverflowError):  # pandas gives up on the batch: value by value
+        parsed = pd.Series([_one_iso(t) for t in texts], dtype="datetime64[us, UTC]")
+    ok = (
+        parsed.notna()
+        & parsed.between(pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
+    ).to_numpy(bool)
+    out = np.zeros(len(texts), dtype="int64")
+    if ok.any():
+        inside = parsed[ok].astype("datetime64[ns, UTC]")
+        out[ok] = inside.to_numpy("datetime64[ns]").astype("int64")
+    return out, ok
+
+
+def _one_iso(text: str) -> pd.Timestamp | None:
+    try:
+        value = pd.to_datetime(text, utc=True, format="ISO8601")
+    except (ValueError, OverflowError):
+        return None
+    return None if value is pd.NaT else value
 
 
 def parse_flags(values: pa.Array) -> tuple[pa.Array, pa.Array]:

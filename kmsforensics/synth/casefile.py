@@ -33,6 +33,16 @@ def scenario_markdown(truth: dict[str, Any], title: str, story: str, name: str =
         f"delivery tree of a multi-account trail) and {counts['kms_records']:,} KMS access-log "
         "records (SLS shipped to OSS as gz JSON lines), from "
         f"{_utc(start)} to {_utc(end)}.",
+        *(
+            [
+                f"- `evidence/config/`: {len(truth['aap_config']['files'])} AAP configuration "
+                "exports (saved DescribeApplicationAccessPoint, DescribePolicy, "
+                "DescribeNetworkRule and ListClientKeys responses) taken at "
+                f"{_utc(_parse(truth['aap_config']['exported_at']))}: `kf.aap_config(case)`.",
+            ]
+            if truth.get("aap_config", {}).get("files")
+            else []
+        ),
         "- `truth.json`: the ground truth this page is written from.",
         f"- Made with `kmsforensics synth` (seed {truth['seed']}); the same command gives the "
         "same bytes.",

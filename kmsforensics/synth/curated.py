@@ -37,7 +37,7 @@ CASES: dict[str, CuratedCase] = {
     for case in (
         CuratedCase(
             "incident-leaked-ci-key",
-            "Leaked CI key: cross-account secret theft, then key destruction",
+            "Leaked CI key: cross-account secret theft, key destruction, a broadened AAP",
             "Acme runs payments on Alibaba Cloud: a Resource Directory with a shared-services "
             "account for people and CI, and dev and prod members whose applications use KMS "
             "instances. On Wednesday night (UTC+8) the CI user's permanent AccessKey, leaked "
@@ -46,11 +46,18 @@ CASES: dict[str, CuratedCase] = {
             "shared KMS gateway with the session's STS key. The next night they come back, "
             "remove a key's deletion protection, disable two keys that applications use every "
             "minute, schedule a key for deletion and delete another key's material; the "
-            "applications' calls start failing with `Rejected.Disabled`.",
+            "applications' calls start failing with `Rejected.Disabled`. On Saturday night "
+            "an administrator session broadens the payments application access point's policy "
+            "to every key and secret and creates a new client key, which reads other "
+            "applications' secrets from outside the AAP's network rule; the on-call engineer "
+            "deletes the key the next morning, and the log shows it used once more. A "
+            "configuration backup of every AAP, taken when the week starts, is in "
+            "`evidence/config/`.",
             INCIDENT_WEEK,
             (
                 ("leaked-ci-key", INCIDENT_WEEK + timedelta(days=2, hours=17, minutes=42)),
                 ("key-destruction", INCIDENT_WEEK + timedelta(days=3, hours=18, minutes=31)),
+                ("aap-broadened", INCIDENT_WEEK + timedelta(days=4, hours=16, minutes=20)),
             ),
         ),
         CuratedCase(

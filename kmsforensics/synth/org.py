@@ -145,6 +145,10 @@ class Organisation:
     keys: list[Key] = field(default_factory=list)
     secrets: list[Secret] = field(default_factory=list)
     aaps: list[Aap] = field(default_factory=list)
+    #: Which organisation this is (:data:`PROFILES`): ``acme`` or ``fintech``.
+    profile: str = "acme"
+    #: Workloads outside the everyday loops (the fintech profile's CI runner).
+    runners: list[Workload] = field(default_factory=list)
 
     def account(self, purpose: str) -> Account:
         """Return the account with this purpose (``dev``, ``prod``, ``shared-services``)."""
@@ -161,8 +165,20 @@ class Organisation:
         )
 
 
-def build_organisation(seed: int = 0) -> Organisation:
-    """Build the organisation for ``seed`` (the same seed, the same organisation)."""
+#: Organisation profiles: ``acme`` (three accounts, five people, a CI user) and
+#: ``fintech`` (acme plus a data account, SREs with jump roles, a nightly CI runner that
+#: chains roles across accounts, Terraform, an office NAT, a new hire; see
+#: :mod:`kmsforensics.synth.profiles`).
+PROFILES = ("acme", "fintech")
+
+
+def build_organisation(seed: int = 0, profile: str = "acme") -> Organisation:
+    """Build the organisation for ``seed`` (the same seed, the same organisation).
+
+    ``profile`` is one of :data:`PROFILES`; ``fintech`` is ``acme`` with more.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
     ids = _Ids(random.Random(seed))
     org = Organisation(rd_id="rd-" + ids.lower(6))
     shared = Account(ids.uid(), "shared-services", "shared-services")
@@ -284,6 +300,10 @@ def build_organisation(seed: int = 0) -> Organisation:
                     tuple(s.name for s in secrets if f"/{app}/" in s.name),
                 )
             )
+    if profile == "fintech":
+        from .profiles import extend_fintech
+
+        extend_fintech(org, ids)
     return org
 
 

@@ -367,7 +367,16 @@ def key_destruction(world: World, at: datetime) -> Scenario:
 
 
 def aap_broadened(world: World, at: datetime) -> Scenario:
-    """Widen an AAP (network rule, policy, new client key), then use it from outside."""
+    """Broaden an AAP's policy, add a client key, abuse it from outside; delete it, too late.
+
+    The policy of ``aap-payments`` (prod) is widened to every key and secret; the
+    attacker also opens its network rule to ``0.0.0.0/0``, but that change is *not* in
+    the evidence (it is made through a region whose trail nobody collected), so the
+    new key's reads from the attacker's address are outside the network rule the
+    evidence shows. The reads include other applications' secrets, which only the
+    broadened policy allows. The next morning the on-call engineer deletes the new key;
+    the log shows it used once more afterwards.
+    """
     org, rng = world.org, world.rng
     prod = org.account("prod")
     aap = next(a for a in org.aaps if a.account == prod.uid and a.name == "aap-payments")
@@ -378,92 +387,97 @@ def aap_broadened(world: World, at: datetime) -> Scenario:
         f"KAAP.{uuid.UUID(int=rng.getrandbits(128), version=4)}",
         "sha256-" + uuid.UUID(int=rng.getrandbits(128)).hex * 2,
     )
+    own = [s for s in org.secrets if s.name in aap.secrets]
+    others = [
+        s
+        for s in org.secrets
+        if s.account == prod.uid and s.name not in aap.secrets and "/payments/" not in s.name
+    ][:6]
     scenario = Scenario(
         "aap-broadened",
-        "AAP widened, new client key used from outside",
+        "AAP broadened, new client key abused from outside, used after its deletion",
         facts={
             "aap": aap.name,
             "account": prod.uid,
+            "policy": f"{aap.name}-policy",
+            "broadened_to": ["secret/*", "key/*"],
             "new_client_key": new_key.key_id,
             "fingerprint": new_key.fingerprint,
             "attacker_ip": ATTACKER_IP,
             "sts_key": key,
+            "network_rule_change_missing": f"{aap.name}-net",
         },
     )
-    change = Step(at, "the AAP's network rule and policy are widened", ("D08",))
-    for i, (api, params) in enumerate(
-        (
-            ("UpdateNetworkRule", {"Name": f"{aap.name}-net", "SourcePrivateIp": '["0.0.0.0/0"]'}),
-            ("UpdatePolicy", {"Name": f"{aap.name}-policy", "Resources": '["secret/*","key/*"]'}),
+
+    def console(when: datetime, api: str, params: dict[str, Any], who: Any = identity) -> Item:
+        event = world.event(
+            when,
+            api,
+            "Kms",
+            who,
+            "203.0.113.90",
+            params,
+            account=prod.uid,
+            agent="kms.console.aliyun.com",
+            event_type="ConsoleOperation",
         )
-    ):
-        when = at + timedelta(seconds=30 * i)
-        change.records.append(
-            (
-                when,
-                "actiontrail",
-                world.event(
-                    when,
-                    api,
-                    "Kms",
-                    identity,
-                    "203.0.113.90",
-                    params,
-                    account=prod.uid,
-                    agent="kms.console.aliyun.com",
-                    event_type="ConsoleOperation",
-                ),
-            )
-        )
+        return when, "actiontrail", event
+
+    change = Step(at, "the AAP's policy is broadened to every key and secret", ("D08",))
+    change.records.append(
+        console(at, "UpdatePolicy", {"Name": f"{aap.name}-policy",
+                                     "Resources": '["secret/*","key/*"]'})
+    )  # fmt: skip
     scenario.steps.append(change)
     when = at + timedelta(minutes=2)
-    create = world.event(
-        when,
-        "CreateClientKey",
-        "Kms",
-        identity,
-        "203.0.113.90",
-        {"AapName": aap.name, "NotAfter": "2031-03-04 00:00:00 UTC"},
-        account=prod.uid,
-        agent="kms.console.aliyun.com",
-        event_type="ConsoleOperation",
-    )
-    create["responseElements"] = {"ClientKeyId": new_key.key_id, "KeyAlgorithm": "RSA_2048"}
-    scenario.steps.append(
-        Step(when, "a new client key is created", ("D08", "D09"), [(when, "actiontrail", create)])
-    )
+    created = console(when, "CreateClientKey", {"AapName": aap.name,
+                                                "NotAfter": "2031-03-04 00:00:00 UTC"})  # fmt: skip
+    created[2]["responseElements"] = {"ClientKeyId": new_key.key_id, "KeyAlgorithm": "RSA_2048"}
+    scenario.steps.append(Step(when, "a new client key is created", ("D08", "D09"), [created]))
     use = Step(
         when + timedelta(minutes=25),
-        "the new client key reads secrets from outside",
-        # The AAP's own few secrets, read again: not the mass retrieval of D01.
-        ("D09", "D11"),
+        "the new key reads secrets from outside the network rule, other applications' too",
+        # Not the mass retrieval of D01; D32 attaches the use to the broadening.
+        ("D09", "D11", "D31", "D32"),
     )
-    secrets = [s for s in org.secrets if s.name in aap.secrets]
+    reads = own + others
     for i in range(24):
-        secret = secrets[i % len(secrets)]
-        moment = use.time + timedelta(seconds=13 * i)
-        use.records.append(
-            (
-                moment,
-                "kms",
-                world.kms_record(
-                    moment,
-                    "GetSecretValue",
-                    secret.name,
-                    secret.key_id,
-                    secret.instance_id,
-                    prod.uid,
-                    ATTACKER_IP,
-                    identity_type="aap",
-                    access_key_id=new_key.key_id,
-                    principal_id=aap.name,
-                    fingerprint=new_key.fingerprint,
-                ),
-            )
-        )
+        secret = reads[i % len(reads)]
+        use.records.append(_aap_read(world, use.time + timedelta(seconds=13 * i), secret, aap,
+                                     new_key, ATTACKER_IP))  # fmt: skip
     scenario.steps.append(use)
-    scenario.facts["secrets_read"] = sorted({s.name for s in secrets})
+    engineer = org.role("ResourceDirectoryAccountAccessRole", prod.uid)
+    oncall = _session(engineer, "oncall", sts_key(rng), at)
+    deleted = at + timedelta(hours=14)
+    scenario.steps.append(
+        Step(deleted, "the on-call engineer deletes the new client key", ("D08",),
+             [console(deleted, "DeleteClientKey", {"ClientKeyId": new_key.key_id}, oncall)])
+    )  # fmt: skip
+    late = Step(deleted + timedelta(minutes=40), "the deleted key is used once more", ("D33",))
+    late.records.append(_aap_read(world, late.time, others[0], aap, new_key, ATTACKER_IP))
+    scenario.steps.append(late)
+    scenario.facts["secrets_read"] = sorted({s.name for s in reads})
+    scenario.facts["newly_allowed_secrets"] = sorted(s.name for s in others)
     return scenario
+
+
+def _aap_read(
+    world: World, moment: datetime, secret: Any, aap: Any, key: ClientKey, ip: str
+) -> Item:
+    record = world.kms_record(
+        moment,
+        "GetSecretValue",
+        secret.name,
+        secret.key_id,
+        secret.instance_id,
+        aap.account,
+        ip,
+        identity_type="aap",
+        access_key_id=key.key_id,
+        principal_id=aap.name,
+        fingerprint=key.fingerprint,
+    )
+    return moment, "kms", record
 
 
 def console_trail_tampering(world: World, at: datetime) -> Scenario:

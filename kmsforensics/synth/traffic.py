@@ -165,6 +165,24 @@ class World:
         self.background_errors = background_errors
         self.sessions: dict[tuple[str, str], str] = {}
         self.deploys = 0
+        #: user id -> (from when, AccessKey): a rotated key replaces the first one.
+        self.key_overrides: dict[str, tuple[datetime, str]] = {}
+        self._profile: Any = None
+
+    def current_key(self, user: Any, moment: datetime) -> str:
+        """Return the AccessKey ``user`` signs with at ``moment`` (a rotation replaces it)."""
+        since, key = self.key_overrides.get(user.user_id, (None, None))
+        if since is not None and key is not None and moment >= since:
+            return key
+        return str(user.access_keys[0])
+
+    def present(self, user: Any, moment: datetime) -> bool:
+        """Tell whether a person works here yet (the fintech profile's new hire joins late)."""
+        if self.org.profile != "fintech":
+            return True
+        from .profiles import HIRE_DAY, NEW_HIRE
+
+        return user.name != NEW_HIRE or (moment - self.traffic.start).days > HIRE_DAY
 
     # -- one hour ----------------------------------------------------------------------
 
@@ -186,8 +204,14 @@ class World:
             if self.rng.random() < 0.45:
                 out += self._deploy(self._moment(begin))
             if local.hour == 9:
-                for person in [u for u in self.org.users if u.console]:
+                for person in [u for u in self.org.users if u.console and self.present(u, begin)]:
                     out += self._console_session(person, self._moment(begin))
+        if self.org.profile == "fintech":
+            if self._profile is None:
+                from .profiles import FintechActivity
+
+                self._profile = FintechActivity(self)
+            out += self._profile.hour(begin)
         out += [retry for item in list(out) if item[1] == "kms" for retry in self._retries(item)]
         return out
 
@@ -259,7 +283,7 @@ class World:
             account,
             user.office_ip,
             identity_type="ram-user",
-            access_key_id=user.access_keys[0],
+            access_key_id=self.current_key(user, moment),
             principal_id=user.user_id,
         )
         return moment, "kms", record
@@ -347,7 +371,7 @@ class World:
             "accountId": ci.account,
             "principalId": ci.user_id,
             "userName": ci.name,
-            "accessKeyId": ci.access_keys[0],
+            "accessKeyId": self.current_key(ci, moment),
         }
         out = [
             (
@@ -493,7 +517,7 @@ class World:
     def _actiontrail_delivery(self, begin: datetime) -> list[tuple[datetime, str, dict[str, Any]]]:
         """ActionTrail assumes its service-linked role to deliver logs (from ``Internal``)."""
         out = []
-        for account in (self.org.account("dev"), self.org.account("prod")):
+        for account in [a for a in self.org.accounts if a.purpose != "shared-services"]:
             role = self.org.role("AliyunServiceRoleForActionTrail", account.uid)
             moment = begin + timedelta(seconds=self.rng.randrange(3000, 3500))
             identity = {"type": "system", "userName": "actiontrail.aliyuncs.com"}

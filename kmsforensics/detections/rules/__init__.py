@@ -1,13 +1,9 @@
-"""The rule pack: importing this package registers every rule (D01-D30)."""
+"""The rule pack: importing this package registers every rule (D01-D33).
 
-from . import (
-    baseline,
-    chains,
-    identity,
-    keys,
-    logging,
-    selections,  # after the rules: how each runs on the dask engine
-    volume,
-)
+Each rule is one object in its module: metadata, typed parameters, the pandas body
+and, beside it, its dask facet (``@rule.select`` ...; helpers in :mod:`.facets`).
+"""
 
-__all__ = ["baseline", "chains", "identity", "keys", "logging", "selections", "volume"]
+from . import aap, baseline, chains, identity, keys, logging, volume
+
+__all__ = ["aap", "baseline", "chains", "identity", "keys", "logging", "volume"]

@@ -9,14 +9,16 @@ The baseline is everything before the window under investigation
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..context import Context, flag, is_address
-from ..findings import bursts, first_sightings, label, new_terms
-from ..registry import rule
+from ..findings import bursts, label
+from ..newterms import NewTerm
+from ..registry import Params, rule
 from .common import (
     AAP_CHANGES,
     KEY_DESTRUCTION,
@@ -27,54 +29,14 @@ from .common import (
     names,
     who_from,
 )
+from .facets import text
 
 HUMAN = ("ram-user", "account", "cloudsso-user")
 
 
-def _first_seen(
-    ctx: Context,
-    rows: pd.DataFrame,
-    subject: str,
-    term: str | list[str],
-    what: str,
-    *,
-    known_subjects_only: bool = True,
-    gap: str = "1h",
-) -> pd.DataFrame:
-    """Label the first occurrences of new (subject, term) pairs, one incident per burst.
-
-    On the dask engine a rule runs twice: on each day, where this keeps the day's first
-    sightings (:func:`~kmsforensics.detections.findings.first_sightings`) and returns no
-    rows, then once more on no rows, where this takes every day's sightings, merged,
-    in the same order of calls.
-    """
-    if ctx.sightings is not None:  # a day on the cluster
-        ctx.sightings.append(first_sightings(rows, subject, term, ctx.baseline_end))
-        return rows.iloc[:0]
-    if ctx.merged_sightings is not None:  # the driver, after every day
-        rows = ctx.merged_sightings.pop(0)
-    fresh = new_terms(rows, subject, term, ctx.baseline_end)
-    if known_subjects_only:
-        fresh = fresh[fresh["subject_known"]]
-    if not len(fresh):
-        return fresh
-    incident = bursts(fresh["time"], fresh[subject], pd.Timedelta(gap))
-    shown = (
-        fresh[term].astype(object)
-        if isinstance(term, str)
-        else fresh[term].astype(object).astype(str).agg(":".join, axis=1)
-    )
-    fresh = fresh.assign(_shown=shown.to_numpy())
-    return label(
-        fresh,
-        incident,
-        fresh[subject],
-        lambda g: (
-            f"{g[subject].iloc[0]}: first {what} {names(g['_shown'])}"
-            + ("" if g["subject_known"].all() else " (no history before the window)")
-        ),
-        actor=fresh["actor"],
-    )
+def _secret_reads(ctx: Context, p: Params) -> pd.DataFrame:
+    act = ctx.act
+    return ctx.rows(ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna())
 
 
 @rule(
@@ -84,12 +46,23 @@ def _first_seen(
     technique="T1555.006",
     kind="baseline",
     sources=("kms", "actiontrail"),
+    new_terms=[
+        NewTerm(
+            _secret_reads,
+            "principal",
+            ("account_id", "secret_name"),
+            "read of",
+            known_subjects_only=False,
+            prevalence="medium",
+        )
+    ],
 )
-def first_secret(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def first_secret(found: pd.DataFrame, p: Params) -> pd.DataFrame:
     """A principal reads a secret it never read before the window.
 
     Principals are roles (not their sessions), users, AAPs and accounts. A principal
-    with no history at all counts too: its every secret is new.
+    with no history at all counts too: its every secret is new. Low when other
+    principals read that secret before the window; medium when none did.
 
     Reads
     -----
@@ -99,37 +72,11 @@ def first_secret(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     ---------------
     New deployments; a newly created secret (look for CreateSecret just before).
     """
-    act = ctx.act
-    rows = ctx.rows(ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna())
-    return _first_seen(
-        ctx, rows, "principal", ["account_id", "secret_name"], "read of", known_subjects_only=False
-    )
+    return found
 
 
-@rule(
-    "D11",
-    "New source address for a principal or long-term key",
-    severity="medium",
-    technique="T1078.004",
-    kind="baseline",
-    sources=("kms", "actiontrail"),
-)
-def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
-    """A long-term AccessKey from an address it never used, or a principal from a new /24.
-
-    Long-term keys (not ``STS.`` session keys) and people are compared address by
-    address; roles and AAPs (workloads) by network (``/24``, ``/48`` for IPv6), which
-    absorbs autoscaling noise. Only subjects with history before the window are
-    compared.
-
-    Reads
-    -----
-    ``access_key_id``, ``principal_id``, ``client_ip``, ``time``.
-
-    False positives
-    ---------------
-    Autoscaling into new subnets, NAT or office egress changes, new CI runners.
-    """
+def _addressed(ctx: Context, p: Params) -> pd.DataFrame:
+    """D11's rows: each with its subject (a long-term key, or a principal) and where."""
     act = ctx.act
     addressed = is_address(act["client_ip"])
     rows = ctx.rows(addressed)
@@ -141,7 +88,51 @@ def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     rows["where"] = np.where(
         exact, rows["client_ip"].astype(object).to_numpy(), ctx.network[addressed].to_numpy()
     )
-    return _first_seen(ctx, rows, "subject", "where", "use from")
+    return rows
+
+
+@rule(
+    "D11",
+    "New source address for a principal or long-term key",
+    severity="medium",
+    technique="T1078.004",
+    kind="baseline",
+    sources=("kms", "actiontrail"),
+    new_terms=[NewTerm(_addressed, "subject", "where", "use from", prevalence="high")],
+)
+def new_address(found: pd.DataFrame, p: Params) -> pd.DataFrame:
+    """A long-term AccessKey from an address it never used, or a principal from a new /24.
+
+    Long-term keys (not ``STS.`` session keys) and people are compared address by
+    address; roles and AAPs (workloads) by network (``/24``, ``/48`` for IPv6), which
+    absorbs autoscaling noise. Only subjects with history before the window are
+    compared. Weighed by prevalence: low when another subject used that address or
+    network before the window (the office NAT, the VPN), high when it is new to the
+    organisation.
+
+    Reads
+    -----
+    ``access_key_id``, ``principal_id``, ``client_ip``, ``time``.
+
+    False positives
+    ---------------
+    Autoscaling into new subnets, NAT or office egress changes, new CI runners.
+    """
+    return found
+
+
+def _agents(ctx: Context, p: Params) -> pd.DataFrame:
+    has = ctx.act["user_agent"].notna()
+    return ctx.rows(has).assign(agent=ctx.agent_family[has].to_numpy())
+
+
+def _located(column: str) -> Any:
+    def rows(ctx: Context, p: Params) -> pd.DataFrame:
+        located = ctx.rows(is_address(ctx.act["client_ip"]))
+        geo = ctx.geo.lookup(located["client_ip"].astype(object))  # type: ignore[union-attr]
+        return located.assign(**{column: geo[column].astype(object).to_numpy()})
+
+    return rows
 
 
 @rule(
@@ -151,14 +142,24 @@ def new_address(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1078.004",
     kind="baseline",
     sources=("kms", "actiontrail"),
-    needs_geo=True,
+    needs_geo="partial",
+    new_terms=[
+        NewTerm(_agents, "principal", "agent", "agent", prevalence="medium"),
+        NewTerm(_located("asn"), "principal", "asn", "asn", prevalence="high", geo=True),
+        NewTerm(
+            _located("country"), "principal", "country", "country", prevalence="high", geo=True
+        ),
+    ],
 )
-def new_agent_or_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def new_agent_or_network(found: pd.DataFrame, p: Params) -> pd.DataFrame:
     """A principal seen with a user-agent family, ASN or country new to it.
 
-    The user-agent family (product names without versions: an SDK upgrade is not new)
-    needs nothing more. ASN and country need a MaxMind-format database
-    (``kf.detect(..., geoip=PATH)``); without one that half is skipped, with a note.
+    The user-agent family (product names and platform without versions: an SDK
+    upgrade is not new, the same CLI on Linux instead of macOS is) needs nothing more.
+    Low when other principals used that family, ASN or country before the window;
+    an ASN or country new to the organisation is high. ASN and country need a
+    MaxMind-format database (``kf.detect(..., geoip=PATH)``); without one that half
+    is skipped, with a note.
 
     Reads
     -----
@@ -168,22 +169,15 @@ def new_agent_or_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     ---------------
     New tools or SDKs, travel, a new VPN provider, geo database errors.
     """
-    act = ctx.act
-    rows = ctx.rows(act["user_agent"].notna())
-    rows["agent"] = ctx.agent_family[act["user_agent"].notna()].to_numpy()
-    found = [_first_seen(ctx, rows, "principal", "agent", "agent")]
-    if ctx.geo is not None:
-        located = ctx.rows(is_address(act["client_ip"]))
-        geo = ctx.geo.lookup(located["client_ip"].astype(object))
-        for column in ("asn", "country"):
-            part = located.assign(**{column: geo[column].astype(object).to_numpy()})
-            found.append(_first_seen(ctx, part, "principal", column, column))
-    offset = 0
-    for frame in found:
-        if len(frame):
-            frame["incident"] = frame["incident"] + offset
-            offset = int(frame["incident"].max()) + 1
-    return pd.concat(found, ignore_index=True)
+    return found
+
+
+@dataclass(frozen=True)
+class TravelParams(Params):
+    """D14: how far, how fast."""
+
+    min_km: float = 500.0
+    max_kmh: float = 1000.0
 
 
 @rule(
@@ -193,11 +187,10 @@ def new_agent_or_network(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1078.004",
     kind="baseline",
     sources=("kms", "actiontrail"),
-    needs_geo=True,
-    min_km=500.0,
-    max_kmh=1000.0,
+    needs_geo="required",
+    params=TravelParams,
 )
-def impossible_travel(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def impossible_travel(ctx: Context, p: TravelParams) -> pd.DataFrame:
     """Consecutive events of a principal too far apart for the time between them.
 
     Needs a MaxMind City database (coordinates). Flags moves over ``min_km`` faster than
@@ -219,7 +212,9 @@ def impossible_travel(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     geo = ctx.geo.lookup(rows["client_ip"].astype(object))
     rows["lat"] = pd.to_numeric(geo["latitude"], errors="coerce").to_numpy()
     rows["lon"] = pd.to_numeric(geo["longitude"], errors="coerce").to_numpy()
-    rows = rows.dropna(subset=["lat", "lon", "principal"]).sort_values(["principal", "time"])
+    rows = rows.dropna(subset=["lat", "lon", "principal"]).sort_values(
+        ["principal", "time"], kind="stable"
+    )
     same = rows["principal"].eq(rows["principal"].shift())
     km = _haversine(rows["lat"].shift(), rows["lon"].shift(), rows["lat"], rows["lon"])
     hours = (rows["time"] - rows["time"].shift()).dt.total_seconds() / 3600
@@ -247,6 +242,11 @@ def _haversine(lat1: pd.Series, lon1: pd.Series, lat2: pd.Series, lon2: pd.Serie
     return pd.Series(2 * 6371.0 * np.arcsin(np.sqrt(a)), index=lat2.index).fillna(0.0)
 
 
+def _caller_checks(ctx: Context, p: Params) -> pd.DataFrame:
+    mask = ctx.action_is("GetCallerIdentity") & ctx.ok
+    return ctx.rows(mask).assign(net=ctx.network[mask].to_numpy())
+
+
 @rule(
     "D18",
     "Caller-identity check from a new place",
@@ -254,11 +254,23 @@ def _haversine(lat1: pd.Series, lon1: pd.Series, lat2: pd.Series, lon2: pd.Serie
     technique="T1087.004",
     kind="baseline",
     sources=("actiontrail",),
+    new_terms=[
+        NewTerm(
+            _caller_checks,
+            "principal",
+            "net",
+            "GetCallerIdentity from",
+            known_subjects_only=False,
+            prevalence="high",
+        )
+    ],
 )
-def caller_identity(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def caller_identity(found: pd.DataFrame, p: Params) -> pd.DataFrame:
     """GetCallerIdentity by a principal from a network it never called it from.
 
     Typically the first call made with a stolen key (TruffleHog- and Pacu-style tools).
+    Low when others called from that network before the window (the office, the VPN);
+    high from a network new to the organisation.
 
     Reads
     -----
@@ -269,12 +281,7 @@ def caller_identity(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     ---------------
     SDK credential checks at start-up on new hosts; ``aliyun configure``.
     """
-    mask = ctx.action_is("GetCallerIdentity") & ctx.ok
-    rows = ctx.rows(mask)
-    rows["net"] = ctx.network[mask].to_numpy()
-    return _first_seen(
-        ctx, rows, "principal", "net", "GetCallerIdentity from", known_subjects_only=False
-    )
+    return found
 
 
 SENSITIVE = (
@@ -293,6 +300,39 @@ SENSITIVE = (
 )
 
 
+@dataclass(frozen=True)
+class OffHoursParams(Params):
+    """D24: the share of baseline activity that makes a person's hours, and defaults."""
+
+    coverage: float = 0.95
+    working_hours: tuple[int, int] = (8, 20)
+    min_history: int = 20
+    min_days: int = 3
+
+
+def working_window(counts: np.ndarray, coverage: float) -> set[int]:
+    """Return the shortest contiguous span of hours holding ``coverage`` of the activity.
+
+    The activity per hour is smoothed with its neighbours first; the span may run
+    round midnight. A lunch break stays inside the span:
+
+    >>> day = np.zeros(24); day[[9, 10, 11, 13, 14, 15, 16, 17]] = 10
+    >>> sorted(working_window(day, 0.95))
+    [8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+    """
+    smooth = counts + 0.5 * (np.roll(counts, 1) + np.roll(counts, -1))
+    total = smooth.sum()
+    if total <= 0:
+        return set()
+    doubled = np.concatenate([smooth, smooth])
+    for length in range(1, 25):
+        sums = np.convolve(doubled, np.ones(length), mode="valid")[:24]
+        best = int(np.argmax(sums))
+        if sums[best] >= coverage * total:
+            return {(best + i) % 24 for i in range(length)}
+    return set(range(24))
+
+
 @rule(
     "D24",
     "Off-hours sensitive activity by a person",
@@ -300,17 +340,18 @@ SENSITIVE = (
     technique="T1078.004",
     kind="baseline",
     sources=("kms", "actiontrail"),
-    coverage=0.95,
-    working_hours=(8, 20),
-    min_history=20,
+    params=OffHoursParams,
 )
-def off_hours(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def off_hours(ctx: Context, p: OffHoursParams) -> pd.DataFrame:
     """Sensitive actions by people outside the hours they usually work.
 
-    A person's usual hours (in the organisation's ``timezone``) are the hours of day
-    that cover ``coverage`` of their baseline activity; with fewer than
-    ``min_history`` baseline events, ``working_hours`` on weekdays. Service identities
-    run around the clock and are left out.
+    A person's usual hours (in the organisation's ``timezone``) are the shortest
+    contiguous span of hours (round midnight if need be) that covers ``coverage`` of
+    their baseline activity, counted per hour and smoothed with the neighbouring hours
+    (a lunch break or a quiet hour does not split the day); with fewer than
+    ``min_history`` baseline events or fewer than ``min_days`` baseline days,
+    ``working_hours`` on weekdays. Service identities run around the clock and are
+    left out.
 
     Reads
     -----
@@ -330,12 +371,12 @@ def off_hours(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     rows["weekday"] = local.dt.day_of_week.to_numpy()
     history = rows[rows["time"] < ctx.baseline_end]
     usual: dict[Any, set[int]] = {}
+    days = history["time"].dt.tz_convert(ctx.timezone).dt.date
     for principal, group in history.groupby("principal"):
-        if len(group) < p["min_history"]:
+        if len(group) < p["min_history"] or days.loc[group.index].nunique() < p["min_days"]:
             continue
-        counts = group["hour"].value_counts().sort_values(ascending=False)
-        cumulative = counts.cumsum() / counts.sum()
-        usual[principal] = set(counts.index[: int((cumulative < p["coverage"]).sum()) + 1])
+        counts = np.bincount(group["hour"].to_numpy(dtype=np.int64), minlength=24)
+        usual[principal] = working_window(counts, p["coverage"])
     start, end = p["working_hours"]
     default = set(range(start, end))
     inside = [
@@ -361,6 +402,10 @@ def off_hours(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+def _calls(ctx: Context, p: Params) -> pd.DataFrame:
+    return ctx.rows(ctx.act["action"].notna())
+
+
 @rule(
     "D25",
     "First-seen API for a principal",
@@ -368,11 +413,13 @@ def off_hours(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1078.004",
     kind="baseline",
     sources=("kms", "actiontrail"),
+    new_terms=[NewTerm(_calls, "principal", ("service", "action"), "call of", prevalence="medium")],
 )
-def first_api(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def first_api(found: pd.DataFrame, p: Params) -> pd.DataFrame:
     """A principal with history calls an API it never called before the window.
 
-    Medium for write and administrative APIs (anything not List/Describe/Get).
+    Medium for write and administrative APIs (anything not List/Describe/Get) that no
+    other principal called before the window; low otherwise.
 
     Reads
     -----
@@ -382,10 +429,43 @@ def first_api(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     ---------------
     New application features, the first run after a release, new staff.
     """
-    act = ctx.act
-    rows = ctx.rows(act["action"].notna())
-    found = _first_seen(ctx, rows, "principal", ["service", "action"], "call of")
     if len(found):
         write = ~found["action"].astype(object).astype(str).str.match(r"^(List|Describe|Get)")
-        found["severity"] = np.where(write, "medium", "low")
+        found["severity"] = np.where(write & (found["severity"] == "medium"), "medium", "low")
     return found
+
+
+# -- the dask facets: which rows each rule reads, day by day ----------------------------
+
+
+@off_hours.select
+def _people(ctx: Context, p: Params) -> pd.Series:
+    """D24: people's baseline, and their sensitive calls."""
+    sensitive = ctx.action_is(*SENSITIVE) | (ctx.act["time"] < ctx.baseline_end)
+    return text(ctx, "identity_type").isin(HUMAN) & sensitive
+
+
+@impossible_travel.select
+def _moves(ctx: Context, p: Any) -> pd.Series:
+    """D14: each principal's first and last located row, and those around a move.
+
+    A jump is always between two rows on either side of a change of place.
+    """
+    act = ctx.act
+    keep = pd.Series(False, index=act.index)
+    if ctx.geo is None:
+        return keep
+    rows = ctx.rows(is_address(act["client_ip"]))
+    geo = ctx.geo.lookup(rows["client_ip"].astype(object))
+    rows["lat"] = pd.to_numeric(geo["latitude"], errors="coerce").to_numpy()
+    rows["lon"] = pd.to_numeric(geo["longitude"], errors="coerce").to_numpy()
+    rows = rows.dropna(subset=["lat", "lon", "principal"]).sort_values(
+        ["principal", "time"], kind="stable"
+    )
+    place = rows["lat"].astype(str) + "," + rows["lon"].astype(str)
+    who = rows["principal"]
+    first = who.ne(who.shift())
+    last = who.ne(who.shift(-1))
+    moved = place.ne(place.shift()) | place.ne(place.shift(-1))
+    keep.loc[rows.index[(first | last | moved).to_numpy()]] = True
+    return keep

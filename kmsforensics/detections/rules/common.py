@@ -43,13 +43,18 @@ RAM_CHANGES = (
     "CreateUser",
     "CreateLoginProfile",
     "UpdateLoginProfile",
+    "AddUserToGroup",
     "AttachPolicyToUser",
     "AttachPolicyToRole",
     "AttachPolicyToGroup",
     "CreatePolicyVersion",
+    "SetDefaultPolicyVersion",
+    "CreateRole",
     "UpdateRole",
     "UnbindMFADevice",
 )
+#: ActionTrail services of identity changes: RAM, and IMS (users and AccessKeys).
+IDENTITY_SERVICES = ("ram", "ims")
 TRAIL_TAMPERING = ("StopLogging", "DeleteTrail", "UpdateTrail", "DeleteInnerTrail")
 SINK_TAMPERING = ("DeleteLogStore", "UpdateLogStore", "DeleteProject")
 SECRET_READS = ("GetSecretValue",)

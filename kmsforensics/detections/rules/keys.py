@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..registry import rule
+from ..registry import Params, rule
 from .common import (
     AAP_CHANGES,
     KEY_DESTRUCTION,
@@ -21,6 +22,7 @@ from .common import (
     single_events,
     who_from,
 )
+from .facets import admin, key_failures
 
 
 def _key_node(ctx: Context) -> pd.Series:
@@ -56,6 +58,13 @@ def _failures_after(ctx: Context, keys: pd.Series, since: pd.Series, hours: floa
     return out
 
 
+@dataclass(frozen=True)
+class KeyDeletionParams(Params):
+    """D04's parameters."""
+
+    impact_hours: int = 24
+
+
 @rule(
     "D04",
     "Key deletion scheduled or key material deleted",
@@ -63,9 +72,9 @@ def _failures_after(ctx: Context, keys: pd.Series, since: pd.Series, hours: floa
     technique="T1485",
     kind="single-event",
     sources=("actiontrail", "kms"),
-    impact_hours=24,
+    params=KeyDeletionParams,
 )
-def key_deletion(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def key_deletion(ctx: Context, p: KeyDeletionParams) -> pd.DataFrame:
     """ScheduleKeyDeletion or DeleteKeyMaterial, with the failures they cause.
 
     One finding per key and actor. The summary gives the pending window
@@ -103,6 +112,13 @@ def key_deletion(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     return single_events(ctx, mask, entity, summary)
 
 
+@dataclass(frozen=True)
+class KeyDisabledParams(Params):
+    """D05's parameters."""
+
+    impact_hours: int = 24
+
+
 @rule(
     "D05",
     "Key disabled or deletion protection removed",
@@ -110,9 +126,9 @@ def key_deletion(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1485, T1489",
     kind="single-event",
     sources=("actiontrail", "kms"),
-    impact_hours=24,
+    params=KeyDisabledParams,
 )
-def key_disabled(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def key_disabled(ctx: Context, p: KeyDisabledParams) -> pd.DataFrame:
     """DisableKey, or SetDeletionProtection turning protection off, and the impact.
 
     The summary counts the failed KMS-log calls (``Rejected.Disabled`` and the like) on
@@ -165,7 +181,7 @@ def key_disabled(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     kind="single-event",
     sources=("actiontrail",),
 )
-def external_material(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def external_material(ctx: Context, p: Params) -> pd.DataFrame:
     """GetParametersForImport / ImportKeyMaterial, or CreateKey with Origin EXTERNAL.
 
     Reads
@@ -217,7 +233,7 @@ def _foreign_principals(policy: Any, own: set[str]) -> list[str]:
     kind="single-event",
     sources=("actiontrail",),
 )
-def policy_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def policy_changed(ctx: Context, p: Params) -> pd.DataFrame:
     """SetKeyPolicy / SetSecretPolicy; high when the policy grants a foreign account or ``*``.
 
     Reads
@@ -261,7 +277,7 @@ _WIDE = ("0.0.0.0/0", "::/0", "key/*", "secret/*", '"*"')
     kind="single-event",
     sources=("actiontrail",),
 )
-def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def aap_changed(ctx: Context, p: Params) -> pd.DataFrame:
     """Changes to application access points, their policies, network rules, client keys.
 
     High when the change widens access: a network rule to ``0.0.0.0/0``, a policy's
@@ -284,16 +300,21 @@ def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         [[w for w in _WIDE if w in t.replace("'", '"')] for t in text], index=rows.index
     )
     target = pd.Series(
-        [q.get("AapName") or q.get("Name") or q.get("KmsInstanceId") for q in params],
+        [
+            q.get("AapName") or q.get("Name") or q.get("ClientKeyId") or q.get("KmsInstanceId")
+            for q in params
+        ],
         index=rows.index,
         dtype=object,
     )
     account = rows["account_id"].astype(object).astype(str)
+    client_key = target.astype(str).str.startswith("KAAP.")  # DeleteClientKey names the key
     aap = ("aap:" + account + "/" + target.astype(str)).where(
-        rows["action"].astype(str).str.contains("ApplicationAccessPoint|ClientKey"), np.nan
+        rows["action"].astype(str).str.contains("ApplicationAccessPoint|ClientKey") & ~client_key,
+        ("client-key:" + target.astype(str)).astype(object).where(client_key, None),
     )
     entity = pd.Series(np.nan, index=ctx.act.index, dtype=object)
-    entity.loc[rows.index] = aap.where(aap.notna(), target).to_numpy()
+    entity.loc[rows.index] = aap.where(aap.notna(), _bound_aap(ctx, rows, target)).to_numpy()
     severity = pd.Series(["high" if w else "medium" for w in wide], index=rows.index)
     return single_events(
         ctx,
@@ -307,6 +328,20 @@ def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+def _bound_aap(ctx: Context, rows: pd.DataFrame, target: pd.Series) -> pd.Series:
+    """The AAP a changed policy or network rule belonged to (the graph node), else NaN."""
+    from ... import aap
+
+    # the configuration only (no KMS rows needed); the dask engine composes it first
+    config = ctx.facts.get("aap_configuration") or aap.configuration(ctx.case)
+    frame = config.frame
+    bound = frame[frame["item"].isin(["policy", "network-rule"])]
+    owner = dict(
+        zip(bound["value"], "aap:" + bound["account_id"] + "/" + bound["aap"], strict=True)
+    )
+    return target.map(lambda t: owner.get(t, np.nan)).astype(object)
+
+
 @rule(
     "D10",
     "Secret deleted or tampered with",
@@ -315,7 +350,7 @@ def aap_changed(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     kind="single-event",
     sources=("actiontrail",),
 )
-def secret_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def secret_tampering(ctx: Context, p: Params) -> pd.DataFrame:
     """DeleteSecret, PutSecretValue, stage moves and rotation changes by people.
 
     High when ``ForceDeleteWithoutRecovery`` is true. Service identities (managed
@@ -345,3 +380,32 @@ def secret_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         lambda g: f"{names(g['action'])} on {names(g['secret_name'])} by {who_from(g)}",
         severity=severity,
     )
+
+
+# -- the dask facets: which rows each rule reads, day by day ----------------------------
+
+
+@key_deletion.select
+def _destruction(ctx: Context, p: Params) -> pd.Series:
+    return admin(*KEY_DESTRUCTION)(ctx, p) | key_failures(ctx, p["impact_hours"])
+
+
+@key_disabled.select
+def _disabling(ctx: Context, p: Params) -> pd.Series:
+    disabling = admin("DisableKey", "SetDeletionProtection")(ctx, p)
+    return disabling | key_failures(ctx, p["impact_hours"])
+
+
+external_material.select(admin("GetParametersForImport", "ImportKeyMaterial", "CreateKey"))
+policy_changed.select(admin(*KEY_POLICY))
+
+
+@aap_changed.select
+def _aap_changes(ctx: Context, p: Params) -> pd.Series:
+    """D08: the changes, and every AAP event the configuration is composed from."""
+    from ...aap import OPERATIONS
+
+    return admin(*AAP_CHANGES)(ctx, p) | (from_actiontrail(ctx) & ctx.action_is(*OPERATIONS))
+
+
+secret_tampering.select(admin(*SECRET_TAMPERING))

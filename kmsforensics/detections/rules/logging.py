@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 
 from ..context import Context
 from ..findings import label, nanoseconds
-from ..registry import rule
+from ..registry import Params, duration, rule
 from .common import (
     SINK_TAMPERING,
     TRAIL_TAMPERING,
@@ -19,6 +20,7 @@ from .common import (
     single_events,
     who_from,
 )
+from .facets import admin
 
 
 @rule(
@@ -29,7 +31,7 @@ from .common import (
     kind="single-event",
     sources=("actiontrail",),
 )
-def trail_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def trail_tampering(ctx: Context, p: Params) -> pd.DataFrame:
     """StopLogging, DeleteTrail, UpdateTrail, DeleteInnerTrail; SLS logstore deletions.
 
     The summary names the changed trail settings (``OssBucketName``, ``SlsProjectArn``,
@@ -72,6 +74,16 @@ def trail_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class SilenceParams(Params):
+    """D27's parameters."""
+
+    bin: str = duration("5min")
+    p_value: float = 1e-6
+    min_bins: int = 6
+    recurring_days: int = 2
+
+
 @rule(
     "D27",
     "Log source went silent",
@@ -79,24 +91,27 @@ def trail_tampering(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1562.008",
     kind="gap",
     sources=("actiontrail", "kms"),
-    bin="5min",
-    p_value=1e-6,
-    min_bins=6,
+    params=SilenceParams,
 )
-def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
     """A source (a trail's account, a KMS instance) delivers nothing where silence is improbable.
 
     Each source (ActionTrail by the account whose trail delivered it,
     ``recipientAccountId``) is counted per ``bin``; its usual rate for each hour of a
-    weekday or of a weekend day is the mean over the evidence (the gap included, which
-    only makes the rule more cautious). A run of at least ``min_bins`` empty bins whose
-    probability under that rate (Poisson) is below ``p_value`` is a gap. The evidence is
-    the last event before and the first after it.
+    working day or of a weekend day, in the organisation's ``timezone``, is the mean
+    over the evidence (the gap included, which only makes the rule more cautious). A
+    run of at least ``min_bins`` empty bins whose probability under that rate
+    (Poisson) is below ``p_value`` is a gap, unless on ``recurring_days`` other days
+    the source had a run of ``min_bins`` empty bins covering at least half of the same
+    local time of day (a nightly lull, a maintenance window). A StopLogging of that
+    account's trail before the gap and the StartLogging after it are named, with how
+    long logging was stopped, and are in the evidence with the last event before and
+    the first after.
 
     Reads
     -----
     ``time``, ``source``, ``recipientAccountId`` (ActionTrail), ``instance_id`` (KMS
-    log).
+    log); ActionTrail StopLogging / StartLogging.
 
     False positives
     ---------------
@@ -115,19 +130,34 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     # rows that stand for others (the dask engine's selection) carry their count
     weight = act["_weight"][streamed] if "_weight" in act else pd.Series(1.0, index=stamped.index)
     frame = pd.DataFrame({"bin": bins, "stream": codes[streamed], "weight": weight.to_numpy()})
+    switches = ctx.rows(
+        from_actiontrail(ctx) & ctx.ok & ctx.action_is("StopLogging", "StartLogging")
+    )
     found: list[pd.DataFrame] = []
     for code, group in frame.groupby("stream"):
         name = labels[int(str(code))]
         tally = np.bincount(group["bin"], weights=group["weight"], minlength=len(edges))
         counts = pd.Series(tally.round().astype(np.int64), index=edges)[: len(edges) - 1]
-        stamps = pd.DatetimeIndex(counts.index)
-        weekend = stamps.day_of_week >= 5
-        rate = counts.groupby([weekend, stamps.hour]).transform("mean")
+        local = pd.DatetimeIndex(counts.index).tz_convert(ctx.timezone)
+        weekend = local.day_of_week >= 5
+        rate = counts.groupby([weekend, local.hour]).transform("mean")
         empty = counts == 0
         runs = (empty != empty.shift()).cumsum()[empty]
-        for _, run in runs.groupby(runs):
+        long_runs = [run for _, run in runs.groupby(runs) if len(run) >= p["min_bins"]]
+        per_day = int(pd.Timedelta(days=1) / width)
+        lulls = [_time_of_day(run.index, ctx.timezone, width, per_day) for run in long_runs]
+        for number, run in enumerate(long_runs):
             expected = float(rate.loc[run.index].sum())
-            if len(run) < p["min_bins"] or np.exp(-expected) >= p["p_value"]:
+            if np.exp(-expected) >= p["p_value"]:
+                continue
+            days, slots = lulls[number]
+            recurring = {
+                day
+                for other_days, other_slots in lulls
+                if len(other_slots & slots) >= len(slots) / 2
+                for day in other_days - days
+            }
+            if len(recurring) >= p["recurring_days"]:
                 continue
             gap_start, gap_end = run.index[0], run.index[-1] + width
             times = act["time"]
@@ -135,7 +165,29 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
             before = act.index[(in_stream & (times < gap_start)).to_numpy()]
             after = act.index[(in_stream & (times >= gap_end)).to_numpy()]
             ends = before[-1:].tolist() + after[:1].tolist()
-            rows = ctx.rows(act.index.isin(ends))
+            account = name.split(":", 1)[1] if name.startswith("actiontrail:") else None
+            mine = switches[switches["account_id"].astype(object) == account]
+            stop = mine[
+                (mine["action"] == "StopLogging")
+                & (mine["time"] <= gap_start + width)
+                & (mine["time"] >= gap_start - pd.Timedelta(hours=1))
+            ].tail(1)
+            restart = mine[
+                (mine["action"] == "StartLogging")
+                & (mine["time"] >= gap_end - width)
+                & (mine["time"] <= gap_end + pd.Timedelta(hours=1))
+            ].head(1)
+            rows = pd.concat([ctx.rows(act.index.isin(ends)), stop, restart])
+            note = ""
+            if len(stop):
+                stopped_for = (
+                    (restart["time"].iloc[0] if len(restart) else gap_end) - stop["time"].iloc[0]
+                ).total_seconds() / 3600
+                note = (
+                    f"; StopLogging by {who_from(stop)} at {stop['time'].iloc[0]:%H:%M}"
+                    + (f", StartLogging at {restart['time'].iloc[0]:%H:%M}" if len(restart) else "")
+                    + f" (logging stopped {stopped_for:.1f} h)"
+                )
             found.append(
                 label(
                     rows,
@@ -143,12 +195,23 @@ def silence(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
                     name.replace("actiontrail:", "account:"),
                     f"{name} silent from {gap_start:%Y-%m-%d %H:%M} to {gap_end:%H:%M} UTC "
                     f"({len(run) * width.total_seconds() / 3600:.1f} h; about "
-                    f"{expected:.0f} events expected)",
+                    f"{expected:.0f} events expected){note}",
                     actor=rows["actor"],
+                    origin=None,
                     details={"silent_from": gap_start, "silent_until": gap_end},
                 )
             )
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+
+
+def _time_of_day(
+    index: pd.Index, timezone: str, width: pd.Timedelta, per_day: int
+) -> tuple[set[Any], set[int]]:
+    """The local days a run of bins touches, and its bins' slots in the day."""
+    local = pd.DatetimeIndex(index).tz_convert(timezone)
+    minutes = local.hour * 60 + local.minute
+    slots = {int(m) // int(width.total_seconds() // 60) % per_day for m in minutes}
+    return set(local.date), slots
 
 
 def _streams(ctx: Context) -> tuple[np.ndarray, dict[int, str]]:
@@ -172,3 +235,28 @@ def _streams(ctx: Context) -> tuple[np.ndarray, dict[int, str]]:
     labels = {i: f"actiontrail:{t}" for i, t in enumerate(trails)}
     labels.update({len(trails) + i: f"kms-instance:{k}" for i, k in enumerate(instances)})
     return codes, labels
+
+
+# -- the dask facets: which rows each rule reads, day by day ----------------------------
+
+
+@trail_tampering.select
+def _logging(ctx: Context, p: Params) -> pd.Series:
+    return admin(*TRAIL_TAMPERING, *SINK_TAMPERING)(ctx, p)
+
+
+@silence.weigh
+def _stream_bins(ctx: Context, p: Params) -> pd.Series:
+    """D27: the first and last row of each stream and bin; the first stands for the bin."""
+    codes, _ = _streams(ctx)
+    width = pd.Timedelta(p["bin"]).value
+    frame = pd.DataFrame({"stream": codes, "bin": nanoseconds(ctx.act["time"]) // width})
+    frame = frame[frame["stream"] >= 0]
+    grouped = frame.groupby(["stream", "bin"], sort=False)
+    weights = pd.Series(np.nan, index=ctx.act.index)
+    weights.loc[grouped.tail(1).index] = 0.0
+    switches = from_actiontrail(ctx) & ctx.ok & ctx.action_is("StopLogging", "StartLogging")
+    weights.loc[switches[switches].index] = 0.0  # named by D27, counted with their bin
+    firsts = grouped.head(1).index
+    weights.loc[firsts] = grouped["bin"].transform("size").loc[firsts].astype(float)
+    return weights

@@ -6,15 +6,18 @@ Mass retrieval, bursts, failures, enumeration.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ...calls import count_calls
 from ..context import Context, flag, is_address, per_value
 from ..findings import bursts, label, nanoseconds, over_threshold
-from ..registry import rule
+from ..registry import Params, duration, rule
 from .common import DATA_KEY_OPS, from_actiontrail, from_kms_log, names, who_from
+from .facets import dense_windows, text
 
 AUTH_ERRORS = (
     r"^(NoPermission|Forbidden|Forbbiden|InvalidAccessKeyId|InvalidSecurityToken|"
@@ -31,6 +34,92 @@ def _windowed(
     return label(flagged, incident, entity, summary, actor=flagged["actor"])
 
 
+def daily_first_reads(ctx: Context, reads: pd.Series) -> pd.Series:
+    """The first read of each (origin, network, secret) in each UTC day (D01's long horizon).
+
+    Decided within one day, so the dask engine selects the same rows day by day.
+    """
+    act = ctx.act
+    frame = pd.DataFrame(
+        {
+            "origin": ctx.origin[reads].astype(object).to_numpy(),
+            "net": ctx.network[reads].astype(object).to_numpy(),
+            "account": act.loc[reads, "account_id"].astype(object).to_numpy(),
+            "secret": act.loc[reads, "secret_name"].astype(object).to_numpy(),
+            "day": nanoseconds(act.loc[reads, "time"]) // _DAY,
+        },
+        index=act.index[reads],
+    ).fillna("")
+    first = pd.Series(False, index=act.index)
+    first.loc[frame.index[~frame.duplicated().to_numpy()]] = True
+    return first
+
+
+_DAY = 86_400 * 10**9
+
+
+def _long_horizon(ctx: Context, reads: pd.DataFrame, p: Any) -> pd.DataFrame:
+    """Label the reads of (origin, network) pairs that read many secrets over days.
+
+    Many: the distinct secrets over ``horizon_days`` reach ``long_threshold`` and
+    ``long_multiplier`` times the origin's baseline daily high. ``reads`` are the first
+    reads of each (origin, network, secret, day).
+    """
+    if not len(reads):
+        return reads
+    frame = reads.assign(
+        net=ctx.network.loc[reads.index].astype(object).fillna("").to_numpy(),
+        day=nanoseconds(reads["time"]) // _DAY,
+        pair=reads["origin"].astype(str) + "|" + ctx.network.loc[reads.index].astype(str),
+    )
+    reachable = frame.groupby("pair")["secret"].nunique()  # over the whole case
+    early = frame[frame["time"] < ctx.baseline_end]
+    daily = early.groupby(["origin", "net", "day"])["secret"].nunique()
+    high = daily.groupby(level="origin").max()
+    limit_of = frame["origin"].map(high).fillna(0.0) * p["long_multiplier"]
+    limit_of = np.maximum(limit_of, p["long_threshold"])
+    flagged: set[tuple[str, int]] = set()
+    span = int(p["horizon_days"])
+    for pair, group in frame.groupby("pair", sort=False):
+        if int(reachable[pair]) < p["long_threshold"]:
+            continue  # cannot reach it on any span
+        limit = float(limit_of.loc[group.index].iloc[0])
+        days = sorted(group["day"].unique())
+        for last in days:
+            window = group[(group["day"] > last - span) & (group["day"] <= last)]
+            if window["secret"].nunique() >= limit:
+                flagged.update((str(pair), int(d)) for d in window["day"].unique())
+    hit = [(pr, int(d)) in flagged for pr, d in zip(frame["pair"], frame["day"], strict=True)]
+    out = frame[np.asarray(hit, dtype=bool)]
+    incident = bursts(out["time"], out["pair"], pd.Timedelta(days=span))
+    return label(
+        out,
+        incident,
+        out["who"],
+        lambda g: (
+            f"{g['secret'].nunique()} distinct secrets read over "
+            f"{(g['time'].max() - g['time'].min()).total_seconds() / 3600:.0f} h from "
+            f"{names(g['net'], 2)} by origin {g['origin'].iloc[0]} through "
+            f"{g['who'].nunique()} credentials ({who_from(g)}); its baseline daily high is "
+            f"{high.get(g['origin'].iloc[0], 0):.0f}"
+        ),
+        actor=out["actor"],
+    )
+
+
+@dataclass(frozen=True)
+class SecretMassRetrievalParams(Params):
+    """D01's parameters."""
+
+    threshold: int = 20
+    window: str = duration("10min")
+    multiplier: float = 3.0
+    min_distinct: int = 10
+    horizon_days: int = 2
+    long_threshold: int = 20
+    long_multiplier: float = 3.0
+
+
 @rule(
     "D01",
     "Secret mass retrieval",
@@ -38,32 +127,35 @@ def _windowed(
     technique="T1555.006",
     kind="threshold",
     sources=("kms", "actiontrail"),
-    threshold=20,
-    window="10min",
-    multiplier=3.0,
-    min_distinct=10,
+    params=SecretMassRetrievalParams,
 )
-def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
-    """One credential reads many distinct secrets within ``window``.
+def secret_mass_retrieval(ctx: Context, p: SecretMassRetrievalParams) -> pd.DataFrame:
+    """One credential reads many distinct secrets within ``window``, or a lineage over days.
 
-    Many is ``threshold`` distinct secrets, or, for a principal with a baseline, more
-    than ``multiplier`` times the most it read in one window before (and at least
-    ``min_distinct``). Both logs count: GetSecretValue through a KMS instance (KMS log)
-    and through the OpenAPI (ActionTrail). A ListSecrets by the same credential is
-    mentioned in the summary (the pattern of a secrets sweep).
+    The burst: ``threshold`` distinct secrets in ``window`` by one credential, or, for
+    a principal with a baseline, more than ``multiplier`` times the most it read in one
+    window before (and at least ``min_distinct``). The long horizon: the distinct
+    secrets read by one lineage origin (through all its role sessions and renewed STS
+    keys) from one network over ``horizon_days`` UTC days reach ``long_threshold`` and
+    ``long_multiplier`` times that origin's highest daily count (per network) in the
+    baseline; its evidence is the first read of each secret each day. Both logs count:
+    GetSecretValue through a KMS instance (KMS log) and through the OpenAPI
+    (ActionTrail). A ListSecrets by the same credential is mentioned in the summary.
 
     Reads
     -----
     ``action`` (GetSecretValue, ListSecrets), ``success``, ``access_key_id``,
-    ``principal_id``, ``secret_name``, ``time``.
+    ``principal_id``, ``secret_name``, ``time``; the lineage of each key.
 
     False positives
     ---------------
     Application start-up and configuration loaders, rotation functions, CI/CD deploys,
-    backup or migration tools, configuration-centre AAPs.
+    backup or migration tools, configuration-centre AAPs; a new application reading its
+    secrets for the first days (the long horizon).
     """
     act = ctx.act
-    reads = ctx.rows(ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna())
+    mask = ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna()
+    reads = ctx.rows(mask)
     if not len(reads):
         return reads
     reads["secret"] = reads.groupby(
@@ -83,14 +175,14 @@ def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     limit = np.where(known.notna(), np.minimum(p["threshold"], relative), p["threshold"])
     hit = over_threshold(reads, ["who"], p["window"], limit, distinct="secret")
     listed = set(ctx.rows(ctx.action_is("ListSecrets"))["who"].dropna())
-    return _windowed(
+    burst = _windowed(
         reads,
         "who",
         p["window"],
         hit,
         reads["who"][hit],
         lambda g: (
-            f"{g['secret'].nunique()} distinct secrets read in {len(g)} calls by "
+            f"{g['secret'].nunique()} distinct secrets read in {count_calls(g)} calls by "
             f"{who_from(g)}"
             + (
                 f" (usually at most {usual.get(g['principal'].iloc[0]):.0f} per {p['window']})"
@@ -100,6 +192,21 @@ def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
             + ("; ListSecrets by the same credential" if g["who"].iloc[0] in listed else "")
         ),
     )
+    first = daily_first_reads(ctx, mask)
+    slow = _long_horizon(ctx, reads[first.loc[reads.index].to_numpy()], p)
+    if len(slow) and len(burst):
+        slow["incident"] = slow["incident"] + int(burst["incident"].max()) + 1
+    return pd.concat([burst, slow], ignore_index=True) if len(slow) else burst
+
+
+@dataclass(frozen=True)
+class DataKeyBurstParams(Params):
+    """D03's parameters."""
+
+    bin: str = duration("5min")
+    multiplier: float = 10.0
+    z: float = 6.0
+    min_count: int = 50
 
 
 @rule(
@@ -109,12 +216,9 @@ def secret_mass_retrieval(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1555.006, T1530",
     kind="baseline",
     sources=("kms", "actiontrail"),
-    bin="5min",
-    multiplier=10.0,
-    z=6.0,
-    min_count=50,
+    params=DataKeyBurstParams,
 )
-def data_key_burst(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def data_key_burst(ctx: Context, p: DataKeyBurstParams) -> pd.DataFrame:
     """A principal's Decrypt / GenerateDataKey calls on one key far above its baseline.
 
     Calls are counted per principal, key and ``bin``; a bin is a burst when it has at
@@ -138,9 +242,7 @@ def data_key_burst(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     width = pd.Timedelta(p["bin"]).value
     rows["bin"] = nanoseconds(rows["time"]) // width
     rows["key"] = rows["key_id"].astype(object)
-    counts: pd.DataFrame = (
-        rows.groupby(["principal", "key", "bin"], observed=True).size().rename("n").reset_index()
-    )
+    counts = count_calls(rows, ["principal", "key", "bin"]).rename("n").reset_index()
     before = counts["bin"] < ctx.baseline_end.value // width
     base = counts[before].groupby(["principal", "key"])["n"]
     stats = pd.DataFrame({"median": base.median(), "mad": base.apply(_mad)}).reset_index()
@@ -171,7 +273,7 @@ def data_key_burst(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         hit,
         "key:" + rows["key"][hit],
         lambda g: (
-            f"{len(g)} {names(g['action'])} calls on {g['key'].iloc[0]} by "
+            f"{count_calls(g)} {names(g['action'])} calls on {g['key'].iloc[0]} by "
             f"{who_from(g)}; baseline median "
             f"{medians.get((g['principal'].iloc[0], g['key'].iloc[0]), 0):g} per {p['bin']}"
         ),
@@ -188,6 +290,15 @@ def _mad(values: pd.Series) -> float:
     return float((values - values.median()).abs().median())
 
 
+@dataclass(frozen=True)
+class KeyFromManyIpsParams(Params):
+    """D13's parameters."""
+
+    window: str = duration("30min")
+    min_ips: int = 3
+    min_networks: int = 2
+
+
 @rule(
     "D13",
     "One access key used from many addresses",
@@ -195,11 +306,9 @@ def _mad(values: pd.Series) -> float:
     technique="T1078.004, T1550.001",
     kind="threshold",
     sources=("kms", "actiontrail"),
-    window="30min",
-    min_ips=3,
-    min_networks=2,
+    params=KeyFromManyIpsParams,
 )
-def key_from_many_ips(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def key_from_many_ips(ctx: Context, p: KeyFromManyIpsParams) -> pd.DataFrame:
     """One credential used from ``min_ips`` addresses in ``min_networks`` networks.
 
     Networks are ASNs when a geo database is given, ``/16`` blocks otherwise. Host names
@@ -238,6 +347,53 @@ def key_from_many_ips(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+def aap_networks(ctx: Context) -> set[str]:
+    """Networks any AAP called from successfully before the window (D15).
+
+    On the dask engine they are learned from the baseline days first
+    (``ctx.facts["D15"]``).
+    """
+    learned = ctx.facts.get("D15")
+    if learned is not None:
+        return set(learned)
+    act = ctx.act
+    mask = (
+        from_kms_log(ctx)
+        & ctx.ok
+        & (act["identity_type"].astype(object) == "aap")
+        & (act["time"] < ctx.baseline_end)
+    )
+    return {str(n) for n in ctx.network[mask].dropna().unique()}
+
+
+def client_key_failures(ctx: Context) -> pd.Series:
+    """KMS-log calls with a client key no AAP owns, or rejected (401/403)."""
+    act = ctx.act
+    aap = act["identity_type"].astype(object) == "aap"
+    missing = act["account_id"].isna() | act["principal_id"].isna()
+    kaap = flag(act["access_key_id"], lambda k: str(k).startswith("KAAP."))
+    rejected = ctx.status_code.isin([401, 403])
+    return from_kms_log(ctx) & ((aap & missing) | (kaap & rejected))
+
+
+def outside_successes(ctx: Context) -> pd.Series:
+    """Successful client-key calls from networks no AAP used before the window."""
+    act = ctx.act
+    kaap = flag(act["access_key_id"], lambda k: str(k).startswith("KAAP."))
+    known = aap_networks(ctx)
+    return from_kms_log(ctx) & kaap & ctx.ok & ~ctx.network.isin(known)
+
+
+@dataclass(frozen=True)
+class AapNotFoundParams(Params):
+    """D15's parameters."""
+
+    threshold: int = 5
+    window: str = duration("10min")
+    min_failures: int = 2
+    sequence: str = duration("15min")
+
+
 @rule(
     "D15",
     "AAP not found, or invalid client key",
@@ -245,14 +401,17 @@ def key_from_many_ips(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1078.004, T1110",
     kind="threshold",
     sources=("kms",),
-    threshold=5,
-    window="10min",
+    params=AapNotFoundParams,
 )
-def aap_not_found(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
-    """Client keys that no AAP owns, or rejected (401/403), from one address.
+def aap_not_found(ctx: Context, p: AapNotFoundParams) -> pd.DataFrame:
+    """Client keys that no AAP owns, or rejected (401/403): many, from outside, or then a success.
 
-    ``threshold`` such calls from one address within ``window``. An AAP-identity row
-    with an empty ``account_id`` or ``principal_id`` is the documented "AAP not found".
+    Flagged: ``threshold`` such calls from one address within ``window``; any such call
+    from a network no AAP called from successfully before the window; and
+    ``min_failures`` failures of one client key from one address followed, within
+    ``sequence``, by a success of that key from that address outside the AAPs' known
+    networks (a stolen key being made to work). An AAP-identity row with an empty
+    ``account_id`` or ``principal_id`` is the documented "AAP not found".
 
     Reads
     -----
@@ -262,29 +421,57 @@ def aap_not_found(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     False positives
     ---------------
     Applications still running with a rotated-out or expired client key; clock skew
-    (a 400, not counted).
+    (a 400, not counted); a new application subnet (outside the known networks).
     """
-    act = ctx.act
-    kms = from_kms_log(ctx)
-    aap = act["identity_type"].astype(object) == "aap"
-    missing = act["account_id"].isna() | act["principal_id"].isna()
-    kaap = flag(act["access_key_id"], lambda k: str(k).startswith("KAAP."))
-    rejected = ctx.status_code.isin([401, 403])
-    rows = ctx.rows(kms & ((aap & missing) | (kaap & rejected)))
+    rows = ctx.rows(client_key_failures(ctx))
     if not len(rows):
         return rows
-    hit = over_threshold(rows, ["client_ip"], p["window"], p["threshold"])
-    return _windowed(
-        rows,
-        "client_ip",
-        p["window"],
-        hit,
-        "ip:" + rows["client_ip"].astype(str)[hit],
+    known = aap_networks(ctx)
+    outside = ~ctx.network.loc[rows.index].isin(known).to_numpy()
+    hit = over_threshold(rows, ["client_ip"], p["window"], p["threshold"]) | outside
+    found = rows[hit.to_numpy()]
+    successes = ctx.rows(outside_successes(ctx))
+    if len(successes):
+        pair = rows["access_key_id"].astype(str) + "|" + rows["client_ip"].astype(str)
+        times = {k: np.sort(nanoseconds(g["time"])) for k, g in rows.groupby(pair)}
+        span = pd.Timedelta(p["sequence"]).value
+        after = []
+        for key, moment in zip(
+            successes["access_key_id"].astype(str) + "|" + successes["client_ip"].astype(str),
+            nanoseconds(successes["time"]),
+            strict=True,
+        ):
+            before = times.get(key)
+            count = (
+                0 if before is None else int(((before < moment) & (before >= moment - span)).sum())
+            )
+            after.append(count >= p["min_failures"])
+        chosen = successes[np.asarray(after, dtype=bool)]
+        if len(chosen):
+            keys = set(chosen["access_key_id"].astype(str) + "|" + chosen["client_ip"].astype(str))
+            found = pd.concat([found, rows[pair.isin(keys).to_numpy()], chosen])
+            found = found[~found.index.duplicated()].sort_values("time", kind="stable")
+    incident = bursts(found["time"], found["client_ip"], pd.Timedelta(p["sequence"]))
+    return label(
+        found,
+        incident,
+        "ip:" + found["client_ip"].astype(str),
         lambda g: (
-            f"{len(g)} calls with {g['access_key_id'].nunique()} unknown or rejected "
-            f"client keys from {names(g['client_ip'])} ({names(g['error_message'])})"
+            f"{count_calls(g[~g['ok']])} calls with {g['access_key_id'].nunique()} unknown "
+            f"or rejected client keys from {names(g['client_ip'])} "
+            f"({names(g['error_message'])})"
+            + (f", then {count_calls(g[g['ok']])} successful calls" if g["ok"].any() else "")
         ),
+        actor=found["actor"],
     )
+
+
+@dataclass(frozen=True)
+class AuthFailuresParams(Params):
+    """D16's parameters."""
+
+    threshold: int = 6
+    window: str = duration("30min")
 
 
 @rule(
@@ -294,10 +481,9 @@ def aap_not_found(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1110, T1526",
     kind="threshold",
     sources=("actiontrail", "kms"),
-    threshold=6,
-    window="30min",
+    params=AuthFailuresParams,
 )
-def auth_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def auth_failures(ctx: Context, p: AuthFailuresParams) -> pd.DataFrame:
     """``threshold`` or more denied calls from one account and address within ``window``.
 
     ActionTrail error codes of Alibaba's "unauthorized API calls" alert
@@ -334,7 +520,7 @@ def auth_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         hit,
         "ip:" + rows["client_ip"].astype(str)[hit],
         lambda g: (
-            f"{len(g)} denied calls ({names(g['error_code'])}) on "
+            f"{count_calls(g)} denied calls ({names(g['error_code'])}) on "
             f"{g['action'].nunique()} APIs with {g['access_key_id'].nunique()} credentials "
             f"from {names(g['client_ip'])}"
         ),
@@ -345,6 +531,14 @@ def auth_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     return flagged
 
 
+@dataclass(frozen=True)
+class EnumerationParams(Params):
+    """D17's parameters."""
+
+    threshold: int = 5
+    window: str = duration("10min")
+
+
 @rule(
     "D17",
     "Enumeration burst (discovery)",
@@ -352,14 +546,14 @@ def auth_failures(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     technique="T1526, T1087.004, T1580",
     kind="threshold",
     sources=("actiontrail",),
-    threshold=5,
-    window="10min",
+    params=EnumerationParams,
 )
-def enumeration(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
+def enumeration(ctx: Context, p: EnumerationParams) -> pd.DataFrame:
     """One credential calls ``threshold`` or more distinct List/Describe/Get APIs in ``window``.
 
     GetSecretValue is D01's and is not counted; console page loads (ConsoleOperation)
-    and service identities are left out.
+    and service identities are left out. Low when the same origin (lineage) and
+    principal had such a burst before the window (a nightly Terraform plan, a scanner).
 
     Reads
     -----
@@ -381,7 +575,9 @@ def enumeration(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     if not len(rows):
         return rows
     hit = over_threshold(rows, ["who"], p["window"], p["threshold"], distinct="action")
-    return _windowed(
+    rows["habit"] = rows["origin"].astype(str) + "|" + rows["principal"].astype(str)
+    usual = set(rows.loc[hit.to_numpy() & (rows["time"] < ctx.baseline_end).to_numpy(), "habit"])
+    found = _windowed(
         rows,
         "who",
         p["window"],
@@ -389,6 +585,183 @@ def enumeration(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         rows["who"][hit],
         lambda g: (
             f"{g['action'].nunique()} discovery APIs ({names(g['action'])}) in "
-            f"{len(g)} calls by {who_from(g)}"
+            f"{count_calls(g)} calls by {who_from(g)}"
+            + (
+                "; the same origin and role did so before the window"
+                if g["habit"].iloc[0] in usual
+                else ""
+            )
         ),
+    )
+    if len(found):
+        found["severity"] = found["habit"].isin(usual).map({True: "low", False: None})
+    return found
+
+
+# -- the dask facets: which rows each rule reads, day by day ----------------------------
+
+
+def _reads(ctx: Context) -> tuple[pd.Series, pd.Series]:
+    act = ctx.act
+    reads = ctx.action_is("GetSecretValue") & ctx.ok & act["secret_name"].notna()
+    account = text(ctx, "account_id")
+    secret = (account.astype(str) + "/" + text(ctx, "secret_name")).where(
+        account.notna(),
+        "\0",  # D01 counts every read without an account as one secret
+    )
+    return reads, secret
+
+
+def _secret_reads_usual(days: list[pd.DataFrame], p: Params) -> pd.Series:
+    """D01: the most distinct secrets each principal read in one window (as D01 counts)."""
+    seen = pd.concat(days, ignore_index=True).drop_duplicates()
+    return seen.groupby(["principal", "bin"]).size().groupby(level="principal").max()
+
+
+@secret_mass_retrieval.learn(_secret_reads_usual)
+def _secret_reads_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D01, baseline days: the distinct (principal, window, secret) of reads before it."""
+    reads, secret = _reads(ctx)
+    reads &= ctx.act["time"] < ctx.baseline_end
+    width = pd.Timedelta(p["window"]).value
+    return pd.DataFrame(
+        {
+            "principal": ctx.principal[reads].to_numpy(),
+            "bin": nanoseconds(ctx.act["time"][reads]) // width,
+            "secret": secret[reads].to_numpy(),
+        }
+    ).drop_duplicates()
+
+
+@secret_mass_retrieval.select
+def _secret_reads(ctx: Context, p: Params) -> pd.Series:
+    """D01: reads in windows that could reach their limit, the baseline, ListSecrets.
+
+    The limit of each row is D01's own (``usual`` learned from the baseline days first),
+    or the lowest D01 can use when the baseline is not known.
+    """
+    reads, secret = _reads(ctx)
+    usual = ctx.facts.get("D01")
+    limit: float | pd.Series = min(p["threshold"], p["min_distinct"])
+    if usual is not None:
+        known = ctx.principal.map(usual).astype(float)
+        relative = np.maximum(p["min_distinct"], np.floor(p["multiplier"] * known) + 1)
+        limit = pd.Series(
+            np.where(known.notna(), np.minimum(p["threshold"], relative), p["threshold"]),
+            index=ctx.act.index,
+        )
+    dense = dense_windows(
+        ctx, reads, [ctx.who], p["window"], [(secret, limit)], keep_before=ctx.baseline_end
+    )
+    return dense | ctx.action_is("ListSecrets") | daily_first_reads(ctx, reads)
+
+
+def _calls(ctx: Context) -> pd.Series:
+    return ctx.action_is(*DATA_KEY_OPS) & ctx.act["key_id"].notna()
+
+
+def _data_key_needed(days: list[pd.DataFrame], p: Params) -> pd.Series:
+    """D03: the fewest calls in a bin that can be a burst, per (principal, key)."""
+    counts = pd.concat(days, ignore_index=True).groupby(["principal", "key", "bin"])["n"].sum()
+    base = counts.groupby(level=["principal", "key"])
+    median = base.median()
+    mad = base.apply(lambda n: float((n - n.median()).abs().median()))
+    robust = np.where(mad > 0, median + p["z"] * 1.4826 * mad - 1e-9, -np.inf)
+    needed = np.maximum(np.maximum(p["min_count"], p["multiplier"] * median), robust)
+    return pd.Series(needed, index=median.index)
+
+
+@data_key_burst.learn(_data_key_needed)
+def _data_key_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D03, baseline days: calls per principal, key and bin (bins before the window's)."""
+    calls = _calls(ctx)
+    width = pd.Timedelta(p["bin"]).value
+    number = nanoseconds(ctx.act["time"][calls]) // width
+    frame = pd.DataFrame(
+        {
+            "principal": ctx.principal[calls].to_numpy(),
+            "key": text(ctx, "key_id")[calls].to_numpy(),
+            "bin": number,
+        }
+    )
+    frame = frame[number < ctx.baseline_end.value // width]
+    if "call_id" in ctx.act:  # a call in both logs counts once, as D03 counts
+        frame = frame.assign(call_id=ctx.act["call_id"][calls].to_numpy()[frame.index])
+    return count_calls(frame, ["principal", "key", "bin"]).rename("n").reset_index()
+
+
+@data_key_burst.select
+def _data_key_bursts(ctx: Context, p: Params) -> pd.Series:
+    """D03: the baseline, and bins busy enough to be a burst of their principal and key.
+
+    How busy comes from the baseline learned first (``min_count``, ``multiplier`` times
+    the median, the robust z-score); a principal and key without one cannot burst.
+    """
+    act = ctx.act
+    width = pd.Timedelta(p["bin"]).value
+    baseline = pd.Timestamp((ctx.baseline_end.value // width + 1) * width, tz="UTC")
+    needed: float | pd.Series = p["min_count"]
+    learned = ctx.facts.get("D03")
+    if learned is not None:
+        pairs = pd.MultiIndex.from_arrays(
+            [ctx.principal.to_numpy(), text(ctx, "key_id").to_numpy()]
+        )
+        needed = pd.Series(learned.reindex(pairs).fillna(np.inf).to_numpy(), index=act.index)
+    return dense_windows(
+        ctx,
+        _calls(ctx),
+        [ctx.principal, act["key_id"]],
+        p["bin"],
+        [(None, needed)],
+        shifted=False,
+        keep_before=baseline,
+    )
+
+
+@key_from_many_ips.select
+def _spread_keys(ctx: Context, p: Params) -> pd.Series:
+    """D13: uses of a credential in windows over ``min_networks`` networks, whole."""
+    act = ctx.act
+    used = act["access_key_id"].notna() & is_address(act["client_ip"])
+    ips = act["client_ip"]
+    if ctx.geo is not None:
+        nets = ctx.geo.lookup(ips.astype(object))["asn"]
+        nets.index = act.index
+    else:
+        nets = per_value(ips, _block)
+    spread = [(nets, p["min_networks"])]  # every finding is spread over networks
+    return dense_windows(ctx, used, [ctx.credential], p["window"], spread, whole_rows=True)
+
+
+@aap_not_found.select
+def _aap_failures(ctx: Context, p: Params) -> pd.Series:
+    """D15: client-key failures, and client-key successes from outside the known networks."""
+    return client_key_failures(ctx) | outside_successes(ctx)
+
+
+def _aap_networks_union(days: list[pd.DataFrame], p: Params) -> set[str]:
+    return {str(n) for d in days for n in d["net"]}
+
+
+@aap_not_found.learn(_aap_networks_union)
+def _aap_networks_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D15, baseline days: the networks AAPs called from successfully."""
+    return pd.DataFrame({"net": sorted(aap_networks(ctx))})
+
+
+@auth_failures.select
+def _denied(ctx: Context, p: Params) -> pd.Series:
+    pattern = re.compile(AUTH_ERRORS)
+    at = from_actiontrail(ctx) & flag(ctx.act["error_code"], lambda c: pattern.match(str(c)))
+    return at | (from_kms_log(ctx) & ctx.status_code.isin([401, 403]))
+
+
+@enumeration.select
+def _enumeration(ctx: Context, p: Params) -> pd.Series:
+    return (
+        from_actiontrail(ctx)
+        & ctx.action_matches(r"^(List|Describe|Get)")
+        & (ctx.act["action"] != "GetSecretValue")
+        & (text(ctx, "event_type") != "ConsoleOperation")
+        & (text(ctx, "identity_type") != "system")
     )

@@ -1,0 +1,402 @@
+"""What each AAP was allowed against what it did: the KMS access log joined to its policy.
+
+A KMS-log row belongs to an AAP by the AAP name and owner in the row (``principal_id``,
+``account_id``), else by its client key (``access_key_id``, bound to an AAP by the
+configuration or by other rows), else by its fingerprint (``access_key_fingerprint``,
+tied to a client key by other rows). Each row is then judged against the configuration
+in force at its time: which policy allows the operation on the resource, and whether the
+source address is inside the network rules of that policy.
+
+Only successful calls (status below 400, or unknown) count as use: a refused call is the
+control working, and is left to the detections on failures (D15).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .values import grants, inside, needed_permission, resource_of
+
+#: Columns of ``kf.aap_review``.
+COLUMNS = [
+    "account_id",
+    "aap",
+    "check",
+    "policy",
+    "resource",
+    "operation",
+    "client_ip",
+    "client_key",
+    "count",
+    "first_seen",
+    "last_seen",
+    "detail",
+    "evidence",
+]
+#: The checks of ``kf.aap_review``, in the order they are listed.
+CHECKS = (
+    "use",
+    "widened",
+    "allowed-used",
+    "allowed-unused",
+    "used-not-allowed",
+    "no-configuration",
+    "inside-network",
+    "outside-network",
+    "used-after-deletion",
+)
+
+
+@dataclass
+class Judged:
+    """Every AAP call of a case, attributed and judged (one row per KMS-log record)."""
+
+    rows: pd.DataFrame
+    unattributed: int
+
+
+def attribute(kms: pd.DataFrame, config: pd.DataFrame) -> Judged:
+    """Return the AAP calls of the KMS log with the AAP (account, name) each belongs to."""
+    aap_rows = kms["identity_type"].astype(object).eq("aap") | kms["access_key_id"].astype(
+        str
+    ).str.startswith("KAAP.")
+    wanted = [
+        "time",
+        "account_id",
+        "principal_id",
+        "access_key_id",
+        "access_key_fingerprint",
+        "client_ip",
+        "api_name",
+        "key_id",
+        "secret_name",
+        "status_code",
+        "request_id",
+    ]
+    frame = pd.DataFrame(
+        {c: kms.loc[aap_rows, c] if c in kms else np.nan for c in wanted}, index=kms.index[aap_rows]
+    )
+    text = frame.drop(columns=["time", "status_code"]).astype(object)
+    text = text.where(text.notna() & (text.astype(str) != ""), np.nan)
+    out = pd.DataFrame({"time": frame["time"], "status_code": frame["status_code"]}).join(text)
+    out["client_key"] = out["access_key_id"]
+    named = out["principal_id"].notna() & out["account_id"].notna()
+    out["aap_account"] = out["account_id"].where(named)
+    out["aap"] = out["principal_id"].where(named)
+    out["attributed_by"] = pd.Series("aap name", index=out.index, dtype=object).where(named)
+    # fingerprint -> client key, from rows that carry both
+    pairs = out.dropna(subset=["access_key_fingerprint", "client_key"])
+    by_print = pairs.drop_duplicates("access_key_fingerprint").set_index("access_key_fingerprint")
+    missing = out["client_key"].isna() & out["access_key_fingerprint"].notna()
+    out.loc[missing, "client_key"] = out.loc[missing, "access_key_fingerprint"].map(
+        by_print["client_key"]
+    )
+    # client key -> AAP, from the configuration, then from named rows
+    owners: dict[str, tuple[str, str]] = {}
+    keys = config[config["item"] == "client-key"]
+    for row in keys.itertuples(index=False):
+        owners.setdefault(str(row.value), (str(row.account_id), str(row.aap)))
+    for row in out[named].drop_duplicates("client_key").dropna(subset=["client_key"]).itertuples():
+        owners.setdefault(str(row.client_key), (str(row.aap_account), str(row.aap)))
+    lost = out["aap"].isna() & out["client_key"].notna()
+    found = out.loc[lost, "client_key"].map(lambda k: owners.get(str(k)))
+    has = found.notna()
+    idx = found.index[has]
+    out.loc[idx, "aap_account"] = [f[0] for f in found[has]]
+    out.loc[idx, "aap"] = [f[1] for f in found[has]]
+    by_print_rows = idx[out.loc[idx, "access_key_id"].isna()]
+    out.loc[idx, "attributed_by"] = "client key"
+    out.loc[by_print_rows, "attributed_by"] = "fingerprint"
+    unattributed = int(out["aap"].isna().sum())
+    out = out[out["aap"].notna()].copy()
+    status = pd.to_numeric(out["status_code"], errors="coerce")
+    out["ok"] = (status < 400) | status.isna()
+    return Judged(out.sort_values("time", kind="stable"), unattributed)
+
+
+def judge(
+    judged: Judged, config: pd.DataFrame, deleted: dict[str, pd.Timestamp], grace: pd.Timedelta
+) -> pd.DataFrame:
+    """Add ``known``, ``allowed``, ``policies``, ``grants``, ``inside``, ``deleted_at``."""
+    rows = judged.rows.copy()
+    rows["operation"] = rows["api_name"].astype(str)
+    rows["resource"] = [
+        resource_of(o, k, s)
+        for o, k, s in zip(rows["operation"], rows["key_id"], rows["secret_name"], strict=True)
+    ]
+    for name, default in (
+        ("known", False),
+        ("allowed", False),
+        ("inside", np.nan),
+        ("policies", ""),
+        ("grants", ""),
+    ):
+        rows[name] = pd.Series(default, index=rows.index, dtype=object)
+    for (account, aap), group in rows.groupby(["aap_account", "aap"], sort=False):
+        mine = config[(config["account_id"] == account) & (config["aap"] == aap)]
+        if not len(mine):
+            continue
+        bounds = np.unique(
+            np.concatenate([mine["since"].to_numpy(), mine["until"].dropna().to_numpy()])
+        )
+        segment = np.searchsorted(bounds, group["time"].to_numpy(), side="right") - 1
+        keys = pd.DataFrame(
+            {
+                "s": segment,
+                "p": group["operation"].map(needed_permission),
+                "r": group["resource"],
+                "ip": group["client_ip"].astype(str),
+            },
+            index=group.index,
+        )
+        verdicts: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for s, p, r, ip in keys.drop_duplicates().to_numpy().tolist():
+            if int(s) < 0:
+                continue
+            at = bounds[int(s)]
+            now = mine[(mine["since"] <= at) & (mine["until"].isna() | (mine["until"] > at))]
+            verdicts[(s, p, r, ip)] = _verdict(now, str(p), str(r), str(ip))
+        for column, position in (
+            ("known", 0),
+            ("allowed", 1),
+            ("inside", 2),
+            ("policies", 3),
+            ("grants", 4),
+        ):
+            values = [
+                verdicts.get(tuple(k), (False, False, np.nan, "", ""))[position]
+                for k in keys.itertuples(index=False)
+            ]
+            rows.loc[group.index, column] = pd.Series(values, index=group.index, dtype=object)
+    rows["deleted_at"] = pd.to_datetime(rows["client_key"].map(deleted), utc=True)
+    rows["after_deletion"] = rows["deleted_at"].notna() & (
+        rows["time"] > rows["deleted_at"] + grace
+    )
+    return rows
+
+
+def _verdict(now: pd.DataFrame, permission: str, resource: str, ip: str) -> tuple[Any, ...]:
+    """(known, allowed, inside, allowing policies, matching grants) for one call."""
+    contents = now[now["item"].isin(["permission", "resource"])]
+    if not len(contents):
+        return (False, False, np.nan, "", "")
+    allowing, matched = [], []
+    for policy, items in contents.groupby("policy", sort=False):
+        perms = set(items.loc[items["item"] == "permission", "value"])
+        hits = [v for v in items.loc[items["item"] == "resource", "value"] if grants(v, resource)]
+        if permission in perms and hits:
+            allowing.append(str(policy))
+            matched += [f"{policy}:{h}" for h in hits]
+    policies = allowing or list(now.loc[now["item"] == "policy", "value"])
+    networks = list(now.loc[(now["item"] == "network") & now["policy"].isin(policies), "value"])
+    where = inside(ip, networks) if networks else np.nan
+    return (True, bool(allowing), where, ", ".join(allowing), ", ".join(matched))
+
+
+def review(rows: pd.DataFrame, config: pd.DataFrame) -> pd.DataFrame:
+    """Return the review table: one row per AAP and check (see :data:`CHECKS`)."""
+    out: list[dict[str, Any]] = []
+    ok = rows[rows["ok"].astype(bool)]
+    for (account, aap), group in rows.groupby(["aap_account", "aap"], sort=True):
+        used = group[group["ok"].astype(bool)]
+        out.append(
+            _row(
+                account,
+                aap,
+                "use",
+                group,
+                detail=(
+                    f"{len(used)} successful of {len(group)} calls; client keys "
+                    f"{_names(group['client_key'])}; {group['client_ip'].nunique()} addresses"
+                ),
+            )
+        )
+    for (account, aap), group in ok.groupby(["aap_account", "aap"], sort=True):
+        allowed = group[group["allowed"].astype(bool)]
+        exploded = allowed.assign(grant=allowed["grants"].str.split(", ")).explode("grant")
+        for grant, hits in exploded.groupby("grant", sort=True):
+            policy, pattern = str(grant).split(":", 1)
+            resources = sorted(set(hits["resource"]))
+            detail = f"used for {len(resources)}: {_names(pd.Series(resources))}"
+            if "*" in pattern:
+                detail += f"; least privilege: narrow {pattern} to the resources used"
+            out.append(
+                _row(
+                    account,
+                    aap,
+                    "allowed-used",
+                    hits,
+                    policy=policy,
+                    resource=pattern,
+                    operation=_names(hits["operation"]),
+                    detail=detail,
+                )
+            )
+        for check, part, detail in (
+            (
+                "used-not-allowed",
+                group[group["known"].astype(bool) & ~group["allowed"].astype(bool)],
+                "no policy in force allowed this operation on this resource",
+            ),
+            (
+                "no-configuration",
+                group[~group["known"].astype(bool)],
+                "no configuration known at the time (no export or event covers it)",
+            ),
+        ):
+            for (resource, operation), hits in part.groupby(["resource", "operation"], sort=True):
+                out.append(
+                    _row(
+                        account,
+                        aap,
+                        check,
+                        hits,
+                        resource=resource,
+                        operation=operation,
+                        detail=detail,
+                        evidence=True,
+                    )
+                )
+        judged = group[group["inside"].notna()]
+        for ip, hits in judged.groupby("client_ip", sort=True):
+            is_in = bool(hits["inside"].iloc[0])
+            out.append(
+                _row(
+                    account,
+                    aap,
+                    "inside-network" if is_in else "outside-network",
+                    hits,
+                    client_ip=ip,
+                    evidence=not is_in,
+                    detail=(
+                        "inside the network rules of the policy in force"
+                        if is_in
+                        else "outside every network rule of the policies in force"
+                    ),
+                )
+            )
+        late = group[group["after_deletion"].astype(bool)]
+        for key, hits in late.groupby("client_key", sort=True):
+            out.append(
+                _row(
+                    account,
+                    aap,
+                    "used-after-deletion",
+                    hits,
+                    client_key=key,
+                    detail=f"client key deleted at {hits['deleted_at'].iloc[0]}",
+                    evidence=True,
+                )
+            )
+    out += _unused(config, ok) + _widened(config)
+    frame = pd.DataFrame(out, columns=COLUMNS)
+    frame["count"] = frame["count"].astype("int64")
+    order = {c: i for i, c in enumerate(CHECKS)}
+    frame["_o"] = frame["check"].map(order)
+    frame = frame.sort_values(["account_id", "aap", "_o", "first_seen"], kind="stable")
+    return frame.drop(columns="_o").reset_index(drop=True)
+
+
+def _unused(config: pd.DataFrame, ok: pd.DataFrame) -> list[dict[str, Any]]:
+    """Grants (policy resources) no successful call used while they were in force."""
+    out: list[dict[str, Any]] = []
+    for row in config[config["item"] == "resource"].itertuples(index=False):
+        calls = ok[(ok["aap_account"] == row.account_id) & (ok["aap"] == row.aap)]
+        ends = row.until
+        open_ended = not isinstance(ends, pd.Timestamp) or pd.isna(ends)
+        until = pd.Timestamp.max.tz_localize("UTC") if open_ended else ends
+        calls = calls[(calls["time"] >= row.since) & (calls["time"] < until)]
+        if calls["grants"].astype(str).str.contains(f"{row.policy}:{row.value}", regex=False).any():
+            continue
+        end = "now" if open_ended else str(ends)
+        out.append(
+            {
+                "account_id": row.account_id,
+                "aap": row.aap,
+                "check": "allowed-unused",
+                "policy": row.policy,
+                "resource": row.value,
+                "operation": "",
+                "client_ip": "",
+                "client_key": "",
+                "count": 0,
+                "first_seen": pd.NaT,
+                "last_seen": pd.NaT,
+                "detail": f"in force {row.since} to {end}, never used: least privilege suggests "
+                "removing it",
+                "evidence": [],
+            }
+        )
+    return out
+
+
+#: What an element of each kind gives the review: (column, how the element widens).
+_WIDENS = {
+    "resource": ("resource", "policy resource"),
+    "permission": ("operation", "permission"),
+    "policy": ("policy", "policy bound"),
+    "network": ("client_ip", "network"),
+    "client-key": ("client_key", "client key"),
+}
+
+
+def _widened(config: pd.DataFrame) -> list[dict[str, Any]]:
+    """Return the elements an ActionTrail event added to an AAP (not there from the start)."""
+    out: list[dict[str, Any]] = []
+    added = config[config["source"].str.contains("actiontrail") & config["item"].isin(_WIDENS)]
+    for row in added.itertuples(index=False):
+        column, what = _WIDENS[str(row.item)]
+        until = row.until
+        end = f"until {until!s}" if isinstance(until, pd.Timestamp) else "still in force"
+        entry: dict[str, Any] = {
+            "account_id": row.account_id,
+            "aap": row.aap,
+            "check": "widened",
+            "policy": row.policy,
+            "resource": "",
+            "operation": "",
+            "client_ip": "",
+            "client_key": "",
+            "count": 0,
+            "first_seen": row.since,
+            "last_seen": row.until,
+            "detail": f"{what} {row.value} added at {row.since} ({end})",
+            "evidence": [e for e in str(row.evidence).split(", ") if e],
+        }
+        entry[column] = row.value
+        out.append(entry)
+    return out
+
+
+def _row(
+    account: Any, aap: Any, check: str, hits: pd.DataFrame, *, evidence: bool = False, **values: Any
+) -> dict[str, Any]:
+    row = {
+        "account_id": account,
+        "aap": aap,
+        "check": check,
+        "policy": "",
+        "resource": "",
+        "operation": "",
+        "client_ip": "",
+        "client_key": "",
+        "detail": "",
+    }
+    row.update({k: v for k, v in values.items() if k in row})
+    row.update(
+        count=len(hits),
+        first_seen=hits["time"].min(),
+        last_seen=hits["time"].max(),
+        evidence=hits["request_id"].dropna().astype(str).tolist() if evidence else [],
+    )
+    return row
+
+
+def _names(values: pd.Series, most: int = 5) -> str:
+    distinct = [str(v) for v in dict.fromkeys(values.dropna())]
+    more = f" and {len(distinct) - most} more" if len(distinct) > most else ""
+    return ", ".join(distinct[:most]) + more

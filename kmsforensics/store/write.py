@@ -1,0 +1,778 @@
+"""``kf.ingest``: evidence parsed in bounded batches and committed to a case store.
+
+An ingest takes the store's writer lock (:mod:`.lock`) for its whole run, so writers
+never interleave. Then, holding it:
+
+1. it removes every file under the store's folders that no committed batch lists (the
+   leftovers of a batch a crash cut short), so nothing uncommitted is ever adopted;
+2. for each batch it reserves a batch number in ``kmsforensics-store.json`` first, so
+   a number is never used twice, even by a batch that never commits;
+3. it writes each file of the batch under a temporary name, flushes it to disk and
+   renames it into place, noting its size and SHA-256;
+4. it commits the batch by replacing ``kmsforensics-store.json`` (flushed, then
+   renamed): the batch, its files, their sizes and hashes, the schemas. Readers only see
+   what that file lists.
+
+A kill at any point leaves the store as it was after the last commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import shutil
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from .._version import __version__
+from ..calls import count_calls
+from ..case import Case
+from ..errors import ParseWarning, StoreError
+from ..evidence import DEFAULT_MAX_BYTES, EvidenceFile, discover
+from ..loader import _content_estimate, load_hashed
+from ..schema import MANIFEST_COLUMNS, MANIFEST_COUNTS
+from .chunks import Chunk, renumber, split_lines
+from .layout import (
+    DATA_FOLDERS,
+    DEDUPE_KEYS,
+    FRAMES,
+    LOCK_FILE,
+    STORE_FILE,
+    batch_name,
+    commit_info,
+    day_folder,
+    days_of,
+    is_store,
+    new_info,
+    read_info,
+    sha256_file,
+    sync_folder,
+    write_durably,
+)
+from .lock import writer_lock
+from .read import _unreadable, committed_files, read_parquet, schema_of
+
+#: Decompressed evidence (estimated) parsed in one batch.
+BATCH_BYTES = 256 * 1024 * 1024
+#: How long an ingest waits for another one writing to the same store, by default.
+LOCK_WAIT = 600.0
+_PROVENANCE = ["source_file", "source_record", "source_item"]
+
+
+@dataclass
+class IngestReport:
+    """What one ``kf.ingest`` did.
+
+    Attributes
+    ----------
+    store : str
+        The case store folder.
+    files_added : int
+        Evidence files parsed into the store by this ingest.
+    files_already_in_store : int
+        Files not read because their SHA-256 is already in the store's manifest; one
+        under a name the manifest does not list yet is added to it with status ``copy``.
+    events_added : dict
+        Rows added per frame (``kms``, ``actiontrail``, ``activity``).
+    duplicates : int
+        Events dropped because the store (or this ingest) already held them.
+    batches : list of int
+        The batch numbers written.
+    leftovers_removed : int
+        Files of batches that never committed (a crash), removed before writing.
+    seconds : float
+        Wall time of the ingest.
+    """
+
+    store: str
+    files_added: int = 0
+    files_already_in_store: int = 0
+    events_added: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    batches: list[int] = field(default_factory=list)
+    leftovers_removed: int = 0
+    seconds: float = 0.0
+
+
+def ingest(
+    *sources: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    progress: bool = True,
+    batch_bytes: int = BATCH_BYTES,
+    strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    column_map: dict[str, str] | None = None,
+    wait: float | None = LOCK_WAIT,
+) -> IngestReport:
+    """Parse evidence into a case store (Parquet by source and day), in bounded batches.
+
+    Parameters
+    ----------
+    *sources : str or path-like
+        Files, folders and globs, as for :func:`kmsforensics.load`.
+    out : str or path-like
+        The case store folder: created if missing, appended to if it exists.
+    progress : bool, default True
+        Show a progress bar (bytes of evidence).
+    batch_bytes : int, default 256 MiB
+        Decompressed evidence parsed at a time; memory follows this, not the input.
+    strict, max_bytes, column_map
+        As for :func:`kmsforensics.load`.
+    wait : float or None, default 600
+        Seconds to wait for another ingest writing to the same store (None: as long as
+        it takes); then :class:`~kmsforensics.StoreLockedError` names it.
+
+    Returns
+    -------
+    IngestReport
+
+    Examples
+    --------
+    >>> import kmsforensics as kf
+    >>> kf.ingest("evidence/", out="case-store").files_added  # doctest: +SKIP
+    695
+    """
+    started = time.perf_counter()
+    root = Path(out)
+    _check_folder(root, locked=False)  # before the lock file is made: refuse at once
+    root.mkdir(parents=True, exist_ok=True)
+    report = IngestReport(str(out), events_added=dict.fromkeys(FRAMES, 0))
+    with writer_lock(root, wait):
+        _check_folder(root, locked=True)  # again, now that no other writer can change it
+        store = _StoreWriter(root)
+        report.leftovers_removed = store.remove_leftovers()
+        caught = _ingest(store, sources, report, progress, batch_bytes, strict, max_bytes,
+                         column_map)  # fmt: skip
+        report.seconds = time.perf_counter() - started
+        store.record_ingest(report, [str(s) for s in sources])
+    if any(issubclass(w.category, ParseWarning) for w in caught):
+        warnings.warn(
+            f"kmsforensics.ingest: some records or files were not taken as they are; see "
+            f"kf.open({str(out)!r}).issues and .manifest",
+            ParseWarning,
+            stacklevel=2,
+        )
+    return report
+
+
+def _ingest(
+    store: _StoreWriter,
+    sources: Sequence[str | os.PathLike[str]],
+    report: IngestReport,
+    progress: bool,
+    batch_bytes: int,
+    strict: bool,
+    max_bytes: int,
+    column_map: dict[str, str] | None,
+) -> list[warnings.WarningMessage]:
+    files = [ef for ef in discover(sources) if ef.on_disk]
+    known, listed = store.known_files()
+    todo: list[_Todo] = []
+    copies = []
+    for ef in files:
+        digest = sha256_file(ef.path)
+        if digest in known:
+            report.files_already_in_store += 1
+            if ef.display not in listed:  # same content, another name: listed, not read
+                copies.append(_copy_row(ef.display, digest, ef.path, known[digest]))
+                listed.add(ef.display)
+            continue
+        known[digest] = ef.display
+        listed.add(ef.display)
+        todo.append(_Todo(ef.path, ef.display, digest, _estimate(ef.path)))
+    bar = tqdm(
+        total=sum(item.size for item in todo),
+        unit="B",
+        unit_scale=True,
+        desc="kmsforensics.ingest",
+        disable=not progress,
+        leave=False,
+    )
+    caught: list[warnings.WarningMessage] = []
+    options = {"strict": strict, "max_bytes": max_bytes, "column_map": column_map}
+
+    def parse(files: dict[str, str]) -> Case:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", ParseWarning)
+            case = load_hashed(files, **options)  # type: ignore[arg-type]
+        caught.extend(seen)
+        return case
+
+    with bar:
+        for batch in _batches(todo, batch_bytes):
+            chunks = None
+            if len(batch) == 1 and batch[0].size > batch_bytes:
+                scratch = store.root / "scratch" / "split"
+                chunks = split_lines(batch[0].path, batch_bytes, scratch, column_map)
+            if chunks is not None:
+                written = store.append_chunks(batch[0], chunks, parse)
+                shutil.rmtree(store.root / "scratch", ignore_errors=True)
+                report.files_added += 1
+            else:
+                case = parse({item.display: item.digest for item in batch})
+                written = store.append(case)
+                report.files_added += len(case.manifest)
+                del case
+            report.batches.append(written.number)
+            report.duplicates += written.duplicates
+            for name, rows in written.rows.items():
+                report.events_added[name] += rows
+            bar.update(sum(item.size for item in batch))
+    if report.batches:
+        store.fuse_activity()  # calls and names across batches, as kf.load gives them
+    if copies:
+        report.batches.append(store.append_manifest(pd.DataFrame(copies)))
+    return caught
+
+
+def _check_folder(root: Path, locked: bool) -> None:
+    """Refuse a folder that is neither a store, nor empty, nor a store begun and cut short.
+
+    Without the lock, a folder with a lock file may be a store another ingest is making
+    right now: it is checked again once the lock is held.
+    """
+    if not root.exists() or is_store(root):
+        return
+    if not root.is_dir():
+        raise StoreError(f"{root} is a file, not a folder: choose a folder for the case store")
+    entries = {p.name for p in root.iterdir()}
+    if not locked and LOCK_FILE in entries:
+        return
+    if entries - {LOCK_FILE, f".{STORE_FILE}.tmp"}:
+        raise StoreError(
+            f"{root} exists and is not a kmsforensics case store"
+            + (" (it has a lock file: a damaged store?)" if LOCK_FILE in entries else "")
+            + "; choose an empty or new folder for --out"
+        )
+
+
+@dataclass
+class _Todo:
+    path: Path
+    display: str
+    digest: str
+    size: int
+
+
+@dataclass
+class _Written:
+    number: int
+    duplicates: int
+    rows: dict[str, int]
+
+
+@dataclass
+class _Part:
+    manifest: pd.DataFrame
+    activity: pd.DataFrame
+    rows: dict[str, int]
+    duplicates: int
+
+
+class _StoreWriter:
+    """Appends batches to a store (the writer lock held); commits each in the store file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        if is_store(root):
+            self.info = read_info(root)
+        else:
+            self.info = new_info()
+            commit_info(root, self.info)  # an empty store opens from now on
+        self.schemas: dict[str, pa.Schema | None] = {
+            name: schema_of(self.info, name) for name in FRAMES
+        }
+        self.files: dict[str, list[Any]] = {}  # the batch being written: path -> size, hash
+        self.folders: set[Path] = set()
+
+    # -- what the store holds -----------------------------------------------------------------
+
+    def committed(self) -> set[str]:
+        return {path for batch in self.info["batches"] for path in batch["files"]}
+
+    def remove_leftovers(self) -> int:
+        """Remove every file under the data folders that no committed batch lists."""
+        keep = self.committed()
+        removed = 0
+        for name in DATA_FOLDERS:
+            folder = self.root / name
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.rglob("*"), reverse=True):
+                relative = path.relative_to(self.root).as_posix()
+                if path.is_dir():
+                    if not any(path.iterdir()):
+                        path.rmdir()
+                elif relative not in keep:
+                    path.unlink()
+                    removed += 1
+        return removed
+
+    def known_files(self) -> tuple[dict[str, str], set[str]]:
+        """Return SHA-256 -> the name a file was first listed under, and every name listed."""
+        paths = [p for p in committed_files(self.info) if p.startswith("manifest/")]
+        manifest = read_parquet(self.root, paths, None)
+        if not len(manifest):
+            return {}, set()
+        named = manifest.dropna(subset=["sha256"]).drop_duplicates("sha256")
+        first = dict(zip(named["sha256"], named["path"].astype(str), strict=True))
+        return first, set(manifest["path"].astype(str))
+
+    # -- writing a batch ----------------------------------------------------------------------
+
+    def reserve(self) -> int:
+        """Take the next batch number for good (committed before any file is written)."""
+        number = int(self.info["next_batch"])
+        self.info["next_batch"] = number + 1
+        commit_info(self.root, self.info)
+        self.files, self.folders = {}, set()
+        return number
+
+    def put(self, relative: str, data: bytes | memoryview) -> None:
+        """Write one file of the batch durably and note its size and SHA-256."""
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_durably(path, data)
+        self.files[relative] = [len(data), hashlib.sha256(data).hexdigest()]
+        self.folders.add(path.parent)
+
+    def put_table(self, relative: str, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        self.put(relative, memoryview(sink.getvalue()))
+
+    def commit(self, number: int, facts: dict[str, Any]) -> None:
+        """Commit the batch: its files (size, SHA-256), facts and the schemas."""
+        for folder in self.folders:
+            sync_folder(folder)
+        self.info["batches"].append(
+            {
+                "number": number,
+                "committed": datetime.now(UTC).isoformat(timespec="seconds"),
+                "files": dict(sorted(self.files.items())),
+                "facts": facts,
+            }
+        )
+        self.info["schemas"] = {
+            name: base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+            for name, schema in self.schemas.items()
+            if schema is not None
+        }
+        commit_info(self.root, self.info)
+
+    def append_manifest(self, rows: pd.DataFrame) -> int:
+        """Commit a batch of manifest rows alone (files listed but not read); its number."""
+        number = self.reserve()
+        manifest = rows.reindex(columns=list(MANIFEST_COLUMNS))
+        for column in MANIFEST_COUNTS:
+            manifest[column] = manifest[column].astype("Int64")
+        self.put_table(f"manifest/{batch_name(number)}", _table(manifest))
+        self.commit(number, _facts(pd.DataFrame()))
+        return number
+
+    def append(self, case: Case) -> _Written:
+        """Write and commit one batch: the frames of one load."""
+        number = self.reserve()
+        part = self._write_part(number, None, case.kms, case._actiontrail_text, case.activity,
+                                case.manifest.copy())  # fmt: skip
+        self.put_table(f"manifest/{batch_name(number)}", _table(part.manifest))
+        issues = case.issues.astype({"source_file": object})
+        self.put_table(f"issues/{batch_name(number)}", _table(issues))
+        self.commit(number, _facts(part.activity))
+        return _Written(number, part.duplicates, part.rows)
+
+    def append_chunks(
+        self, item: _Todo, chunks: list[Chunk], parse: Callable[[dict[str, str]], Case]
+    ) -> _Written:
+        """Write one large file as one batch, parsing it a chunk at a time."""
+        number = self.reserve()
+        manifests, facts, rows, duplicates = [], [], Counter[str](), 0
+        for i, chunk in enumerate(chunks, 1):
+            case = parse({str(chunk.path): item.digest})
+            offset = chunk.first_line - 1
+            kms, at, activity = (
+                renumber(frame, item.display, offset)
+                for frame in (case.kms, case._actiontrail_text, case.activity)
+            )
+            manifest = case.manifest.assign(path=item.display)
+            part = self._write_part(number, i, kms, at, activity, manifest)
+            issues = renumber(case.issues, item.display, offset).astype({"source_file": object})
+            if len(issues):
+                self.put_table(f"issues/{batch_name(number, part=i)}", _table(issues))
+            manifests.append(part.manifest)
+            facts.append(_facts(part.activity))
+            rows.update(part.rows)
+            duplicates += part.duplicates
+            del case, kms, at, activity, part
+        manifest = _whole_file(pd.concat(manifests, ignore_index=True), item)
+        self.put_table(f"manifest/{batch_name(number)}", _table(manifest))
+        self.commit(number, _merged_facts(facts))
+        return _Written(number, duplicates, dict(rows))
+
+    def _write_part(
+        self,
+        number: int,
+        part: int | None,
+        kms: pd.DataFrame,
+        at: pd.DataFrame,
+        activity: pd.DataFrame,
+        manifest: pd.DataFrame,
+    ) -> _Part:
+        """Drop what the store holds already, then write the frames by day."""
+        dropped: Counter[str] = Counter()
+        drops = []
+        for source, frame in (("kms", kms), ("actiontrail", at)):
+            repeated = self._repeated(source, frame, number, part)
+            dropped.update(frame.loc[repeated, "source_file"].astype(str).tolist())
+            drops.append(_provenance(frame[repeated], source))
+        if dropped:
+            kms = kms[~_seen_rows(kms, drops[0])]
+            at = at[~_seen_rows(at, drops[1])]
+            gone = pd.concat(drops, ignore_index=True)
+            activity = activity[~_seen_rows(activity, gone, activity=True)]
+            _count_duplicates(manifest, dropped)
+        rows = {}
+        for name, frame in (("activity", activity), ("kms", kms), ("actiontrail", at)):
+            rows[name] = self._write_days(name, frame, number, part)
+        return _Part(manifest, activity, rows, sum(dropped.values()))
+
+    def _repeated(
+        self, source: str, frame: pd.DataFrame, number: int, part: int | None
+    ) -> np.ndarray:
+        """Rows whose (id, time, name) the store already holds; writes the new keys."""
+        key, when, name = DEDUPE_KEYS[source]
+        if not len(frame):
+            return np.zeros(0, dtype=bool)
+        hashes = _key_hashes(frame, key, when, name)
+        has_key = frame[key].notna().to_numpy() & (frame[key].astype(object) != "").to_numpy()
+        days = days_of(frame[when])
+        repeated = np.zeros(len(frame), dtype=bool)
+        for day in np.unique(days):
+            rows = np.flatnonzero((days == day) & has_key)
+            folder = f"keys/{day_folder(source, day)}"
+            old = self._read_keys(folder)
+            new = hashes[rows]
+            repeated[rows] = np.isin(new, old)
+            fresh = np.unique(new[~repeated[rows]])
+            if len(fresh):
+                buffer = io.BytesIO()
+                np.save(buffer, fresh)
+                self.put(f"{folder}/{batch_name(number, '.npy', part)}", buffer.getbuffer())
+        return repeated
+
+    def _read_keys(self, folder: str) -> np.ndarray:
+        held = [*committed_files(self.info), *self.files]  # this batch's earlier parts too
+        parts = [np.load(self.root / p) for p in held if p.rsplit("/", 1)[0] == folder]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+    def _write_days(self, name: str, frame: pd.DataFrame, number: int, part: int | None) -> int:
+        table = _table(frame)
+        self.schemas[name] = _unify(self.schemas[name], table.schema)  # even with no rows
+        if not len(frame):
+            return 0
+        table = _conform(table, self.schemas[name])
+        days = days_of(frame[FRAMES[name]])
+        for day in np.unique(days):
+            rows = table.filter(pa.array(days == day))
+            self.put_table(f"{day_folder(name, day)}/{batch_name(number, part=part)}", rows)
+        return len(frame)
+
+    def fuse_activity(self) -> None:
+        """Fuse the two logs over the whole store, as ``kf.load`` does over its files.
+
+        Each batch was fused on its own when it was loaded; a KMS call and its
+        ActionTrail event, or a role's KMS rows and the events that name it, may be in
+        different batches. The fused columns (``call_id``, names and their source) are
+        computed again from the columns fusion reads. An activity file whose values
+        change is written under a new name, and one commit of the store file puts the
+        new files in place of the old ones (removed after it), so a crash leaves the
+        store as it was before the fusion or after it.
+        """
+        from ..normalize.fusion import FUSE_READS, FUSED_COLUMNS, fuse
+
+        schema = self.schemas["activity"]
+        if schema is None:
+            return
+        files = sorted(
+            (p for p in committed_files(self.info) if p.startswith("activity/")),
+            key=lambda p: p.split("/")[1],  # by day, then in commit order
+        )
+        wanted = [c for c in FUSE_READS if c in schema.names]
+        if not files or "call_id" not in wanted:
+            return
+        projected = pa.schema([schema.field(c) for c in wanted])
+        parts = [_conform(self._read(p, wanted), projected) for p in files]
+        fused = fuse(pa.concat_tables(parts).unify_dictionaries().combine_chunks())
+        generation = self.reserve()
+        replaced: dict[str, str] = {}
+        offset = 0
+        for relative, part in zip(files, parts, strict=True):
+            new = fused.slice(offset, part.num_rows)
+            offset += part.num_rows
+            changed = [c for c in FUSED_COLUMNS if c in wanted and not _same(new[c], part[c])]
+            if not changed:
+                continue
+            table = self._read(relative, None)
+            for name in changed:
+                index = table.schema.get_field_index(name)
+                values = _as_type(new[name].combine_chunks(), table.schema.field(name).type)
+                table = table.set_column(index, table.schema.field(name), values)
+            where, _, name = relative.rpartition("/")
+            renamed = f"{where}/{name.split('.')[0]}.fused-{generation:06d}.parquet"
+            self.put_table(renamed, table)
+            replaced[relative] = renamed
+        for folder in self.folders:
+            sync_folder(folder)
+        for batch in self.info["batches"]:
+            for old, new_name in replaced.items():
+                if old in batch["files"]:
+                    del batch["files"][old]
+                    batch["files"][new_name] = self.files[new_name]
+        self.info["calls"] = count_calls(pd.DataFrame({"call_id": fused["call_id"].to_numpy()}))
+        commit_info(self.root, self.info)
+        for old in replaced:
+            (self.root / old).unlink(missing_ok=True)
+        self.files, self.folders = {}, set()
+
+    def _read(self, relative: str, columns: list[str] | None) -> pa.Table:
+        """Read one committed Parquet file; a damaged one is named, not raised raw."""
+        try:
+            return pq.read_table(self.root / relative, columns=columns)
+        except (pa.ArrowException, OSError) as exc:
+            raise _unreadable(self.root, [relative], committed_files(self.info), exc) from None
+
+    def record_ingest(self, report: IngestReport, sources: list[str]) -> None:
+        entry = asdict(report)
+        entry.update(
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+            loader_version=__version__,
+            sources=sources,
+        )
+        self.info["ingests"].append(entry)
+        self.info["loader_versions"] = sorted({*self.info["loader_versions"], __version__})
+        commit_info(self.root, self.info)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _same(left: pa.ChunkedArray, right: pa.ChunkedArray) -> bool:
+    """Tell whether two columns hold the same values (dictionary or plain)."""
+
+    def plain(values: pa.ChunkedArray) -> pa.Array:
+        values = values.combine_chunks()
+        if pa.types.is_dictionary(values.type):
+            values = values.cast(values.type.value_type)
+        return values.cast(pa.large_string()) if pa.types.is_string(values.type) else values
+
+    return bool(plain(left).equals(plain(right)))
+
+
+def _as_type(values: pa.Array, wanted: pa.DataType) -> pa.Array:
+    """Cast fused values to a store column's type (dictionaries re-encoded)."""
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    if pa.types.is_dictionary(wanted):
+        encoded = values.cast(wanted.value_type).dictionary_encode()
+        return encoded.cast(wanted)
+    return values.cast(wanted)
+
+
+def _copy_row(name: str, digest: str, path: Path, original: str) -> dict[str, Any]:
+    """Return the manifest row of a file the store already holds under another name."""
+    return {
+        "path": name,
+        "sha256": digest,
+        "bytes": path.stat().st_size,
+        "format": "copy",
+        "records_read": 0,
+        "records_loaded": 0,
+        "records_rejected": 0,
+        "duplicates": 0,
+        "status": "copy",
+        "reason": f"same content (SHA-256) as {original}, already in the store: not read again",
+    }
+
+
+def _facts(activity: pd.DataFrame) -> dict[str, Any]:
+    """Return what a batch adds to the case's summary (kept in the store file)."""
+    if not len(activity):
+        return {"kms": 0, "actiontrail": 0, "calls": 0, "start": None, "end": None, "accounts": []}
+    sources = activity["source"].astype(object).value_counts()
+    times = activity["time"]
+    return {
+        "kms": int(sources.get("kms", 0)),
+        "actiontrail": int(sources.get("actiontrail", 0)),
+        "calls": count_calls(activity),
+        "start": times.min().isoformat(),
+        "end": times.max().isoformat(),
+        "accounts": sorted(str(a) for a in activity["account_id"].dropna().unique()),
+    }
+
+
+def _merged_facts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the facts of a batch written in parts."""
+    starts = [p["start"] for p in parts if p["start"]]
+    ends = [p["end"] for p in parts if p["end"]]
+    return {
+        "kms": sum(p["kms"] for p in parts),
+        "actiontrail": sum(p["actiontrail"] for p in parts),
+        "calls": sum(p.get("calls", 0) for p in parts),
+        "start": min(starts, key=pd.Timestamp) if starts else None,
+        "end": max(ends, key=pd.Timestamp) if ends else None,
+        "accounts": sorted({a for p in parts for a in p["accounts"]}),
+    }
+
+
+def _whole_file(rows: pd.DataFrame, item: _Todo) -> pd.DataFrame:
+    """Return the manifest row of a file read in chunks (one row per chunk given)."""
+    whole = rows.iloc[[0]].copy()
+    for column in ("records_read", "records_loaded", "records_rejected", "duplicates",
+                   "decompressed_bytes"):  # fmt: skip
+        if column in rows:
+            whole[column] = rows[column].sum()
+    with open(item.path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    whole["sha256"] = item.digest
+    whole["bytes"] = item.path.stat().st_size
+    if "compression" in whole:
+        whole["compression"] = "gzip" if gzipped else "none"
+    read, loaded, rejected, duplicates = (
+        int(whole[c].iloc[0])
+        for c in ("records_read", "records_loaded", "records_rejected", "duplicates")
+    )
+    if not read:
+        whole["status"] = "empty"
+    elif rejected and not loaded:
+        whole["status"] = "rejected"
+    elif rejected or "partial" in set(rows["status"].astype(str)):
+        whole["status"] = "partial"
+    elif duplicates and not loaded:
+        whole["status"] = "duplicates-only"
+    else:
+        whole["status"] = "loaded"  # as kf.load sets it for the whole file
+    if "reason" in rows:
+        reasons = [r for r in dict.fromkeys(rows["reason"].dropna().astype(str)) if r]
+        whole["reason"] = "; ".join(reasons) if reasons else whole["reason"]
+    return whole
+
+
+def _seen_rows(frame: pd.DataFrame, gone: pd.DataFrame, activity: bool = False) -> np.ndarray:
+    """Rows of ``frame`` whose provenance is in ``gone`` (and source, for activity)."""
+    if not len(gone) or not len(frame):
+        return np.zeros(len(frame), dtype=bool)
+    keys = [*_PROVENANCE, "source"] if activity else _PROVENANCE
+    mine = _provenance(frame, None)
+    if activity:
+        mine["source"] = frame["source"].astype(str).to_numpy()
+    marks = gone[keys].drop_duplicates().assign(_gone=True)
+    marked = mine[keys].merge(marks, how="left", on=keys)
+    return marked["_gone"].notna().to_numpy()
+
+
+def _count_duplicates(manifest: pd.DataFrame, dropped: Counter[str]) -> None:
+    """Move events the store already held from loaded to duplicates, file by file."""
+    counts = manifest["path"].map(dropped).fillna(0).astype("int64")
+    manifest["records_loaded"] -= counts
+    manifest["duplicates"] += counts
+    only = (counts > 0) & (manifest["records_loaded"] == 0) & (manifest["status"] == "loaded")
+    manifest.loc[only, "status"] = "duplicates-only"
+
+
+def _provenance(frame: pd.DataFrame, source: str | None) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "source_file": frame["source_file"].astype(str).to_numpy(),
+            "source_record": frame["source_record"].astype("Int64").fillna(-1).to_numpy("int64"),
+            "source_item": frame["source_item"].astype("Int64").fillna(-1).to_numpy("int64")
+            if "source_item" in frame
+            else np.full(len(frame), -1),
+        }
+    )
+    out["source"] = source or ""
+    return out
+
+
+def _key_hashes(frame: pd.DataFrame, key: str, when: str, name: str) -> np.ndarray:
+    keys = pd.DataFrame(
+        {
+            "key": frame[key].astype(object).to_numpy(),
+            "time": frame[when].to_numpy("datetime64[ns]").view("int64"),
+            "name": frame[name].astype(object).to_numpy(),
+        }
+    )
+    return pd.util.hash_pandas_object(keys, index=False).to_numpy()
+
+
+def _table(frame: pd.DataFrame) -> pa.Table:
+    """Arrow table of a frame, in types every batch agrees on.
+
+    Categoricals get 32-bit codes; a column with no value at all (Arrow type ``null``)
+    is text, as every such column of the frames is.
+    """
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    for i, f in enumerate(table.schema):
+        wanted = f.type
+        if pa.types.is_null(f.type):
+            wanted = pa.large_string()
+        elif pa.types.is_dictionary(f.type):
+            values = pa.string() if pa.types.is_null(f.type.value_type) else f.type.value_type
+            wanted = pa.dictionary(pa.int32(), values)
+        if wanted != f.type:
+            table = table.set_column(i, f.name, table.column(i).cast(wanted))
+    return table
+
+
+def _unify(old: pa.Schema | None, new: pa.Schema) -> pa.Schema:
+    """Columns of earlier batches, then new ones; a column empty so far takes its type."""
+    if old is None:
+        return new
+    fields = [
+        new.field(f.name) if pa.types.is_null(f.type) and f.name in new.names else f for f in old
+    ]
+    fields += [f for f in new if f.name not in old.names]
+    return pa.schema(fields)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Give a table every column of ``schema``, in its order and types (nulls where absent)."""
+    columns = []
+    for f in schema:
+        if f.name in table.column_names:
+            column = table.column(f.name)
+            columns.append(column if column.type == f.type else column.cast(f.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _estimate(path: Path) -> int:
+    return max(_content_estimate(EvidenceFile(str(path), path)), 1)
+
+
+def _batches(files: Sequence[_Todo], limit: int) -> Iterator[list[_Todo]]:
+    """Group files into batches of about ``limit`` bytes; a larger file is a batch alone."""
+    batch: list[_Todo] = []
+    size = 0
+    for item in files:
+        if batch and (size + item.size > limit or item.size > limit):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item.size
+    if batch:
+        yield batch
