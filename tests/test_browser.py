@@ -131,6 +131,8 @@ def jupyterlab() -> Iterator[tuple[str, Path]]:
         server.terminate()
         server.wait(timeout=30)
         log.close()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(folder / "server.log", ARTIFACTS / "jupyterlab-server.log")
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -169,11 +171,18 @@ def open_and_run(page: Page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector(".jp-Notebook")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    run_all_cells(page)
-    page.wait_for_function(  # the last cell has a number: the run reached the end
-        "() => { const p = [...document.querySelectorAll('.jp-InputPrompt')].pop();"
-        r" return p && /\[\d+\]/.test(p.innerText); }"
+    done_or_lost = (  # the last cell has a number, or nothing is queued any more
+        "() => { const ps = [...document.querySelectorAll('.jp-InputPrompt')];"
+        r" const last = ps.pop(); if (last && /\[\d+\]/.test(last.innerText)) return 'done';"
+        r" return ps.some(p => /\[\*\]/.test(p.innerText)) ? false : 'lost'; }"
     )
+    for attempt in range(3):  # a kernel replaced at start-up loses the queued cells
+        run_all_cells(page)
+        state = page.wait_for_function(done_or_lost).json_value()
+        if state == "done":
+            break
+        accept_kernel_dialog(page)
+        assert attempt < 2, "the kernel lost the queued cells three times"
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
 
 
