@@ -308,7 +308,7 @@ def _export(args: argparse.Namespace) -> int:
 
         export_ocsf = getattr(kmsforensics, "export_ocsf", None)
         if export_ocsf is None:
-            raise KmsForensicsError("--format ocsf needs kf.export_ocsf, not in this version")
+            raise KmsForensicsError("--format ocsf needs kf.export_ocsf (the export extra)")
         written = Path(export_ocsf(case, args.out))
     else:
         written = export_timeline(timeline(case, None), args.out, case, fmt=args.fmt)

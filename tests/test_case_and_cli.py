@@ -220,6 +220,10 @@ def test_cli_incidents_and_export(
     assert main(["export", str(folder), "--format", "timesketch", "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 + 6 and {"message", "datetime", "timestamp_desc"} <= set(rows[0])
+    ocsf = tmp_path / "events.ocsf.jsonl"
+    assert main(["export", str(folder), "--format", "ocsf", "--out", str(ocsf)]) == 0
+    events = [json.loads(line) for line in ocsf.read_text().splitlines()]
+    assert len(events) >= 12 and all("class_uid" in e for e in events)
     csv = tmp_path / "events.csv"
     assert main(["export", str(folder), "--format", "csv", "--out", str(csv)]) == 0
     assert len(pd.read_csv(csv)) == 12
