@@ -176,9 +176,16 @@ def open_and_run(page: Page, url: str) -> None:
         r" const last = ps.pop(); if (last && /\[\d+\]/.test(last.innerText)) return 'done';"
         r" return ps.some(p => /\[\*\]/.test(p.innerText)) ? false : 'lost'; }"
     )
+    idle = "() => !!document.querySelector(\".jp-Notebook-ExecutionIndicator[data-status='idle']\")"
     for attempt in range(3):  # a kernel replaced at start-up loses the queued cells
         run_all_cells(page)
-        state = page.wait_for_function(done_or_lost).json_value()
+        while True:
+            state = page.wait_for_function(done_or_lost).json_value()
+            if state == "done":
+                break
+            time.sleep(20)  # between two cells nothing may show [*] for a moment
+            if page.evaluate(done_or_lost) == "lost" and page.evaluate(idle):
+                break
         if state == "done":
             break
         accept_kernel_dialog(page)

@@ -284,7 +284,7 @@ def test_windowed_report_title_order_manifest_and_triage(windowed: tuple[Path, P
     assert "D14" in page and "no geo database" in page  # the detection notes
     case = kf.load(INCIDENT, progress=False)
     appendix = page[page.index("Appendix: evidence manifest") : page.index('id="Versions"')]
-    assert appendix.count("<tr>") == len(case.manifest) == 695  # the header row has a style
+    assert appendix.count("<tr>") == len(case.manifest) > 600  # the header row has a style
     assert str(INCIDENT) not in appendix
     assert "<td>oss/acme-trail-logs/AliyunLogs/Actiontrail/" in appendix
     assert "a note &lt;b&gt;kept&lt;/b&gt; as text" in page and "red team" in page
@@ -302,7 +302,8 @@ def test_report_sidecar_and_hash_are_reproducible(windowed: tuple[Path, Path]) -
     assert one == two
     assert one["parameters"]["window_start"] == "2026-03-11"
     assert any(i.startswith("D01-") for i in one["findings_shown"])
-    assert len(one["evidence_files"]) == 695 and one["versions"]["kmsforensics"] == kf.__version__
+    files = len(kf.load(INCIDENT, progress=False).manifest)
+    assert len(one["evidence_files"]) == files and one["versions"]["kmsforensics"] == kf.__version__
     case = kf.load(INCIDENT, progress=False)
     erin = case.activity.loc[case.activity.principal_name == "erin", "principal_id"].iloc[0]
     found = kf.detect(case, rules=["D19"], window_start="2026-03-11")
