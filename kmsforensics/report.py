@@ -60,7 +60,7 @@ STYLE = """<style>
 .kmsforensics-table { border-collapse: collapse; font-size: 12px; table-layout: auto !important; }
 .kmsforensics-table th, .kmsforensics-table td { border: 1px solid #ccc; padding: 2px 6px;
   text-align: left !important; vertical-align: top; white-space: normal !important;
-  overflow-wrap: anywhere; max-width: 40em; }
+  overflow-wrap: break-word; max-width: 40em; }
 .kmsforensics-table th { background: #f0f0f0; }
 .kmsforensics-narrative { font-size: 14px; max-width: 60em; }
 .jp-OutputArea-output pre { white-space: pre-wrap; }
