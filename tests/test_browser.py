@@ -44,6 +44,8 @@ FLAGS = [
 ]
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+#: Some notebook's kernel is idle (the toolbar and the status bar both show one).
+IDLE = "() => !!document.querySelector(\".jp-Notebook-ExecutionIndicator[data-status='idle']\")"
 KEY = "STS.AtwWmrln6xDrmqjY8IjPyGcS8nQs"
 
 
@@ -127,7 +129,8 @@ def jupyterlab() -> Iterator[tuple[str, Path]]:
                         f"JupyterLab did not start: {folder / 'server.log'}"
                     ) from error
                 time.sleep(0.5)
-        yield f"{base}/lab/tree/{{}}?token={token}", folder
+        # ?reset: each page starts from an empty workspace, not with the tabs of the last
+        yield f"{base}/lab/tree/{{}}?reset&token={token}", folder
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -171,13 +174,12 @@ def open_and_run(page: Page, url: str) -> None:
     page.set_default_timeout(int(os.environ.get("KMSFORENSICS_BROWSER_TIMEOUT_MS", "180000")))
     page.goto(url)
     page.wait_for_selector(".jp-Notebook")
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.wait_for_function(IDLE, timeout=120_000)
     done_or_lost = (  # the last cell has a number, or nothing is queued any more
         "() => { const ps = [...document.querySelectorAll('.jp-InputPrompt')];"
         r" const last = ps.pop(); if (last && /\[\d+\]/.test(last.innerText)) return 'done';"
         r" return ps.some(p => /\[\*\]/.test(p.innerText)) ? false : 'lost'; }"
     )
-    idle = "() => !!document.querySelector(\".jp-Notebook-ExecutionIndicator[data-status='idle']\")"
     for attempt in range(3):  # a kernel replaced at start-up loses the queued cells
         run_all_cells(page)
         while True:
@@ -185,13 +187,13 @@ def open_and_run(page: Page, url: str) -> None:
             if state == "done":
                 break
             time.sleep(20)  # between two cells nothing may show [*] for a moment
-            if page.evaluate(done_or_lost) == "lost" and page.evaluate(idle):
+            if page.evaluate(done_or_lost) == "lost" and page.evaluate(IDLE):
                 break
         if state == "done":
             break
         accept_kernel_dialog(page)
         assert attempt < 2, "the kernel lost the queued cells three times"
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    page.wait_for_function(IDLE)
 
 
 @contextmanager
@@ -360,7 +362,7 @@ def test_a_triage_decision_survives_a_kernel_restart(
                 " && o.innerText.startsWith('[confirmed]'); }"
             )
             page.wait_for_function(fresh)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+            page.wait_for_function(IDLE)
             note_box = widget.locator(".widget-text", has_text="note").locator("input")
             page.wait_for_function(
                 "([n]) => [...document.querySelectorAll('.widget-text input')]"
