@@ -352,7 +352,7 @@ def test_a_triage_decision_survives_a_kernel_restart(
             assert record["decisions"][-1]["note"] == note
             widget.locator("select option").first.evaluate("o => o.setAttribute('data-old', 1)")
             page.locator(".lm-MenuBar-item", has_text="Kernel").first.click()
-            page.locator("li[data-command='notebook:restart-run-all']").click()
+            page.locator(".lm-Menu-item", has_text="Restart Kernel and Run All Cells").click()
             page.locator(".jp-Dialog .jp-mod-accept").click()
             fresh = (  # a new widget, rendered by the new kernel, read from the record
                 "() => { const c = [...document.querySelectorAll('.jp-CodeCell')].find(c =>"
