@@ -22,11 +22,13 @@ from . import handover as handover
 from . import report as report
 from . import schema as schema
 from . import synth as synth
+from . import triage as triage
 from ._version import __version__ as __version__
 from .aap import aap_config, aap_review
 from .case import Case
 from .detections import detect, evidence_rows, incidents, list_rules
 from .detections.sigma import detect_sigma
+from .display import display_timezone, set_display_timezone
 from .errors import (
     AmbiguousReferenceError,
     DatasetNotFoundError,
@@ -35,11 +37,16 @@ from .errors import (
     EvidenceNotFoundError,
     KmsForensicsError,
     LogParseError,
+    NoEvidenceError,
     ParseWarning,
+    ReportError,
+    ReportParameterError,
     StoreError,
     StoreIntegrityError,
     StoreLockedError,
     TemplateNotFoundError,
+    TimezoneError,
+    TriageError,
     UnknownFormatError,
     UnknownReferenceError,
     UnknownRuleError,
@@ -95,11 +102,16 @@ __all__ = [
     "IngestReport",
     "KmsForensicsError",
     "LogParseError",
+    "NoEvidenceError",
     "ParseWarning",
+    "ReportError",
+    "ReportParameterError",
     "StoreError",
     "StoreIntegrityError",
     "StoreLockedError",
     "TemplateNotFoundError",
+    "TimezoneError",
+    "TriageError",
     "UnknownFormatError",
     "UnknownReferenceError",
     "UnknownRuleError",
@@ -111,6 +123,7 @@ __all__ = [
     "build_graph",
     "detect",
     "detect_sigma",
+    "display_timezone",
     "evidence_rows",
     "export_bloodhound",
     "export_findings",
@@ -129,6 +142,7 @@ __all__ = [
     "plot_swimlanes",
     "plot_top",
     "rules",
+    "set_display_timezone",
     "timeline",
     "trace",
     "usage",

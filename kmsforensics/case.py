@@ -200,6 +200,18 @@ class Case:
         parameters = {**self.parameters, "focus": ref}
         return Case(kms, at, activity, self.issues, self.manifest, parameters, self.aap_exports)
 
+    def search(self, text: str) -> pd.DataFrame:
+        """Return every record in which some field contains ``text`` (case-insensitive).
+
+        Every column of both logs is searched, nested ActionTrail objects
+        (``requestParameters`` ...) included; each row says where the record came from
+        (``source_file``, ``source_record``) and which fields matched. See
+        :func:`kmsforensics.search.search`.
+        """
+        from .search import search
+
+        return search(self, text)
+
     # -- showing itself -------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:

@@ -16,6 +16,11 @@ does not know this package)::
     │   └── StoreIntegrityError ....... a file missing, changed or unreadable; a damaged store
     ├── DatasetNotFoundError .......... [FileNotFoundError] no curated dataset here
     ├── TemplateNotFoundError ......... [FileNotFoundError] no such report template
+    ├── ReportParameterError .......... [ValueError] a report parameter unknown or bad
+    ├── ReportError ................... [RuntimeError] the report template failed
+    ├── TriageError ................... [ValueError] a triage record unreadable or misused
+    ├── TimezoneError ................. [ValueError] not an IANA time zone
+    ├── NoEvidenceError ............... [FileNotFoundError] the sources hold no log
     ├── UnknownRuleError .............. [KeyError] no such rule or rule parameter
     ├── UnknownReferenceError ......... [KeyError] an identifier names no graph node
     └── AmbiguousReferenceError ....... [LookupError] it names several nodes
@@ -203,6 +208,26 @@ class DatasetNotFoundError(KmsForensicsError, FileNotFoundError):
 
 class TemplateNotFoundError(KmsForensicsError, FileNotFoundError):
     """No report template of that name or path."""
+
+
+class ReportParameterError(KmsForensicsError, ValueError):
+    """A report parameter the template does not have, or a value it cannot take."""
+
+
+class ReportError(KmsForensicsError, RuntimeError):
+    """The report template failed while it ran."""
+
+
+class TriageError(KmsForensicsError, ValueError):
+    """A triage record that cannot be read, written or applied as asked."""
+
+
+class TimezoneError(KmsForensicsError, ValueError):
+    """A name that is not an IANA time zone."""
+
+
+class NoEvidenceError(KmsForensicsError, FileNotFoundError):
+    """The sources hold no file, or no log this tool reads."""
 
 
 class UnknownRuleError(KmsForensicsError, KeyError):

@@ -1,7 +1,8 @@
 """Pictures of a case: activity, swimlanes, hour-of-week, error rate, top-N.
 
 Every function takes ``ax=None`` (a new figure) or an Axes to draw on, and returns the
-Axes; nothing calls ``plt.show()``. Times are UTC unless a ``timezone`` is given, and
+Axes; nothing calls ``plt.show()``. Times are shown in the display zone
+(``kf.set_display_timezone``, UTC by default) or the ``timezone`` given, and
 the axis labels say which. Labels come from the logs (attacker-controlled text): they are
 shortened, control characters replaced and ``$`` escaped, so mathtext never reads them.
 
@@ -23,6 +24,7 @@ import pandas as pd
 
 from .calls import first_of_call
 from .case import Case, evidence_ids
+from .display import display_timezone
 from .safetext import plot_text
 
 if TYPE_CHECKING:
@@ -70,18 +72,24 @@ def plot_error_rate(case: Case, freq: str = "1h", ax: Axes | None = None) -> Axe
     return _per_source(_axes(ax), 100 * rate, f"Failed calls per {freq}", "% failed")
 
 
+def _shown(times: Any) -> Any:
+    """Return UTC times as the display zone's wall-clock times (for matplotlib's axis)."""
+    index = pd.DatetimeIndex(times)
+    return index.tz_convert(display_timezone()).tz_localize(None)
+
+
 def _per_source(ax: Axes, table: pd.DataFrame, title: str, unit: str) -> Axes:
     """One line per source column of ``table`` (indexed by time)."""
     for source in table.columns:
         ax.plot(
-            table.index,
+            _shown(table.index),
             table[source],
             label=str(source),
             color=SOURCE_COLOURS.get(str(source)),
             linewidth=1.2,
         )
     ax.set_title(title)
-    ax.set_xlabel("time (UTC)")
+    ax.set_xlabel(f"time ({display_timezone()})")
     ax.set_ylabel(unit)
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
@@ -116,6 +124,29 @@ def plot_top(case: Case, by: str = "principal_name", n: int = 10, ax: Axes | Non
     return ax
 
 
+def identity_labels(act: pd.DataFrame) -> pd.Series:
+    """Return a readable name for the identity of each activity row.
+
+    The row's own ``principal_name``; else the name another row gives the same
+    ``principal_id`` (a KMS record of a role carries only its numeric id, the role's
+    ActionTrail events carry its name); else the id, else the AccessKey.
+
+    Examples
+    --------
+    >>> act = pd.DataFrame({"principal_name": [None, "deploy-role", None],
+    ...     "principal_id": ["4765", "4765", "9"], "access_key_id": ["STS.a", None, "LTAI"]})
+    >>> identity_labels(act).tolist()
+    ['deploy-role', 'deploy-role', '9']
+    """
+    names = act["principal_name"].astype(object)
+    ids = act["principal_id"].astype(object)
+    known = pd.DataFrame({"id": ids, "name": names}).dropna()
+    by_id = known.groupby("id")["name"].agg(lambda v: v.value_counts().index[0])
+    who = names.where(names.notna(), ids.map(by_id))
+    who = who.where(who.notna(), ids)
+    return who.where(who.notna(), act["access_key_id"].astype(object)).fillna("?")
+
+
 def plot_swimlanes(
     case: Case,
     findings: pd.DataFrame | None = None,
@@ -132,8 +163,7 @@ def plot_swimlanes(
     from matplotlib.lines import Line2D
 
     act = case.activity
-    who = act["principal_name"].astype(object).fillna(act["principal_id"].astype(object))
-    who = who.fillna(act["access_key_id"].astype(object)).fillna("?")
+    who = identity_labels(act)
     ids = evidence_ids(act)
     actors = set()
     if findings is not None and len(findings):
@@ -144,7 +174,7 @@ def plot_swimlanes(
     ax = _axes(ax, (11, 0.45 * len(lanes) + 1.5))
     row = {name: i for i, name in enumerate(lanes)}
     shown = who.isin(lanes).to_numpy()
-    times, lane = act.loc[shown, "time"], who[shown].map(row)
+    times, lane = _shown(act.loc[shown, "time"]), who[shown].map(row)
     ax.scatter(times, lane, s=4, color="#9ecae1", label="event", zorder=2)
     sessions = act.loc[shown & act["session_name"].notna().to_numpy()]
     if len(sessions):
@@ -154,7 +184,9 @@ def plot_swimlanes(
         names = span.index.get_level_values(0)
         for name, first, last in zip(names, span["min"], span["max"], strict=True):
             width = max(last - first, pd.Timedelta(minutes=1))
-            ax.barh(row[name], width, left=first, height=0.5, color="#c6dbef", zorder=1)
+            ax.barh(
+                row[name], width, left=_shown([first])[0], height=0.5, color="#c6dbef", zorder=1
+            )
     if findings is not None and len(findings):
         ranked = findings.assign(_rank=findings["severity"].map(_RANK)).sort_values("_rank")
         for severity, group in ranked.groupby("severity", sort=False):  # most severe on top
@@ -165,7 +197,7 @@ def plot_swimlanes(
             ]
             if marks:
                 ax.scatter(
-                    [t for t, _ in marks],
+                    _shown([t for t, _ in marks]),
                     [r for _, r in marks],
                     marker="v",
                     s=70,
@@ -173,7 +205,7 @@ def plot_swimlanes(
                     zorder=3,
                 )
     ax.set_yticks(range(len(lanes)), [_plain(n, 32) for n in lanes])
-    ax.set_xlabel("time (UTC)")
+    ax.set_xlabel(f"time ({display_timezone()})")
     ax.set_title("Identities over time: events, role sessions, findings")
     handles = [
         Line2D([], [], marker="o", linestyle="", color="#9ecae1", label="event"),

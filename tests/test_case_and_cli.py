@@ -139,20 +139,132 @@ def test_cli_load_summary_json_and_strict(
     evidence: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(evidence / "a.jsonl", jsonl([at_event(1), kms_record(1)]))
+    write(evidence / "deep/c.jsonl", jsonl([at_event(2)]))
+    write(evidence / "readme.txt", b"not a log")
     assert main(["load", str(evidence)]) == 0
     out = capsys.readouterr().out
-    assert "1 KMS records, 1 ActionTrail events" in out and "json-lines:actiontrail+kms" in out
+    assert "2 KMS records" not in out and "1 KMS records, 2 ActionTrail events" in out
+    assert "files by format: 1 json-lines:actiontrail, 1 json-lines:actiontrail+kms, " in out
+    assert "files by status: 2 loaded, 1 skipped" in out
+    assert "readme.txt" not in out and len(out.splitlines()) <= 5  # short by default
+    assert main(["load", str(evidence), "--manifest"]) == 0
+    out = capsys.readouterr().out
+    assert "readme.txt" in out and "deep/c.jsonl" in out
     assert main(["load", str(evidence), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["events"] == {"kms": 1, "actiontrail": 1}
+    assert summary["events"] == {"kms": 1, "actiontrail": 2}
     assert len(summary["manifest"][0]["sha256"]) == 64
     write(evidence / "b.jsonl", b"{broken\n")
     assert main(["load", str(evidence), "--strict"]) == 2
-    assert "b.jsonl, record 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "b.jsonl, record 1" in err and "without --strict" in err and "strict=False" not in err
     assert main(["load", str(evidence / "missing")]) == 2
+
+
+def test_cli_refuses_sources_without_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["load", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no files in" in err
+    write(tmp_path / "notes/a.txt", b"analyst notes\n")
+    write(tmp_path / "notes/b.csv", b"x,y\n1,2\n")
+    assert main(["detect", str(tmp_path / "notes")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("kmsforensics detect: no KMS access log or ActionTrail file")
+
+
+def _incident_folder(evidence: Path) -> Path:
+    """A role assumed from a new address, then five secrets read with its STS key."""
+    reads = [
+        role_session_event(10 + i, sourceIpAddress="198.51.100.23",
+                           requestParameters={"SecretName": f"prod/s{i}"})
+        for i in range(5)
+    ]  # fmt: skip
+    oss_array(evidence / "trail/Actiontrail_cn-hangzhou_x.gz", [assume_role_event(5), *reads])
+    write(evidence / "kms/k.jsonl", jsonl([kms_record(i) for i in range(6)]))
+    return evidence
+
+
+def test_cli_detect_writes_findings_and_prints_a_short_summary(
+    evidence: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _incident_folder(evidence)
+    out = tmp_path / "findings.csv"
+    assert main(["detect", str(folder), "--rules", "D02,D30", "--csv", str(out)]) == 0
+    text = capsys.readouterr().out
+    findings = pd.read_csv(out)
+    assert text.startswith(f"{len(findings)} findings")
+    assert set(findings.rule_id) <= {"D02", "D30"} and len(findings)
+    assert f"wrote {out}" in text
+    lines = tmp_path / "findings.jsonl"
+    assert main(["detect", str(folder), "--rules", "D30", "--json", str(lines)]) == 0
+    rows = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert {r["rule_id"] for r in rows} == {"D30"}
+    assert main(["detect", str(folder), "--rules", "D99"]) == 2
+    assert "D99" in capsys.readouterr().err
+
+
+def test_cli_incidents_and_export(
+    evidence: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _incident_folder(evidence)
+    assert main(["incidents", str(folder), "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table and table[0]["rank"] == 1 and table[0]["finding_ids"]
+    assert main(["incidents", str(folder)]) == 0
+    assert f"{len(table)} incidents" in capsys.readouterr().out
+    out = tmp_path / "events.jsonl"
+    assert main(["export", str(folder), "--format", "timesketch", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6 + 6 and {"message", "datetime", "timestamp_desc"} <= set(rows[0])
+    ocsf = tmp_path / "events.ocsf.jsonl"
+    assert main(["export", str(folder), "--format", "ocsf", "--out", str(ocsf)]) == 0
+    events = [json.loads(line) for line in ocsf.read_text().splitlines()]
+    assert len(events) >= 12 and all("class_uid" in e for e in events)
+    csv = tmp_path / "events.csv"
+    assert main(["export", str(folder), "--format", "csv", "--out", str(csv)]) == 0
+    assert len(pd.read_csv(csv)) == 12
+
+
+def test_cli_synth_prints_a_line_not_the_truth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["synth", str(tmp_path / "s"), "--hours", "2", "--kms-per-hour", "10"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 1 and "truth.json" in out and "{" not in out
+    assert json.loads((tmp_path / "s/truth.json").read_text())["hours"] == 2
+
+
+def test_python_dash_m_runs_the_command(evidence: Path) -> None:
+    write(evidence / "a.jsonl", jsonl([at_event(1)]))
+    result = subprocess.run(
+        [sys.executable, "-m", "kmsforensics", "load", str(evidence)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0 and "1 ActionTrail events" in result.stdout
 
 
 def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).parent / "kmsforensics"
     result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == f"kmsforensics {kf.__version__}"
+
+
+def test_search_finds_text_in_every_field_of_both_logs_with_provenance(evidence: Path) -> None:
+    nested = role_session_event(
+        7, requestParameters={"SecretName": "prod/Payments-Token", "VersionStage": "ACSCurrent"}
+    )
+    oss_array(evidence / "t/Actiontrail_x.gz", [at_event(1), nested])
+    write(evidence / "k.jsonl", jsonl([kms_record(2, useragent="curl/8.4 (Payments-Token)")]))
+    case = kf.load(evidence, progress=False)
+    hits = case.search("payments-token")
+    assert list(hits.source) == ["actiontrail", "kms"]  # oldest first, case-insensitive
+    assert "requestParameters" in hits.fields.iloc[0] and hits.id.iloc[0] == nested["eventId"]
+    assert hits.source_file.iloc[1].endswith("k.jsonl") and hits.source_record.iloc[1] == 1
+    assert "useragent" in hits.fields.iloc[1]
+    assert "Payments-Token" in hits.excerpt.iloc[1]
+    assert case.search("no such text anywhere").empty
+    assert len(case.search("ACSCurrent")) == 1  # a nested value only the raw event holds
