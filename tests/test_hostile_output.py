@@ -162,7 +162,7 @@ def test_the_cli_escapes_control_characters_it_prints(
     (tmp_path / "notes.txt").write_text("not a log\n")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", kf.ParseWarning)
-        assert main(["load", str(tmp_path)]) == 0
+        assert main(["load", "--manifest", str(tmp_path)]) == 0  # the rows name the files
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert out.count("\\x1b[2J\\x1b]8;;https:evil.example\\x07click") == 2
