@@ -115,8 +115,11 @@ def test_cli_synth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         == 0
     )
     printed = capsys.readouterr().out
-    assert "actiontrail_events" in printed
+    assert printed.count("\n") == 1 and "actiontrail_events" not in printed  # no truth dump
     case = load_case(tmp_path / "out" / "evidence", on_warning="error")
+    assert f"{(case.kms.shape[0])} KMS records" in printed
+    assert f"{case.actiontrail.shape[0]} ActionTrail events" in printed
+    assert (tmp_path / "out" / "truth.json").is_file()
     assert len(case.activity) > 0
     assert case.activity.time.min() >= pd.Timestamp("2026-03-02T00:00:00Z")
 
