@@ -183,20 +183,14 @@ class ActionTrailEvent(Source):
         """Type the raw columns."""
         return normalize_actiontrail(raw, issues, assume_timezone=options.assume_timezone)
 
-    def empty(self, issues: IssueLog, options: Options) -> pa.Table:
-        """Return the typed table with no rows."""
-        names = [
-            "source_file",
-            "source_record",
-            "source_item",
+    def raw_columns(self) -> list[str]:
+        """Return the names of the raw text columns of an event."""
+        return [
             *(name for name, _ in AT_PATHS if not name.startswith("_misspelled.")),
             *(name for name, _ in RP_PATHS),
             *(name for name, _ in AED_PATHS),
             *DERIVED,
         ]
-        types = {"source_record": pa.int64(), "source_item": pa.int32()}
-        raw = pa.table({n: pa.array([], types.get(n, pa.string())) for n in names})
-        return self.normalise(raw, issues, options)
 
     def activity(self, typed: pa.Table) -> pa.Table:
         """Return the activity rows of the typed rows."""

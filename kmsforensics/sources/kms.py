@@ -63,17 +63,9 @@ class KmsRecord(Source):
         """Type the raw columns."""
         return normalize_kms(raw, issues, assume_timezone=options.assume_timezone)
 
-    def empty(self, issues: IssueLog, options: Options) -> pa.Table:
-        """Return the typed table with no rows."""
-        names = [
-            "source_file",
-            "source_record",
-            "source_item",
-            *(name for name, _ in KMS_PATHS + RESOURCE_PARAMETER_PATHS),
-        ]
-        types = {"source_record": pa.int64(), "source_item": pa.int32()}
-        raw = pa.table({n: pa.array([], types.get(n, pa.string())) for n in names})
-        return self.normalise(raw, issues, options)
+    def raw_columns(self) -> list[str]:
+        """Return the names of the raw text columns of a KMS record."""
+        return [name for name, _ in KMS_PATHS + RESOURCE_PARAMETER_PATHS]
 
     def activity(self, typed: pa.Table) -> pa.Table:
         """Return the activity rows of the typed rows."""

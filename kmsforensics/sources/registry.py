@@ -91,9 +91,21 @@ class Source(Kind):
         """Return the typed columns made from the raw ones."""
         raise NotImplementedError
 
-    def empty(self, issues: IssueLog, options: Options) -> pa.Table:
-        """Return the typed table with no rows (the frame of a case without this source)."""
+    def raw_columns(self) -> list[str]:
+        """Return the names of the raw text columns :meth:`extract` gives (no provenance)."""
         raise NotImplementedError
+
+    def empty(self, issues: IssueLog, options: Options) -> pa.Table:
+        """Return the typed table with no rows (the frame of a case without this source).
+
+        The raw columns (provenance first, typed as in a record table) with no rows,
+        typed by :meth:`normalise`, so the empty frame has the columns of a full one.
+        """
+        provenance = {"source_file": pa.string(), "source_record": pa.int64(),
+                      "source_item": pa.int32()}  # fmt: skip
+        types = {**provenance, **dict.fromkeys(self.raw_columns(), pa.string())}
+        raw = pa.table({name: pa.array([], kind) for name, kind in types.items()})
+        return self.normalise(raw, issues, options)
 
     def activity(self, typed: pa.Table) -> pa.Table:
         """Return the rows of ``case.activity`` for the typed rows."""
