@@ -298,6 +298,17 @@ def actiontrail_event(row: Row, hashes: Mapping[str, str]) -> dict[str, Any]:
         return _clean(event)
     activity = verb_activity(name)
     event = {
+        **_api_activity(activity),
+        "api": _at_api(row),
+        "resources": _at_resources(row),
+        **common,
+    }
+    return _clean(event)
+
+
+def _api_activity(activity: int) -> dict[str, Any]:
+    """Return the class, category and activity attributes of an API Activity (6003) event."""
+    return {
         "class_uid": 6003,
         "class_name": "API Activity",
         "category_uid": 6,
@@ -305,11 +316,7 @@ def actiontrail_event(row: Row, hashes: Mapping[str, str]) -> dict[str, Any]:
         "activity_id": activity,
         "activity_name": ACTIVITY_NAMES[activity],
         "type_uid": 600300 + activity,
-        "api": _at_api(row),
-        "resources": _at_resources(row),
-        **common,
     }
-    return _clean(event)
 
 
 def kms_event(row: Row, hashes: Mapping[str, str]) -> dict[str, Any]:
@@ -336,13 +343,7 @@ def kms_event(row: Row, hashes: Mapping[str, str]) -> dict[str, Any]:
         }
     )
     event = {
-        "class_uid": 6003,
-        "class_name": "API Activity",
-        "category_uid": 6,
-        "category_name": "Application Activity",
-        "activity_id": activity,
-        "activity_name": ACTIVITY_NAMES[activity],
-        "type_uid": 600300 + activity,
+        **_api_activity(activity),
         "time": _ms(row.get("time")),
         "severity_id": 1,
         "severity": "Informational",
