@@ -42,10 +42,8 @@ class SdkResponse(Envelope):
         "list_contains(ks[1], 'body') AND list_has_any(ks[1], ['statusCode', 'headers']) "
         "AND json_type(json, '$.body') IN ('OBJECT', 'VARCHAR')"
     )
-
-    def unwrap(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
-        """Unwrap the records (see the class)."""
-        return ctx.unwrap_path(records, "$.body", [], "SDK response whose `body`")
+    inner = "$.body"
+    described = "SDK response whose `body`"
 
 
 class AccessKeyUsedEvent(Envelope):
@@ -54,15 +52,9 @@ class AccessKeyUsedEvent(Envelope):
     name = "access-key-used"
     order = 32
     recognise = "list_contains(ks[1], 'Detail') AND list_contains(ks[1], 'UsedTimestamp')"
-
-    def unwrap(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
-        """Unwrap the records (see the class)."""
-        return ctx.unwrap_path(
-            records,
-            "$.Detail",
-            [("__time__", "$.UsedTimestamp")],
-            "AccessKey usage event whose `Detail`",
-        )
+    inner = "$.Detail"
+    carried = (("__time__", "$.UsedTimestamp"),)
+    described = "AccessKey usage event whose `Detail`"
 
 
 register(EventsPage())

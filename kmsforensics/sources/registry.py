@@ -118,11 +118,26 @@ class Source(Kind):
 
 
 class Envelope(Kind):
-    """A record kind that holds other records."""
+    """A record kind that holds other records.
+
+    Most envelopes hold one record at one path: they declare ``inner`` (its path),
+    ``carried`` (envelope values that travel with it: column name, path) and
+    ``described`` (how an issue names the envelope), and the default :meth:`unwrap`
+    takes the record out. Others override :meth:`unwrap`.
+    """
+
+    #: Path of the record inside (an object, or a JSON string holding one).
+    inner: str = ""
+    #: (column, path) pairs: envelope values kept beside the record inside.
+    carried: tuple[tuple[str, str], ...] = ()
+    #: The envelope as an issue names it ("SDK response whose `body`").
+    described: str = ""
 
     def unwrap(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
         """Return the records inside (provenance kept; ``source_item`` for list items)."""
-        raise NotImplementedError
+        if not self.inner:
+            raise NotImplementedError(f"{type(self).__name__} declares no inner path")
+        return ctx.unwrap_path(records, self.inner, list(self.carried), self.described)
 
     def handle(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
         """Hand the records to this kind; return those to classify next."""

@@ -36,15 +36,9 @@ class SentinelSlsRow(Envelope):
     name = "sentinel-sls-row"
     order = 34
     recognise = "list_contains(ks[1], 'contents_event_s')"
-
-    def unwrap(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
-        """Unwrap the records (see the class)."""
-        return ctx.unwrap_path(
-            records,
-            "$.contents_event_s",
-            [("__time__", "$.timestamp_d"), ("ingestion_time", "$.TimeGenerated")],
-            "Sentinel row whose `contents_event_s`",
-        )
+    inner = "$.contents_event_s"
+    carried = (("__time__", "$.timestamp_d"), ("ingestion_time", "$.TimeGenerated"))
+    described = "Sentinel row whose `contents_event_s`"
 
 
 class SentinelEventRow(Envelope):

@@ -57,15 +57,9 @@ class SlsPullRow(Envelope):
         "list_contains(ks[1], 'contents') AND NOT list_has_any(ks[1], "
         f"{_MARKERS}) AND json_type(json, '$.contents') IN ('OBJECT', 'VARCHAR')"
     )
-
-    def unwrap(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
-        """Unwrap the records (see the class)."""
-        return ctx.unwrap_path(
-            records,
-            "$.contents",
-            [("__time__", "$.timestamp"), ("__source__", "$.source")],
-            "SLS pull row whose `contents` field",
-        )
+    inner = "$.contents"
+    carried = (("__time__", "$.timestamp"), ("__source__", "$.source"))
+    described = "SLS pull row whose `contents` field"
 
 
 register(SlsEvent())
