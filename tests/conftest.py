@@ -327,3 +327,21 @@ def hostile_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, kf.C
         parameters={"entity": "ip:192.0.2.13", "case_id": "<b>T-1</b>", "analyst": "ana"},
     )  # fmt: skip
     return out, kf.load(folder, progress=False)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    """A real dask cluster on loopback: two single-threaded worker processes (per module)."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client

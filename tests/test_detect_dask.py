@@ -102,23 +102,6 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> tuple[kf.Case, Path, Path
     return memory, store, geo_database(root / "city.mmdb")
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Any:
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as local,
-        Client(local) as client,
-    ):
-        yield client
-
-
 def test_the_memory_rules_and_the_reworked_rules_agree_on_dask(
     cases: tuple[kf.Case, Path, Path], cluster: Any
 ) -> None:

@@ -200,23 +200,6 @@ def test_a_folder_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
 # -- the dask engine ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Any:
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as local,
-        Client(local) as client,
-    ):
-        yield client
-
-
 def test_dask_frames_hold_the_same_rows(
     store: Path, cluster: Any, five_attacks: tuple[dict[str, Any], kf.Case]
 ) -> None:
