@@ -121,56 +121,93 @@ def attribute(kms: pd.DataFrame, config: pd.DataFrame) -> Judged:
 def judge(
     judged: Judged, config: pd.DataFrame, deleted: dict[str, pd.Timestamp], grace: pd.Timedelta
 ) -> pd.DataFrame:
-    """Add ``known``, ``allowed``, ``policies``, ``grants``, ``inside``, ``deleted_at``."""
+    """Add ``known``, ``allowed``, ``policies``, ``grants``, ``inside``, ``deleted_at``.
+
+    Each distinct (AAP, configuration segment, permission, resource, address) is judged
+    once, so the work grows with the distinct calls, not with the rows.
+    """
     rows = judged.rows.copy()
     rows["operation"] = rows["api_name"].astype(str)
-    rows["resource"] = [
-        resource_of(o, k, s)
-        for o, k, s in zip(rows["operation"], rows["key_id"], rows["secret_name"], strict=True)
-    ]
-    for name, default in (
-        ("known", False),
-        ("allowed", False),
-        ("inside", np.nan),
-        ("policies", ""),
-        ("grants", ""),
-    ):
-        rows[name] = pd.Series(default, index=rows.index, dtype=object)
-    for (account, aap), group in rows.groupby(["aap_account", "aap"], sort=False):
+    rows["resource"] = per_distinct(
+        [rows["operation"], rows["key_id"], rows["secret_name"]], resource_of
+    )
+    stamps = _nanoseconds(rows["time"])
+    aaps = rows.groupby(["aap_account", "aap"], sort=False).ngroup().to_numpy()
+    segment = np.full(len(rows), -1, dtype=np.int64)
+    segments: dict[tuple[int, int], Segment] = {}
+    for (account, aap), positions in rows.groupby(
+        ["aap_account", "aap"], sort=False
+    ).indices.items():
         mine = config[(config["account_id"] == account) & (config["aap"] == aap)]
         if not len(mine):
             continue
         bounds = np.unique(
-            np.concatenate([mine["since"].to_numpy(), mine["until"].dropna().to_numpy()])
+            np.concatenate([_nanoseconds(mine["since"]), _nanoseconds(mine["until"].dropna())])
         )
-        segment = np.searchsorted(bounds, group["time"].to_numpy(), side="right") - 1
-        keys = pd.DataFrame(
-            {
-                "s": segment,
-                "p": group["operation"].map(needed_permission),
-                "r": group["resource"],
-                "ip": group["client_ip"].astype(str),
-            },
-            index=group.index,
-        )
-        segments = {
-            int(s): _segment(mine, bounds[int(s)]) for s in np.unique(segment) if int(s) >= 0
-        }
-        verdicts: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        combos = [tuple(k) for k in keys.to_numpy().tolist()]
-        for combo in set(combos):
-            s, p, r, ip = combo
-            found = segments.get(int(s))
-            verdicts[combo] = _verdict(found, str(p), str(r), str(ip)) if found else _UNKNOWN
-        judged_rows = [verdicts[c] for c in combos]
-        for position, column in enumerate(("known", "allowed", "inside", "policies", "grants")):
-            values = [v[position] for v in judged_rows]
-            rows.loc[group.index, column] = pd.Series(values, index=group.index, dtype=object)
-    rows["deleted_at"] = pd.to_datetime(rows["client_key"].map(deleted), utc=True)
-    rows["after_deletion"] = rows["deleted_at"].notna() & (
-        rows["time"] > rows["deleted_at"] + grace
+        found = np.searchsorted(bounds, stamps[positions], side="right") - 1
+        segment[positions] = found
+        code = int(aaps[positions[0]])
+        for s in np.unique(found[found >= 0]):
+            at = pd.Timestamp(int(bounds[int(s)]), tz="UTC")
+            segments[(code, int(s))] = _segment(mine, at)
+
+    def verdict(code: Any, s: Any, operation: Any, resource: Any, ip: Any) -> tuple[Any, ...]:
+        found = segments.get((int(code), int(s)))
+        if not found:
+            return _UNKNOWN
+        return _verdict(found, needed_permission(operation), str(resource), str(ip))
+
+    verdicts = per_distinct(
+        [
+            pd.Series(aaps, index=rows.index),
+            pd.Series(segment, index=rows.index),
+            rows["operation"],
+            rows["resource"],
+            rows["client_ip"],
+        ],
+        verdict,
     )
+    for position, column in enumerate(("known", "allowed", "inside", "policies", "grants")):
+        values = np.empty(len(rows), dtype=object)
+        values[:] = [v[position] for v in verdicts]
+        rows[column] = pd.Series(values, index=rows.index, dtype=object)
+    rows["deleted_at"] = pd.to_datetime(rows["client_key"].map(deleted), utc=True)
+    rows["after_deletion"] = after_deletion(rows, grace)
     return rows
+
+
+def after_deletion(rows: pd.DataFrame, grace: pd.Timedelta) -> pd.Series:
+    """Tell which calls came later than their client key's deletion plus ``grace``."""
+    return rows["deleted_at"].notna() & (rows["time"] > rows["deleted_at"] + grace)
+
+
+def per_distinct(columns: list[pd.Series], function: Any) -> np.ndarray:
+    """Return ``function(*values)`` for each row, called once per distinct combination.
+
+    Missing values are passed as they are (``NaN``), like a row-by-row loop would.
+
+    >>> a = pd.Series(["x", "x", "y", None])
+    >>> b = pd.Series([1, 1, 2, 2])
+    >>> per_distinct([a, b], lambda u, v: f"{u}{v}").tolist()
+    ['x1', 'x1', 'y2', 'None2']
+    """
+    if not len(columns[0]):
+        return np.empty(0, dtype=object)
+    combined = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=False)
+        combined = combined * (len(uniques) + 1) + codes
+        combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    values = [column.to_numpy(dtype=object)[first] for column in columns]
+    results = np.empty(len(first), dtype=object)
+    results[:] = [function(*combo) for combo in zip(*values, strict=True)]
+    return results[inverse]
+
+
+def _nanoseconds(times: pd.Series) -> np.ndarray:
+    """Return times as integer nanoseconds since the epoch (UTC)."""
+    return np.asarray(pd.DatetimeIndex(times).as_unit("ns").asi8)
 
 
 #: The verdict on a call no known configuration covers.

@@ -335,7 +335,8 @@ class Context:
             "account_path",
             "network",
         ):
-            out[name] = getattr(self, name)[mask].to_numpy()
+            # object, like the text columns of ``act``: no per-call string inference
+            out[name] = pd.Series(getattr(self, name)[mask].to_numpy(), out.index, object)
         out["ok"] = self.ok[mask].to_numpy()
         return out
 

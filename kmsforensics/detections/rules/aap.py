@@ -15,34 +15,64 @@ import numpy as np
 import pandas as pd
 
 from ... import aap
+from ...aap.review import after_deletion
 from ...aap.values import grants, inside, needed_permission
 from ..context import Context
 from ..findings import bursts, label
 from ..registry import Params, rule
 from .common import from_actiontrail, from_kms_log, names, single_events
 
-_RUNS: WeakKeyDictionary[Context, tuple[aap.Configuration, pd.DataFrame]] = WeakKeyDictionary()
+
+@dataclass
+class _Run:
+    """What D31-D33 share in one run.
+
+    The configuration, the judged calls, and the code of each KMS-log row's request id
+    (to select rows by id without comparing strings again).
+    """
+
+    config: aap.Configuration
+    calls: pd.DataFrame
+    request_code: np.ndarray  # per context row: code of its KMS request id, -1 elsewhere
+    request_ids: pd.Index  # the distinct request ids of the context's KMS rows
+
+
+_RUNS: WeakKeyDictionary[Context, _Run] = WeakKeyDictionary()
+
+
+def _run(ctx: Context) -> _Run:
+    if ctx not in _RUNS:
+        config = aap.configuration(ctx.case)
+        kms = from_kms_log(ctx).to_numpy()
+        codes, ids = pd.factorize(ctx.act["request_id"].to_numpy(dtype=object)[kms])
+        request_code = np.full(len(ctx.act), -1, dtype=np.int64)
+        request_code[kms] = codes
+        _RUNS[ctx] = _Run(config, aap.calls(ctx.case, config), request_code, pd.Index(ids))
+    return _RUNS[ctx]
 
 
 def judged(ctx: Context) -> tuple[aap.Configuration, pd.DataFrame]:
     """The case's AAP configuration and judged AAP calls, computed once per run."""
-    if ctx not in _RUNS:
-        config = aap.configuration(ctx.case)
-        _RUNS[ctx] = (config, aap.calls(ctx.case, config))
-    return _RUNS[ctx]
+    run = _run(ctx)
+    return run.config, run.calls
 
 
 def _kms_rows(ctx: Context, request_ids: Any) -> pd.Series:
-    wanted = set(map(str, request_ids))
-    return from_kms_log(ctx) & ctx.act["request_id"].astype(object).isin(wanted)
+    """KMS-log rows of the context whose request id is one of ``request_ids``."""
+    run = _run(ctx)
+    wanted = run.request_ids.get_indexer(list(set(map(str, request_ids))))
+    hit = np.isin(run.request_code, wanted[wanted >= 0])
+    return pd.Series(hit, index=ctx.act.index)
 
 
 def _aap_node(calls: pd.DataFrame, ctx: Context, mask: pd.Series) -> pd.Series:
+    requests = ctx.act.loc[mask, "request_id"].astype(object)
+    mine = calls[calls["request_id"].isin(set(requests.dropna()))]
     by_request = dict(
-        zip(calls["request_id"], "aap:" + calls["aap_account"] + "/" + calls["aap"], strict=True)
+        zip(mine["request_id"], "aap:" + mine["aap_account"] + "/" + mine["aap"], strict=True)
     )
     entity = pd.Series(np.nan, index=ctx.act.index, dtype=object)
-    entity[mask] = ctx.act.loc[mask, "request_id"].astype(object).map(by_request)
+    entity[mask] = requests.map(by_request)
     return entity
 
 
@@ -220,9 +250,9 @@ def client_key_after_deletion(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     Clock skew between the two logs; a key deleted and the same id restored (not
     known to happen).
     """
-    config, _ = judged(ctx)
-    calls = aap.calls(ctx.case, config, pd.Timedelta(minutes=float(p["grace_minutes"])))
-    hits = calls[calls["ok"].astype(bool) & calls["after_deletion"].astype(bool)]
+    _, calls = judged(ctx)
+    late = after_deletion(calls, pd.Timedelta(minutes=float(p["grace_minutes"])))
+    hits = calls[calls["ok"].astype(bool) & late.astype(bool)]
     mask = _kms_rows(ctx, hits["request_id"])
     deleted = dict(zip(hits["request_id"], hits["deleted_at"], strict=True))
     entity = pd.Series(np.nan, index=ctx.act.index, dtype=object)
