@@ -132,12 +132,12 @@ def judge(
         [rows["operation"], rows["key_id"], rows["secret_name"]], resource_of
     )
     stamps = _nanoseconds(rows["time"])
-    aaps = rows.groupby(["aap_account", "aap"], sort=False).ngroup().to_numpy()
+    by_aap = rows.groupby(["aap_account", "aap"], sort=False)
+    aaps = by_aap.ngroup().to_numpy()
     segment = np.full(len(rows), -1, dtype=np.int64)
     segments: dict[tuple[int, int], Segment] = {}
-    for (account, aap), positions in rows.groupby(
-        ["aap_account", "aap"], sort=False
-    ).indices.items():
+    indices: dict[tuple[Any, Any], np.ndarray] = by_aap.indices  # type: ignore[assignment]
+    for (account, aap), positions in indices.items():
         mine = config[(config["account_id"] == account) & (config["aap"] == aap)]
         if not len(mine):
             continue
@@ -189,7 +189,7 @@ def per_distinct(columns: list[pd.Series], function: Any) -> np.ndarray:
     >>> a = pd.Series(["x", "x", "y", None])
     >>> b = pd.Series([1, 1, 2, 2])
     >>> per_distinct([a, b], lambda u, v: f"{u}{v}").tolist()
-    ['x1', 'x1', 'y2', 'None2']
+    ['x1', 'x1', 'y2', 'nan2']
     """
     if not len(columns[0]):
         return np.empty(0, dtype=object)

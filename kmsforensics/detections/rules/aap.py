@@ -60,7 +60,7 @@ def judged(ctx: Context) -> tuple[aap.Configuration, pd.DataFrame]:
 def _kms_rows(ctx: Context, request_ids: Any) -> pd.Series:
     """KMS-log rows of the context whose request id is one of ``request_ids``."""
     run = _run(ctx)
-    wanted = run.request_ids.get_indexer(list(set(map(str, request_ids))))
+    wanted = run.request_ids.get_indexer(pd.Index(list(set(map(str, request_ids)))))
     hit = np.isin(run.request_code, wanted[wanted >= 0])
     return pd.Series(hit, index=ctx.act.index)
 
