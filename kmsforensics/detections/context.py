@@ -202,12 +202,22 @@ class Context:
         return self.act["success"].fillna(True).astype(bool)
 
     @cached_property
+    def is_kms(self) -> pd.Series:
+        """True for KMS instance access-log rows (rules take copies: ``from_kms_log``)."""
+        return self.act["source"].astype(object) == "kms"
+
+    @cached_property
+    def is_actiontrail(self) -> pd.Series:
+        """True for ActionTrail rows (rules take copies: ``from_actiontrail``)."""
+        return self.act["source"].astype(object) == "actiontrail"
+
+    @cached_property
     def status_code(self) -> pd.Series:
         """HTTP status of KMS-log rows (NaN for ActionTrail rows)."""
         kms = self.case.kms
         status = pd.Series(kms["status_code"].to_numpy(), index=kms["request_id"].astype(object))
         status = status[~status.index.duplicated()]
-        kms_rows = self.act["source"].astype(object) == "kms"
+        kms_rows = self.is_kms
         return self.act["request_id"].astype(object).map(status).where(kms_rows, np.nan)
 
     @cached_property
@@ -322,22 +332,21 @@ class Context:
 
     def rows(self, mask: pd.Series | np.ndarray) -> pd.DataFrame:
         """Activity rows where ``mask`` holds, with the shared columns attached."""
-        mask = np.asarray(mask, dtype=bool)
-        out = self.act.loc[mask].copy()
-        for name in (
-            "credential",
-            "actor",
-            "principal",
-            "who",
-            "evidence_id",
-            "origin",
-            "chain",
-            "account_path",
-            "network",
-        ):
+        positions = np.flatnonzero(np.asarray(mask, dtype=bool))
+        out = self.act.take(positions)
+        for name, values in self._shared.items():
             # object, like the text columns of ``act``: no per-call string inference
-            out[name] = pd.Series(getattr(self, name)[mask].to_numpy(), out.index, object)
-        out["ok"] = self.ok[mask].to_numpy()
+            out[name] = pd.Series(values[positions], out.index, values.dtype)
+        return out
+
+    @cached_property
+    def _shared(self) -> dict[str, np.ndarray]:
+        """The shared columns :meth:`rows` attaches, as arrays (taken, not re-indexed)."""
+        names = ["credential", "actor", "principal", "who", "evidence_id", "origin", "chain"]
+        out = {n: getattr(self, n).to_numpy(dtype=object) for n in names}
+        out["account_path"] = self.account_path.to_numpy(dtype=object)
+        out["network"] = self.network.to_numpy(dtype=object)
+        out["ok"] = self.ok.to_numpy(dtype=bool)
         return out
 
     def action_is(self, *names: str) -> pd.Series:

@@ -73,12 +73,12 @@ DATA_PLANE = (*SECRET_READS, *DATA_KEY_OPS, "Encrypt", "AdvanceEncrypt", "Sign",
 
 def from_actiontrail(ctx: Context) -> pd.Series:
     """True for ActionTrail rows."""
-    return ctx.act["source"].astype(object) == "actiontrail"
+    return ctx.is_actiontrail.copy()
 
 
 def from_kms_log(ctx: Context) -> pd.Series:
     """True for KMS instance access-log rows."""
-    return ctx.act["source"].astype(object) == "kms"
+    return ctx.is_kms.copy()
 
 
 def single_events(
