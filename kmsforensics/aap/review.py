@@ -61,28 +61,25 @@ class Judged:
 
 def attribute(kms: pd.DataFrame, config: pd.DataFrame) -> Judged:
     """Return the AAP calls of the KMS log with the AAP (account, name) each belongs to."""
-    aap_rows = kms["identity_type"].astype(object).eq("aap") | kms["access_key_id"].astype(
-        str
-    ).str.startswith("KAAP.")
-    wanted = [
-        "time",
-        "account_id",
-        "principal_id",
-        "access_key_id",
-        "access_key_fingerprint",
-        "client_ip",
-        "api_name",
-        "key_id",
-        "secret_name",
-        "status_code",
-        "request_id",
-    ]
-    frame = pd.DataFrame(
-        {c: kms.loc[aap_rows, c] if c in kms else np.nan for c in wanted}, index=kms.index[aap_rows]
+    aap_rows = _each(kms["identity_type"], lambda v: v == "aap") | _each(
+        kms["access_key_id"], lambda v: str(v).startswith("KAAP.")
     )
-    text = frame.drop(columns=["time", "status_code"]).astype(object)
-    text = text.where(text.notna() & (text.astype(str) != ""), np.nan)
-    out = pd.DataFrame({"time": frame["time"], "status_code": frame["status_code"]}).join(text)
+    positions = np.flatnonzero(aap_rows)
+    index = kms.index[positions]
+    out = pd.DataFrame(
+        {
+            c: kms[c].iloc[positions] if c in kms else pd.Series(np.nan, index=index)
+            for c in ("time", "status_code")
+        }
+    )
+    for column in _TEXT:
+        if column not in kms:
+            out[column] = pd.Series(np.nan, index=index, dtype=object)
+            continue
+        taken = kms[column].iloc[positions]
+        values = taken.to_numpy(dtype=object)
+        values[taken.isna().to_numpy() | _each(taken, lambda v: str(v) == "")] = np.nan
+        out[column] = pd.Series(values, index=index, dtype=object)
     out["client_key"] = out["access_key_id"]
     named = out["principal_id"].notna() & out["account_id"].notna()
     out["aap_account"] = out["account_id"].where(named)
@@ -116,6 +113,35 @@ def attribute(kms: pd.DataFrame, config: pd.DataFrame) -> Judged:
     status = pd.to_numeric(out["status_code"], errors="coerce")
     out["ok"] = (status < 400) | status.isna()
     return Judged(out.sort_values("time", kind="stable"), unattributed)
+
+
+#: The text columns of the KMS log an AAP call is attributed and judged by.
+_TEXT = (
+    "account_id",
+    "principal_id",
+    "access_key_id",
+    "access_key_fingerprint",
+    "client_ip",
+    "api_name",
+    "key_id",
+    "secret_name",
+    "request_id",
+)
+
+
+def _each(column: pd.Series, test: Any) -> np.ndarray:
+    """``test`` once per distinct value of a column, as a boolean array (False if missing).
+
+    >>> _each(pd.Series(["a", "", None], dtype="category"), lambda v: v == "").tolist()
+    [False, True, False]
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, uniques = column.cat.codes.to_numpy(), list(column.cat.categories)
+    else:
+        codes, found = pd.factorize(column.astype(object))
+        uniques = list(found)
+    verdicts = np.array([bool(test(v)) for v in uniques] + [False], dtype=bool)
+    return verdicts[codes]
 
 
 def judge(
