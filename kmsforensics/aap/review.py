@@ -78,7 +78,7 @@ def attribute(kms: pd.DataFrame, config: pd.DataFrame) -> Judged:
             continue
         taken = kms[column].iloc[positions]
         values = taken.to_numpy(dtype=object)
-        values[taken.isna().to_numpy() | _each(taken, lambda v: str(v) == "")] = np.nan
+        values[taken.isna().to_numpy() | _blank(taken, values)] = np.nan
         out[column] = pd.Series(values, index=index, dtype=object)
     out["client_key"] = out["access_key_id"]
     named = out["principal_id"].notna() & out["account_id"].notna()
@@ -142,6 +142,15 @@ def _each(column: pd.Series, test: Any) -> np.ndarray:
         uniques = list(found)
     verdicts = np.array([bool(test(v)) for v in uniques] + [False], dtype=bool)
     return verdicts[codes]
+
+
+def _blank(column: pd.Series, values: np.ndarray) -> np.ndarray:
+    """Tell where a value is empty text (``values`` is the column as objects)."""
+    if pd.api.types.is_string_dtype(column.dtype) and not isinstance(
+        column.dtype, pd.CategoricalDtype
+    ):
+        return np.asarray(values == "", dtype=bool)  # text: compared in one pass
+    return _each(column, lambda v: str(v) == "")
 
 
 def judge(
