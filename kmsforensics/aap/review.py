@@ -97,7 +97,8 @@ def attribute(kms: pd.DataFrame, config: pd.DataFrame) -> Judged:
     keys = config[config["item"] == "client-key"]
     for row in keys.itertuples(index=False):
         owners.setdefault(str(row.value), (str(row.account_id), str(row.aap)))
-    for row in out[named].drop_duplicates("client_key").dropna(subset=["client_key"]).itertuples():
+    owning = out.loc[named, ["client_key", "aap_account", "aap"]].drop_duplicates("client_key")
+    for row in owning.dropna(subset=["client_key"]).itertuples():
         owners.setdefault(str(row.client_key), (str(row.aap_account), str(row.aap)))
     lost = out["aap"].isna() & out["client_key"].notna()
     found = out.loc[lost, "client_key"].map(lambda k: owners.get(str(k)))
@@ -108,11 +109,14 @@ def attribute(kms: pd.DataFrame, config: pd.DataFrame) -> Judged:
     by_print_rows = idx[out.loc[idx, "access_key_id"].isna()]
     out.loc[idx, "attributed_by"] = "client key"
     out.loc[by_print_rows, "attributed_by"] = "fingerprint"
-    unattributed = int(out["aap"].isna().sum())
-    out = out[out["aap"].notna()].copy()
+    lost = out["aap"].isna()
+    unattributed = int(lost.sum())
+    out = out[~lost] if unattributed else out
     status = pd.to_numeric(out["status_code"], errors="coerce")
     out["ok"] = (status < 400) | status.isna()
-    return Judged(out.sort_values("time", kind="stable"), unattributed)
+    if not out["time"].is_monotonic_increasing:  # the log is mostly in time order already
+        out = out.sort_values("time", kind="stable")
+    return Judged(out, unattributed)
 
 
 #: The text columns of the KMS log an AAP call is attributed and judged by.
@@ -192,28 +196,62 @@ def judge(
             return _UNKNOWN
         return _verdict(found, needed_permission(operation), str(resource), str(ip))
 
-    verdicts = per_distinct(
-        [
-            pd.Series(aaps, index=rows.index),
-            pd.Series(segment, index=rows.index),
-            rows["operation"],
-            rows["resource"],
-            rows["client_ip"],
-        ],
-        verdict,
-    )
+    keys = [
+        pd.Series(aaps, index=rows.index),
+        pd.Series(segment, index=rows.index),
+        rows["operation"],
+        rows["resource"],
+        rows["client_ip"],
+    ]
+    first, inverse = distinct(keys)
+    verdicts = [verdict(*combo) for combo in zip(*_values(keys, first), strict=True)]
     for position, column in enumerate(("known", "allowed", "inside", "policies", "grants")):
-        values = np.empty(len(rows), dtype=object)
-        values[:] = [v[position] for v in verdicts]
-        rows[column] = pd.Series(values, index=rows.index, dtype=object)
-    rows["deleted_at"] = pd.to_datetime(rows["client_key"].map(deleted), utc=True)
+        values = np.empty(len(verdicts), dtype=object)
+        for number, found in enumerate(verdicts):
+            values[number] = found[position]
+        rows[column] = pd.Series(values[inverse], index=rows.index, dtype=object)
+    rows["deleted_at"] = _deleted_at(rows["client_key"], deleted)
     rows["after_deletion"] = after_deletion(rows, grace)
     return rows
+
+
+def _deleted_at(keys: pd.Series, deleted: dict[str, pd.Timestamp]) -> pd.Series:
+    """When each call's client key was deleted (NaT if it was not), per distinct key."""
+    first, inverse = distinct([keys])
+    if not len(first):
+        return pd.to_datetime(keys.map(deleted), utc=True)
+    unique = pd.to_datetime(keys.iloc[first].map(deleted), utc=True)
+    return pd.Series(unique.to_numpy()[inverse], index=keys.index, dtype=unique.dtype)
 
 
 def after_deletion(rows: pd.DataFrame, grace: pd.Timedelta) -> pd.Series:
     """Tell which calls came later than their client key's deletion plus ``grace``."""
     return rows["deleted_at"].notna() & (rows["time"] > rows["deleted_at"] + grace)
+
+
+def distinct(columns: list[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
+    """Find the distinct combinations of aligned columns: each one's first row, each row's.
+
+    Missing values are one value. Returns ``(first, inverse)``: positions of the first
+    row of each combination, and for every row the number of its combination.
+
+    >>> first, inverse = distinct([pd.Series(["x", "x", "y", None]), pd.Series([1, 1, 2, 2])])
+    >>> first.tolist(), inverse.tolist()
+    ([0, 2, 3], [0, 0, 1, 2])
+    """
+    size = len(columns[0])
+    combined = np.zeros(size, dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        combined = pd.factorize(combined * (len(uniques) + 1) + codes)[0].astype(np.int64)
+    count = int(combined.max()) + 1 if size else 0
+    first = np.empty(count, dtype=np.int64)
+    first[combined[::-1]] = np.arange(size - 1, -1, -1)
+    return first, combined
+
+
+def _values(columns: list[pd.Series], positions: np.ndarray) -> list[np.ndarray]:
+    return [column.iloc[positions].to_numpy(dtype=object) for column in columns]
 
 
 def per_distinct(columns: list[pd.Series], function: Any) -> np.ndarray:
@@ -226,17 +264,10 @@ def per_distinct(columns: list[pd.Series], function: Any) -> np.ndarray:
     >>> per_distinct([a, b], lambda u, v: f"{u}{v}").tolist()
     ['x1', 'x1', 'y2', 'nan2']
     """
-    if not len(columns[0]):
-        return np.empty(0, dtype=object)
-    combined = np.zeros(len(columns[0]), dtype=np.int64)
-    for column in columns:
-        codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=False)
-        combined = combined * (len(uniques) + 1) + codes
-        combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
-    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    values = [column.to_numpy(dtype=object)[first] for column in columns]
+    first, inverse = distinct(columns)
     results = np.empty(len(first), dtype=object)
-    results[:] = [function(*combo) for combo in zip(*values, strict=True)]
+    for number, combo in enumerate(zip(*_values(columns, first), strict=True)):
+        results[number] = function(*combo)
     return results[inverse]
 
 
