@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..case import Case, evidence_ids, to_utc
 from ..graph.nodes import NODE_KINDS
@@ -215,10 +217,21 @@ class Context:
     def status_code(self) -> pd.Series:
         """HTTP status of KMS-log rows (NaN for ActionTrail rows)."""
         kms = self.case.kms
-        status = pd.Series(kms["status_code"].to_numpy(), index=kms["request_id"].astype(object))
-        status = status[~status.index.duplicated()]
-        kms_rows = self.is_kms
-        return self.act["request_id"].astype(object).map(status).where(kms_rows, np.nan)
+        rows = self.is_kms.to_numpy()
+        values = kms["status_code"].to_numpy()
+        try:  # Arrow hashes the ids once; the log's first row of an id wins, as in a map
+            found = pc.index_in(
+                pa.array(self.case.activity["request_id"]).filter(pa.array(rows)),
+                value_set=pa.array(kms["request_id"]),
+            )
+        except pa.ArrowException:  # ids that are not all text
+            status = pd.Series(values, index=kms["request_id"].astype(object))
+            status = status[~status.index.duplicated()]
+            return self.act["request_id"].astype(object).map(status).where(self.is_kms, np.nan)
+        taken = np.full(len(rows), -1, dtype=np.int64)
+        taken[rows] = found.fill_null(-1).to_numpy()
+        out = pd.Series(values[np.maximum(taken, 0)], index=self.act.index, name="request_id")
+        return out.where(taken >= 0, np.nan)
 
     @cached_property
     def evidence_id(self) -> pd.Series:
