@@ -161,15 +161,23 @@ def aap_broadened_then_used(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
         frame["source"].str.contains("actiontrail")
         & frame["item"].isin(["resource", "permission", "policy", "network", "client-key"])
     ]
-    ok = calls[calls["ok"].astype(bool)]
+    if not len(added):
+        return ctx.rows(np.zeros(len(ctx.act), dtype=bool))
+    ok = calls.loc[calls["ok"].astype(bool), _READ]
+    # when the AAP first used each value: "touches something not used before" is then
+    # a comparison with the change's time
+    for column in set(_NEW_OF.values()):
+        by_value = ok.groupby(["aap_account", "aap", column], sort=False, dropna=False)
+        ok = ok.assign(**{f"_first_{column}": by_value["time"].transform("min")})
+    positions = ok.groupby(["aap_account", "aap"], sort=False).indices
     window = pd.Timedelta(hours=float(p["within_hours"]))
     incidents: dict[str, tuple[set[str], set[str], list[str]]] = {}
     for row in added.itertuples(index=False):
-        mine = ok[(ok["aap_account"] == row.account_id) & (ok["aap"] == row.aap)]
+        mine = ok.iloc[positions.get((row.account_id, row.aap), np.empty(0, dtype=np.int64))]
         since = pd.Timestamp(str(row.since))
-        before, after = mine[mine["time"] < since], mine[mine["time"] >= since]
-        after = after[after["time"] <= since + window]
-        enabled, what = _enabled(after, before, str(row.item), str(row.value), str(row.policy))
+        after = mine[(mine["time"] >= since) & (mine["time"] <= since + window)]
+        hits, what = _enabled(after, str(row.item), str(row.value), str(row.policy))
+        enabled = hits[hits[f"_first_{_NEW_OF[str(row.item)]}"] >= since]
         if not len(enabled):
             continue
         events = {e for e in str(row.evidence).split(", ") if e}
@@ -195,16 +203,35 @@ def aap_broadened_then_used(ctx: Context, p: dict[str, Any]) -> pd.DataFrame:
     return pd.concat(out)
 
 
-def _enabled(
-    after: pd.DataFrame, before: pd.DataFrame, item: str, value: str, policy: str
-) -> tuple[pd.DataFrame, str]:
-    """The calls after a widening that the new element allowed, and touch something new."""
+#: The columns of the judged calls D32 reads.
+_READ = [
+    "aap_account",
+    "aap",
+    "time",
+    "client_key",
+    "client_ip",
+    "operation",
+    "resource",
+    "policies",
+    "grants",
+    "request_id",
+]
+#: What a call must touch for the first time to count as using a widening, by its kind.
+_NEW_OF = {
+    "client-key": "client_key",
+    "network": "client_ip",
+    "resource": "resource",
+    "permission": "resource",
+    "policy": "resource",
+}
+
+
+def _enabled(after: pd.DataFrame, item: str, value: str, policy: str) -> tuple[pd.DataFrame, str]:
+    """The calls after a widening that the new element allowed (and what they show)."""
     if item == "client-key":
-        hits = after[after["client_key"] == value]
-        return hits[~hits["client_key"].isin(before["client_key"])], "the new key"
+        return after[after["client_key"] == value], "the new key"
     if item == "network":
-        hits = after[[inside(ip, [value]) for ip in after["client_ip"]]]
-        return hits[~hits["client_ip"].isin(before["client_ip"])], "from new addresses"
+        return after[[inside(ip, [value]) for ip in after["client_ip"]]], "from new addresses"
     if item == "resource":
         grant = f"{policy}:{value}"
         hits = after[after["grants"].astype(str).str.contains(grant, regex=False)]
@@ -214,7 +241,7 @@ def _enabled(
         hits = after[(needs == value) & after["policies"].astype(str).str.contains(policy)]
     else:  # policy
         hits = after[after["policies"].astype(str).str.contains(value, regex=False)]
-    return hits[~hits["resource"].isin(before["resource"])], "on resources not used before"
+    return hits, "on resources not used before"
 
 
 @dataclass(frozen=True)
