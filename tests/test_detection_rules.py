@@ -1003,3 +1003,81 @@ def test_a_triage_record_hides_what_its_suppressions_name(tmp_path: Path) -> Non
     plain = found(detect(tmp_path, events, rules="D26"), "D26")
     kept = detect(tmp_path, events, rules="D26", triage=Record())
     assert len(plain) == 1 and kept.empty and kept.attrs["suppressed"] == {"S-1": 1}
+
+
+def role_read(t: datetime, key: str, ip: str, secret: str = "prod/ledger-db") -> dict[str, Any]:
+    """A role session's GetSecretValue (the payments role, by its renewed STS key)."""
+    session = {
+        "type": "assumed-role",
+        "accountId": ACCOUNT_PROD,
+        "principalId": f"3435979260039399:{key[-4:]}",
+        "userName": f"payments-role:{key[-4:]}",
+        "accessKeyId": key,
+    }
+    return ev(t, "GetSecretValue", userIdentity=session, sourceIpAddress=ip,
+              params={"SecretName": secret})  # fmt: skip
+
+
+def test_d11_the_later_reads_from_a_new_network_are_evidence(tmp_path: Path) -> None:
+    home, vps = "10.20.30.41", "198.51.100.77"
+    base = [role_read(T0 + timedelta(hours=h), f"STS.base{h // 6:04d}", home) for h in range(72)]
+    start = T0 + timedelta(days=3, hours=1)
+    # 3 reads an hour for two days from a network no one used, the STS key renewed every 6 h
+    stolen = [
+        role_read(start + minutes(20 * i), f"STS.vps{i // 18:04d}", vps, f"prod/s-{i % 25}")
+        for i in range(145)
+    ]
+    at_home = [role_read(start + minutes(20 * i + 7), "STS.home0001", home) for i in range(5)]
+    much_later = role_read(start + timedelta(hours=80), "STS.vps9999", vps)
+    bob = ev(start + minutes(30), "Decrypt", userIdentity=BOB, sourceIpAddress=vps)
+    events = [*base, *stolen, *at_home, much_later, bob]
+    findings = found(
+        detect(tmp_path, events, rules="D11", params={"D11": {"follow_most": 100}}), "D11"
+    )
+    mine = findings[findings.entity == "ram-role:3435979260039399"]
+    assert len(mine) == 1
+    finding = mine.iloc[0]
+    evidence = set(finding.evidence)
+    assert finding.severity == "high"
+    assert evidence == {e["eventId"] for e in stolen[:101]}  # the first, then 100 more
+    assert "then 144 more calls from there within 72h (the first 100 in the evidence)" in (
+        finding.summary
+    )
+    assert finding.details == {"later_uses": 144, "later_in_evidence": 100}
+    assert finding.event_count == 101
+    every = {e for ids in findings.evidence for e in ids}
+    assert not {e["eventId"] for e in at_home} & every  # the usual network raised nothing
+    assert much_later["eventId"] not in evidence  # past the follow window
+    assert bob["eventId"] not in evidence  # another principal's call is not its evidence
+
+
+def test_d11_a_new_address_used_once_has_only_itself_as_evidence(tmp_path: Path) -> None:
+    base = [ev(T0 + timedelta(hours=h), "Decrypt") for h in range(0, 48, 3)]
+    once = ev(T0 + timedelta(days=3), "Decrypt", sourceIpAddress="192.0.2.150")
+    back = [ev(T0 + timedelta(days=3, hours=h), "Decrypt") for h in (1, 2)]
+    finding = found(detect(tmp_path, [*base, once, *back], rules="D11"), "D11").iloc[0]
+    assert list(finding.evidence) == [once["eventId"]]
+    assert "more calls" not in finding.summary and finding.details is None
+
+
+def test_d28_every_use_from_outside_is_counted_and_the_earliest_are_evidence(
+    tmp_path: Path,
+) -> None:
+    new_key = "LTAIbackdoor000000000000"
+    later = T0 + timedelta(days=3)
+    made = ev(later, "CreateAccessKey", "Ims", params={"UserName": "svc-backup"},
+              responseElements={"AccessKey": {"AccessKeyId": new_key, "Status": "Active"}})  # fmt: skip
+    signer = {**USER, "accessKeyId": new_key}
+    outside = [
+        ev(later + minutes(40 + 7 * i), "GetSecretValue", userIdentity=signer,
+           sourceIpAddress=f"198.51.100.{60 + i % 2}", params={"SecretName": f"prod/s{i}"})
+        for i in range(5)
+    ]  # fmt: skip
+    inside = ev(later + minutes(45), "Decrypt", userIdentity=signer)  # the usual network
+    events = [ev(T0, "DescribeKey"), made, *outside, inside]
+    findings = detect(tmp_path, events, rules="D28", params={"D28": {"follow_most": 2}})
+    finding = found(findings, "D28").iloc[0]
+    assert finding.severity == "high"
+    assert set(finding.evidence) == {made["eventId"], outside[0]["eventId"], outside[1]["eventId"]}
+    assert "used 5 times from outside" in finding.summary
+    assert "the first 2 in the evidence" in finding.summary

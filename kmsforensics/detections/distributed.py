@@ -242,7 +242,7 @@ def detect_on_dask(
             final = Context(nothing, **options)
             final.facts = facts
             merged = [_concat(list(call)) for call in calls]
-            found = run_specs(final, rule, params[rule.rule_id], merged)
+            found = run_specs(final, rule, params[rule.rule_id], merged, later=ctx)
             results[rule.rule_id] = rule.function(found, params[rule.rule_id])
         else:
             results[rule.rule_id] = rule(ctx, params[rule.rule_id])
