@@ -1065,8 +1065,9 @@ def test_d28_every_use_from_outside_is_counted_and_the_earliest_are_evidence(
 ) -> None:
     new_key = "LTAIbackdoor000000000000"
     later = T0 + timedelta(days=3)
+    response = {"AccessKey": {"AccessKeyId": new_key, "Status": "Active"}}
     made = ev(later, "CreateAccessKey", "Ims", params={"UserName": "svc-backup"},
-              responseElements={"AccessKey": {"AccessKeyId": new_key, "Status": "Active"}})  # fmt: skip
+              responseElements=response)  # fmt: skip
     signer = {**USER, "accessKeyId": new_key}
     outside = [
         ev(later + minutes(40 + 7 * i), "GetSecretValue", userIdentity=signer,
@@ -1081,3 +1082,48 @@ def test_d28_every_use_from_outside_is_counted_and_the_earliest_are_evidence(
     assert set(finding.evidence) == {made["eventId"], outside[0]["eventId"], outside[1]["eventId"]}
     assert "used 5 times from outside" in finding.summary
     assert "the first 2 in the evidence" in finding.summary
+
+
+def key_tries(start: datetime, ip: str, key: str, fails: int) -> list[dict[str, Any]]:
+    """A RAM user's AccessKey denied ``fails`` times on the KMS instance from ``ip``."""
+    return [
+        kl(start + minutes(2 * i), "GetSecretValue", access_key_id=key, identity_type="ram-user",
+           principal_id=USER["principalId"], account_id=ACCOUNT_DEV, client_ip=ip,
+           status_code=403, error_message="Forbidden.NoPermission")
+        for i in range(fails)
+    ]  # fmt: skip
+
+
+def test_d16_a_few_denials_of_one_key_then_a_success_from_outside_is_high(
+    tmp_path: Path,
+) -> None:
+    vps, key = "198.51.100.23", USER["accessKeyId"]
+    base = [ev(T0 + timedelta(hours=h), "Decrypt") for h in range(0, 48, 6)]
+    later = T0 + timedelta(days=3)
+    tries = key_tries(later, vps, key, 3)
+    works = ev(later + minutes(9), "GetSecretValue", sourceIpAddress=vps,
+               params={"SecretName": "prod/ledger"})  # fmt: skip
+    events, records = [*base, works], tries
+    findings = found(detect(tmp_path, events, records, rules="D16"), "D16")
+    assert len(findings) == 1  # three denials are below the burst threshold
+    finding = findings.iloc[0]
+    assert finding.severity == "high" and finding.entity == f"access-key:{key}"
+    assert set(finding.evidence) == {r["request_id"] for r in tries} | {works["eventId"]}
+    assert "then 1 successful calls from there" in finding.summary
+
+
+def test_d16_a_retry_at_home_or_one_denial_is_not_a_sequence(tmp_path: Path) -> None:
+    vps, key = "198.51.100.23", USER["accessKeyId"]
+    base = [ev(T0 + timedelta(hours=h), "Decrypt") for h in range(0, 48, 6)]
+    later = T0 + timedelta(days=3)
+    home = key_tries(later, "203.0.113.7", key, 3)  # the usual network
+    home_ok = ev(later + minutes(8), "Decrypt")
+    once = key_tries(later + timedelta(hours=2), vps, key, 1)
+    once_ok = ev(later + timedelta(hours=2, minutes=3), "Decrypt", sourceIpAddress=vps)
+    other = key_tries(later + timedelta(hours=4), vps, "LTAIsomeoneelse000000000", 3)
+    other_ok = ev(later + timedelta(hours=4, minutes=8), "Decrypt", sourceIpAddress=vps)
+    late = key_tries(later + timedelta(hours=6), vps, key, 2)
+    late_ok = ev(later + timedelta(hours=6, minutes=40), "Decrypt", sourceIpAddress=vps)
+    events = [*base, home_ok, once_ok, other_ok, late_ok]
+    findings = detect(tmp_path, events, [*home, *once, *other, *late], rules="D16")
+    assert found(findings, "D16").empty

@@ -209,9 +209,11 @@ def follow(labelled: pd.DataFrame, rows: pd.DataFrame, spec: NewTerm, params: An
     labelled = labelled.assign(
         summary=labelled["summary"].astype(str) + labelled["incident"].map(more).fillna(""),
         details=labelled["incident"].map(
-            lambda i: {"later_uses": int(total[i]), "later_in_evidence": int(shown.get(i, 0))}
-            if i in total.index
-            else None
+            lambda i: (
+                {"later_uses": int(total[i]), "later_in_evidence": int(shown.get(i, 0))}
+                if i in total.index
+                else None
+            )
         ),
     )
     summaries = labelled.drop_duplicates("incident").set_index("incident")["summary"]

@@ -107,9 +107,7 @@ class NewAddressParams(Params):
     kind="baseline",
     sources=("kms", "actiontrail"),
     params=NewAddressParams,
-    new_terms=[
-        NewTerm(_addressed, "subject", "where", "use from", prevalence="high", follow=True)
-    ],
+    new_terms=[NewTerm(_addressed, "subject", "where", "use from", prevalence="high", follow=True)],
 )
 def new_address(found: pd.DataFrame, p: NewAddressParams) -> pd.DataFrame:
     """A long-term AccessKey from an address it never used, or a principal from a new /24.

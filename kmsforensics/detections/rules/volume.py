@@ -476,6 +476,68 @@ class AuthFailuresParams(Params):
 
     threshold: int = 6
     window: str = duration("30min")
+    min_failures: int = 2
+    sequence: str = duration("15min")
+
+
+def organisation_networks(ctx: Context) -> set[str]:
+    """Networks (``/24``, ``/48``) of any row before the window (D16's known places).
+
+    On the dask engine they are learned from the baseline days first
+    (``ctx.facts["D16"]``).
+    """
+    learned = ctx.facts.get("D16")
+    if learned is not None:
+        return set(learned)
+    early = (ctx.act["time"] < ctx.baseline_end).to_numpy()
+    return {str(n) for n in ctx.network[early].dropna().unique()}
+
+
+def _denied_calls(ctx: Context) -> pd.Series:
+    """ActionTrail calls with an authorisation error code, KMS-log 401/403."""
+    denied = re.compile(AUTH_ERRORS)
+    at_denied = from_actiontrail(ctx) & flag(ctx.act["error_code"], lambda c: denied.match(str(c)))
+    return at_denied | (from_kms_log(ctx) & ctx.status_code.isin([401, 403]))
+
+
+def _key_successes_outside(ctx: Context) -> pd.Series:
+    """Successful calls with an AccessKey (not a client key) from outside the known networks."""
+    act = ctx.act
+    keyed = act["access_key_id"].notna() & ~flag(
+        act["access_key_id"], lambda k: str(k).startswith("KAAP.")
+    )
+    outside = ~ctx.network.isin(organisation_networks(ctx)) & ctx.network.notna()
+    return keyed & ctx.ok & outside & ~_denied_calls(ctx)
+
+
+def fail_then_succeed(
+    failures: pd.DataFrame, successes: pd.DataFrame, least: int, span: str
+) -> pd.DataFrame:
+    """Successes preceded within ``span`` by ``least`` failures of their key and address.
+
+    Returns those successes and the failures before them, by time.
+    """
+    if not len(failures) or not len(successes):
+        return failures.iloc[:0]
+
+    def pair(rows: pd.DataFrame) -> pd.Series:
+        return rows["access_key_id"].astype(str) + "|" + rows["client_ip"].astype(str)
+
+    width = pd.Timedelta(span).value
+    failed = pair(failures)
+    times = {k: np.sort(nanoseconds(g["time"])) for k, g in failures.groupby(failed)}
+    chosen, before = [], np.zeros(len(failures), dtype=bool)
+    stamps = nanoseconds(failures["time"])
+    for key, moment in zip(pair(successes), nanoseconds(successes["time"]), strict=True):
+        earlier = times.get(key)
+        near = 0
+        if earlier is not None:
+            near = int(((earlier < moment) & (earlier >= moment - width)).sum())
+        chosen.append(near >= least)
+        if near >= least:
+            before |= (failed.to_numpy() == key) & (stamps < moment) & (stamps >= moment - width)
+    rows = pd.concat([failures[before], successes[np.asarray(chosen, dtype=bool)]])
+    return rows.sort_values(["time", "evidence_id"], kind="stable")
 
 
 @rule(
@@ -488,12 +550,16 @@ class AuthFailuresParams(Params):
     params=AuthFailuresParams,
 )
 def auth_failures(ctx: Context, p: AuthFailuresParams) -> pd.DataFrame:
-    """``threshold`` or more denied calls from one account and address within ``window``.
+    """``threshold`` denied calls from one account and address in ``window``, or fail-then-succeed.
 
     ActionTrail error codes of Alibaba's "unauthorized API calls" alert
     (NoPermission, Forbidden, InvalidAccessKeyId ...) and KMS-log 401/403. High when the
     failures span several APIs or credentials (enumeration or guessing rather than
-    one broken application).
+    one broken application). Also high, at any count from ``min_failures``: an
+    AccessKey (long-term or STS; client keys are D15's) denied that many times from one
+    address and then, within ``sequence``, succeeding from that address, a network the
+    organisation did not use before the window (a stolen key being made to work). A
+    retry from the usual networks is not flagged.
 
     Reads
     -----
@@ -502,13 +568,10 @@ def auth_failures(ctx: Context, p: AuthFailuresParams) -> pd.DataFrame:
 
     False positives
     ---------------
-    Mis-scoped new deployments, a policy change that removed rights, health checks.
+    Mis-scoped new deployments, a policy change that removed rights, health checks; a
+    new runner subnet whose first calls are denied.
     """
-    act = ctx.act
-    denied = re.compile(AUTH_ERRORS)
-    at_denied = from_actiontrail(ctx) & flag(act["error_code"], lambda c: denied.match(str(c)))
-    kms_denied = from_kms_log(ctx) & ctx.status_code.isin([401, 403])
-    rows = ctx.rows(at_denied | kms_denied)
+    rows = ctx.rows(_denied_calls(ctx))
     if not len(rows):
         return rows
     rows["where"] = (
@@ -532,7 +595,30 @@ def auth_failures(ctx: Context, p: AuthFailuresParams) -> pd.DataFrame:
     if len(flagged):
         spread = flagged.groupby("incident")[["action", "access_key_id"]].nunique().max(axis=1)
         flagged["severity"] = flagged["incident"].map(spread > 1).map({True: "high", False: None})
-    return flagged
+    keyed = rows[rows["access_key_id"].notna().to_numpy()]
+    keyed = keyed[~keyed["access_key_id"].astype(str).str.startswith("KAAP.").to_numpy()]
+    sequence = fail_then_succeed(
+        keyed, ctx.rows(_key_successes_outside(ctx)), p["min_failures"], p["sequence"]
+    )
+    if not len(sequence):
+        return flagged
+    who = sequence["access_key_id"].astype(str) + "|" + sequence["client_ip"].astype(str)
+    incident = bursts(sequence["time"], who, pd.Timedelta(p["sequence"]))
+    offset = int(flagged["incident"].max()) + 1 if len(flagged) else 0
+    tried = label(
+        sequence,
+        incident + offset,
+        sequence["credential"],
+        lambda g: (
+            f"{count_calls(g[~g['ok']])} denied calls ({names(g['error_code'])}) with "
+            f"{names(g['access_key_id'])} from {names(g['client_ip'])}, then "
+            f"{count_calls(g[g['ok']])} successful calls from there (a network the "
+            "organisation did not use before the window)"
+        ),
+        actor=sequence["actor"],
+        severity="high",
+    )
+    return pd.concat([flagged, tried], ignore_index=True)
 
 
 @dataclass(frozen=True)
@@ -755,9 +841,14 @@ def _aap_networks_learn(ctx: Context, p: Params) -> pd.DataFrame:
 
 @auth_failures.select
 def _denied(ctx: Context, p: Params) -> pd.Series:
-    pattern = re.compile(AUTH_ERRORS)
-    at = from_actiontrail(ctx) & flag(ctx.act["error_code"], lambda c: pattern.match(str(c)))
-    return at | (from_kms_log(ctx) & ctx.status_code.isin([401, 403]))
+    """D16: denied calls, and AccessKey successes from outside the known networks."""
+    return _denied_calls(ctx) | _key_successes_outside(ctx)
+
+
+@auth_failures.learn(_aap_networks_union)
+def _organisation_networks_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D16, baseline days: the networks of any row before the window."""
+    return pd.DataFrame({"net": sorted(organisation_networks(ctx))})
 
 
 @enumeration.select
