@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import ACCOUNT_DEV, ACCOUNT_PROD, at_event, kms_record
+from conftest import ACCOUNT_DEV, ACCOUNT_PROD, at_event, kms_record, lookup_events_page, oss_array
 
 import kmsforensics as kf
 
@@ -1127,3 +1127,51 @@ def test_d16_a_retry_at_home_or_one_denial_is_not_a_sequence(tmp_path: Path) -> 
     events = [*base, home_ok, once_ok, other_ok, late_ok]
     findings = detect(tmp_path, events, [*home, *once, *other, *late], rules="D16")
     assert found(findings, "D16").empty
+
+
+def channels_case(tmp_path: Path, oss: list, pages: dict[str, list]) -> pd.DataFrame:
+    """OSS delivery (one gz JSON array per day) and LookupEvents pages, loaded, D27 run."""
+    folder = tmp_path / "evidence"
+    for day in range(3):
+        stamp = (T0 + timedelta(days=day)).strftime("%Y%m%d")
+        chosen = [e for e in oss if e["eventTime"].replace("-", "")[:8] == stamp]
+        oss_array(folder / "delivered" / f"{ACCOUNT_DEV}_{stamp}.json.gz", chosen)
+    for name, events in pages.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(lookup_events_page(events))
+    case = kf.load(folder, progress=False)
+    return found(kf.detect(case, rules="D27"), "D27")
+
+
+def test_d27_the_delivery_went_quiet_while_lookupevents_has_events(tmp_path: Path) -> None:
+    start = T0.replace(hour=0)
+    quiet = range(2 * 24 * 60 + 10 * 60, 2 * 24 * 60 + 10 * 60 + 50)  # day 3, 10:00-10:50
+    sparse = [ev(start + minutes(m), "Decrypt") for m in range(0, 3 * 24 * 60, 30)]
+    delivered = [e for e in sparse if not _at(e, start, quiet)]
+    missing = [ev(start + minutes(quiet[0] + m), "GetSecretValue") for m in (5, 20, 41)]
+    # the analyst's LookupEvents query: copies of delivered events, and what OSS lacks
+    query = [*delivered[-20:-12], *missing]
+    findings = channels_case(tmp_path, delivered, {"queried/page-1.json": query})
+    assert len(findings) == 1, findings.summary.tolist()
+    finding = findings.iloc[0]
+    assert finding.severity == "critical" and finding.entity == f"account:{ACCOUNT_DEV}"
+    assert "(OSS delivery) silent" in finding.summary
+    assert "LookupEvents has 3 events of the account in that span" in finding.summary
+    assert {missing[0]["eventId"], missing[-1]["eventId"]} <= set(finding.evidence)
+    assert finding.details["channel"] == "oss" and finding.details["lookup_events"] == 3
+
+
+def test_d27_lookupevents_copies_read_first_do_not_silence_the_delivery(tmp_path: Path) -> None:
+    start = T0.replace(hour=0)
+    busy = [ev(start + minutes(m), "Decrypt") for m in range(0, 3 * 24 * 60, 2)]
+    copies = [e for e in busy if _at(e, start, range(24 * 60 + 600, 24 * 60 + 780))]
+    # the pages sort before the delivery: the loader keeps their copies, drops OSS's
+    findings = channels_case(tmp_path, busy, {"api/page-1.json": copies})
+    assert findings.empty, findings.summary.tolist()
+    # copies read after the delivery, and nothing missing from it: nothing either
+    assert channels_case(tmp_path / "b", busy, {"zz/page-1.json": copies[:30]}).empty
+
+
+def _at(event: dict[str, Any], start: datetime, span: range) -> bool:
+    moment = datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00"))
+    return int((moment - start).total_seconds() // 60) in span
