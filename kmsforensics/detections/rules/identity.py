@@ -428,11 +428,11 @@ def ram_changes(ctx: Context, p: RamChangesParams) -> pd.DataFrame:
     usage = usage.dropna(subset=["incident"])
     total = count_calls(usage, "incident")
     usage = usage[(usage.groupby("incident").cumcount() < p["follow_most"]).to_numpy()]
-    shown = count_calls(usage, "incident")
+    shown = {i: int(n) for i, n in count_calls(usage, "incident").items()}
     note = {
         i: f"; the new key was then used {int(n)} times from outside "
         f"({names(usage.loc[usage['incident'] == i, 'client_ip'])})"
-        + (f", the first {int(shown[i])} in the evidence" if shown[i] < n else "")
+        + (f", the first {shown[i]} in the evidence" if shown[i] < n else "")
         for i, n in total.items()
     }
     found["summary"] = found["summary"].astype(str) + found["incident"].map(note).fillna("")
