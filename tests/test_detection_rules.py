@@ -992,17 +992,30 @@ def test_d22_a_few_failures_then_a_sign_in(tmp_path: Path) -> None:
 
 
 def test_a_triage_record_hides_what_its_suppressions_name(tmp_path: Path) -> None:
-    class Record:
-        """A stand-in triage record: suppress one rule (the real one is kf.triage's)."""
-
-        def apply(self, findings: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-            hidden = findings.rule_id == "D26"
-            return findings[~hidden], {"S-1": int(hidden.sum())}
-
-    events = [ev(T0, "StopLogging", "Actiontrail", params={"Name": "trail"})]
-    plain = found(detect(tmp_path, events, rules="D26"), "D26")
-    kept = detect(tmp_path, events, rules="D26", triage=Record())
-    assert len(plain) == 1 and kept.empty and kept.attrs["suppressed"] == {"S-1": 1}
+    stop = ev(T0, "StopLogging", "Actiontrail", params={"Name": "trail"})
+    by_bob = ev(T0 + timedelta(days=1), "StopLogging", "Actiontrail", userIdentity=BOB,
+                sourceIpAddress="198.51.100.4", params={"Name": "trail"})  # fmt: skip
+    deletion = ev(T0 + minutes(5), "ScheduleKeyDeletion", params={"KeyId": "key-9"})
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    (folder / "trail.jsonl").write_text("\n".join(json.dumps(e) for e in [stop, by_bob, deletion]))
+    case = kf.load(folder, progress=False)
+    beside = tmp_path / "case-7.triage.json"  # beside the evidence, never inside it
+    record = kf.triage.TriageRecord.for_case(case, beside)
+    record.suppress("D26", "principal", "alice", reason="trail migration", expires="2099-01-01",
+                    analyst="li")  # fmt: skip
+    record.suppress("*", "network", "198.51.100.0/24", reason="old VPN", expires="2020-01-01",
+                    analyst="li")  # fmt: skip
+    with pytest.raises(kf.TriageError, match="inside the evidence"):
+        kf.triage.TriageRecord.for_case(case, folder / "triage.json")
+    reread = kf.triage.TriageRecord.for_case(case, beside)  # the record as saved
+    plain = kf.detect(case, rules=["D04", "D26"])
+    kept = kf.detect(case, rules=["D04", "D26"], triage=reread)
+    assert len(found(plain, "D26")) == 2
+    assert kept.attrs["suppressed"] == {"S1": 1, "S2": 0}  # the expired one hid nothing
+    assert [ids for ids in found(kept, "D26").evidence] == [(by_bob["eventId"],)]
+    assert len(found(kept, "D04")) == 1  # another rule by alice is kept
+    assert json.loads(beside.read_text())["suppressions"][0]["reason"] == "trail migration"
 
 
 def role_read(t: datetime, key: str, ip: str, secret: str = "prod/ledger-db") -> dict[str, Any]:
