@@ -1188,3 +1188,28 @@ def test_d27_lookupevents_copies_read_first_do_not_silence_the_delivery(tmp_path
 def _at(event: dict[str, Any], start: datetime, span: range) -> bool:
     moment = datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00"))
     return int((moment - start).total_seconds() // 60) in span
+
+
+def test_d11_counts_calls_in_both_logs_once(tmp_path: Path) -> None:
+    vps = "192.0.2.61"
+    base = [ev(T0 + timedelta(hours=h), "DescribeKey") for h in range(0, 48, 4)]
+    later = T0 + timedelta(days=3)
+    trail, kms = [], []
+    for i in range(3):  # one call each, in ActionTrail and in the KMS instance log
+        moment = later + minutes(15 * i)
+        event = ev(moment, "GetSecretValue", params={"SecretName": "prod/x"}, sourceIpAddress=vps)
+        trail.append(event)
+        kms.append(
+            kl(moment, "GetSecretValue", request_id=event["requestId"], client_ip=vps,
+               access_key_id=USER["accessKeyId"], identity_type="ram-user", resource_id="prod/x",
+               principal_id=USER["principalId"], account_id=ACCOUNT_DEV,
+               share_gateway_api_name="GetSecretValue")
+        )  # fmt: skip
+    findings = detect(tmp_path, [*base, *trail], kms, rules="D11",
+                      params={"D11": {"follow_most": 1}})  # fmt: skip
+    finding = found(findings, "D11").iloc[0]
+    ids = {e["eventId"] for e in trail[:2]} | {r["request_id"] for r in kms[:2]}
+    assert set(finding.evidence) == ids and finding.event_count == 2
+    assert "then 2 more calls from there within 72h (the first 1 in the evidence)" in (
+        finding.summary
+    )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..calls import count_calls
+from ..calls import CALL_COLUMN, count_calls, first_of_call
 from .findings import bursts, first_sightings, label, new_terms
 from .rules.common import names
 
@@ -173,15 +173,16 @@ def follow(labelled: pd.DataFrame, rows: pd.DataFrame, spec: NewTerm, params: An
 
     Rows of the pair from the first sighting to ``params["follow"]`` after it join its
     incident, with its labels and severity, earliest first and at most
-    ``params["follow_most"]`` per pair; the incident's summary and ``details`` say how
-    many later calls there were in all.
+    ``params["follow_most"]`` calls per pair (a call in both logs is one call); the
+    incident's summary and ``details`` say how many later calls there were in all.
     """
     key = [spec.subject, *spec.terms]
     window = pd.Timedelta(params["follow"])
     carried = ["incident", "entity", "summary", "actor", "severity"]
-    firsts = labelled[[*key, "time", "evidence_id", *[c for c in carried if c in labelled]]]
+    call = [CALL_COLUMN] if CALL_COLUMN in labelled and CALL_COLUMN in rows else []
+    firsts = labelled[[*key, "time", "evidence_id", *call, *[c for c in carried if c in labelled]]]
     firsts = firsts.astype({c: object for c in key}).rename(
-        columns={"time": "_first", "evidence_id": "_first_id"}
+        columns={"time": "_first", "evidence_id": "_first_id", CALL_COLUMN: "_first_call"}
     )
     candidates = rows.drop(columns=[c for c in carried if c in rows]).astype(
         {c: object for c in key}
@@ -196,15 +197,25 @@ def follow(labelled: pd.DataFrame, rows: pd.DataFrame, spec: NewTerm, params: An
     if not len(joined):
         return labelled
     joined = joined.sort_values(["time", "evidence_id"], kind="stable")
-    pairs = joined.groupby(key, sort=False).cumcount()
-    total = count_calls(joined, "incident")
-    attached = joined[(pairs < params["follow_most"]).to_numpy()]
-    shown = count_calls(attached, "incident")
+    # the first sighting's own call in the other log is evidence, not a later call
+    twin = (
+        (joined[CALL_COLUMN] == joined["_first_call"]).fillna(False).to_numpy(dtype=bool)
+        if call
+        else np.zeros(len(joined), dtype=bool)
+    )
+    # the n-th call of its pair (a call in both logs is one call, its two rows kept)
+    calls = pd.Series(first_of_call(joined).astype(np.int64) * ~twin, index=joined.index)
+    number = calls.groupby([joined[c] for c in key], sort=False).cumsum()
+    keep = (number <= params["follow_most"]).to_numpy()
+    attached = joined[keep]
+    total = count_calls(joined[~twin], "incident")
+    shown = count_calls(joined[keep & ~twin], "incident")
     more = {}
     for incident, count in total.items():
         kept = int(shown.get(incident, 0))
-        more[incident] = f"; then {int(count)} more calls from there within {params['follow']}" + (
-            f" (the first {kept} in the evidence)" if kept < count else ""
+        more[incident] = (
+            f"; then {int(count)} more call{'s' if count != 1 else ''} from there within "
+            f"{params['follow']}" + (f" (the first {kept} in the evidence)" if kept < count else "")
         )
     labelled = labelled.assign(
         summary=labelled["summary"].astype(str) + labelled["incident"].map(more).fillna(""),
@@ -218,7 +229,8 @@ def follow(labelled: pd.DataFrame, rows: pd.DataFrame, spec: NewTerm, params: An
     )
     summaries = labelled.drop_duplicates("incident").set_index("incident")["summary"]
     details = labelled.drop_duplicates("incident").set_index("incident")["details"]
-    attached = attached.drop(columns=["_first", "_first_id"]).assign(
+    attached = attached.drop(columns=["_first", "_first_id", *(["_first_call"] if call else [])])
+    attached = attached.assign(
         summary=attached["incident"].map(summaries).to_numpy(),
         details=attached["incident"].map(details).to_numpy(),
     )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...calls import count_calls
+from ...calls import count_calls, first_of_call
 from ..context import Context
 from ..findings import bursts, label, nanoseconds, over_threshold
 from ..registry import Params, duration, rule
@@ -427,10 +427,11 @@ def ram_changes(ctx: Context, p: RamChangesParams) -> pd.DataFrame:
     usage["incident"] = usage["access_key_id"].astype(str).map(owner).to_numpy()
     usage = usage.dropna(subset=["incident"])
     total = count_calls(usage, "incident")
-    usage = usage[(usage.groupby("incident").cumcount() < p["follow_most"]).to_numpy()]
+    calls = pd.Series(first_of_call(usage).astype(np.int64), index=usage.index)
+    usage = usage[(calls.groupby(usage["incident"]).cumsum() <= p["follow_most"]).to_numpy()]
     shown = {i: int(n) for i, n in count_calls(usage, "incident").items()}
     note = {
-        i: f"; the new key was then used {int(n)} times from outside "
+        i: f"; the new key was then used {int(n)} time{'s' if n != 1 else ''} from outside "
         f"({names(usage.loc[usage['incident'] == i, 'client_ip'])})"
         + (f", the first {shown[i]} in the evidence" if shown[i] < n else "")
         for i, n in total.items()
