@@ -184,7 +184,9 @@ def follow(labelled: pd.DataFrame, rows: pd.DataFrame, spec: NewTerm, params: An
     firsts = firsts.astype({c: object for c in key}).rename(
         columns={"time": "_first", "evidence_id": "_first_id", CALL_COLUMN: "_first_call"}
     )
-    candidates = rows.drop(columns=[c for c in carried if c in rows]).astype(
+    candidates = rows[(rows["time"] >= labelled["time"].min()).to_numpy()]
+    candidates = candidates[candidates[spec.subject].isin(firsts[spec.subject].unique()).to_numpy()]
+    candidates = candidates.drop(columns=[c for c in carried if c in candidates]).astype(
         {c: object for c in key}
     )
     joined = candidates.merge(firsts, on=key, how="inner")
