@@ -511,8 +511,10 @@ def _new_addresses(ctx: Context, p: Params) -> pd.Series:
     rows = rows[(rows["time"] >= ctx.baseline_end).to_numpy()]
     known = ctx.facts.get("D11")
     if known is not None:
-        pairs = list(zip(rows["subject"], rows["where"], strict=True))
-        fresh = np.array([pair not in known["pairs"] for pair in pairs], dtype=bool)
-        rows = rows[fresh & rows["subject"].isin(known["subjects"]).to_numpy()]
+        pairs = pd.MultiIndex.from_arrays(
+            [rows["subject"].astype(object), rows["where"].astype(object)]
+        )
+        fresh = ~pairs.isin(list(known["pairs"]))
+        rows = rows[fresh & rows["subject"].isin(list(known["subjects"])).to_numpy()]
     keep.loc[rows.index] = True
     return keep
