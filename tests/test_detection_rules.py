@@ -1213,3 +1213,18 @@ def test_d11_counts_calls_in_both_logs_once(tmp_path: Path) -> None:
     assert "then 2 more calls from there within 72h (the first 1 in the evidence)" in (
         finding.summary
     )
+
+
+def test_d15_a_rejected_client_key_outside_its_own_aaps_networks(tmp_path: Path) -> None:
+    def call(t: datetime, aap: str, ip: str, status: int = 200, **more: Any) -> dict[str, Any]:
+        return kl(t, "Decrypt", principal_id=aap, client_ip=ip, status_code=status, **more)
+
+    usual = [call(T0 - timedelta(hours=2), "payments-aap", "10.0.3.21"),
+             call(T0 - timedelta(hours=1), "orders-aap", "10.9.9.5")]  # fmt: skip
+    foreign = call(T0 + minutes(5), "payments-aap", "10.9.9.7", 401)  # the orders subnet
+    home = call(T0 + minutes(9), "payments-aap", "10.0.3.77", 401)  # its own subnet
+    lost = call(T0 + minutes(12), "", "10.9.9.8", 401, account_id="")  # AAP not found
+    records = [*usual, foreign, home, lost]
+    findings = found(detect(tmp_path, records=records, rules="D15", window_start=T0), "D15")
+    evidence = {e for ids in findings.evidence for e in ids}
+    assert evidence == {foreign["request_id"]}

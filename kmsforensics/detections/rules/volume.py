@@ -351,15 +351,15 @@ def key_from_many_ips(ctx: Context, p: KeyFromManyIpsParams) -> pd.DataFrame:
     )
 
 
-def aap_networks(ctx: Context) -> set[str]:
-    """Networks any AAP called from successfully before the window (D15).
+def aap_networks(ctx: Context) -> pd.DataFrame:
+    """Each AAP's networks (``aap``, ``net``): where it called from successfully before the window.
 
     On the dask engine they are learned from the baseline days first
     (``ctx.facts["D15"]``).
     """
     learned = ctx.facts.get("D15")
     if learned is not None:
-        return set(learned)
+        return learned
     act = ctx.act
     mask = (
         from_kms_log(ctx)
@@ -367,7 +367,39 @@ def aap_networks(ctx: Context) -> set[str]:
         & (act["identity_type"].astype(object) == "aap")
         & (act["time"] < ctx.baseline_end)
     )
-    return {str(n) for n in ctx.network[mask].dropna().unique()}
+    frame = pd.DataFrame(
+        {"aap": _aap_of(ctx)[mask].to_numpy(), "net": ctx.network[mask].to_numpy()}
+    )
+    return frame.dropna().astype(object).drop_duplicates().reset_index(drop=True)
+
+
+def _aap_of(ctx: Context) -> pd.Series:
+    """The AAP of each row (``account/name``), NaN where none is named (AAP not found)."""
+    act = ctx.act
+    account, name = text(ctx, "account_id"), text(ctx, "principal_id")
+    named = (act["identity_type"].astype(object) == "aap") & account.fillna("").ne("")
+    named &= name.fillna("").ne("")
+    return (account.astype(str) + "/" + name.astype(str)).where(named, np.nan)
+
+
+def outside_aap_networks(ctx: Context) -> pd.Series:
+    """Rows from outside their AAP's known networks (any AAP's, for rows naming none).
+
+    An AAP with no history before the window, and a row whose AAP is not found, are
+    compared with the networks of every AAP.
+    """
+    known = aap_networks(ctx)
+    network = ctx.network.astype(object)
+    anywhere = ~network.isin(set(known["net"]))
+    aap = _aap_of(ctx)
+    own = aap.isin(set(known["aap"])) & aap.notna()
+    if not own.any():
+        return anywhere
+    pairs = pd.MultiIndex.from_arrays([aap[own].to_numpy(), network[own].to_numpy()])
+    theirs = pd.MultiIndex.from_frame(known[["aap", "net"]])
+    outside = anywhere.copy()
+    outside[own] = ~pairs.isin(theirs)
+    return outside
 
 
 def client_key_failures(ctx: Context) -> pd.Series:
@@ -384,8 +416,7 @@ def outside_successes(ctx: Context) -> pd.Series:
     """Successful client-key calls from networks no AAP used before the window."""
     act = ctx.act
     kaap = flag(act["access_key_id"], lambda k: str(k).startswith("KAAP."))
-    known = aap_networks(ctx)
-    return from_kms_log(ctx) & kaap & ctx.ok & ~ctx.network.isin(known)
+    return from_kms_log(ctx) & kaap & ctx.ok & outside_aap_networks(ctx)
 
 
 @dataclass(frozen=True)
@@ -411,9 +442,10 @@ def aap_not_found(ctx: Context, p: AapNotFoundParams) -> pd.DataFrame:
     """Client keys that no AAP owns, or rejected (401/403): many, from outside, or then a success.
 
     Flagged: ``threshold`` such calls from one address within ``window``; any such call
-    from a network no AAP called from successfully before the window; and
+    from outside the AAP's known networks (where it called from successfully before
+    the window; every AAP's for a row whose AAP is not found or has no history); and
     ``min_failures`` failures of one client key from one address followed, within
-    ``sequence``, by a success of that key from that address outside the AAPs' known
+    ``sequence``, by a success of that key from that address outside its AAP's known
     networks (a stolen key being made to work). An AAP-identity row with an empty
     ``account_id`` or ``principal_id`` is the documented "AAP not found".
 
@@ -430,8 +462,7 @@ def aap_not_found(ctx: Context, p: AapNotFoundParams) -> pd.DataFrame:
     rows = ctx.rows(client_key_failures(ctx))
     if not len(rows):
         return rows
-    known = aap_networks(ctx)
-    outside = ~ctx.network.loc[rows.index].isin(known).to_numpy()
+    outside = outside_aap_networks(ctx).loc[rows.index].to_numpy(dtype=bool)
     hit = over_threshold(rows, ["client_ip"], p["window"], p["threshold"]) | outside
     found = rows[hit.to_numpy()]
     successes = ctx.rows(outside_successes(ctx))
@@ -829,14 +860,22 @@ def _aap_failures(ctx: Context, p: Params) -> pd.Series:
     return client_key_failures(ctx) | outside_successes(ctx)
 
 
-def _aap_networks_union(days: list[pd.DataFrame], p: Params) -> set[str]:
+def _aap_networks_union(days: list[pd.DataFrame], p: Params) -> pd.DataFrame:
+    """D15: every baseline day's (AAP, network) pairs."""
+    kept = [d for d in days if len(d)]
+    if not kept:
+        return pd.DataFrame({"aap": pd.Series(dtype=object), "net": pd.Series(dtype=object)})
+    return pd.concat(kept, ignore_index=True).drop_duplicates().reset_index(drop=True)
+
+
+def _networks_union(days: list[pd.DataFrame], p: Params) -> set[str]:
     return {str(n) for d in days for n in d["net"]}
 
 
 @aap_not_found.learn(_aap_networks_union)
 def _aap_networks_learn(ctx: Context, p: Params) -> pd.DataFrame:
-    """D15, baseline days: the networks AAPs called from successfully."""
-    return pd.DataFrame({"net": sorted(aap_networks(ctx))})
+    """D15, baseline days: where each AAP called from successfully."""
+    return aap_networks(ctx)
 
 
 @auth_failures.select
@@ -845,7 +884,7 @@ def _denied(ctx: Context, p: Params) -> pd.Series:
     return _denied_calls(ctx) | _key_successes_outside(ctx)
 
 
-@auth_failures.learn(_aap_networks_union)
+@auth_failures.learn(_networks_union)
 def _organisation_networks_learn(ctx: Context, p: Params) -> pd.DataFrame:
     """D16, baseline days: the networks of any row before the window."""
     return pd.DataFrame({"net": sorted(organisation_networks(ctx))})
