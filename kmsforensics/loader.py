@@ -62,7 +62,7 @@ from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
 from .formats.jsontext import split_json_array
 from .issues import IssueLog
 from .normalize import combine_activity
-from .normalize.values import compact_table, decode_distinct, to_frame
+from .normalize.values import combine_encoded, encode_batch, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
 from .sources import Options
 from .sources import sources as source_kinds
@@ -447,8 +447,8 @@ class _Loader:
             source = source_kinds()[label]
             for raw in extracted.raw.get(label, []):
                 typed = source.normalise(raw, self.issues, self.options)
-                self.activity[label].append(_encoded(source.activity(typed)))
-                self.typed[label].append(_encoded(typed))
+                self.activity[label].append(encode_batch(source.activity(typed), TEXT_COLUMNS))
+                self.typed[label].append(encode_batch(typed, TEXT_COLUMNS))
 
     def _read_deferred(self, items: list[Prepared]) -> list[pa.Table]:
         """Split JSON arrays on disk with the fast reader; fall back file by file."""
@@ -496,11 +496,15 @@ class _Loader:
         parts = []
         for label in CASE_SOURCES:
             source = source_kinds()[label]
-            typed = _concat(self.typed[label]) or source.empty(self.issues, self.options)
+            typed = combine_encoded(self.typed[label])
+            if typed is None:
+                typed = encode_batch(source.empty(self.issues, self.options), TEXT_COLUMNS)
             typed, keep = self._dedupe(typed, *source.dedupe)
-            activity = _concat(self.activity[label]) or source.activity(typed)
+            activity = combine_encoded(self.activity[label])
+            if activity is None:
+                activity = encode_batch(source.activity(typed), TEXT_COLUMNS)
             parts.append(_kept(activity, keep))
-            frames[label] = decode_distinct(_encoded(typed).unify_dictionaries())
+            frames[label] = typed
             self.typed[label], self.activity[label] = [], []
         activity, order = combine_activity(parts)
         del parts
@@ -509,7 +513,7 @@ class _Loader:
         case = Case(
             to_frame(frames.pop("kms")),
             to_frame(frames.pop("actiontrail")),
-            _reordered(to_frame(decode_distinct(activity.unify_dictionaries())), order),
+            _reordered(to_frame(activity), order),
             _sorted_issues(self.issues.frame(), manifest),
             manifest,
             {
@@ -742,22 +746,6 @@ def _status(item: Prepared, row: dict[str, object]) -> str:
     if row["duplicates"] and not row["records_loaded"]:
         return "duplicates-only"
     return "loaded"
-
-
-def _encoded(table: pa.Table) -> pa.Table:
-    """Dictionary-encode text, and copy what stays plain text into Arrow's own memory.
-
-    duckdb hands results over in blocks shared by all their columns, so one column
-    kept from a result would keep the whole result alive; the copy releases it. The
-    copy is to ``large_string``, which pandas' ``str`` dtype uses without copying again.
-    """
-    table = compact_table(table, TEXT_COLUMNS, every=True)
-    everything = pa.array(np.arange(table.num_rows))
-    for i, column in enumerate(table.schema):
-        if pa.types.is_string(column.type):  # a cast alone would share duckdb's buffer
-            copy = table.column(i).take(everything).cast(pa.large_string())
-            table = table.set_column(i, column.name, copy)
-    return table
 
 
 def _reordered(frame: pd.DataFrame, order: pa.Array) -> pd.DataFrame:
