@@ -248,7 +248,7 @@ def signature_query() -> str:
 
 
 def signature_paths() -> dict[str, list[str]]:
-    """The parameters of :func:`signature_query`: key paths and typed paths."""
+    """Return the parameters of :func:`signature_query`: key paths and typed paths."""
     keys = key_paths()
     return {"paths": keys + [p for p in inspected_paths() if p not in keys],
             "typed": inspected_paths()}  # fmt: skip
