@@ -339,9 +339,9 @@ def encode_batch(table: pa.Table, keep_text: frozenset[str] = frozenset()) -> pa
 
     Text columns but ``keep_text`` are dictionary-encoded. In a batch of at least
     :data:`DISTINCT_MIN_ROWS` rows, a column of mostly distinct values (a fresh address
-    or STS key per event) is kept as ``large_string`` instead, straight away: its
-    dictionary would be as large as the column, and unifying such dictionaries across
-    batches costs more than the text. :func:`combine_encoded` joins the batches.
+    or STS key per event; told by a sample, then by its dictionary) is kept as
+    ``large_string`` instead, straight away: its dictionary would be as large as the
+    column, and unifying such dictionaries across batches costs more than the text. :func:`combine_encoded` joins the batches.
     Every text column is copied (duckdb hands results over in blocks shared by all
     their columns, so one column kept from a result would keep the whole result alive).
 
@@ -351,7 +351,7 @@ def encode_batch(table: pa.Table, keep_text: frozenset[str] = frozenset()) -> pa
     >>> [str(f.type) for f in encode_batch(t).schema]
     ['large_string', 'dictionary<values=string, indices=int32, ordered=0>']
     """
-    table = compact_table(table, keep_text, every=True)
+    table = compact_table(table, keep_text, every=table.num_rows < DISTINCT_MIN_ROWS)
     for i, column in enumerate(table.schema):
         values = table.column(i)
         if pa.types.is_dictionary(column.type):
