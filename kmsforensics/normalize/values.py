@@ -341,7 +341,8 @@ def encode_batch(table: pa.Table, keep_text: frozenset[str] = frozenset()) -> pa
     :data:`DISTINCT_MIN_ROWS` rows, a column of mostly distinct values (a fresh address
     or STS key per event; told by a sample, then by its dictionary) is kept as
     ``large_string`` instead, straight away: its dictionary would be as large as the
-    column, and unifying such dictionaries across batches costs more than the text. :func:`combine_encoded` joins the batches.
+    column, and unifying such dictionaries across batches costs more than the text.
+    :func:`combine_encoded` joins the batches.
     Every text column is copied (duckdb hands results over in blocks shared by all
     their columns, so one column kept from a result would keep the whole result alive).
 
