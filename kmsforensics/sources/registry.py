@@ -72,7 +72,8 @@ class Kind:
     outputs: tuple[tuple[str, str], ...] = ()
     #: JSON paths whose type (``json_type(json, path)``) or keys the condition reads.
     #: A condition may read ``ks`` and, of ``json``, only the types and keys at these
-    #: paths: records alike in all of them are classified once (:func:`signature_query`).
+    #: paths, and a type only where the record has the path's first key (or no keys):
+    #: records alike in all of them are classified once (:func:`signature_query`).
     inspected: tuple[str, ...] = ()
 
     def handle(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
@@ -234,24 +235,36 @@ def signature_query() -> str:
 
     For each record: ``sig``, the JSON text of every key list the conditions read
     (:func:`key_paths` and :func:`inspected_paths`) and of the JSON types at the
-    inspected paths. Two records with the same ``sig`` get the same kind and the same
+    inspected paths (looked at only in records that have no keys, or the first key of
+    an inspected path: the conditions read a type only then). Two records with the
+    same ``sig`` get the same kind and the same
     ``repeated`` flag, so :func:`classification_query` runs once per distinct ``sig``,
     on one record standing for the others (a file holds few shapes of record, however
     many records). Also ``literal`` and ``comma`` (see :func:`classification_query`),
     which depend on the whole text.
     """
     return (
-        "SELECT to_json({'k': try(json_keys(json, $paths)), 't': try(json_type(json, $typed))}) "
-        "AS sig, (contains(json, 'NaN') OR contains(json, 'Infinity')) AS literal, "
-        "regexp_matches(json, ',\\s*[}\\]]') AS comma FROM {table}"
+        "SELECT to_json({'k': k, 't': CASE WHEN len(k[1]) = 0 OR list_has_any(k[1], $tops) "
+        "THEN try(json_type(json, $typed)) END}) AS sig, "
+        "(contains(json, 'NaN') OR contains(json, 'Infinity')) AS literal, "
+        "regexp_matches(json, ',\\s*[}\\]]') AS comma "
+        "FROM (SELECT try(json_keys(json, $paths)) AS k, json FROM {table})"
     )
 
 
 def signature_paths() -> dict[str, list[str]]:
-    """Return the parameters of :func:`signature_query`: key paths and typed paths."""
+    """Return the parameters of :func:`signature_query`.
+
+    Examples
+    --------
+    >>> import kmsforensics.sources  # registers the kinds
+    >>> signature_paths()["tops"]
+    ['Events', 'body', 'contents']
+    """
     keys = key_paths()
-    return {"paths": keys + [p for p in inspected_paths() if p not in keys],
-            "typed": inspected_paths()}  # fmt: skip
+    typed = inspected_paths()
+    tops = sorted({p[2:].split(".")[0] for p in typed if p != "$"})
+    return {"paths": keys + [p for p in typed if p not in keys], "typed": typed, "tops": tops}
 
 
 def key_index(path: str) -> int:
