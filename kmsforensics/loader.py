@@ -60,6 +60,8 @@ from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff
 from .formats.encoding import foreign_bom, to_utf8
 from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
 from .formats.jsontext import split_json_array
+from .formats import stream
+from .formats.stream import LinePieces
 from .issues import IssueLog
 from .normalize import combine_activity
 from .normalize.values import combine_encoded, encode_batch, to_frame
@@ -102,6 +104,8 @@ class Prepared:
     archive: bool = False
     damage: str | None = None
     estimate: int = 0
+    #: A large gzip JSON-lines file, read piece by piece (its pieces are not listed).
+    pieces: LinePieces | None = None
 
 
 #: Openers tried by :func:`load` before it reads evidence: each takes the sources and
@@ -288,6 +292,12 @@ class _Loader:
                 for item in self._prepare_all(files):
                     self.prepared.append(item)
                     self.issues.extend(item.issues)
+                    for part in self._pieces(item):
+                        batch.append(part)
+                        batch_bytes += part.decompressed or 0
+                        if batch_bytes >= limit:
+                            self._flush(batch)
+                            batch, batch_bytes = [], 0
                     if item.split is not None or item.deferred:
                         batch.append(item)
                         batch_bytes += item.decompressed or item.estimate
@@ -354,6 +364,15 @@ class _Loader:
                 max(int.from_bytes(raw[-4:], "little"), len(raw)) if gzipped else len(raw)
             )
             return item
+        if (
+            first == "json-lines"
+            and gzipped
+            and len(raw) >= stream.STREAM_MIN_BYTES
+            and foreign_bom(head) is None
+        ):
+            item.shape = first
+            item.pieces = LinePieces(raw, ef.display, self.max_bytes, self.strict)
+            return item
         data = self._content(item, raw, item.issues)
         item.decompressed = len(data)
         sniffed = sniff(data[:_HEAD_BYTES], self.column_map)
@@ -365,6 +384,31 @@ class _Loader:
         shape = formats.get(sniffed.shape)
         item.split = shape.split(data, ef.display, item.issues, sniffed, self.column_map or {})
         return item
+
+    def _pieces(self, item: Prepared) -> Iterator[Prepared]:
+        """Yield the pieces of a file read piece by piece, each as a part to extract.
+
+        The next piece is inflated and split on another thread while the caller
+        extracts this one. At the end the file's size and any damage are set on
+        ``item`` (the parts share its name and are counted under it).
+        """
+        if item.pieces is None:
+            return
+        pieces = iter(item.pieces)
+        with ThreadPoolExecutor(1) as reader:
+            ahead = reader.submit(next, pieces, None)
+            while (found := ahead.result()) is not None:
+                ahead = reader.submit(next, pieces, None)
+                split, size, issues = found
+                self.issues.extend(issues)
+                yield Prepared(item.ef, issues, split=split, decompressed=size)
+        item.decompressed, item.damage = item.pieces.decompressed, item.pieces.damage
+        item.split = Split("json-lines", "line", RECORDS_SCHEMA.empty_table(), 0)
+        item.pieces = None
+        if item.damage is not None:
+            if self.strict:
+                raise LogParseError(item.ef.display, None, item.damage)
+            self.issues.add(item.ef.display, None, "note", None, item.damage)
 
     def _not_read(self, item: Prepared, reason: str) -> Prepared:
         """List a file that is not read (raise, with ``strict``), fingerprinted if it can be."""
