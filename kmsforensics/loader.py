@@ -56,11 +56,10 @@ from .evidence import (
     inflate_head,
 )
 from .extract import Extracted, Extractor
-from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff
+from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff, stream
 from .formats.encoding import foreign_bom, to_utf8
 from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
 from .formats.jsontext import split_json_array
-from .formats import stream
 from .formats.stream import LinePieces
 from .issues import IssueLog
 from .normalize import combine_activity

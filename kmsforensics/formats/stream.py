@@ -29,7 +29,7 @@ STREAM_MIN_BYTES = 16 * 1024 * 1024
 
 
 class LinePieces:
-    """The records of a gzip JSON-lines file, piece by piece.
+    r"""The records of a gzip JSON-lines file, piece by piece.
 
     Iterating yields ``(split, size, issues)`` per piece: the records
     (``source_record`` is the line in the whole file), the decompressed bytes the
@@ -41,7 +41,7 @@ class LinePieces:
     Examples
     --------
     >>> import gzip
-    >>> raw = gzip.compress(b'{"a": 1}\\n\\n{"a": 2}\\r\\n{"a": 3}')
+    >>> raw = gzip.compress(b'{"a": 1}\n\n{"a": 2}\r\n{"a": 3}')
     >>> pieces = LinePieces(raw, "x.json.gz", 10**6, piece_bytes=9)
     >>> [split.records.column("source_record").to_pylist() for split, _, _ in pieces]
     [[1, 3], [4]]
