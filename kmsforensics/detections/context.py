@@ -219,6 +219,8 @@ class Context:
         kms = self.case.kms
         rows = self.is_kms.to_numpy()
         values = kms["status_code"].to_numpy()
+        if not len(values):
+            return pd.Series(np.nan, index=self.act.index, name="request_id", dtype=float)
         try:  # Arrow hashes the ids once; the log's first row of an id wins, as in a map
             found = pc.index_in(
                 pa.array(self.case.activity["request_id"]).filter(pa.array(rows)),
