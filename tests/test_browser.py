@@ -199,7 +199,7 @@ def run_all_cells(page: Page) -> None:
     ``[*]`` or numbered prompt appears only once this kernel has taken a cell.
     """
     started = (
-        "() => [...document.querySelectorAll('.jp-InputPrompt')]"
+        "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
         r".some(p => /\[(\*|\d+)\]/.test(p.innerText))"
     )
     for _ in range(10):
@@ -216,7 +216,7 @@ def run_all_cells(page: Page) -> None:
 def run_to_the_end(page: Page) -> None:
     """Run every cell and wait until the last has run and the kernel is idle again."""
     done_or_lost = (  # the last cell has a number, or nothing is queued any more
-        "() => { const ps = [...document.querySelectorAll('.jp-InputPrompt')];"
+        "() => { const ps = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];"
         r" const last = ps.pop(); if (last && /\[\d+\]/.test(last.innerText)) return 'done';"
         r" return ps.some(p => /\[\*\]/.test(p.innerText)) ? false : 'lost'; }"
     )
@@ -261,7 +261,7 @@ def restart_kernel(page: Page) -> None:
     page.evaluate(RESTARTS_COUNTED)
     command(page, "notebook:clear-all-cell-outputs")
     page.wait_for_function(
-        "() => ![...document.querySelectorAll('.jp-InputPrompt')]"
+        "() => ![...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
         r".some(p => /\[(\*|\d+)\]/.test(p.innerText))"
     )
     command(page, "notebook:restart-kernel")
