@@ -484,7 +484,9 @@ class FindingsBrowser:
             description="expires", style=WIDE,
         )  # fmt: skip
         self.reason = w.Text(description="reason", style=WIDE)
-        self.suppress_button = w.Button(description="suppress this rule there")
+        self.suppress_button = w.Button(
+            description="suppress this rule there", layout=w.Layout(width="auto")
+        )
         self.triage_status = w.HTML()
         self.visible = pd.DataFrame()
         self.evidence = pd.DataFrame()

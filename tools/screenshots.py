@@ -43,6 +43,14 @@ WIDTH, HEIGHT = 1400, 1000
 #: Outputs taller than this many pixels are listed (two screens).
 TALL = 2 * HEIGHT
 SCROLLER = ".jp-NotebookPanel .jp-WindowedPanel-outer"
+#: How far down the last cell ends (not the blank space JupyterLab adds past it), and a
+#: step of nine tenths of a screen, so that each screen overlaps the one before.
+CONTENT = (
+    "e => { const cells = e.querySelectorAll('.jp-Cell'); const last = cells[cells.length - 1];"
+    " const bottom = last ? last.getBoundingClientRect().bottom"
+    " - e.getBoundingClientRect().top + e.scrollTop : e.scrollHeight;"
+    " return [Math.ceil(bottom), Math.floor(e.clientHeight * 0.9)]; }"
+)
 OUTPUTS = (
     "() => [...document.querySelectorAll('.jp-CodeCell')].map((c, i) => ({"
     " index: i, source: c.querySelector('.jp-InputArea').innerText.split('\\n')"
@@ -58,15 +66,17 @@ def screens(page: Page, name: str) -> list[Path]:
     scroller = page.locator(SCROLLER).first
     box = scroller.bounding_box()
     assert box is not None, "no notebook on the page"
-    total, step = scroller.evaluate("e => [e.scrollHeight, Math.floor(e.clientHeight * 0.9)]")
-    shots = []
-    for number, top in enumerate(range(0, max(total, 1), step), start=1):
+    total, step = scroller.evaluate(CONTENT)
+    shots: list[Path] = []
+    top = 0
+    while True:
         scroller.evaluate("(e, top) => { e.scrollTop = top; }", top)
         page.wait_for_timeout(400)  # canvases (sigma, bokeh) redraw after a scroll
-        path = OUT / f"{name}-{number:02d}.png"
-        page.screenshot(path=str(path), clip=box)
-        shots.append(path)
-    return shots
+        shots.append(OUT / f"{name}-{len(shots) + 1:02d}.png")
+        page.screenshot(path=str(shots[-1]), clip=box)
+        if top + box["height"] >= total:  # this screen shows the end of the last cell
+            return shots
+        top += step
 
 
 def notebook(browser: Browser, url: str, path: Path) -> None:
