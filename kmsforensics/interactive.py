@@ -251,7 +251,7 @@ def timeline_figure(
     plot = figure(
         x_axis_type="datetime",
         y_range=FactorRange(factors=list(reversed(lanes))),
-        height=height or max(220, 28 * len(lanes) + 90),
+        height=height or max(260, 28 * len(lanes) + 130),  # the legend is above
         width=width,
         tools="xpan,xwheel_zoom,box_zoom,reset,save",
         active_scroll="xwheel_zoom",

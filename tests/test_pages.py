@@ -94,8 +94,25 @@ def test_a_lane_of_an_unnamed_identity_says_its_kind(tmp_path: Path) -> None:
     assert not [lane for lane in lanes if lane.isdigit()]
 
 
-def test_the_report_timeline_starts_near_the_most_severe_finding() -> None:
-    inv = kf.report.investigate([kf.datasets.path("incident-leaked-ci-key") / "evidence"])
+@pytest.fixture(scope="module")
+def inv() -> kf.report.Investigation:
+    return kf.report.investigate([kf.datasets.path("incident-leaked-ci-key") / "evidence"])
+
+
+def test_the_report_manifest_breaks_its_paths_and_hashes_not_the_page(
+    inv: kf.report.Investigation,
+) -> None:
+    page = kf.report.manifest(inv)._repr_html_()
+    assert 'class="dataframe kmsforensics-table kmsforensics-manifest"' in page
+    assert ".kmsforensics-manifest td:nth-child(-n+2) { overflow-wrap: anywhere; }" in (
+        kf.report.STYLE
+    )
+    assert "kmsforensics-manifest" not in kf.report.severity_summary(inv.shown)._repr_html_()
+
+
+def test_the_report_timeline_starts_near_the_most_severe_finding(
+    inv: kf.report.Investigation,
+) -> None:
     focus = kf.report.top_entity(inv)
     every = kf.timeline(inv.scope, focus, inv.shown)
     shown = kf.report.timeline_table(inv, focus, rows=50)

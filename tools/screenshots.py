@@ -10,7 +10,8 @@ photographed as one full page, ``report.png``, and in screens, ``report-NN.png``
 Every output taller than two screens is listed, as are the cells whose output shows an
 error, so that what a reader would scroll past is named.
 
-Usage: ``python tools/screenshots.py [NOTEBOOK ...] [--report PATH] [--no-report]``.
+Usage: ``python tools/screenshots.py [NOTEBOOK ...] [--report PATH] [--no-report]
+[--no-notebooks]``.
 """
 
 from __future__ import annotations
@@ -117,8 +118,13 @@ def main() -> None:
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     parser.add_argument("--report", type=Path, default=ROOT / "build" / "incident-report.html")
     parser.add_argument("--no-report", action="store_true", help="photograph no report")
+    parser.add_argument("--no-notebooks", action="store_true", help="only the report")
     args = parser.parse_args()
-    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    paths = (
+        []
+        if args.no_notebooks
+        else (args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb")))
+    )
     if not args.no_report and not args.report.exists():
         sys.exit(f"{args.report} is missing: run `make report` first (or pass --no-report)")
     if not Path(CHROMIUM).exists():
