@@ -160,17 +160,42 @@ def lineage_nodes(graph: nx.MultiDiGraph, findings: pd.DataFrame) -> set[str]:
 def grid_frame(frame: pd.DataFrame, rows: int = GRID_ROWS) -> pd.DataFrame:
     """Return the frame a grid shows: times in the display zone, lists joined, at most ``rows``.
 
+    A missing value is an empty cell (not "NaN", "None" or "NaT"); times with one missing
+    are shown as text of one width, which sorts in time order. A named index (``kf.usage``,
+    ``kf.list_rules``) becomes the first column; a mapping is shown as ``key=value`` pairs.
     Log text stays text: the grid escapes HTML (itables' ``allow_html`` is off).
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"code": ["Forbidden", None], "n": [1.5, 2.0],
+    ...                       "time": pd.to_datetime(["2026-03-11 17:42", None], utc=True)})
+    >>> grid_frame(frame).to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
+    [{'code': 'Forbidden', 'n': 1.5, 'time': '2026-03-11 17:42:00+00:00'},
+     {'code': '', 'n': 2.0, 'time': ''}]
+    >>> rules = pd.DataFrame({"params": [{"threshold": 20}]}, index=pd.Index(["D01"], name="rule"))
+    >>> grid_frame(rules).to_dict("records")
+    [{'rule': 'D01', 'params': 'threshold=20'}]
     """
-    shown = localise(frame.head(rows))
+    named = any(name is not None for name in frame.index.names)
+    shown = localise(frame.head(rows).reset_index() if named else frame.head(rows))
     for name in shown.columns:
-        if isinstance(shown[name].dtype, pd.CategoricalDtype):  # sorted as text, not codes
-            shown[name] = shown[name].astype(object)
-        if shown[name].dtype == object:
-            shown[name] = shown[name].map(
-                lambda v: ", ".join(map(str, v)) if isinstance(v, tuple | list | set) else v
-            )
+        column = shown[name]
+        if isinstance(column.dtype, pd.DatetimeTZDtype) and column.isna().any():
+            shown[name] = column.map(lambda t: "" if pd.isna(t) else str(t)).astype(object)
+            continue
+        if isinstance(column.dtype, pd.CategoricalDtype | pd.StringDtype):
+            column = column.astype(object)  # categories sort as text, not by their codes
+        if column.dtype == object:
+            shown[name] = column.map(_cell_text).where(column.notna(), "")
     return shown.reset_index(drop=True)
+
+
+def _cell_text(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, tuple | list | set):
+        return ", ".join(map(str, value))
+    return value
 
 
 def timeline_figure(
@@ -223,7 +248,7 @@ def timeline_figure(
     plot = figure(
         x_axis_type="datetime",
         y_range=FactorRange(factors=list(reversed(lanes))),
-        height=height or max(220, 28 * len(lanes) + 90),
+        height=height or max(260, 28 * len(lanes) + 130),  # the legend is above
         width=width,
         tools="xpan,xwheel_zoom,box_zoom,reset,save",
         active_scroll="xwheel_zoom",
@@ -248,8 +273,9 @@ def timeline_figure(
         plot.add_tools(HoverTool(renderers=[marks], tooltips=fields))
     plot.xaxis.axis_label = f"time ({zone_label()})"
     plot.yaxis.axis_label = group
-    plot.legend.location = "top_left"
+    plot.legend.orientation = "horizontal"
     plot.legend.click_policy = "hide"
+    plot.add_layout(plot.legend[0], "above")  # above the lanes, not over the first events
     return plot
 
 

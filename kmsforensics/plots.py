@@ -129,20 +129,27 @@ def identity_labels(act: pd.DataFrame) -> pd.Series:
 
     The row's own ``principal_name``; else the name another row gives the same
     ``principal_id`` (a KMS record of a role carries only its numeric id, the role's
-    ActionTrail events carry its name); else the id, else the AccessKey.
+    ActionTrail events carry its name); else the id, after its identity type where the
+    row has one (``ram-user:6488...``: a bare number says nothing), else the AccessKey.
 
     Examples
     --------
-    >>> act = pd.DataFrame({"principal_name": [None, "deploy-role", None],
-    ...     "principal_id": ["4765", "4765", "9"], "access_key_id": ["STS.a", None, "LTAI"]})
+    >>> act = pd.DataFrame({"principal_name": [None, "deploy-role", None, None],
+    ...     "principal_id": ["4765", "4765", "9", "64"],
+    ...     "identity_type": [None, "ram-role", None, "ram-user"],
+    ...     "access_key_id": ["STS.a", None, "LTAI", None]})
     >>> identity_labels(act).tolist()
-    ['deploy-role', 'deploy-role', '9']
+    ['deploy-role', 'deploy-role', '9', 'ram-user:64']
     """
     names = act["principal_name"].astype(object)
     ids = act["principal_id"].astype(object)
     known = pd.DataFrame({"id": ids, "name": names}).dropna()
     by_id = known.groupby("id")["name"].agg(lambda v: v.value_counts().index[0])
     who = names.where(names.notna(), ids.map(by_id))
+    if "identity_type" in act:
+        kinds = act["identity_type"].astype(object)
+        typed = kinds.astype(str) + ":" + ids.astype(str)
+        ids = ids.where(kinds.isna() | ids.isna(), typed)
     who = who.where(who.notna(), ids)
     return who.where(who.notna(), act["access_key_id"].astype(object)).fillna("?")
 
@@ -204,7 +211,7 @@ def plot_swimlanes(
                     color=SEVERITY_COLOURS.get(str(severity), "black"),
                     zorder=3,
                 )
-    ax.set_yticks(range(len(lanes)), [_plain(n, 32) for n in lanes])
+    ax.set_yticks(range(len(lanes)), [_plain(n, 40) for n in lanes])
     ax.set_xlabel(f"time ({display_timezone()})")
     ax.set_title("Identities over time: events, role sessions, findings")
     handles = [

@@ -61,6 +61,8 @@ STYLE = """<style>
 .kmsforensics-table th, .kmsforensics-table td { border: 1px solid #ccc; padding: 2px 6px;
   text-align: left !important; vertical-align: top; white-space: normal !important;
   overflow-wrap: break-word; max-width: 40em; }
+/* the manifest's paths and hashes break anywhere, so that its other columns stay on the page */
+.kmsforensics-manifest td:nth-child(-n+2) { overflow-wrap: anywhere; }
 .kmsforensics-table th { background: #f0f0f0; }
 .kmsforensics-narrative { font-size: 14px; max-width: 60em; }
 .jp-OutputArea-output pre { white-space: pre-wrap; }
@@ -361,22 +363,32 @@ def _root(evidence: Sequence[str | Path]) -> Path | None:
 class Table:
     """An escaped HTML table: no index, empty cells for missing values, text wrapped."""
 
-    def __init__(self, frame: pd.DataFrame, empty: str = "none", note: str = "") -> None:
+    def __init__(
+        self, frame: pd.DataFrame, empty: str = "none", note: str = "", css_class: str = ""
+    ) -> None:
         self.frame = frame
         self.empty = empty
         self.note = note
+        self.css_class = css_class  # added to kmsforensics-table (the report's STYLE)
+
+    def _blanked(self) -> pd.DataFrame:
+        # pandas writes a None in an object column as "None" whatever na_rep says
+        return self.frame.astype(object).where(self.frame.notna(), "")
 
     def _repr_html_(self) -> str:
         if self.frame.empty:
             return f"<p><i>{html.escape(self.empty)}</i></p>"
         note = f"<p><i>{html.escape(self.note)}</i></p>" if self.note else ""
         with pd.option_context("display.max_colwidth", None):
-            return note + self.frame.to_html(
-                index=False, na_rep="", escape=True, classes="kmsforensics-table", border=0
+            return note + self._blanked().to_html(
+                index=False,
+                escape=True,
+                classes=" ".join(filter(None, ["kmsforensics-table", self.css_class])),
+                border=0,
             )
 
     def __repr__(self) -> str:
-        return self.frame.to_string(index=False, na_rep="") if len(self.frame) else self.empty
+        return self._blanked().to_string(index=False) if len(self.frame) else self.empty
 
 
 def _cell(value: Any) -> Any:
@@ -483,7 +495,9 @@ def manifest(inv: Investigation) -> Table:
         ]
     columns = ["path", "sha256", "bytes", "format", "records_read", "records_loaded",
                "records_rejected", "duplicates", "status"]  # fmt: skip
-    return table(frame, columns)
+    shown = table(frame, columns)
+    shown.css_class = "kmsforensics-manifest"
+    return shown
 
 
 def triage_tables(inv: Investigation) -> tuple[Table, Table]:
@@ -587,14 +601,28 @@ TIMELINE_COLUMNS = ("time", "source", "principal_name", "client_ip", "action", "
                     "success", "error_code", "user_agent", "findings")  # fmt: skip
 
 
-def timeline_table(inv: Investigation, entity: str | None, rows: int = 300) -> Table:
-    """Return the events of one entity in the window (the first ``rows``), findings marked."""
+def timeline_table(inv: Investigation, entity: str | None, rows: int = 100) -> Table:
+    """Return the events of one entity in the window, findings marked (at most ``rows``).
+
+    When there are more, the table starts an hour before the first event that the most
+    severe findings on it cite, so that it shows what happened, not the routine before.
+    """
     from .timeline import timeline
 
     if entity is None:
         return Table(pd.DataFrame(), "no entity to follow")
     events = timeline(inv.scope, entity, inv.shown)
-    shown = table(events.head(rows), TIMELINE_COLUMNS, empty=f"no events of {entity}")
-    if len(events) > rows:
-        shown.note = f"the first {rows} of {len(events):,} events of {entity}"
+    rank = events["severity"].map({s: i for i, s in enumerate(SEVERITIES)})
+    start, events_from = "", events
+    if len(events) > rows and rank.notna().any():
+        first = events.loc[rank == rank.min(), "time"].min()
+        events_from = events[events["time"] >= first - pd.Timedelta(hours=1)]
+        worst = SEVERITIES[int(rank.min())]
+        start = (
+            f", from an hour before the first event a {worst} finding cites ({show_time(first)})"
+        )
+    shown = table(events_from.head(rows), TIMELINE_COLUMNS, empty=f"no events of {entity}")
+    if len(events_from) > rows or start:
+        shown.note = f"{min(rows, len(events_from)):,} of the {len(events):,} events of {entity}"
+        shown.note += start
     return shown

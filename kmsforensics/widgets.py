@@ -68,6 +68,8 @@ SEVERITIES = ("critical", "high", "medium", "low")
 #: Most nodes the graph explorer draws at once (sigma.js stays smooth well past this).
 MAX_NODES = 2500
 WIDE = {"description_width": "initial"}
+#: A row of controls that wraps onto a second line rather than squeezing its buttons.
+WRAP = w.Layout(flex_flow="row wrap")
 
 
 def grid(frame: pd.DataFrame, height: int = 320) -> Any:
@@ -484,7 +486,10 @@ class FindingsBrowser:
             description="expires", style=WIDE,
         )  # fmt: skip
         self.reason = w.Text(description="reason", style=WIDE)
-        self.suppress_button = w.Button(description="suppress this rule there")
+        self.suppress_button = w.Button(
+            description="suppress this rule there",
+            layout=w.Layout(width="auto", flex="0 0 auto"),  # its label whole, never squeezed
+        )
         self.triage_status = w.HTML()
         self.visible = pd.DataFrame()
         self.evidence = pd.DataFrame()
@@ -496,9 +501,10 @@ class FindingsBrowser:
         self.suppress_button.on_click(lambda _: self.suppress())
         triage_row = (
             [
-                w.HBox([self.decision, self.note, self.analyst, self.save]),
+                w.HBox([self.decision, self.note, self.analyst, self.save], layout=WRAP),
                 w.HBox(
-                    [self.scope, self.scope_value, self.expires, self.reason, self.suppress_button]
+                    [self.scope, self.scope_value, self.expires, self.reason, self.suppress_button],
+                    layout=WRAP,
                 ),
                 self.triage_status,
             ]
