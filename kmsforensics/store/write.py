@@ -43,9 +43,8 @@ from ..calls import count_calls
 from ..case import Case
 from ..errors import ParseWarning, StoreError, UnreadableEvidenceError
 from ..evidence import DEFAULT_MAX_BYTES, EvidenceFile, discover
-from ..loader import _content_estimate, load_hashed
 from ..schema import MANIFEST_COLUMNS, MANIFEST_COUNTS
-from .chunks import Chunk, renumber, split_lines
+from .chunks import Chunk, estimate_size, renumber, split_lines
 from .layout import (
     DATA_FOLDERS,
     DEDUPE_KEYS,
@@ -71,6 +70,31 @@ BATCH_BYTES = 256 * 1024 * 1024
 #: How long an ingest waits for another one writing to the same store, by default.
 LOCK_WAIT = 600.0
 _PROVENANCE = ["source_file", "source_record", "source_item"]
+#: Parses a batch: files (path -> SHA-256) and the loader's options -> a Case.
+Parser = Callable[..., Case]
+_PARSERS: list[Parser] = []
+
+
+def set_parser(parse: Parser) -> None:
+    """Give ingest the function that parses a batch of files (the loader's ``load_hashed``).
+
+    :mod:`kmsforensics` sets it when it is imported, so the store never imports the
+    loader. ``parse(files, strict=..., max_bytes=..., column_map=...)`` takes a dict
+    of file path -> SHA-256 and returns a :class:`~kmsforensics.Case`.
+
+    Examples
+    --------
+    >>> import kmsforensics as kf
+    >>> _parser() is kf.loader.load_hashed
+    True
+    """
+    _PARSERS[:] = [parse]
+
+
+def _parser() -> Parser:
+    if not _PARSERS:
+        raise StoreError("kf.ingest has no parser: import kmsforensics (it sets the loader's)")
+    return _PARSERS[0]
 
 
 @dataclass
@@ -207,11 +231,12 @@ def _ingest(
     )
     caught: list[warnings.WarningMessage] = []
     options = {"strict": strict, "max_bytes": max_bytes, "column_map": column_map}
+    load = _parser()
 
     def parse(files: dict[str, str]) -> Case:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always", ParseWarning)
-            case = load_hashed(files, **options)  # type: ignore[arg-type]
+            case = load(files, **options)
         caught.extend(seen)
         return case
 
@@ -785,7 +810,7 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _estimate(path: Path) -> int:
-    return max(_content_estimate(EvidenceFile(str(path), path)), 1)
+    return max(estimate_size(path), 1)
 
 
 def _batches(files: Sequence[_Todo], limit: int) -> Iterator[list[_Todo]]:
