@@ -45,6 +45,25 @@ from ..errors import ParseWarning, StoreError, UnreadableEvidenceError
 from ..evidence import DEFAULT_MAX_BYTES, EvidenceFile, discover
 from ..schema import MANIFEST_COLUMNS, MANIFEST_COUNTS
 from .chunks import Chunk, estimate_size, renumber, split_lines
+from .columns import (
+    conform,
+    plain,
+    read_table,
+    rewritten,
+    share_with_sources,
+    share_within,
+    with_aliases,
+)
+from .fusion import (
+    KEY_COLUMNS,
+    Keys,
+    Latest,
+    in_requests,
+    involved,
+    keys_of,
+    same_records,
+    supplier_keys,
+)
 from .layout import (
     DATA_FOLDERS,
     DEDUPE_KEYS,
@@ -179,6 +198,7 @@ def ingest(
         _check_folder(root, locked=True)  # again, now that no other writer can change it
         store = _StoreWriter(root)
         report.leftovers_removed = store.remove_leftovers()
+        store.fuse_pending()  # a batch an earlier ingest committed but could not fuse
         caught = _ingest(store, sources, report, progress, batch_bytes, strict, max_bytes,
                          column_map)  # fmt: skip
         report.seconds = time.perf_counter() - started
@@ -255,13 +275,12 @@ def _ingest(
                 written = store.append(case)
                 report.files_added += len(case.manifest)
                 del case
+            store.fuse_pending()  # calls and names across batches, as kf.load gives them
             report.batches.append(written.number)
             report.duplicates += written.duplicates
             for name, rows in written.rows.items():
                 report.events_added[name] += rows
             bar.update(sum(item.size for item in batch))
-    if report.batches:
-        store.fuse_activity()  # calls and names across batches, as kf.load gives them
     if copies:
         report.batches.append(store.append_manifest(pd.DataFrame(copies)))
     return caught
@@ -393,6 +412,7 @@ class _StoreWriter:
                 "committed": datetime.now(UTC).isoformat(timespec="seconds"),
                 "files": dict(sorted(self.files.items())),
                 "facts": facts,
+                "fused": False,  # with the rest of the store: by fuse_pending
             }
         )
         self.info["schemas"] = {
@@ -473,9 +493,10 @@ class _StoreWriter:
             gone = pd.concat(drops, ignore_index=True)
             activity = activity[~_seen_rows(activity, gone, activity=True)]
             _count_duplicates(manifest, dropped)
-        rows = {}
-        for name, frame in (("activity", activity), ("kms", kms), ("actiontrail", at)):
-            rows[name] = self._write_days(name, frame, number, part)
+        rows, written = {}, {}
+        for name, frame in (("kms", kms), ("actiontrail", at)):
+            rows[name], written[name] = self._write_days(name, frame, number, part)
+        rows["activity"], _ = self._write_days("activity", activity, number, part, written)
         return _Part(manifest, activity, rows, sum(dropped.values()))
 
     def _repeated(
@@ -507,62 +528,156 @@ class _StoreWriter:
         parts = [np.load(self.root / p) for p in held if p.rsplit("/", 1)[0] == folder]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
-    def _write_days(self, name: str, frame: pd.DataFrame, number: int, part: int | None) -> int:
+    def _write_days(
+        self,
+        name: str,
+        frame: pd.DataFrame,
+        number: int,
+        part: int | None,
+        sources: dict[str, dict[str, tuple[str, pa.Table]]] | None = None,
+    ) -> tuple[int, dict[str, tuple[str, pa.Table]]]:
+        """Write a frame's rows by day; return its row count and, per day, file and table.
+
+        ``sources`` (for the activity frame): per source, the day files just written,
+        whose columns activity rows may refer to instead of repeating them.
+        """
         table = _table(frame)
         self.schemas[name] = _unify(self.schemas[name], table.schema)  # even with no rows
+        written: dict[str, tuple[str, pa.Table]] = {}
         if not len(frame):
-            return 0
-        table = _conform(table, self.schemas[name])
+            return 0, written
+        table = conform(table, self.schemas[name])
         days = days_of(frame[FRAMES[name]])
         for day in np.unique(days):
             rows = table.filter(pa.array(days == day))
-            self.put_table(f"{day_folder(name, day)}/{batch_name(number, part=part)}", rows)
-        return len(frame)
+            relative = f"{day_folder(name, day)}/{batch_name(number, part=part)}"
+            same_day = {s: files[day] for s, files in (sources or {}).items() if day in files}
+            self.put_frame(relative, rows, same_day)
+            written[day] = (relative, rows)
+        return len(frame), written
 
-    def fuse_activity(self) -> None:
-        """Fuse the two logs over the whole store, as ``kf.load`` does over its files.
+    def put_frame(
+        self, relative: str, table: pa.Table, sources: dict[str, tuple[str, pa.Table]]
+    ) -> None:
+        """Write a day file, each value once (:mod:`.columns`): references to repeats."""
+        shared, same = share_within(table)
+        shared, from_sources = share_with_sources(shared, sources)
+        self.put_table(relative, with_aliases(shared, same, from_sources))
 
-        Each batch was fused on its own when it was loaded; a KMS call and its
+    def fuse_pending(self) -> None:
+        """Fuse the batches not fused with the store yet, as ``kf.load`` fuses its files.
+
+        Each batch was fused on its own when it was parsed; a KMS call and its
         ActionTrail event, or a role's KMS rows and the events that name it, may be in
-        different batches. The fused columns (``call_id``, names and their source) are
-        computed again from the columns fusion reads. An activity file whose values
-        change is written under a new name, and one commit of the store file puts the
-        new files in place of the old ones (removed after it), so a crash leaves the
-        store as it was before the fusion or after it.
+        different batches. Only the stored rows the new batches can change are fused
+        again with them (:mod:`.fusion`), read column by column. An activity file whose
+        values change is written under a new name, and one commit of the store file
+        puts the new files in place of the old ones (removed after it) and marks the
+        batches fused, so a crash leaves the store as it was before or after the
+        fusion; a batch a crash left unfused is fused by the next ingest.
         """
+        pending = [b for b in self.info["batches"] if not b.get("fused", True)]
+        if not pending:
+            return
+        new_files = sorted(
+            (p for b in pending for p in b["files"] if p.startswith("activity/")),
+            key=lambda p: p.split("/")[1],  # by day, then in commit order
+        )
+        replaced = self._fuse(new_files) if new_files else {}
+        self._replace(replaced, [b["number"] for b in pending])
+
+    def _fuse(self, new_files: list[str]) -> dict[str, str]:
+        """Fuse these activity files with the rest of the store; write what changes."""
         from ..normalize.fusion import FUSE_READS, FUSED_COLUMNS, fuse
 
         schema = self.schemas["activity"]
-        if schema is None:
-            return
-        files = sorted(
-            (p for p in committed_files(self.info) if p.startswith("activity/")),
-            key=lambda p: p.split("/")[1],  # by day, then in commit order
-        )
-        wanted = [c for c in FUSE_READS if c in schema.names]
-        if not files or "call_id" not in wanted:
-            return
+        wanted = [c for c in FUSE_READS if schema is not None and c in schema.names]
+        if schema is None or "call_id" not in wanted:
+            return {}
         projected = pa.schema([schema.field(c) for c in wanted])
-        parts = [_conform(self._read(p, wanted), projected) for p in files]
-        fused = fuse(pa.concat_tables(parts).unify_dictionaries().combine_chunks())
-        generation = self.reserve()
-        replaced: dict[str, str] = {}
-        offset = 0
-        for relative, part in zip(files, parts, strict=True):
-            new = fused.slice(offset, part.num_rows)
-            offset += part.num_rows
-            changed = [c for c in FUSED_COLUMNS if c in wanted and not _same(new[c], part[c])]
-            if not changed:
+        key_columns = [c for c in KEY_COLUMNS if c in schema.names]
+        pending = set(new_files)
+        old = [p for p in committed_files(self.info) if p.startswith("activity/")]
+        old = [p for p in old if p not in pending]
+        parts = [conform(self._read(p, wanted), projected) for p in new_files]
+        new = pa.concat_tables(parts)
+        keys = keys_of(new)
+        chosen = self._involved(old, key_columns, keys)
+        latest = Latest()
+        for i, relative in enumerate(old):
+            latest.add(i, supplier_keys(self._read(relative, key_columns), keys))
+        suppliers = latest.chosen()
+        taken: list[tuple[str, pa.Table, np.ndarray, np.ndarray]] = []
+        for i, relative in enumerate(old):
+            write = chosen.get(relative)
+            rows = np.zeros(0, dtype=np.int64) if write is None else np.flatnonzero(write)
+            extra = suppliers.get(i, np.zeros(0, dtype=np.int64))
+            if not len(rows) and not len(extra):
                 continue
-            table = self._read(relative, None)
-            for name in changed:
-                index = table.schema.get_field_index(name)
-                values = _as_type(new[name].combine_chunks(), table.schema.field(name).type)
-                table = table.set_column(index, table.schema.field(name), values)
-            where, _, name = relative.rpartition("/")
-            renamed = f"{where}/{name.split('.')[0]}.fused-{generation:06d}.parquet"
-            self.put_table(renamed, table)
-            replaced[relative] = renamed
+            table = conform(self._read(relative, wanted), projected)
+            selected = np.zeros(table.num_rows, dtype=bool)
+            selected[rows] = True
+            selected[extra] = True
+            selected = same_records(table, selected)
+            picked = np.flatnonzero(selected)
+            written = np.isin(picked, rows)
+            taken.append((relative, table.take(pa.array(picked)), picked, written))
+        subset = pa.concat_tables([new, *(t for _, t, _, _ in taken)])
+        fused = fuse(subset.unify_dictionaries().combine_chunks())
+        replaced: dict[str, str] = {}
+        generation = self.reserve()
+        offset = 0
+        for relative, part in zip(new_files, parts, strict=True):
+            values = fused.slice(offset, part.num_rows)
+            offset += part.num_rows
+            changes = _changes(part, values, None, wanted, FUSED_COLUMNS)
+            if changes:
+                replaced[relative] = self._rewrite(relative, changes, generation)
+        for relative, part, picked, written in taken:
+            values = fused.slice(offset, part.num_rows)
+            offset += part.num_rows
+            if written.any():
+                stored = self._read(relative, [c for c in FUSED_COLUMNS if c in wanted])
+                changes = _changes(stored, values, (picked, written), wanted, FUSED_COLUMNS)
+                if changes:
+                    replaced[relative] = self._rewrite(relative, changes, generation)
+        return replaced
+
+    def _involved(
+        self, old: list[str], key_columns: list[str], keys: Keys
+    ) -> dict[str, np.ndarray]:
+        """Return the stored rows the new rows can change (and all of their request ids)."""
+        chosen: dict[str, np.ndarray] = {}
+        more: set[str] = set()
+        for relative in old:
+            table = self._read(relative, key_columns)
+            rows = involved(table, keys)
+            if rows.any():
+                chosen[relative] = rows
+                found = keys_of(table, rows)
+                more |= found.requests - keys.requests
+        for relative in old if more else list(chosen):
+            table = self._read(relative, key_columns)
+            rows = chosen.get(relative, np.zeros(table.num_rows, dtype=bool))
+            if more:
+                rows = rows | in_requests(table, more)
+            if rows.any():
+                chosen[relative] = rows
+                found = keys_of(table, rows)
+                keys.needed_keys |= found.needed_keys
+                keys.needed_principals |= found.needed_principals
+        return chosen
+
+    def _rewrite(self, relative: str, changes: dict[str, pa.Array], generation: int) -> str:
+        """Write an activity file with changed fused columns under a new name; that name."""
+        table = rewritten(self.root, relative, changes)
+        where, _, name = relative.rpartition("/")
+        renamed = f"{where}/{name.split('.')[0]}.fused-{generation:06d}.parquet"
+        self.put_table(renamed, table)
+        return renamed
+
+    def _replace(self, replaced: dict[str, str], fused: list[int]) -> None:
+        """Commit the rewritten files in place of the old ones; mark the batches fused."""
         for folder in self.folders:
             sync_folder(folder)
         for batch in self.info["batches"]:
@@ -570,7 +685,13 @@ class _StoreWriter:
                 if old in batch["files"]:
                     del batch["files"][old]
                     batch["files"][new_name] = self.files[new_name]
-        self.info["calls"] = count_calls(pd.DataFrame({"call_id": fused["call_id"].to_numpy()}))
+            if batch["number"] in fused:
+                batch["fused"] = True
+        activity = [p for p in committed_files(self.info) if p.startswith("activity/")]
+        calls = [self._read(p, ["call_id"]) for p in activity]
+        if calls and "call_id" in calls[0].column_names:
+            ids = pa.concat_tables(calls).column("call_id").to_pandas()
+            self.info["calls"] = count_calls(pd.DataFrame({"call_id": ids}))
         commit_info(self.root, self.info)
         for old in replaced:
             (self.root / old).unlink(missing_ok=True)
@@ -579,7 +700,7 @@ class _StoreWriter:
     def _read(self, relative: str, columns: list[str] | None) -> pa.Table:
         """Read one committed Parquet file; a damaged one is named, not raised raw."""
         try:
-            return pq.read_table(self.root / relative, columns=columns)
+            return read_table(self.root, relative, columns)
         except (pa.ArrowException, OSError) as exc:
             raise _unreadable(self.root, [relative], committed_files(self.info), exc) from None
 
@@ -596,6 +717,36 @@ class _StoreWriter:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _changes(
+    stored: pa.Table,
+    fused: pa.Table,
+    rows: tuple[np.ndarray, np.ndarray] | None,
+    wanted: list[str],
+    columns: Sequence[str],
+) -> dict[str, pa.Array]:
+    """Return the fused columns of a file whose values change: name -> its new column.
+
+    ``fused`` holds the file's rows (``rows`` None) or, for a stored file, the rows
+    ``rows[0]`` of it, of which only those marked in ``rows[1]`` take the new values.
+    """
+    changes: dict[str, pa.Array] = {}
+    for name in columns:
+        if name not in wanted:
+            continue
+        old = plain(stored.column(name))
+        new = plain(fused.column(name))
+        if new.type != old.type:
+            new = new.cast(old.type)
+        if rows is not None:
+            picked, written = rows
+            index = np.arange(len(old))
+            index[picked[written]] = len(old) + np.flatnonzero(written)
+            new = pa.concat_arrays([old, new]).take(pa.array(index))
+        if not old.equals(new):
+            changes[name] = new
+    return changes
 
 
 def _same(left: pa.ChunkedArray, right: pa.ChunkedArray) -> bool:
