@@ -52,50 +52,72 @@ KEY_COLUMNS = (
 )
 
 
+_TEXT = pa.large_string()
+
+
+def _none() -> pa.Array:
+    return pa.array([], _TEXT)
+
+
 @dataclass
 class Keys:
-    """The identifiers of a set of rows, as Python sets of text."""
+    """The identifiers of a set of rows, each as an Arrow array of distinct text."""
 
-    requests: set[str] = field(default_factory=set)
+    requests: pa.Array = field(default_factory=_none)
     #: Keys that new rows can name other rows by (suppliers).
-    supplied_keys: set[str] = field(default_factory=set)
-    supplied_principals: set[str] = field(default_factory=set)
+    supplied_keys: pa.Array = field(default_factory=_none)
+    supplied_principals: pa.Array = field(default_factory=_none)
     #: Keys of rows that need a name (looked up in the store).
-    needed_keys: set[str] = field(default_factory=set)
-    needed_principals: set[str] = field(default_factory=set)
+    needed_keys: pa.Array = field(default_factory=_none)
+    needed_principals: pa.Array = field(default_factory=_none)
+
+    def need(self, other: Keys) -> None:
+        """Add the keys of ``other``'s rows that need a name."""
+        self.needed_keys = union(self.needed_keys, other.needed_keys)
+        self.needed_principals = union(self.needed_principals, other.needed_principals)
 
 
-def _text(table: pa.Table, name: str) -> np.ndarray:
-    """Return a column as an object array of text (None: missing, null or empty)."""
+def union(*arrays: pa.Array) -> pa.Array:
+    """Return the distinct values of several arrays of text."""
+    return pc.unique(pa.concat_arrays([a.cast(_TEXT) for a in arrays]))
+
+
+def _text(table: pa.Table, name: str) -> pa.Array:
+    """Return a column as text (null: missing, null or empty)."""
     if name not in table.column_names:
-        return np.full(table.num_rows, None, dtype=object)
+        return pa.nulls(table.num_rows, _TEXT)
     values = plain(table.column(name))
-    if not pa.types.is_large_string(values.type):
-        values = values.cast(pa.large_string())
-    values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.large_string()), values)
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
+    if values.type != _TEXT:
+        values = values.cast(_TEXT)
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, _TEXT), values)
 
 
-def _mask(values: np.ndarray, wanted: set[str]) -> np.ndarray:
-    if not wanted or not len(values):
+def _bool(values: pa.Array) -> np.ndarray:
+    return np.array(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _mask(values: pa.Array, wanted: pa.Array) -> np.ndarray:
+    if not len(wanted) or not len(values):
         return np.zeros(len(values), dtype=bool)
-    return np.array(pd.Series(values).isin(wanted).to_numpy(), dtype=bool)
+    return _bool(pc.is_in(values, value_set=wanted))
+
+
+def _is(values: pa.Array, value: str) -> np.ndarray:
+    return _bool(pc.equal(values, value))
 
 
 def _flags(table: pa.Table) -> dict[str, np.ndarray]:
     """Per row: from ActionTrail, named in its own record, issued a role, needs a name."""
-    source = _text(table, "source")
-    label = _text(table, "principal_name_source")
-    kind = _text(table, "identity_type")
-    at = source == "actiontrail"
-    named = (label == "record") & (_text(table, "principal_name") != None)  # noqa: E711
-    need = ~(label == "record") & np.isin(kind, NAMED_TYPES)
-    issued = at & (_text(table, "issued_role_name") != None)  # noqa: E711
+    at = _is(_text(table, "source"), "actiontrail")
+    record = _is(_text(table, "principal_name_source"), "record")
+    named = record & _bool(pc.is_valid(_text(table, "principal_name")))
+    need = ~record & _mask(_text(table, "identity_type"), pa.array(NAMED_TYPES, _TEXT))
+    issued = at & _bool(pc.is_valid(_text(table, "issued_role_name")))
     return {"at": at, "named": at & named, "issued": issued, "need": need}
 
 
-def _values(array: np.ndarray, rows: np.ndarray) -> set[str]:
-    return {v for v in array[rows] if v is not None}
+def _values(values: pa.Array, rows: np.ndarray) -> pa.Array:
+    return pc.unique(values.filter(pa.array(rows)).drop_null())
 
 
 def keys_of(table: pa.Table, rows: np.ndarray | None = None) -> Keys:
@@ -103,14 +125,20 @@ def keys_of(table: pa.Table, rows: np.ndarray | None = None) -> Keys:
     rows = np.ones(table.num_rows, dtype=bool) if rows is None else rows
     flags = _flags(table)
     key, principal = _text(table, "access_key_id"), _text(table, "principal_id")
-    keys = Keys(requests=_values(_text(table, "request_id"), rows))
-    keys.supplied_keys = _values(_text(table, "issued_access_key_id"), rows & flags["issued"])
-    keys.supplied_keys |= _values(key, rows & flags["named"])
-    keys.supplied_principals = _values(principal, rows & flags["named"])
-    keys.supplied_principals |= _values(_text(table, "issued_role_id"), rows & flags["issued"])
-    keys.needed_keys = _values(key, rows & flags["need"])
-    keys.needed_principals = _values(principal, rows & flags["need"])
-    return keys
+    issued_key = _text(table, "issued_access_key_id")
+    issued_role = _text(table, "issued_role_id")
+    return Keys(
+        requests=_values(_text(table, "request_id"), rows),
+        supplied_keys=union(
+            _values(issued_key, rows & flags["issued"]), _values(key, rows & flags["named"])
+        ),
+        supplied_principals=union(
+            _values(principal, rows & flags["named"]),
+            _values(issued_role, rows & flags["issued"]),
+        ),
+        needed_keys=_values(key, rows & flags["need"]),
+        needed_principals=_values(principal, rows & flags["need"]),
+    )
 
 
 def involved(table: pa.Table, new: Keys) -> np.ndarray:
@@ -122,37 +150,34 @@ def involved(table: pa.Table, new: Keys) -> np.ndarray:
     return pairs | (flags["need"] & named_by_new)
 
 
-def in_requests(table: pa.Table, requests: set[str]) -> np.ndarray:
+def in_requests(table: pa.Table, requests: pa.Array) -> np.ndarray:
     """Return the stored rows of these request ids."""
     return _mask(_text(table, "request_id"), requests)
 
 
-def supplier_keys(table: pa.Table, wanted: Keys) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def supplier_keys(table: pa.Table, wanted: Keys) -> list[tuple[str, pa.Array, np.ndarray]]:
     """Per way of naming a row, the key of each stored row that can name a wanted row.
 
-    Returns (kind, key per row (None: cannot), time per row) for the four lookups of
+    Returns (kind, key per row (null: cannot), time per row) for the four lookups of
     :func:`~kmsforensics.normalize.fusion.fill_identities` besides the call's pair.
     """
     flags = _flags(table)
     key, principal = _text(table, "access_key_id"), _text(table, "principal_id")
     kind = _text(table, "identity_type")
-    issued_key, issued_role = _text(table, "issued_access_key_id"), _text(table, "issued_role_id")
     times = _nanoseconds(table)
+    null = pa.scalar(None, _TEXT)
 
-    def keyed(eligible: np.ndarray, values: np.ndarray, wanted_values: set[str]) -> np.ndarray:
-        out = np.full(table.num_rows, None, dtype=object)
-        rows = eligible & _mask(values, wanted_values)
-        out[rows] = values[rows]
-        return out
+    def keyed(eligible: np.ndarray, values: pa.Array, wanted_values: pa.Array) -> pa.Array:
+        return pc.if_else(pa.array(eligible & _mask(values, wanted_values)), values, null)
 
-    def joined(selected: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        out = np.full(table.num_rows, None, dtype=object)
-        rows = ~pd.isna(selected) & ~pd.isna(first) & ~pd.isna(second)
-        out[rows] = first[rows] + "\x00" + second[rows]
-        return out
+    def joined(selected: pa.Array, first: pa.Array, second: pa.Array) -> pa.Array:
+        both = pc.binary_join_element_wise(first, second, pa.scalar("\x00", _TEXT))
+        return pc.if_else(pc.is_valid(selected), both, null)
 
     by_key = keyed(flags["named"], key, wanted.needed_keys)
     by_principal = keyed(flags["named"], principal, wanted.needed_principals)
+    issued_key = _text(table, "issued_access_key_id")
+    issued_role = _text(table, "issued_role_id")
     return [
         ("issued-key", keyed(flags["issued"], issued_key, wanted.needed_keys), times),
         ("key", joined(by_key, key, principal), times),
@@ -172,14 +197,15 @@ class Latest:
     def __init__(self) -> None:
         self.rows: list[pd.DataFrame] = []
 
-    def add(self, file: int, found: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    def add(self, file: int, found: list[tuple[str, pa.Array, np.ndarray]]) -> None:
         """Keep the latest of one file's rows (numbered ``file``) per lookup and key."""
         for kind, keys, times in found:
-            rows = np.flatnonzero(~pd.isna(keys))
+            rows = np.flatnonzero(_bool(pc.is_valid(keys)))
             if not len(rows):
                 continue
+            words = keys.take(pa.array(rows)).to_numpy(zero_copy_only=False)
             frame = pd.DataFrame(
-                {"kind": kind, "key": keys[rows], "time": times[rows], "file": file, "row": rows}
+                {"kind": kind, "key": words, "time": times[rows], "file": file, "row": rows}
             )
             self.rows.append(_latest(frame))
 
@@ -201,15 +227,15 @@ def same_records(table: pa.Table, chosen: np.ndarray) -> np.ndarray:
     """Add the rows of the same record and time as a chosen row (they share their id's base)."""
     if not chosen.any():
         return chosen
-    parts = [_text(table, "source"), _text(table, "source_file")]
-    record = table.column("source_record").combine_chunks()
+    codes = {
+        name: pc.fill_null(
+            _text(table, name).dictionary_encode().indices.cast(pa.int64()), -1
+        ).to_numpy()
+        for name in ("source", "source_file")
+    }
+    record = table.column("source_record").combine_chunks().cast(pa.int64())
     frame = pd.DataFrame(
-        {
-            "s": parts[0],
-            "f": parts[1],
-            "r": pc.fill_null(record.cast(pa.int64()), -1).to_numpy(),
-            "t": _nanoseconds(table),
-        }
+        {**codes, "r": pc.fill_null(record, -1).to_numpy(), "t": _nanoseconds(table)}
     )
-    group = frame.groupby(["s", "f", "r", "t"], sort=False, dropna=False).ngroup().to_numpy()
+    group = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
     return np.isin(group, np.unique(group[chosen])) | chosen

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
@@ -63,6 +64,7 @@ from .fusion import (
     keys_of,
     same_records,
     supplier_keys,
+    union,
 )
 from .layout import (
     DATA_FOLDERS,
@@ -86,6 +88,8 @@ from .read import _unreadable, committed_files, read_parquet, schema_of
 
 #: Decompressed evidence (estimated) parsed in one batch.
 BATCH_BYTES = 256 * 1024 * 1024
+#: zstd level of the store's Parquet files (higher levels save ~2% for twice the time).
+ZSTD_LEVEL = 1
 #: How long an ingest waits for another one writing to the same store, by default.
 LOCK_WAIT = 600.0
 _PROVENANCE = ["source_file", "source_record", "source_item"]
@@ -344,6 +348,7 @@ class _StoreWriter:
             name: schema_of(self.info, name) for name in FRAMES
         }
         self.files: dict[str, list[Any]] = {}  # the batch being written: path -> size, hash
+        self.in_memory: dict[str, pa.Table] = {}  # activity files written, not fused yet
         self.folders: set[Path] = set()
 
     # -- what the store holds -----------------------------------------------------------------
@@ -398,12 +403,23 @@ class _StoreWriter:
         self.folders.add(path.parent)
 
     def put_table(self, relative: str, table: pa.Table) -> None:
+        """Write a table as Parquet (zstd; dictionary pages for categorical columns only).
+
+        Parquet's dictionary encoding of columns of distinct values (request ids, keys,
+        addresses) costs time and bytes; categoricals are dictionaries already.
+        """
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
+        coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+        pq.write_table(
+            table, sink, compression="zstd", compression_level=ZSTD_LEVEL, use_dictionary=coded
+        )
         self.put(relative, memoryview(sink.getvalue()))
 
-    def commit(self, number: int, facts: dict[str, Any]) -> None:
-        """Commit the batch: its files (size, SHA-256), facts and the schemas."""
+    def commit(self, number: int, facts: dict[str, Any], whole: bool = True) -> None:
+        """Commit the batch: its files (size, SHA-256), facts and the schemas.
+
+        ``whole``: the batch was parsed in one load (so fused within itself).
+        """
         for folder in self.folders:
             sync_folder(folder)
         self.info["batches"].append(
@@ -413,6 +429,7 @@ class _StoreWriter:
                 "files": dict(sorted(self.files.items())),
                 "facts": facts,
                 "fused": False,  # with the rest of the store: by fuse_pending
+                "parsed_whole": whole,
             }
         )
         self.info["schemas"] = {
@@ -468,7 +485,7 @@ class _StoreWriter:
             del case, kms, at, activity, part
         manifest = _whole_file(pd.concat(manifests, ignore_index=True), item)
         self.put_table(f"manifest/{batch_name(number)}", _table(manifest))
-        self.commit(number, _merged_facts(facts))
+        self.commit(number, _merged_facts(facts), whole=len(chunks) == 1)
         return _Written(number, duplicates, dict(rows))
 
     def _write_part(
@@ -496,7 +513,8 @@ class _StoreWriter:
         rows, written = {}, {}
         for name, frame in (("kms", kms), ("actiontrail", at)):
             rows[name], written[name] = self._write_days(name, frame, number, part)
-        rows["activity"], _ = self._write_days("activity", activity, number, part, written)
+        rows["activity"], days = self._write_days("activity", activity, number, part, written)
+        self.in_memory.update(dict(days.values()))
         return _Part(manifest, activity, rows, sum(dropped.values()))
 
     def _repeated(
@@ -583,8 +601,15 @@ class _StoreWriter:
             (p for b in pending for p in b["files"] if p.startswith("activity/")),
             key=lambda p: p.split("/")[1],  # by day, then in commit order
         )
-        replaced = self._fuse(new_files) if new_files else {}
+        alone = not any(
+            p.startswith("activity/") and p not in new_files for p in committed_files(self.info)
+        )
+        if alone and len(pending) == 1 and pending[0].get("parsed_whole"):
+            replaced: dict[str, str] = {}  # one load, fused whole by the loader, and no other
+        else:
+            replaced = self._fuse(new_files) if new_files else {}
         self._replace(replaced, [b["number"] for b in pending])
+        self.in_memory = {}
 
     def _fuse(self, new_files: list[str]) -> dict[str, str]:
         """Fuse these activity files with the rest of the store; write what changes."""
@@ -599,7 +624,7 @@ class _StoreWriter:
         pending = set(new_files)
         old = [p for p in committed_files(self.info) if p.startswith("activity/")]
         old = [p for p in old if p not in pending]
-        parts = [conform(self._read(p, wanted), projected) for p in new_files]
+        parts = [conform(self._new_rows(p, wanted), projected) for p in new_files]
         new = pa.concat_tables(parts)
         keys = keys_of(new)
         chosen = self._involved(old, key_columns, keys)
@@ -643,29 +668,35 @@ class _StoreWriter:
                     replaced[relative] = self._rewrite(relative, changes, generation)
         return replaced
 
+    def _new_rows(self, relative: str, columns: list[str]) -> pa.Table:
+        """Return a new activity file's columns (from memory when this ingest wrote it)."""
+        table = self.in_memory.get(relative)
+        if table is None:
+            return self._read(relative, columns)
+        return table.select([c for c in columns if c in table.column_names])
+
     def _involved(
         self, old: list[str], key_columns: list[str], keys: Keys
     ) -> dict[str, np.ndarray]:
         """Return the stored rows the new rows can change (and all of their request ids)."""
         chosen: dict[str, np.ndarray] = {}
-        more: set[str] = set()
+        more = []
         for relative in old:
             table = self._read(relative, key_columns)
             rows = involved(table, keys)
             if rows.any():
                 chosen[relative] = rows
-                found = keys_of(table, rows)
-                more |= found.requests - keys.requests
-        for relative in old if more else list(chosen):
+                more.append(keys_of(table, rows).requests)
+        extra = union(*more) if more else keys.requests[:0]
+        extra = extra.filter(pc.invert(pc.is_in(extra, value_set=keys.requests)))
+        for relative in old if len(extra) else list(chosen):
             table = self._read(relative, key_columns)
             rows = chosen.get(relative, np.zeros(table.num_rows, dtype=bool))
-            if more:
-                rows = rows | in_requests(table, more)
+            if len(extra):
+                rows = rows | in_requests(table, extra)
             if rows.any():
                 chosen[relative] = rows
-                found = keys_of(table, rows)
-                keys.needed_keys |= found.needed_keys
-                keys.needed_principals |= found.needed_principals
+                keys.need(keys_of(table, rows))
         return chosen
 
     def _rewrite(self, relative: str, changes: dict[str, pa.Array], generation: int) -> str:
