@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -101,6 +102,8 @@ SAME_AS: dict[str, dict[str, tuple[str, ...]]] = {
         "source_item": ("source_item",),
     },
 }
+#: The column of an activity file that keeps each row's place in a source's file.
+ROW_IN = "_row_in_"
 #: Rows of a file compared in a first, cheap look before whole columns are compared.
 _SAMPLE = 64
 
@@ -164,6 +167,9 @@ def share_with_sources(
 
     ``sources`` maps a source name (``kms``, ``actiontrail``) to the store path of its
     file of the same day and batch and that file's table (before its own references).
+    The activity rows of a source are matched to its file's rows by provenance (file,
+    record, and their order within a record); when that order is not the file's own,
+    a column ``_row_in_<source>`` keeps each row's place in the source's file.
     Returns the table and, per column, source -> [path, column].
     """
     if "source" not in activity.column_names or not activity.num_rows:
@@ -171,12 +177,19 @@ def share_with_sources(
     source = plain(activity.column("source"))
     found: dict[str, dict[str, list[str]]] = {}
     masks: dict[str, np.ndarray] = {}
+    orders: dict[str, np.ndarray] = {}
     for name, (path, typed) in sources.items():
         mask = pc.fill_null(pc.equal(source, name), False).to_numpy(zero_copy_only=False)
         if int(mask.sum()) != typed.num_rows or not typed.num_rows:
             continue  # not the rows of that file: nothing is shared
-        masks[name] = mask
         rows = pa.array(np.flatnonzero(mask))
+        order = _matched(activity.take(rows), typed)
+        if order is None:
+            continue
+        if not np.array_equal(order, np.arange(len(order))):
+            typed = typed.take(pa.array(order))
+            orders[name] = order
+        masks[name] = mask
         for column, tried in SAME_AS.get(name, {}).items():
             if column not in activity.column_names:
                 continue
@@ -198,7 +211,47 @@ def share_with_sources(
         empty = pa.nulls(len(values), values.type)
         kept = pc.if_else(pa.array(keep), values, empty) if not keep.all() else values
         activity = activity.set_column(index, activity.field(column), kept)
+    used = {name for by_source in found.values() for name in by_source}
+    for name in sorted(used & set(orders)):
+        places = np.zeros(activity.num_rows, dtype=np.int32)
+        places[masks[name]] = orders[name]
+        column = pa.array(places, pa.int32(), mask=~masks[name])
+        activity = activity.append_column(f"{ROW_IN}{name}", column)
     return activity, found
+
+
+def _matched(mine: pa.Table, typed: pa.Table) -> np.ndarray | None:
+    """For each activity row of a source, its row in the source's file (None: no match).
+
+    Rows are matched on file, record and their order within the record; the values
+    are compared afterwards, so a wrong match only means nothing is shared.
+    """
+    keys = ["source_file", "source_record"]
+    if any(k not in mine.column_names or k not in typed.column_names for k in keys):
+        return None
+
+    def frame(table: pa.Table) -> pd.DataFrame:
+        out = pd.DataFrame(
+            {
+                "f": plain(table.column("source_file")).to_numpy(zero_copy_only=False),
+                "r": pc.fill_null(
+                    table.column("source_record").combine_chunks().cast(pa.int64()), -1
+                ).to_numpy(),
+            }
+        )
+        out["k"] = out.groupby(["f", "r"], sort=False).cumcount()
+        return out
+
+    left, right = frame(mine), frame(typed)
+    if (left["f"].to_numpy() == right["f"].to_numpy()).all() and (
+        left[["r", "k"]].to_numpy() == right[["r", "k"]].to_numpy()
+    ).all():
+        return np.arange(len(left))
+    right["place"] = np.arange(len(right))
+    merged = left.merge(right, on=["f", "r", "k"], how="left", sort=False)
+    if len(merged) != len(left) or merged["place"].isna().any():
+        return None
+    return np.asarray(merged["place"].to_numpy(), dtype=np.int64)
 
 
 def _equal_as(typed: pa.ChunkedArray, mine: pa.ChunkedArray, wanted: pa.DataType) -> bool:
@@ -272,6 +325,9 @@ def _from_sources(
     for kind, (path, column) in by_source.items():
         rows = np.flatnonzero(pc.fill_null(pc.equal(source, kind), False).to_numpy(False))
         typed = plain(read_table(root, path, [column]).column(column))
+        if f"{ROW_IN}{kind}" in table.column_names:
+            places = table.column(f"{ROW_IN}{kind}").combine_chunks().take(pa.array(rows))
+            typed = typed.take(places)
         picks[rows] = offset + np.arange(len(rows))
         pieces.append(plain(_cast(typed, values.type)))
         offset += len(rows)
@@ -292,6 +348,7 @@ def read_table(root: Path, relative: str, columns: Sequence[str] | None = None) 
             needed.add(aliases["same"][name])
         if name in aliases.get("from", {}) or aliases["same"].get(name) in aliases["from"]:
             needed.add("source")
+            needed.update(c for c in schema.names if c.startswith(ROW_IN))
     table = pq.read_table(path, columns=[c for c in schema.names if c in needed])
     table = restore(root, table.replace_schema_metadata(None), aliases, names)
     return table.select(names)
@@ -321,11 +378,15 @@ def rewritten(root: Path, relative: str, changes: dict[str, pa.Array]) -> pa.Tab
         index = table.schema.get_field_index(name)
         table = table.set_column(index, table.field(name), _cast(values, table.field(name).type))
     for name, by_source in former.items():
+        provenance = ["source_file", "source_record"]
         files = {
-            kind: (path, read_table(root, path, [column]))
+            kind: (path, read_table(root, path, [column, *provenance]))
             for kind, (path, column) in by_source.items()
         }
-        shared, found = share_with_sources(table.select(["source", name]), files)
+        places = [c for c in table.column_names if c.startswith(ROW_IN)]
+        mine = table.select(["source", *provenance, name, *places])
+        mine = restore(root, mine, aliases, provenance).select(["source", *provenance, name])
+        shared, found = share_with_sources(mine, files)
         if name in found:
             index = table.schema.get_field_index(name)
             table = table.set_column(index, table.field(name), shared.column(name))
