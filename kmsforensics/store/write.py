@@ -403,13 +403,13 @@ class _StoreWriter:
         self.folders.add(path.parent)
 
     def put_table(self, relative: str, table: pa.Table) -> None:
-        """Write a table as Parquet (zstd; dictionary pages for categorical columns only).
+        """Write a table as Parquet (zstd; dictionary pages only for repeating text).
 
         Parquet's dictionary encoding of columns of distinct values (request ids, keys,
-        addresses) costs time and bytes; categoricals are dictionaries already.
+        addresses) costs time and bytes; it is kept for text whose values repeat.
         """
         sink = pa.BufferOutputStream()
-        coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+        coded = [f.name for f in table.schema if _repeats(table.column(f.name))]
         pq.write_table(
             table, sink, compression="zstd", compression_level=ZSTD_LEVEL, use_dictionary=coded
         )
@@ -748,6 +748,21 @@ class _StoreWriter:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _repeats(column: pa.ChunkedArray) -> bool:
+    """Tell whether a text column's values repeat (most rows share a value; sampled)."""
+    if not (
+        pa.types.is_dictionary(column.type)
+        or pa.types.is_string(column.type)
+        or pa.types.is_large_string(column.type)
+    ):
+        return False
+    n = len(column)
+    if n < 64:
+        return True
+    sample = plain(column.take(pa.array(np.linspace(0, n - 1, min(n, 2048)).astype(np.int64))))
+    return pc.count_distinct(sample).as_py() * 4 < len(sample)
 
 
 def _changes(
