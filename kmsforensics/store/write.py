@@ -279,7 +279,6 @@ def _ingest(
                 written = store.append(case)
                 report.files_added += len(case.manifest)
                 del case
-            store.fuse_pending()  # calls and names across batches, as kf.load gives them
             report.batches.append(written.number)
             report.duplicates += written.duplicates
             for name, rows in written.rows.items():
@@ -349,6 +348,8 @@ class _StoreWriter:
         }
         self.files: dict[str, list[Any]] = {}  # the batch being written: path -> size, hash
         self.in_memory: dict[str, pa.Table] = {}  # activity files written, not fused yet
+        self.new_activity: list[str] = []  # their names
+        self.replaced: dict[str, str] = {}  # stored files this batch rewrote: old -> new
         self.folders: set[Path] = set()
 
     # -- what the store holds -----------------------------------------------------------------
@@ -415,21 +416,22 @@ class _StoreWriter:
         )
         self.put(relative, memoryview(sink.getvalue()))
 
-    def commit(self, number: int, facts: dict[str, Any], whole: bool = True) -> None:
-        """Commit the batch: its files (size, SHA-256), facts and the schemas.
+    def commit(self, number: int, facts: dict[str, Any]) -> None:
+        """Commit the batch: its files (size, SHA-256), facts, schemas, rewritten files.
 
-        ``whole``: the batch was parsed in one load (so fused within itself).
+        Stored files its fusion rewrote (:meth:`fuse_written`) are listed, in the same
+        commit, under their new names, and removed after it.
         """
         for folder in self.folders:
             sync_folder(folder)
+        rewritten = self._move_rewritten()
         self.info["batches"].append(
             {
                 "number": number,
                 "committed": datetime.now(UTC).isoformat(timespec="seconds"),
                 "files": dict(sorted(self.files.items())),
                 "facts": facts,
-                "fused": False,  # with the rest of the store: by fuse_pending
-                "parsed_whole": whole,
+                "fused": True,  # with the store, file by file, before this commit
             }
         )
         self.info["schemas"] = {
@@ -437,7 +439,29 @@ class _StoreWriter:
             for name, schema in self.schemas.items()
             if schema is not None
         }
+        self._count_calls()
         commit_info(self.root, self.info)
+        for old in rewritten:
+            (self.root / old).unlink(missing_ok=True)
+
+    def _move_rewritten(self) -> list[str]:
+        """List stored files rewritten by this batch's fusion under their batches instead."""
+        for batch in self.info["batches"]:
+            for old in [p for p in batch["files"] if p in self.replaced]:
+                del batch["files"][old]
+                new = self.replaced[old]
+                batch["files"][new] = self.files.pop(new)
+        rewritten, self.replaced = list(self.replaced), {}
+        return rewritten
+
+    def _count_calls(self) -> None:
+        """Count the store's calls (distinct ``call_id``, pairs across batches once)."""
+        files = {**committed_files(self.info), **self.files}
+        calls = [self._read(p, ["call_id"]) for p in files if p.startswith("activity/")]
+        calls = [t for t in calls if "call_id" in t.column_names]
+        if calls:
+            ids = pa.concat_tables(calls).column("call_id").to_pandas()
+            self.info["calls"] = count_calls(pd.DataFrame({"call_id": ids}))
 
     def append_manifest(self, rows: pd.DataFrame) -> int:
         """Commit a batch of manifest rows alone (files listed but not read); its number."""
@@ -457,6 +481,7 @@ class _StoreWriter:
         self.put_table(f"manifest/{batch_name(number)}", _table(part.manifest))
         issues = case.issues.astype({"source_file": object})
         self.put_table(f"issues/{batch_name(number)}", _table(issues))
+        self.fuse_written(number, None)
         self.commit(number, _facts(part.activity))
         return _Written(number, part.duplicates, part.rows)
 
@@ -478,6 +503,7 @@ class _StoreWriter:
             issues = renumber(case.issues, item.display, offset).astype({"source_file": object})
             if len(issues):
                 self.put_table(f"issues/{batch_name(number, part=i)}", _table(issues))
+            self.fuse_written(number, i)
             manifests.append(part.manifest)
             facts.append(_facts(part.activity))
             rows.update(part.rows)
@@ -485,7 +511,7 @@ class _StoreWriter:
             del case, kms, at, activity, part
         manifest = _whole_file(pd.concat(manifests, ignore_index=True), item)
         self.put_table(f"manifest/{batch_name(number)}", _table(manifest))
-        self.commit(number, _merged_facts(facts), whole=len(chunks) == 1)
+        self.commit(number, _merged_facts(facts))
         return _Written(number, duplicates, dict(rows))
 
     def _write_part(
@@ -515,6 +541,7 @@ class _StoreWriter:
             rows[name], written[name] = self._write_days(name, frame, number, part)
         rows["activity"], days = self._write_days("activity", activity, number, part, written)
         self.in_memory.update(dict(days.values()))
+        self.new_activity += [relative for relative, _ in days.values()]
         return _Part(manifest, activity, rows, sum(dropped.values()))
 
     def _repeated(
@@ -597,22 +624,40 @@ class _StoreWriter:
         pending = [b for b in self.info["batches"] if not b.get("fused", True)]
         if not pending:
             return
-        new_files = sorted(
-            (p for b in pending for p in b["files"] if p.startswith("activity/")),
-            key=lambda p: p.split("/")[1],  # by day, then in commit order
-        )
-        alone = not any(
-            p.startswith("activity/") and p not in new_files for p in committed_files(self.info)
-        )
-        if alone and len(pending) == 1 and pending[0].get("parsed_whole"):
-            replaced: dict[str, str] = {}  # one load, fused whole by the loader, and no other
-        else:
-            replaced = self._fuse(new_files) if new_files else {}
+        new_files = [p for b in pending for p in b["files"] if p.startswith("activity/")]
+        old = [p for p in committed_files(self.info) if p.startswith("activity/")]
+        old = [p for p in old if p not in new_files]
+        generation = self.reserve()
+        replaced = self._fuse(new_files, old, f"{generation:06d}") if new_files else {}
         self._replace(replaced, [b["number"] for b in pending])
+
+    def fuse_written(self, number: int, part: int | None) -> None:
+        """Fuse the activity files just written (by one load) with the store as it is now.
+
+        The store as it is now: the committed activity files (those this batch rewrote
+        already, under their new names) and the earlier parts of this batch. A stored
+        file whose values change is rewritten under a new name and listed in its place
+        by this batch's commit; a part of this batch is replaced at once.
+        """
+        new_files, self.new_activity = self.new_activity, []
+        view = {p for p in committed_files(self.info) if p not in self.replaced}
+        view |= set(self.replaced.values()) | set(self.files)
+        old = sorted(p for p in view if p.startswith("activity/") and p not in new_files)
+        if new_files and old:  # (one load alone was fused whole by the loader)
+            tag = f"{number:06d}" if part is None else f"{number:06d}-{part:04d}"
+            for before, after in self._fuse(new_files, old, tag).items():
+                stored = next((c for c, n in self.replaced.items() if n == before), None)
+                if before in self.files:  # written by this batch: replaced at once
+                    del self.files[before]
+                    (self.root / before).unlink(missing_ok=True)
+                    if stored is not None:  # a stored file this batch rewrote before
+                        self.replaced[stored] = after
+                else:
+                    self.replaced[before] = after
         self.in_memory = {}
 
-    def _fuse(self, new_files: list[str]) -> dict[str, str]:
-        """Fuse these activity files with the rest of the store; write what changes."""
+    def _fuse(self, new_files: list[str], old: list[str], tag: str) -> dict[str, str]:
+        """Fuse new activity files with the old ones; write what changes (names: ``tag``)."""
         from ..normalize.fusion import FUSE_READS, FUSED_COLUMNS, fuse
 
         schema = self.schemas["activity"]
@@ -621,9 +666,6 @@ class _StoreWriter:
             return {}
         projected = pa.schema([schema.field(c) for c in wanted])
         key_columns = [c for c in KEY_COLUMNS if c in schema.names]
-        pending = set(new_files)
-        old = [p for p in committed_files(self.info) if p.startswith("activity/")]
-        old = [p for p in old if p not in pending]
         parts = [conform(self._new_rows(p, wanted), projected) for p in new_files]
         new = pa.concat_tables(parts)
         keys = keys_of(new)
@@ -650,14 +692,13 @@ class _StoreWriter:
         subset = pa.concat_tables([new, *(t for _, t, _, _ in taken)])
         fused = fuse(subset.unify_dictionaries().combine_chunks())
         replaced: dict[str, str] = {}
-        generation = self.reserve()
         offset = 0
         for relative, part in zip(new_files, parts, strict=True):
             values = fused.slice(offset, part.num_rows)
             offset += part.num_rows
             changes = _changes(part, values, None, wanted, FUSED_COLUMNS)
             if changes:
-                replaced[relative] = self._rewrite(relative, changes, generation)
+                replaced[relative] = self._rewrite(relative, changes, tag)
         for relative, part, picked, written in taken:
             values = fused.slice(offset, part.num_rows)
             offset += part.num_rows
@@ -665,7 +706,7 @@ class _StoreWriter:
                 stored = self._read(relative, [c for c in FUSED_COLUMNS if c in wanted])
                 changes = _changes(stored, values, (picked, written), wanted, FUSED_COLUMNS)
                 if changes:
-                    replaced[relative] = self._rewrite(relative, changes, generation)
+                    replaced[relative] = self._rewrite(relative, changes, tag)
         return replaced
 
     def _new_rows(self, relative: str, columns: list[str]) -> pa.Table:
@@ -699,11 +740,11 @@ class _StoreWriter:
                 keys.need(keys_of(table, rows))
         return chosen
 
-    def _rewrite(self, relative: str, changes: dict[str, pa.Array], generation: int) -> str:
+    def _rewrite(self, relative: str, changes: dict[str, pa.Array], tag: str) -> str:
         """Write an activity file with changed fused columns under a new name; that name."""
         table = rewritten(self.root, relative, changes)
         where, _, name = relative.rpartition("/")
-        renamed = f"{where}/{name.split('.')[0]}.fused-{generation:06d}.parquet"
+        renamed = f"{where}/{name.split('.')[0]}.fused-{tag}.parquet"
         self.put_table(renamed, table)
         return renamed
 
@@ -718,11 +759,7 @@ class _StoreWriter:
                     batch["files"][new_name] = self.files[new_name]
             if batch["number"] in fused:
                 batch["fused"] = True
-        activity = [p for p in committed_files(self.info) if p.startswith("activity/")]
-        calls = [self._read(p, ["call_id"]) for p in activity]
-        if calls and "call_id" in calls[0].column_names:
-            ids = pa.concat_tables(calls).column("call_id").to_pandas()
-            self.info["calls"] = count_calls(pd.DataFrame({"call_id": ids}))
+        self._count_calls()
         commit_info(self.root, self.info)
         for old in replaced:
             (self.root / old).unlink(missing_ok=True)
