@@ -290,22 +290,28 @@ def aliases_of(schema: pa.Schema) -> dict[str, Any]:
 def restore(
     root: Path, table: pa.Table, aliases: dict[str, Any], columns: Sequence[str]
 ) -> pa.Table:
-    """Put back the values of ``columns`` that ``table`` holds as references."""
+    """Put back the values of ``columns`` that ``table`` holds as references.
+
+    Each source file referred to is read once, for all the columns taken from it.
+    """
     same, sources = aliases.get("same", {}), aliases.get("from", {})
+    asked = [c for c in columns if c in table.column_names]
+    from_sources = {same.get(c, c) for c in asked} & set(sources)
+    wanted: dict[str, set[str]] = {}
+    for name in from_sources:
+        for path, column in sources[name].values():
+            wanted.setdefault(path, set()).add(column)
+    files = {path: read_table(root, path, sorted(names)) for path, names in wanted.items()}
     restored = {}
-    for name in columns:
-        if name not in table.column_names:
+    for name in asked:
+        earlier = same.get(name, name)
+        if earlier in sources:
+            values = _from_sources(table, earlier, sources[earlier], files)
+        elif name in same:
+            values = table.column(earlier)
+        else:
             continue
-        if name in same:
-            earlier = same[name]
-            values = (
-                _from_sources(root, table, earlier, sources[earlier])
-                if earlier in sources
-                else table.column(earlier)
-            )
-            restored[name] = _cast(values, table.field(name).type)
-        elif name in sources:
-            restored[name] = _from_sources(root, table, name, sources[name])
+        restored[name] = _cast(values, table.field(name).type)
     for name, values in restored.items():
         index = table.schema.get_field_index(name)
         table = table.set_column(index, table.field(name), values)
@@ -313,7 +319,7 @@ def restore(
 
 
 def _from_sources(
-    root: Path, table: pa.Table, name: str, by_source: dict[str, list[str]]
+    table: pa.Table, name: str, by_source: dict[str, list[str]], files: dict[str, pa.Table]
 ) -> pa.Array:
     """Return a column whose rows of some sources are those sources' files' column."""
     wanted = table.field(name).type
@@ -324,7 +330,7 @@ def _from_sources(
     offset = table.num_rows
     for kind, (path, column) in by_source.items():
         rows = np.flatnonzero(pc.fill_null(pc.equal(source, kind), False).to_numpy(False))
-        typed = plain(read_table(root, path, [column]).column(column))
+        typed = plain(files[path].column(column))
         if f"{ROW_IN}{kind}" in table.column_names:
             places = table.column(f"{ROW_IN}{kind}").combine_chunks().take(pa.array(rows))
             typed = typed.take(places)

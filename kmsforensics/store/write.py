@@ -668,12 +668,7 @@ class _StoreWriter:
         key_columns = [c for c in KEY_COLUMNS if c in schema.names]
         parts = [conform(self._new_rows(p, wanted), projected) for p in new_files]
         new = pa.concat_tables(parts)
-        keys = keys_of(new)
-        chosen = self._involved(old, key_columns, keys)
-        latest = Latest()
-        for i, relative in enumerate(old):
-            latest.add(i, supplier_keys(self._read(relative, key_columns), keys))
-        suppliers = latest.chosen()
+        chosen, suppliers = self._involved(old, key_columns, keys_of(new))
         taken: list[tuple[str, pa.Table, np.ndarray, np.ndarray]] = []
         for i, relative in enumerate(old):
             write = chosen.get(relative)
@@ -717,28 +712,53 @@ class _StoreWriter:
         return table.select([c for c in columns if c in table.column_names])
 
     def _involved(
-        self, old: list[str], key_columns: list[str], keys: Keys
-    ) -> dict[str, np.ndarray]:
-        """Return the stored rows the new rows can change (and all of their request ids)."""
+        self, old: list[str], key_columns: list[str], new: Keys
+    ) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
+        """Find the stored rows the new rows can change, and those that can name them.
+
+        Returns file -> rows to fuse again (with all rows of their request ids), and
+        file number -> the latest rows that can name them or the new rows. One pass
+        over the key columns of every stored file, and another only when the rows found
+        bring request ids or keys to look up that the new rows did not have.
+        """
         chosen: dict[str, np.ndarray] = {}
-        more = []
-        for relative in old:
-            table = self._read(relative, key_columns)
-            rows = involved(table, keys)
-            if rows.any():
-                chosen[relative] = rows
-                more.append(keys_of(table, rows).requests)
-        extra = union(*more) if more else keys.requests[:0]
-        extra = extra.filter(pc.invert(pc.is_in(extra, value_set=keys.requests)))
-        for relative in old if len(extra) else list(chosen):
-            table = self._read(relative, key_columns)
-            rows = chosen.get(relative, np.zeros(table.num_rows, dtype=bool))
-            if len(extra):
-                rows = rows | in_requests(table, extra)
-            if rows.any():
-                chosen[relative] = rows
-                keys.need(keys_of(table, rows))
-        return chosen
+        latest = Latest()
+        requests, searched = (
+            new.requests,
+            Keys(needed_keys=new.needed_keys, needed_principals=new.needed_principals),
+        )
+        extra_requests, extra = new.requests[:0], searched
+        first = True
+        while (
+            first or len(extra_requests) or len(extra.needed_keys) or len(extra.needed_principals)
+        ):
+            found = []
+            for i, relative in enumerate(old):
+                table = self._read(relative, key_columns)
+                rows = chosen.get(relative, np.zeros(table.num_rows, dtype=bool))
+                if first:
+                    rows = rows | involved(table, new)
+                elif len(extra_requests):
+                    rows = rows | in_requests(table, extra_requests)
+                if rows.any():
+                    chosen[relative] = rows
+                    found.append(keys_of(table, rows))
+                latest.add(i, supplier_keys(table, extra))
+            first = False
+            everything = Keys()
+            for keys in found:
+                everything.requests = union(everything.requests, keys.requests)
+                everything.need(keys)
+            extra_requests = _without(everything.requests, requests)
+            requests = union(requests, extra_requests)
+            extra = Keys(
+                needed_keys=_without(everything.needed_keys, searched.needed_keys),
+                needed_principals=_without(
+                    everything.needed_principals, searched.needed_principals
+                ),
+            )
+            searched.need(extra)
+        return chosen, latest.chosen()
 
     def _rewrite(self, relative: str, changes: dict[str, pa.Array], tag: str) -> str:
         """Write an activity file with changed fused columns under a new name; that name."""
@@ -785,6 +805,13 @@ class _StoreWriter:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _without(values: pa.Array, known: pa.Array) -> pa.Array:
+    """Return the values that are not in ``known``."""
+    if not len(values) or not len(known):
+        return values
+    return values.filter(pc.invert(pc.is_in(values, value_set=known)))
 
 
 def _repeats(column: pa.ChunkedArray) -> bool:
