@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,6 +39,9 @@ MAX_UNWRAP_ROUNDS = 8
 PROVENANCE = ("source_file", "source_record", "source_item")
 #: Rows per Arrow batch from duckdb (large, so columns come back in few chunks).
 _ARROW_BATCH = 1 << 22
+#: Rows per Arrow batch handed to duckdb: it scans batches in parallel, so a table of
+#: one large chunk (one big file) would be read on one core.
+SCAN_ROWS = 16_384
 
 
 @dataclass
@@ -75,25 +79,18 @@ class Extractor:
     def _round(self, table: pa.Table, out: Extracted) -> pa.Table:
         from .sources import registry  # the kinds import this module's helpers
 
-        result = self.sql(
-            registry.classification_query(),
-            table.select(["json"]),
-            containers=registry.key_paths(),
-        )
-        kinds = result.column("kind")
+        kinds, repeated, literal, comma, ks, ks_kinds = self._classify(table)
         # pages are parsed again in Python when expanded: look inside their events too
-        suspects = pc.or_(
-            pc.fill_null(result.column("repeated"), False), pc.equal(kinds, "events-page")
-        )
-        table = clean_json(table, self.issues, suspects, result.column("literal"))
-        table = self._trailing_commas(table, result.column("comma"))
+        suspects = pc.or_(pc.fill_null(repeated, False), pc.equal(kinds, "events-page"))
+        table = clean_json(table, self.issues, suspects, literal)
+        table = self._trailing_commas(table, comma)
         present = pc.unique(kinds).to_pylist()
         follow_up: list[pa.Table] = []
         for kind in registry.kinds():
             if kind.name not in present:
                 continue
             subset = table if len(present) == 1 else table.filter(pc.equal(kinds, kind.name))
-            keys = registry.unknown_keys(self, kind, subset)
+            keys = registry.unknown_keys(kind, ks.filter(pc.equal(ks_kinds, kind.name)))
             follow_up.append(kind.handle(self, subset, keys, out))
         if "unknown" in present:
             self.reject_all(
@@ -105,6 +102,41 @@ class Extractor:
         if not follow_up:
             return table.slice(0, 0)
         return pa.concat_tables(follow_up, promote_options="default")
+
+    def _classify(
+        self, table: pa.Table
+    ) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array, pa.Array, pa.Array]:
+        """Classify each record: its kind, and the marks of records to look at closely.
+
+        Records are told apart by their signatures (:func:`~kmsforensics.sources.
+        registry.signature_query`); the conditions run on one record of each. Returns
+        per record ``kind``, ``repeated``, ``literal`` and ``comma``, and per distinct
+        signature its key lists and kind (for the kinds' unknown keys).
+        """
+        from .sources import registry
+
+        marks = self.sql(registry.signature_query(), table.select(["json"]),
+                         **registry.signature_paths())  # fmt: skip
+        codes = marks.column("sig").combine_chunks().dictionary_encode()
+        indices = codes.indices.to_numpy(zero_copy_only=False)
+        # first record of each signature (np.unique sorts codes; every code is used)
+        _, first = np.unique(indices, return_index=True)
+        standing = self.sql(
+            registry.classification_query(),
+            table.select(["json"]).take(pa.array(first, pa.int64())),
+            containers=registry.key_paths(),
+        )
+        kinds = standing.column("kind").combine_chunks()
+        repeated = standing.column("repeated").combine_chunks()
+        take = codes.indices
+        return (
+            kinds.take(take),
+            repeated.take(take),
+            marks.column("literal").combine_chunks(),
+            marks.column("comma").combine_chunks(),
+            standing.column("ks").combine_chunks(),
+            kinds,
+        )
 
     def _trailing_commas(self, table: pa.Table, candidates: pa.ChunkedArray) -> pa.Table:
         """Repair (and report) trailing commas, which duckdb's reader accepts silently.
@@ -141,7 +173,7 @@ class Extractor:
     def sql(self, query: str, table: pa.Table, **params: object) -> pa.Table:
         """Run ``query`` (``{table}`` names ``table``) and return its Arrow result."""
         name = "records_view"
-        self.con.register(name, table)
+        self.con.register(name, scannable(table))
         try:
             relation = self.con.sql(query.replace("{table}", name), params=params or None)
             return relation.to_arrow_table(batch_size=_ARROW_BATCH)
@@ -364,6 +396,20 @@ class Extractor:
         """Report every record of ``table`` as not loaded."""
         for row in rows(table):
             self.reject(row, reason)
+
+
+def scannable(table: pa.Table, rows: int = SCAN_ROWS) -> pa.Table:
+    """Return ``table`` in batches of at most ``rows`` rows (zero-copy slices).
+
+    Examples
+    --------
+    >>> t = pa.table({"a": list(range(10))})
+    >>> [b.num_rows for b in scannable(t, 4).to_batches()]
+    [4, 4, 2]
+    """
+    if all(b.num_rows <= rows for b in table.to_batches()):
+        return table
+    return pa.Table.from_batches(table.to_batches(max_chunksize=rows), table.schema)
 
 
 def _loads(raw: object) -> object:

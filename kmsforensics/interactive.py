@@ -30,6 +30,7 @@ import networkx as nx
 import pandas as pd
 
 from .display import localise, zone_label
+from .graph.nodes import names_node
 
 #: Colours of node kinds in the interactive graph.
 KIND_COLOURS = {
@@ -58,19 +59,15 @@ def resolve(graph: nx.MultiDiGraph, text: str) -> list[str]:
     """Return the nodes a name or id names: the node id itself, else a name or a bare id.
 
     ``ci-deployer`` finds the RAM user of that name, ``192.0.2.66`` the ``ip:`` node,
-    ``STS.x`` the access key; an empty list means nothing matches.
+    ``STS.x`` the access key; an empty list means nothing matches. A bare reference
+    means what it means everywhere (:func:`kmsforensics.graph.nodes.names_node`).
     """
     text = text.strip()
     if not text:
         return []
     if text in graph:
         return [text]
-    found = []
-    for node, data in graph.nodes(data=True):
-        ident = node.partition(":")[2]
-        if text in (data.get("name"), ident, ident.rpartition("/")[2]):
-            found.append(node)
-    return sorted(found)
+    return sorted(n for n, d in graph.nodes(data=True) if names_node(n, text, d.get("name")))
 
 
 def sigma_graph(

@@ -56,13 +56,14 @@ from .evidence import (
     inflate_head,
 )
 from .extract import Extracted, Extractor
-from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff
+from .formats import RECORDS_SCHEMA, SHAPES, Split, sniff, stream
 from .formats.encoding import foreign_bom, to_utf8
 from .formats.fast import count_by_file, fast_path_ok, read_json_arrays
 from .formats.jsontext import split_json_array
+from .formats.stream import LinePieces
 from .issues import IssueLog
 from .normalize import combine_activity
-from .normalize.values import compact_table, decode_distinct, to_frame
+from .normalize.values import combine_encoded, encode_batch, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
 from .sources import Options
 from .sources import sources as source_kinds
@@ -102,6 +103,8 @@ class Prepared:
     archive: bool = False
     damage: str | None = None
     estimate: int = 0
+    #: A large gzip JSON-lines file, read piece by piece (its pieces are not listed).
+    pieces: LinePieces | None = None
 
 
 #: Openers tried by :func:`load` before it reads evidence: each takes the sources and
@@ -288,6 +291,12 @@ class _Loader:
                 for item in self._prepare_all(files):
                     self.prepared.append(item)
                     self.issues.extend(item.issues)
+                    for part in self._pieces(item):
+                        batch.append(part)
+                        batch_bytes += part.decompressed or 0
+                        if batch_bytes >= limit:
+                            self._flush(batch)
+                            batch, batch_bytes = [], 0
                     if item.split is not None or item.deferred:
                         batch.append(item)
                         batch_bytes += item.decompressed or item.estimate
@@ -354,6 +363,15 @@ class _Loader:
                 max(int.from_bytes(raw[-4:], "little"), len(raw)) if gzipped else len(raw)
             )
             return item
+        if (
+            first == "json-lines"
+            and gzipped
+            and len(raw) >= stream.STREAM_MIN_BYTES
+            and foreign_bom(head) is None
+        ):
+            item.shape = first
+            item.pieces = LinePieces(raw, ef.display, self.max_bytes, self.strict)
+            return item
         data = self._content(item, raw, item.issues)
         item.decompressed = len(data)
         sniffed = sniff(data[:_HEAD_BYTES], self.column_map)
@@ -365,6 +383,31 @@ class _Loader:
         shape = formats.get(sniffed.shape)
         item.split = shape.split(data, ef.display, item.issues, sniffed, self.column_map or {})
         return item
+
+    def _pieces(self, item: Prepared) -> Iterator[Prepared]:
+        """Yield the pieces of a file read piece by piece, each as a part to extract.
+
+        The next piece is inflated and split on another thread while the caller
+        extracts this one. At the end the file's size and any damage are set on
+        ``item`` (the parts share its name and are counted under it).
+        """
+        if item.pieces is None:
+            return
+        pieces = iter(item.pieces)
+        with ThreadPoolExecutor(1) as reader:
+            ahead = reader.submit(next, pieces, None)
+            while (found := ahead.result()) is not None:
+                ahead = reader.submit(next, pieces, None)
+                split, size, issues = found
+                self.issues.extend(issues)
+                yield Prepared(item.ef, issues, split=split, decompressed=size)
+        item.decompressed, item.damage = item.pieces.decompressed, item.pieces.damage
+        item.split = Split("json-lines", "line", RECORDS_SCHEMA.empty_table(), 0)
+        item.pieces = None
+        if item.damage is not None:
+            if self.strict:
+                raise LogParseError(item.ef.display, None, item.damage)
+            self.issues.add(item.ef.display, None, "note", None, item.damage)
 
     def _not_read(self, item: Prepared, reason: str) -> Prepared:
         """List a file that is not read (raise, with ``strict``), fingerprinted if it can be."""
@@ -447,8 +490,8 @@ class _Loader:
             source = source_kinds()[label]
             for raw in extracted.raw.get(label, []):
                 typed = source.normalise(raw, self.issues, self.options)
-                self.activity[label].append(_encoded(source.activity(typed)))
-                self.typed[label].append(_encoded(typed))
+                self.activity[label].append(encode_batch(source.activity(typed), TEXT_COLUMNS))
+                self.typed[label].append(encode_batch(typed, TEXT_COLUMNS))
 
     def _read_deferred(self, items: list[Prepared]) -> list[pa.Table]:
         """Split JSON arrays on disk with the fast reader; fall back file by file."""
@@ -496,11 +539,15 @@ class _Loader:
         parts = []
         for label in CASE_SOURCES:
             source = source_kinds()[label]
-            typed = _concat(self.typed[label]) or source.empty(self.issues, self.options)
+            typed = combine_encoded(self.typed[label])
+            if typed is None:
+                typed = encode_batch(source.empty(self.issues, self.options), TEXT_COLUMNS)
             typed, keep = self._dedupe(typed, *source.dedupe)
-            activity = _concat(self.activity[label]) or source.activity(typed)
+            activity = combine_encoded(self.activity[label])
+            if activity is None:
+                activity = encode_batch(source.activity(typed), TEXT_COLUMNS)
             parts.append(_kept(activity, keep))
-            frames[label] = decode_distinct(_encoded(typed).unify_dictionaries())
+            frames[label] = typed
             self.typed[label], self.activity[label] = [], []
         activity, order = combine_activity(parts)
         del parts
@@ -509,7 +556,7 @@ class _Loader:
         case = Case(
             to_frame(frames.pop("kms")),
             to_frame(frames.pop("actiontrail")),
-            _reordered(to_frame(decode_distinct(activity.unify_dictionaries())), order),
+            _reordered(to_frame(activity), order),
             _sorted_issues(self.issues.frame(), manifest),
             manifest,
             {
@@ -742,22 +789,6 @@ def _status(item: Prepared, row: dict[str, object]) -> str:
     if row["duplicates"] and not row["records_loaded"]:
         return "duplicates-only"
     return "loaded"
-
-
-def _encoded(table: pa.Table) -> pa.Table:
-    """Dictionary-encode text, and copy what stays plain text into Arrow's own memory.
-
-    duckdb hands results over in blocks shared by all their columns, so one column
-    kept from a result would keep the whole result alive; the copy releases it. The
-    copy is to ``large_string``, which pandas' ``str`` dtype uses without copying again.
-    """
-    table = compact_table(table, TEXT_COLUMNS, every=True)
-    everything = pa.array(np.arange(table.num_rows))
-    for i, column in enumerate(table.schema):
-        if pa.types.is_string(column.type):  # a cast alone would share duckdb's buffer
-            copy = table.column(i).take(everything).cast(pa.large_string())
-            table = table.set_column(i, column.name, copy)
-    return table
 
 
 def _reordered(frame: pd.DataFrame, order: pa.Array) -> pd.DataFrame:

@@ -13,8 +13,19 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import ACCOUNT_DEV, ACCOUNT_PROD
-from test_detection_rules import BOB, T0, USER, assume, ev, geo_database, kl, minutes
+from conftest import ACCOUNT_DEV, ACCOUNT_PROD, lookup_events_page
+from test_detection_rules import (
+    BOB,
+    T0,
+    USER,
+    assume,
+    ev,
+    geo_database,
+    key_tries,
+    kl,
+    minutes,
+    role_read,
+)
 
 import kmsforensics as kf
 
@@ -122,3 +133,69 @@ def test_the_memory_rules_and_the_reworked_rules_agree_on_dask(
     chained = expected[expected.rule_id == "D20"].iloc[0]
     assert chained.severity == "high" and chained.origin == f"ram-user:{BOB['principalId']}"
     assert USER["principalId"] != BOB["principalId"]
+
+
+def changed_rules_evidence() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict]]:
+    """Three quiet days, then D11, D16, D28 sequences across midnight, and a D27 witness."""
+    events: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    for day in range(3):
+        start = T0 + timedelta(days=day)
+        events += [ev(start + timedelta(hours=h), "DescribeKey") for h in range(0, 8, 2)]
+        events += [role_read(start + timedelta(hours=h), f"STS.b{day}{h}", HOME) for h in (1, 5)]
+    late = MIDNIGHT - minutes(30)
+    # D11: the role reads from a VPS every 10 minutes, over midnight
+    events += [role_read(late + minutes(10 * i), f"STS.v{i // 6:03d}", VPS) for i in range(12)]
+    # D28: a new AccessKey, used from outside after midnight (more than follow_most)
+    events.append(
+        ev(
+            late,
+            "CreateAccessKey",
+            "Ims",
+            params={"UserName": "svc"},
+            responseElements={"AccessKey": {"AccessKeyId": NEW_KEY}},
+        )
+    )
+    signer = {**USER, "accessKeyId": NEW_KEY}
+    events += [
+        ev(MIDNIGHT + minutes(5 * i), "Decrypt", userIdentity=signer, sourceIpAddress=VPS)
+        for i in range(4)
+    ]
+    # D16: alice's key denied before midnight on the KMS instance, then it works after
+    records += key_tries(MIDNIGHT - minutes(6), "198.51.100.5", USER["accessKeyId"], 2)
+    events.append(ev(MIDNIGHT + minutes(1), "Decrypt", sourceIpAddress="198.51.100.5"))
+    # D27: LookupEvents has two events where the delivered trail has none
+    witnessed = [ev(MIDNIGHT + timedelta(hours=h), "ListKeys") for h in (2.2, 2.4)]
+    events.append(ev(MIDNIGHT + timedelta(hours=4), "DescribeKey"))
+    return events, records, witnessed
+
+
+HOME, NEW_KEY = "10.20.30.41", "LTAInew0key0000000000000"
+
+
+def test_the_changed_rules_agree_on_dask(tmp_path: Path, cluster: Any) -> None:
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    events, records, witnessed = changed_rules_evidence()
+    (folder / "trail.jsonl").write_text("\n".join(json.dumps(e) for e in events))
+    (folder / "kms.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    (folder / "lookup-page.json").write_bytes(lookup_events_page(witnessed))
+    memory = kf.load(folder, progress=False)
+    kf.ingest(folder, out=tmp_path / "store", progress=False)
+    rules = ["D11", "D16", "D27", "D28"]
+    options: dict[str, Any] = {
+        "rules": rules,
+        "window_start": MIDNIGHT - minutes(60),
+        "params": {"D28": {"follow_most": 3}, "D11": {"follow_most": 8}},
+    }
+    expected = kf.detect(memory, **options)
+    found = kf.detect(kf.open(tmp_path / "store", engine="dask"), **options)
+    assert found.attrs["notes"] == {}
+    assert set(expected.rule_id) == set(rules)  # every rule has something to agree on
+    pd.testing.assert_frame_equal(found.reset_index(drop=True), expected.reset_index(drop=True))
+    by_rule = {r: expected[expected.rule_id == r] for r in rules}
+    new = by_rule["D11"][by_rule["D11"].entity == "ram-role:3435979260039399"].iloc[0]
+    assert new.first_seen < MIDNIGHT < new.last_seen and new.details["later_uses"] == 11
+    assert by_rule["D28"].iloc[0].event_count == 4  # the creation and three of four uses
+    assert (by_rule["D16"].severity == "high").any()
+    assert (by_rule["D27"].severity == "critical").any()

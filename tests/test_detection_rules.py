@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import ACCOUNT_DEV, ACCOUNT_PROD, at_event, kms_record
+from conftest import ACCOUNT_DEV, ACCOUNT_PROD, at_event, kms_record, lookup_events_page, oss_array
 
 import kmsforensics as kf
 
@@ -992,14 +992,239 @@ def test_d22_a_few_failures_then_a_sign_in(tmp_path: Path) -> None:
 
 
 def test_a_triage_record_hides_what_its_suppressions_name(tmp_path: Path) -> None:
-    class Record:
-        """A stand-in triage record: suppress one rule (the real one is kf.triage's)."""
+    stop = ev(T0, "StopLogging", "Actiontrail", params={"Name": "trail"})
+    by_bob = ev(T0 + timedelta(days=1), "StopLogging", "Actiontrail", userIdentity=BOB,
+                sourceIpAddress="198.51.100.4", params={"Name": "trail"})  # fmt: skip
+    deletion = ev(T0 + minutes(5), "ScheduleKeyDeletion", params={"KeyId": "key-9"})
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    (folder / "trail.jsonl").write_text("\n".join(json.dumps(e) for e in [stop, by_bob, deletion]))
+    case = kf.load(folder, progress=False)
+    beside = tmp_path / "case-7.triage.json"  # beside the evidence, never inside it
+    record = kf.triage.TriageRecord.for_case(case, beside)
+    record.suppress("D26", "principal", "alice", reason="trail migration", expires="2099-01-01",
+                    analyst="li")  # fmt: skip
+    record.suppress("*", "network", "198.51.100.0/24", reason="old VPN", expires="2020-01-01",
+                    analyst="li")  # fmt: skip
+    with pytest.raises(kf.TriageError, match="inside the evidence"):
+        kf.triage.TriageRecord.for_case(case, folder / "triage.json")
+    reread = kf.triage.TriageRecord.for_case(case, beside)  # the record as saved
+    plain = kf.detect(case, rules=["D04", "D26"])
+    kept = kf.detect(case, rules=["D04", "D26"], triage=reread)
+    assert len(found(plain, "D26")) == 2
+    assert kept.attrs["suppressed"] == {"S1": 1, "S2": 0}  # the expired one hid nothing
+    assert [ids for ids in found(kept, "D26").evidence] == [(by_bob["eventId"],)]
+    assert len(found(kept, "D04")) == 1  # another rule by alice is kept
+    assert json.loads(beside.read_text())["suppressions"][0]["reason"] == "trail migration"
 
-        def apply(self, findings: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-            hidden = findings.rule_id == "D26"
-            return findings[~hidden], {"S-1": int(hidden.sum())}
 
-    events = [ev(T0, "StopLogging", "Actiontrail", params={"Name": "trail"})]
-    plain = found(detect(tmp_path, events, rules="D26"), "D26")
-    kept = detect(tmp_path, events, rules="D26", triage=Record())
-    assert len(plain) == 1 and kept.empty and kept.attrs["suppressed"] == {"S-1": 1}
+def role_read(t: datetime, key: str, ip: str, secret: str = "prod/ledger-db") -> dict[str, Any]:
+    """A role session's GetSecretValue (the payments role, by its renewed STS key)."""
+    session = {
+        "type": "assumed-role",
+        "accountId": ACCOUNT_PROD,
+        "principalId": f"3435979260039399:{key[-4:]}",
+        "userName": f"payments-role:{key[-4:]}",
+        "accessKeyId": key,
+    }
+    return ev(t, "GetSecretValue", userIdentity=session, sourceIpAddress=ip,
+              params={"SecretName": secret})  # fmt: skip
+
+
+def test_d11_the_later_reads_from_a_new_network_are_evidence(tmp_path: Path) -> None:
+    home, vps = "10.20.30.41", "198.51.100.77"
+    base = [role_read(T0 + timedelta(hours=h), f"STS.base{h // 6:04d}", home) for h in range(72)]
+    start = T0 + timedelta(days=3, hours=1)
+    # 3 reads an hour for two days from a network no one used, the STS key renewed every 6 h
+    stolen = [
+        role_read(start + minutes(20 * i), f"STS.vps{i // 18:04d}", vps, f"prod/s-{i % 25}")
+        for i in range(145)
+    ]
+    at_home = [role_read(start + minutes(20 * i + 7), "STS.home0001", home) for i in range(5)]
+    much_later = role_read(start + timedelta(hours=80), "STS.vps9999", vps)
+    bob = ev(start + minutes(30), "Decrypt", userIdentity=BOB, sourceIpAddress=vps)
+    events = [*base, *stolen, *at_home, much_later, bob]
+    findings = found(
+        detect(tmp_path, events, rules="D11", params={"D11": {"follow_most": 100}}), "D11"
+    )
+    mine = findings[findings.entity == "ram-role:3435979260039399"]
+    assert len(mine) == 1
+    finding = mine.iloc[0]
+    evidence = set(finding.evidence)
+    assert finding.severity == "high"
+    assert evidence == {e["eventId"] for e in stolen[:101]}  # the first, then 100 more
+    assert "then 144 more calls from there within 72h (the first 100 in the evidence)" in (
+        finding.summary
+    )
+    assert finding.details == {"later_uses": 144, "later_in_evidence": 100}
+    assert finding.event_count == 101
+    every = {e for ids in findings.evidence for e in ids}
+    assert not {e["eventId"] for e in at_home} & every  # the usual network raised nothing
+    assert much_later["eventId"] not in evidence  # past the follow window
+    assert bob["eventId"] not in evidence  # another principal's call is not its evidence
+
+
+def test_d11_a_new_address_used_once_has_only_itself_as_evidence(tmp_path: Path) -> None:
+    base = [ev(T0 + timedelta(hours=h), "Decrypt") for h in range(0, 48, 3)]
+    once = ev(T0 + timedelta(days=3), "Decrypt", sourceIpAddress="192.0.2.150")
+    back = [ev(T0 + timedelta(days=3, hours=h), "Decrypt") for h in (1, 2)]
+    finding = found(detect(tmp_path, [*base, once, *back], rules="D11"), "D11").iloc[0]
+    assert list(finding.evidence) == [once["eventId"]]
+    assert "more calls" not in finding.summary and finding.details is None
+
+
+def test_d28_every_use_from_outside_is_counted_and_the_earliest_are_evidence(
+    tmp_path: Path,
+) -> None:
+    new_key = "LTAIbackdoor000000000000"
+    later = T0 + timedelta(days=3)
+    response = {"AccessKey": {"AccessKeyId": new_key, "Status": "Active"}}
+    made = ev(later, "CreateAccessKey", "Ims", params={"UserName": "svc-backup"},
+              responseElements=response)  # fmt: skip
+    signer = {**USER, "accessKeyId": new_key}
+    outside = [
+        ev(later + minutes(40 + 7 * i), "GetSecretValue", userIdentity=signer,
+           sourceIpAddress=f"198.51.100.{60 + i % 2}", params={"SecretName": f"prod/s{i}"})
+        for i in range(5)
+    ]  # fmt: skip
+    inside = ev(later + minutes(45), "Decrypt", userIdentity=signer)  # the usual network
+    events = [ev(T0, "DescribeKey"), made, *outside, inside]
+    findings = detect(tmp_path, events, rules="D28", params={"D28": {"follow_most": 2}})
+    finding = found(findings, "D28").iloc[0]
+    assert finding.severity == "high"
+    assert set(finding.evidence) == {made["eventId"], outside[0]["eventId"], outside[1]["eventId"]}
+    assert "used 5 times from outside" in finding.summary
+    assert "the first 2 in the evidence" in finding.summary
+
+
+def key_tries(start: datetime, ip: str, key: str, fails: int) -> list[dict[str, Any]]:
+    """A RAM user's AccessKey denied ``fails`` times on the KMS instance from ``ip``."""
+    return [
+        kl(start + minutes(2 * i), "GetSecretValue", access_key_id=key, identity_type="ram-user",
+           principal_id=USER["principalId"], account_id=ACCOUNT_DEV, client_ip=ip,
+           status_code=403, error_message="Forbidden.NoPermission")
+        for i in range(fails)
+    ]  # fmt: skip
+
+
+def test_d16_a_few_denials_of_one_key_then_a_success_from_outside_is_high(
+    tmp_path: Path,
+) -> None:
+    vps, key = "198.51.100.23", USER["accessKeyId"]
+    base = [ev(T0 + timedelta(hours=h), "Decrypt") for h in range(0, 48, 6)]
+    later = T0 + timedelta(days=3)
+    tries = key_tries(later, vps, key, 3)
+    works = ev(later + minutes(9), "GetSecretValue", sourceIpAddress=vps,
+               params={"SecretName": "prod/ledger"})  # fmt: skip
+    events, records = [*base, works], tries
+    findings = found(detect(tmp_path, events, records, rules="D16"), "D16")
+    assert len(findings) == 1  # three denials are below the burst threshold
+    finding = findings.iloc[0]
+    assert finding.severity == "high" and finding.entity == f"access-key:{key}"
+    assert set(finding.evidence) == {r["request_id"] for r in tries} | {works["eventId"]}
+    assert "then 1 successful calls from there" in finding.summary
+
+
+def test_d16_a_retry_at_home_or_one_denial_is_not_a_sequence(tmp_path: Path) -> None:
+    vps, key = "198.51.100.23", USER["accessKeyId"]
+    base = [ev(T0 + timedelta(hours=h), "Decrypt") for h in range(0, 48, 6)]
+    later = T0 + timedelta(days=3)
+    home = key_tries(later, "203.0.113.7", key, 3)  # the usual network
+    home_ok = ev(later + minutes(8), "Decrypt")
+    once = key_tries(later + timedelta(hours=2), vps, key, 1)
+    once_ok = ev(later + timedelta(hours=2, minutes=3), "Decrypt", sourceIpAddress=vps)
+    other = key_tries(later + timedelta(hours=4), vps, "LTAIsomeoneelse000000000", 3)
+    other_ok = ev(later + timedelta(hours=4, minutes=8), "Decrypt", sourceIpAddress=vps)
+    late = key_tries(later + timedelta(hours=6), vps, key, 2)
+    late_ok = ev(later + timedelta(hours=6, minutes=40), "Decrypt", sourceIpAddress=vps)
+    events = [*base, home_ok, once_ok, other_ok, late_ok]
+    findings = detect(tmp_path, events, [*home, *once, *other, *late], rules="D16")
+    assert found(findings, "D16").empty
+
+
+def channels_case(tmp_path: Path, oss: list, pages: dict[str, list]) -> pd.DataFrame:
+    """OSS delivery (one gz JSON array per day) and LookupEvents pages, loaded, D27 run."""
+    folder = tmp_path / "evidence"
+    for day in range(3):
+        stamp = (T0 + timedelta(days=day)).strftime("%Y%m%d")
+        chosen = [e for e in oss if e["eventTime"].replace("-", "")[:8] == stamp]
+        oss_array(folder / "delivered" / f"{ACCOUNT_DEV}_{stamp}.json.gz", chosen)
+    for name, events in pages.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(lookup_events_page(events))
+    case = kf.load(folder, progress=False)
+    return found(kf.detect(case, rules="D27"), "D27")
+
+
+def test_d27_the_delivery_went_quiet_while_lookupevents_has_events(tmp_path: Path) -> None:
+    start = T0.replace(hour=0)
+    quiet = range(2 * 24 * 60 + 10 * 60, 2 * 24 * 60 + 10 * 60 + 50)  # day 3, 10:00-10:50
+    sparse = [ev(start + minutes(m), "Decrypt") for m in range(0, 3 * 24 * 60, 30)]
+    delivered = [e for e in sparse if not _at(e, start, quiet)]
+    missing = [ev(start + minutes(quiet[0] + m), "GetSecretValue") for m in (5, 20, 41)]
+    # the analyst's LookupEvents query: copies of delivered events, and what OSS lacks
+    query = [*delivered[-20:-12], *missing]
+    findings = channels_case(tmp_path, delivered, {"queried/page-1.json": query})
+    assert len(findings) == 1, findings.summary.tolist()
+    finding = findings.iloc[0]
+    assert finding.severity == "critical" and finding.entity == f"account:{ACCOUNT_DEV}"
+    assert "(OSS delivery) silent" in finding.summary
+    assert "LookupEvents has 3 events of the account in that span" in finding.summary
+    assert {missing[0]["eventId"], missing[-1]["eventId"]} <= set(finding.evidence)
+    assert finding.details["channel"] == "oss" and finding.details["lookup_events"] == 3
+
+
+def test_d27_lookupevents_copies_read_first_do_not_silence_the_delivery(tmp_path: Path) -> None:
+    start = T0.replace(hour=0)
+    busy = [ev(start + minutes(m), "Decrypt") for m in range(0, 3 * 24 * 60, 2)]
+    copies = [e for e in busy if _at(e, start, range(24 * 60 + 600, 24 * 60 + 780))]
+    # the pages sort before the delivery: the loader keeps their copies, drops OSS's
+    findings = channels_case(tmp_path, busy, {"api/page-1.json": copies})
+    assert findings.empty, findings.summary.tolist()
+    # copies read after the delivery, and nothing missing from it: nothing either
+    assert channels_case(tmp_path / "b", busy, {"zz/page-1.json": copies[:30]}).empty
+
+
+def _at(event: dict[str, Any], start: datetime, span: range) -> bool:
+    moment = datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00"))
+    return int((moment - start).total_seconds() // 60) in span
+
+
+def test_d11_counts_calls_in_both_logs_once(tmp_path: Path) -> None:
+    vps = "192.0.2.61"
+    base = [ev(T0 + timedelta(hours=h), "DescribeKey") for h in range(0, 48, 4)]
+    later = T0 + timedelta(days=3)
+    trail, kms = [], []
+    for i in range(3):  # one call each, in ActionTrail and in the KMS instance log
+        moment = later + minutes(15 * i)
+        event = ev(moment, "GetSecretValue", params={"SecretName": "prod/x"}, sourceIpAddress=vps)
+        trail.append(event)
+        kms.append(
+            kl(moment, "GetSecretValue", request_id=event["requestId"], client_ip=vps,
+               access_key_id=USER["accessKeyId"], identity_type="ram-user", resource_id="prod/x",
+               principal_id=USER["principalId"], account_id=ACCOUNT_DEV,
+               share_gateway_api_name="GetSecretValue")
+        )  # fmt: skip
+    findings = detect(tmp_path, [*base, *trail], kms, rules="D11",
+                      params={"D11": {"follow_most": 1}})  # fmt: skip
+    finding = found(findings, "D11").iloc[0]
+    ids = {e["eventId"] for e in trail[:2]} | {r["request_id"] for r in kms[:2]}
+    assert set(finding.evidence) == ids and finding.event_count == 2
+    assert "then 2 more calls from there within 72h (the first 1 in the evidence)" in (
+        finding.summary
+    )
+
+
+def test_d15_a_rejected_client_key_outside_its_own_aaps_networks(tmp_path: Path) -> None:
+    def call(t: datetime, aap: str, ip: str, status: int = 200, **more: Any) -> dict[str, Any]:
+        return kl(t, "Decrypt", principal_id=aap, client_ip=ip, status_code=status, **more)
+
+    usual = [call(T0 - timedelta(hours=2), "payments-aap", "10.0.3.21"),
+             call(T0 - timedelta(hours=1), "orders-aap", "10.9.9.5")]  # fmt: skip
+    foreign = call(T0 + minutes(5), "payments-aap", "10.9.9.7", 401)  # the orders subnet
+    home = call(T0 + minutes(9), "payments-aap", "10.0.3.77", 401)  # its own subnet
+    lost = call(T0 + minutes(12), "", "10.9.9.8", 401, account_id="")  # AAP not found
+    records = [*usual, foreign, home, lost]
+    findings = found(detect(tmp_path, records=records, rules="D15", window_start=T0), "D15")
+    evidence = {e for ids in findings.evidence for e in ids}
+    assert evidence == {foreign["request_id"]}

@@ -284,3 +284,19 @@ def test_whole_graph_picture_stays_within_bounds(
     assert len(ax.collections) >= 5  # one scatter per kind drawn
     assert len([t for t in ax.texts if t.get_text()]) <= kf.graph.plot.MAX_NODES
     assert "not shown" in ax.get_title()
+
+
+def test_bare_references_name_the_same_things_in_the_graph_and_the_rows(tmp_path: Path) -> None:
+    """graph.resolve, case.focus and kf.timeline share one vocabulary (graph/nodes.py)."""
+    write(tmp_path / "at.jsonl", jsonl([at_event(1), role_session_event(2)]))
+    case = load_case(tmp_path)
+    graph = kf.build_graph(case)
+    node = kf.graph.resolve(graph, "prod/DB-password")  # a secret by its name, any case
+    assert node == f"secret:{ACCOUNT_PROD}/prod/db-password"
+    rows = case.focus(node).activity
+    assert len(rows) == 1 and rows.equals(case.focus("prod/db-password").activity)
+    assert len(kf.timeline(case, node)) == len(rows)
+    session = kf.graph.resolve(graph, "ci-session")  # a session by its name
+    assert session == f"role-session:{ROLE_ID}:ci-session"
+    assert len(kf.timeline(case, session)) == len(case.focus(session).activity) == 1
+    assert kf.graph.resolve(graph, ROLE_ID) == f"ram-role:{ROLE_ID}"  # not its sessions

@@ -41,7 +41,7 @@ from .rules.facets import KEY_ADMIN
 READS: dict[str, list[str] | None] = {
     "activity": None,
     "kms": ["request_id", "status_code"],
-    "actiontrail": ["eventId", "recipientAccountId", *AT_NESTED_FIELDS],
+    "actiontrail": ["eventId", "recipientAccountId", "__topic__", *AT_NESTED_FIELDS],
 }
 
 
@@ -187,6 +187,10 @@ def detect_on_dask(
         from .. import aap
 
         facts["aap_configuration"] = aap.configuration(case)
+    if any(r.rule_id == "D27" for r in chosen):  # D27 tells delivered files from queries
+        from .rules.logging import query_files
+
+        facts["query_files"] = query_files(case.manifest)
     runnable = [r for r in chosen if r.on_dask != "memory"]
     learning = [r.rule_id for r in runnable if r.learned is not None]
     if learning:  # what the selections learn from the baseline days, first
@@ -242,7 +246,7 @@ def detect_on_dask(
             final = Context(nothing, **options)
             final.facts = facts
             merged = [_concat(list(call)) for call in calls]
-            found = run_specs(final, rule, params[rule.rule_id], merged)
+            found = run_specs(final, rule, params[rule.rule_id], merged, later=ctx)
             results[rule.rule_id] = rule.function(found, params[rule.rule_id])
         else:
             results[rule.rule_id] = rule(ctx, params[rule.rule_id])

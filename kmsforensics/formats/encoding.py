@@ -35,6 +35,8 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 _BINARY_MAGIC = (b"%PDF", b"\x7fELF", b"\x89PNG", b"\xff\xd8\xff", b"MZ", b"SQLite format 3")
 #: Bytes of text: printable ASCII, white space, escape, and every byte >= 0x80 (UTF-8).
 _TEXT_BYTES = bytes([7, 8, 9, 10, 11, 12, 13, 27, *range(32, 127), *range(128, 256)])
+#: Bytes compared at once when looking for line ends.
+SCAN_BYTES = 1 << 22
 #: Share of non-text bytes in the first bytes above which a file is binary.
 BINARY_SHARE = 0.10
 
@@ -89,18 +91,29 @@ def looks_binary(head: bytes) -> bool:
 def line_breaks(buf: np.ndarray) -> np.ndarray:
     r"""Positions of the bytes that end lines: every LF, and every CR not before an LF.
 
+    The content is scanned in slices of :data:`SCAN_BYTES` (a comparison over a whole
+    large file would allocate a mask as large as the file, and run several times
+    slower for it).
+
     Examples
     --------
     >>> line_breaks(np.frombuffer(b"a\rb\r\nc\nd", dtype=np.uint8)).tolist()
     [1, 4, 6]
     """
-    lf = buf == 10
-    cr = buf == 13
-    if cr.any():
-        lone = cr.copy()
-        lone[:-1] &= ~lf[1:]
-        lf = lf | lone
-    return np.flatnonzero(lf)
+    lf: list[np.ndarray] = []
+    cr: list[np.ndarray] = []
+    for begin in range(0, len(buf), SCAN_BYTES):
+        part = buf[begin : begin + SCAN_BYTES]
+        lf.append(np.flatnonzero(part == 10) + begin)
+        cr.append(np.flatnonzero(part == 13) + begin)
+    breaks = np.concatenate(lf) if lf else np.zeros(0, dtype=np.int64)
+    returns = np.concatenate(cr) if cr else breaks[:0]
+    if len(returns):
+        after = returns + 1
+        inside = after < len(buf)
+        lone = returns[~inside | (buf[np.minimum(after, len(buf) - 1)] != 10)]
+        breaks = np.sort(np.concatenate((breaks, lone)))
+    return breaks
 
 
 def first_line(text: bytes) -> bytes:

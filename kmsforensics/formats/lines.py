@@ -14,8 +14,11 @@ from .registry import BOM, Shape, Sniffed, register
 _WHITESPACE = np.array([32, 9, 13, 11, 12], dtype=np.uint8)
 
 
-def split_json_lines(data: bytes, name: str, issues: IssueLog) -> Split:
+def split_json_lines(data: bytes, name: str, issues: IssueLog, first_line: int = 1) -> Split:
     r"""Split JSON-lines content into records numbered by line (1-based).
+
+    ``first_line`` is the number of the content's first line (a piece of a larger
+    file, :mod:`.stream`); a byte-order mark is looked for only at line 1.
 
     Every line ending in use ends a line: LF, CRLF and a lone CR (JSON text cannot
     hold a raw CR, so this never splits a valid record). Blank lines are skipped
@@ -31,15 +34,15 @@ def split_json_lines(data: bytes, name: str, issues: IssueLog) -> Split:
     >>> split_json_lines(b'{"a":1}\r{"a":2}\r', "mac.jsonl", IssueLog()).read
     2
     """
-    start = len(BOM) if data.startswith(BOM) else 0
+    start = len(BOM) if first_line == 1 and data.startswith(BOM) else 0
     buf = np.frombuffer(data, dtype=np.uint8)
     newlines = line_breaks(buf)
     starts = np.concatenate(([start], newlines + 1)).astype(np.int64)
     ends = np.concatenate((newlines, [len(data)])).astype(np.int64)
     keep = _non_blank(buf, starts, ends)
     read = int(keep.sum())
-    _reject_nul_lines(data, buf, starts, ends, keep, name, issues)
-    line_numbers = np.flatnonzero(keep) + 1
+    _reject_nul_lines(data, buf, starts, ends, keep, name, issues, first_line)
+    line_numbers = np.flatnonzero(keep) + first_line
     # Each value runs to the next line's start, so it ends with its "\n" (JSON
     # white space); a first value after a BOM starts past it.
     text = _line_array(data, starts, name)
@@ -69,8 +72,11 @@ def _reject_nul_lines(
     keep: np.ndarray,
     name: str,
     issues: IssueLog,
+    first_line: int = 1,
 ) -> None:
     """Reject (and report) the lines that hold a raw NUL byte; ``keep`` is updated."""
+    if data.find(b"\0") < 0:  # the usual case, found at memchr speed
+        return
     nuls = np.flatnonzero(buf == 0)
     if not len(nuls):
         return
@@ -79,7 +85,7 @@ def _reject_nul_lines(
             keep[line] = False
             issues.add(
                 name,
-                line + 1,
+                line + first_line,
                 "record",
                 None,
                 "raw NUL byte in the record (JSON text cannot hold one); record not loaded",

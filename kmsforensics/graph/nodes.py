@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,6 +163,55 @@ def rows_named(act: pd.DataFrame, ref: str, *, strict: bool = False) -> pd.Serie
     for found_mask in found.values():
         mask |= found_mask
     return pd.Series(mask, index=act.index)
+
+
+def names_node(node: str, ref: str, name: object = None) -> bool:
+    """Tell whether a bare reference names a graph node (compared without case).
+
+    It does when it is the node's identifier, its ``name``, or the last part of a
+    two-part identifier: a secret's or an AAP's name, a session's name (the first part,
+    an account or a role, only scopes it). The parts are the kind's columns, as
+    :func:`rows_named` looks a bare identifier up in them.
+
+    >>> names_node("secret:111/db-password", "DB-password")
+    True
+    >>> names_node("role-session:r1:ci", "r1"), names_node("ram-role:r1", "r1")
+    (False, True)
+    """
+    wanted = ref.lower()
+    kind, _, ident = node.partition(":")
+    if ident.lower() == wanted or str(name or "").lower() == wanted:
+        return True
+    spec = NODE_KINDS.get(kind)
+    if spec is None or not spec.sep:
+        return False
+    parts = ident.split(spec.sep, len(spec.columns) - 1)
+    return len(parts) == len(spec.columns) and parts[-1].lower() == wanted
+
+
+def resolve_node(nodes: Iterable[tuple[str, Mapping[str, object]]], ref: str) -> str:
+    """Return the one node (of ``(id, attributes)`` pairs) a reference names.
+
+    A node id names itself; a bare identifier names the nodes :func:`names_node`
+    says. None, or several, is an error that says what to pass instead.
+
+    >>> resolve_node([("access-key:STS.abc", {"name": "STS.abc"})], "STS.abc")
+    'access-key:STS.abc'
+    """
+    pairs = list(nodes)
+    if any(node == ref for node, _ in pairs):
+        return ref
+    matches = [node for node, data in pairs if names_node(node, ref, data.get("name"))]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UnknownReferenceError(
+            f"{ref!r} names no node of this graph: use a node id such as 'access-key:<id>' or "
+            "an identifier seen in the logs (key id, secret name, user name, AccessKey id)"
+        )
+    raise AmbiguousReferenceError(
+        f"{ref!r} names {len(matches)} nodes: {', '.join(sorted(matches))}; pass one of these ids"
+    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
-from ..errors import AmbiguousReferenceError, UnknownReferenceError
+from ..errors import AmbiguousReferenceError, UnknownReferenceError  # noqa: F401 (re-exported)
+from .nodes import resolve_node
 
 #: How a credential or session leads back to who is behind it (walked backwards).
 TRACE_RELATIONS = ("issued", "assumed", "has-key", "owns")
@@ -22,7 +23,7 @@ REACH_RELATIONS = ("has-key", "assumed", "issued", "called", "owns")
 
 
 def resolve(graph: nx.MultiDiGraph, ref: str) -> str:
-    """Return the node a reference names.
+    """Return the node a reference names (the vocabulary of :mod:`.nodes`).
 
     Examples
     --------
@@ -33,24 +34,7 @@ def resolve(graph: nx.MultiDiGraph, ref: str) -> str:
     """
     if ref in graph:
         return ref
-    wanted = ref.lower()
-    matches = [
-        node
-        for node, data in graph.nodes(data=True)
-        if node.split(":", 1)[-1].lower() == wanted
-        or str(data.get("name", "")).lower() == wanted
-        or node.split(":", 1)[-1].lower().endswith("/" + wanted)
-    ]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UnknownReferenceError(
-            f"{ref!r} names no node of this graph: use a node id such as 'access-key:<id>' or "
-            "an identifier seen in the logs (key id, secret name, user name, AccessKey id)"
-        )
-    raise AmbiguousReferenceError(
-        f"{ref!r} names {len(matches)} nodes: {', '.join(sorted(matches))}; pass one of these ids"
-    )
+    return resolve_node(graph.nodes(data=True), ref)
 
 
 def trace(graph: nx.MultiDiGraph, ref: str) -> pd.DataFrame:

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from ..schema import ACTIVITY_COLUMNS, IDENTITY_TYPES, TEXT_COLUMNS
 from .fusion import fuse
-from .values import blank_to_null, compact_table, per_value, text
+from .values import blank_to_null, combine_encoded, encode_batch, per_value, text
 
 _NULL = pa.scalar(None, pa.string())
 _KMS_ARN = r"^acs:kms:[^:]*:[^:]*:(?P<kind>key|secret)/(?P<name>.+)$"
@@ -148,9 +148,10 @@ def combine_activity(parts: list[pa.Table]) -> tuple[pa.Table, pa.Array]:
     pandas frame, where reordering categorical codes is cheaper than taking every
     Arrow column.
     """
-    parts = [p for p in parts if p.num_rows] or parts[:1]
-    table = compact_table(pa.concat_tables(parts), TEXT_COLUMNS, every=True)
-    table = fuse(table.unify_dictionaries().combine_chunks())
+    table = combine_encoded([encode_batch(p, TEXT_COLUMNS) for p in parts])
+    if table is None:
+        table = encode_batch(parts[0], TEXT_COLUMNS)
+    table = fuse(table)
     return table, pc.sort_indices(table, sort_keys=[("time", "ascending")])
 
 

@@ -334,6 +334,73 @@ def decode_distinct(table: pa.Table, min_rows: int = DISTINCT_MIN_ROWS) -> pa.Ta
     return table
 
 
+def encode_batch(table: pa.Table, keep_text: frozenset[str] = frozenset()) -> pa.Table:
+    """Encode one batch of a load for keeping: categoricals, and text in Arrow's memory.
+
+    Text columns but ``keep_text`` are dictionary-encoded. In a batch of at least
+    :data:`DISTINCT_MIN_ROWS` rows, a column of mostly distinct values (a fresh address
+    or STS key per event; told by a sample, then by its dictionary) is kept as
+    ``large_string`` instead, straight away: its dictionary would be as large as the
+    column, and unifying such dictionaries across batches costs more than the text.
+    :func:`combine_encoded` joins the batches.
+    Every text column is copied (duckdb hands results over in blocks shared by all
+    their columns, so one column kept from a result would keep the whole result alive).
+
+    Examples
+    --------
+    >>> t = pa.table({"ip": [str(i) for i in range(20_000)], "api": ["Decrypt"] * 20_000})
+    >>> [str(f.type) for f in encode_batch(t).schema]
+    ['large_string', 'dictionary<values=string, indices=int32, ordered=0>']
+    """
+    table = compact_table(table, keep_text, every=table.num_rows < DISTINCT_MIN_ROWS)
+    for i, column in enumerate(table.schema):
+        values = table.column(i)
+        if pa.types.is_dictionary(column.type):
+            size = max((len(chunk.dictionary) for chunk in values.chunks), default=0)
+            if table.num_rows < DISTINCT_MIN_ROWS or size <= CATEGORY_RATIO * table.num_rows:
+                continue
+            table = table.set_column(i, column.name, values.cast(pa.large_string()))
+        elif pa.types.is_string(column.type):  # a cast alone would share duckdb's buffer
+            everything = pa.array(np.arange(table.num_rows))
+            copy = values.take(everything).cast(pa.large_string())
+            table = table.set_column(i, column.name, copy)
+    return table
+
+
+def combine_encoded(tables: list[pa.Table], min_rows: int = DISTINCT_MIN_ROWS) -> pa.Table | None:
+    """Join batches made by :func:`encode_batch` into one table (``None``: no rows).
+
+    A text column that is plain text in any batch is plain text (``large_string``) in
+    all; the others stay categorical, with one dictionary, unless mostly distinct in
+    the whole table (:func:`decode_distinct`). Columns missing from a batch are null
+    there.
+
+    Examples
+    --------
+    >>> a = pa.table({"x": pa.array(["a", "b"]).dictionary_encode()})
+    >>> b = pa.table({"x": pa.array(["c"], pa.large_string()), "y": [1]})
+    >>> t = combine_encoded([a, b])
+    >>> t.column("x").to_pylist(), str(t.schema.field("x").type), t.column("y").to_pylist()
+    (['a', 'b', 'c'], 'large_string', [None, None, 1])
+    """
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return None
+    plain: set[str] = set()
+    for table in tables:
+        for column in table.schema:
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                plain.add(column.name)
+    aligned = []
+    for table in tables:
+        for i, column in enumerate(table.schema):
+            if column.name in plain and not pa.types.is_large_string(column.type):
+                table = table.set_column(i, column.name, table.column(i).cast(pa.large_string()))
+        aligned.append(table)
+    combined = pa.concat_tables(aligned, promote_options="default").unify_dictionaries()
+    return decode_distinct(combined, min_rows)
+
+
 def _few_values(column: pa.ChunkedArray, sample: int = 20_000) -> bool:
     """Guess from a sample whether a column has few distinct values (worth a category)."""
     if not len(column):

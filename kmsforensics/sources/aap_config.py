@@ -28,6 +28,7 @@ class AapConfigExport(Kind):
 
     name = "aap-config"
     order = 8
+    inspected = ("$.body",)
     recognise = (
         f"NOT list_has_any(ks[1], {_literal_list(list(AT_MARKER_KEYS + KMS_MARKER_KEYS))}) "
         f"AND (list_has_any(ks[1], {_literal_list(_OWN)}) OR (list_contains(ks[1], 'body') "

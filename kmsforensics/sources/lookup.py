@@ -26,6 +26,7 @@ class EventsPage(Envelope):
 
     name = "events-page"
     order = 20
+    inspected = ("$.Events",)
     recognise = "list_contains(ks[1], 'Events') AND json_type(json, '$.Events') = 'ARRAY'"
 
     def unwrap(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
@@ -38,6 +39,7 @@ class SdkResponse(Envelope):
 
     name = "sdk-response"
     order = 10
+    inspected = ("$.body",)
     recognise = (
         "list_contains(ks[1], 'body') AND list_has_any(ks[1], ['statusCode', 'headers']) "
         "AND json_type(json, '$.body') IN ('OBJECT', 'VARCHAR')"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..issues import IssueLog
 
@@ -69,6 +70,11 @@ class Kind:
     searched: tuple[str, ...] = ()
     #: Further SQL values the classification computes for the kind's rows.
     outputs: tuple[tuple[str, str], ...] = ()
+    #: JSON paths whose type (``json_type(json, path)``) or keys the condition reads.
+    #: A condition may read ``ks`` and, of ``json``, only the types and keys at these
+    #: paths, and a type only where the record has the path's first key (or no keys):
+    #: records alike in all of them are classified once (:func:`signature_query`).
+    inspected: tuple[str, ...] = ()
 
     def handle(self, ctx: Extractor, records: pa.Table, keys: pa.Table, out: Extracted) -> pa.Table:
         """Deal with this kind's records; return the records to classify next round."""
@@ -209,6 +215,58 @@ def key_paths() -> list[str]:
     return paths
 
 
+def inspected_paths() -> list[str]:
+    """JSON paths whose types (and keys) tell records apart: ``$`` first, then the kinds'.
+
+    Examples
+    --------
+    >>> import kmsforensics.sources  # registers the kinds
+    >>> inspected_paths()[:2]
+    ['$', '$.body']
+    """
+    paths = ["$"]
+    for kind in kinds():
+        paths.extend(p for p in kind.inspected if p not in paths)
+    return paths
+
+
+def signature_query() -> str:
+    """Build the per-record query that the classification starts from.
+
+    For each record: ``sig``, the JSON text of every key list the conditions read
+    (:func:`key_paths` and :func:`inspected_paths`) and of the JSON types at the
+    inspected paths (looked at only in records that have no keys, or the first key of
+    an inspected path: the conditions read a type only then). Two records with the
+    same ``sig`` get the same kind and the same
+    ``repeated`` flag, so :func:`classification_query` runs once per distinct ``sig``,
+    on one record standing for the others (a file holds few shapes of record, however
+    many records). Also ``literal`` and ``comma`` (see :func:`classification_query`),
+    which depend on the whole text.
+    """
+    return (
+        "SELECT to_json({'k': k, 't': CASE WHEN len(k[1]) = 0 OR list_has_any(k[1], $tops) "
+        "THEN try(json_type(json, $typed)) END}) AS sig, "
+        "(contains(json, 'NaN') OR contains(json, 'Infinity')) AS literal, "
+        "regexp_matches(json, ',\\s*[}\\]]') AS comma "
+        "FROM (SELECT try(json_keys(json, $paths)) AS k, json FROM {table})"
+    )
+
+
+def signature_paths() -> dict[str, list[str]]:
+    """Return the parameters of :func:`signature_query`.
+
+    Examples
+    --------
+    >>> import kmsforensics.sources  # registers the kinds
+    >>> signature_paths()["tops"]
+    ['Events', 'body', 'contents']
+    """
+    keys = key_paths()
+    typed = inspected_paths()
+    tops = sorted({p[2:].split(".")[0] for p in typed if p != "$"})
+    return {"paths": keys + [p for p in typed if p not in keys], "typed": typed, "tops": tops}
+
+
 def key_index(path: str) -> int:
     """Return the 1-based index of a container's key list in ``ks``."""
     return key_paths().index(path) + 1
@@ -219,9 +277,11 @@ def classification_query() -> str:
 
     The result has one row per record: ``kind`` (the name of the first kind whose
     condition holds, ``unknown`` if none), ``repeated`` (a searched container gives a
-    key twice), ``literal`` (the text may hold a ``NaN`` or ``Infinity`` literal) and
-    ``comma`` (a comma before a closing bracket); the last three mark the records to
-    look at closely before any kind reads them. The query runs on every core.
+    key twice) and ``ks``, the key lists of :func:`key_paths`. With ``literal`` (the
+    text may hold a ``NaN`` or ``Infinity`` literal) and ``comma`` (a comma before a
+    closing bracket) of :func:`signature_query`, ``repeated`` marks the records to
+    look at closely before any kind reads them. It runs on one record of each
+    signature (see :func:`signature_query`).
     """
     if _REGISTRY.query is not None:
         return _REGISTRY.query
@@ -231,28 +291,25 @@ def classification_query() -> str:
     )
     query = (
         "WITH k AS (SELECT try(json_keys(json, $containers)) AS ks, json FROM {table}) "
-        f"SELECT CASE {cases} ELSE 'unknown' END AS kind, ({repeated}) AS repeated, "
-        "(contains(json, 'NaN') OR contains(json, 'Infinity')) AS literal, "
-        "regexp_matches(json, ',\\s*[}\\]]') AS comma FROM k"
+        f"SELECT CASE {cases} ELSE 'unknown' END AS kind, ({repeated}) AS repeated, ks FROM k"
     )
     _REGISTRY.query = query
     return query
 
 
-def unknown_keys(ctx: Extractor, kind: Kind, records: pa.Table) -> pa.Table:
+def unknown_keys(kind: Kind, ks: pa.ListArray) -> pa.Table:
     """Return the keys of ``kind``'s containers that are not in their ``known`` sets.
 
-    One column ``extra_<i>`` per container, with one row: the list of the distinct
-    unknown keys found in any of the records (what :meth:`Extractor.extras` reads).
+    ``ks`` holds the key lists (:func:`key_paths`) of the kind's records (one record
+    of each signature is enough). One column ``extra_<i>`` per container, with one
+    row: the list of the distinct unknown keys found in any of the records (what
+    :meth:`Extractor.extras` reads).
     """
     columns = {}
     for i, container in enumerate(kind.containers):
-        found = ctx.sql(
-            "SELECT DISTINCT unnest(try(json_keys(json, $path))) AS k FROM {table}",
-            records.select(["json"]),
-            path=container.path,
-        ).column("k")
-        names = sorted(n for n in found.to_pylist() if n is not None and n not in container.known)
+        listed = pc.list_flatten(pc.list_element(ks, key_index(container.path) - 1))
+        found = pc.unique(listed).to_pylist() if len(listed) else []
+        names = sorted(n for n in found if n is not None and n not in container.known)
         columns[f"extra_{i}"] = pa.array([names], pa.list_(pa.string()))
     return pa.table(columns) if columns else pa.table({"_": pa.array([None], pa.null())})
 

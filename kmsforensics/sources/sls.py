@@ -53,6 +53,7 @@ class SlsPullRow(Envelope):
 
     name = "sls-pull"
     order = 25
+    inspected = ("$.contents",)
     recognise = (
         "list_contains(ks[1], 'contents') AND NOT list_has_any(ks[1], "
         f"{_MARKERS}) AND json_type(json, '$.contents') IN ('OBJECT', 'VARCHAR')"

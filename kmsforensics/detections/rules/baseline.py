@@ -18,7 +18,7 @@ import pandas as pd
 from ..context import Context, flag, is_address
 from ..findings import bursts, label
 from ..newterms import NewTerm
-from ..registry import Params, rule
+from ..registry import Params, duration, rule
 from .common import (
     AAP_CHANGES,
     KEY_DESTRUCTION,
@@ -91,6 +91,14 @@ def _addressed(ctx: Context, p: Params) -> pd.DataFrame:
     return rows
 
 
+@dataclass(frozen=True)
+class NewAddressParams(Params):
+    """D11's parameters."""
+
+    follow: str = duration("72h")
+    follow_most: int = 200
+
+
 @rule(
     "D11",
     "New source address for a principal or long-term key",
@@ -98,9 +106,10 @@ def _addressed(ctx: Context, p: Params) -> pd.DataFrame:
     technique="T1078.004",
     kind="baseline",
     sources=("kms", "actiontrail"),
-    new_terms=[NewTerm(_addressed, "subject", "where", "use from", prevalence="high")],
+    params=NewAddressParams,
+    new_terms=[NewTerm(_addressed, "subject", "where", "use from", prevalence="high", follow=True)],
 )
-def new_address(found: pd.DataFrame, p: Params) -> pd.DataFrame:
+def new_address(found: pd.DataFrame, p: NewAddressParams) -> pd.DataFrame:
     """A long-term AccessKey from an address it never used, or a principal from a new /24.
 
     Long-term keys (not ``STS.`` session keys) and people are compared address by
@@ -108,7 +117,9 @@ def new_address(found: pd.DataFrame, p: Params) -> pd.DataFrame:
     absorbs autoscaling noise. Only subjects with history before the window are
     compared. Weighed by prevalence: low when another subject used that address or
     network before the window (the office NAT, the VPN), high when it is new to the
-    organisation.
+    organisation. The subject's later calls from the new address or network, up to
+    ``follow`` after the first, are in the evidence (the earliest ``follow_most`` of
+    them; the summary and ``details["later_uses"]`` count them all).
 
     Reads
     -----
@@ -468,4 +479,42 @@ def _moves(ctx: Context, p: Any) -> pd.Series:
     last = who.ne(who.shift(-1))
     moved = place.ne(place.shift()) | place.ne(place.shift(-1))
     keep.loc[rows.index[(first | last | moved).to_numpy()]] = True
+    return keep
+
+
+def _known_addresses(days: list[pd.DataFrame], p: Params) -> dict[str, Any]:
+    """D11: the (subject, address or network) pairs and the subjects of the baseline."""
+    seen = pd.concat(days, ignore_index=True).drop_duplicates()
+    return {
+        "pairs": set(zip(seen["subject"], seen["where"], strict=True)),
+        "subjects": set(seen["subject"]),
+    }
+
+
+@new_address.learn(_known_addresses)
+def _addresses_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D11, baseline days: the pairs used before the window."""
+    rows = _addressed(ctx, p)
+    rows = rows[(rows["time"] < ctx.baseline_end).to_numpy()]
+    return rows[["subject", "where"]].dropna().astype(object).drop_duplicates()
+
+
+@new_address.select
+def _new_addresses(ctx: Context, p: Params) -> pd.Series:
+    """D11: the window's rows of known subjects from pairs the baseline did not have.
+
+    They are the later rows a new address's finding takes (its first sightings are
+    reduced day by day as for every first-seen rule).
+    """
+    keep = pd.Series(False, index=ctx.act.index)
+    rows = _addressed(ctx, p)
+    rows = rows[(rows["time"] >= ctx.baseline_end).to_numpy()]
+    known = ctx.facts.get("D11")
+    if known is not None:
+        pairs = pd.MultiIndex.from_arrays(
+            [rows["subject"].astype(object), rows["where"].astype(object)]
+        )
+        fresh = ~pairs.isin(list(known["pairs"]))
+        rows = rows[fresh & rows["subject"].isin(list(known["subjects"])).to_numpy()]
+    keep.loc[rows.index] = True
     return keep

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...calls import count_calls, first_of_call
 from ..context import Context
 from ..findings import bursts, label, nanoseconds, over_threshold
 from ..registry import Params, duration, rule
@@ -360,6 +361,7 @@ class RamChangesParams(Params):
     """D28's parameters."""
 
     follow_hours: int = 24
+    follow_most: int = 200
 
 
 @rule(
@@ -377,8 +379,8 @@ def ram_changes(ctx: Context, p: RamChangesParams) -> pd.DataFrame:
     RAM and IMS (which holds users and AccessKeys) count alike. High when the AccessKey
     created (``responseElements.AccessKey.AccessKeyId``) is used within
     ``follow_hours`` from a network the organisation did not use before the window;
-    that use is in the evidence (a key used from the usual places is a rotation:
-    medium).
+    those uses are in the evidence (the earliest ``follow_most``; the summary counts
+    them all). A key used from the usual places is a rotation: medium.
 
     Reads
     -----
@@ -390,17 +392,9 @@ def ram_changes(ctx: Context, p: RamChangesParams) -> pd.DataFrame:
     Identity administrators, onboarding, key rotation and infrastructure as code.
     """
     act = ctx.act
-    mask = (
-        from_actiontrail(ctx)
-        & ctx.ok
-        & ctx.action_is(*RAM_CHANGES)
-        & act["service"].astype(object).isin(IDENTITY_SERVICES)
-    )
+    mask = _ram(ctx, p)
     rows = ctx.rows(mask)
-    created = []
-    for response in ctx.nested(rows, "responseElements"):
-        key = response.get("AccessKey")
-        created.append(key.get("AccessKeyId") if isinstance(key, dict) else None)
+    created = _created_keys(ctx, rows)
     wanted = {k for k in created if isinstance(k, str)}
     signed = act["access_key_id"].isin(list(wanted)) & ~mask if wanted else act["time"].isna()
     later = act.loc[signed, ["access_key_id", "time"]]
@@ -427,23 +421,38 @@ def ram_changes(ctx: Context, p: RamChangesParams) -> pd.DataFrame:
     )
     if not uses or not len(found):
         return found
-    # the use of a created key joins the finding of its creation
-    usage = ctx.rows(act.index.isin(uses))
+    # the uses of a created key from outside join the finding of its creation
+    usage = ctx.rows(act.index.isin(uses)).sort_values(["time", "evidence_id"], kind="stable")
     owner = {k: i for k, i in zip(created, found["incident"], strict=True) if isinstance(k, str)}
+    usage["incident"] = usage["access_key_id"].astype(str).map(owner).to_numpy()
+    usage = usage.dropna(subset=["incident"])
+    total = count_calls(usage, "incident")
+    calls = pd.Series(first_of_call(usage).astype(np.int64), index=usage.index)
+    usage = usage[(calls.groupby(usage["incident"]).cumsum() <= p["follow_most"]).to_numpy()]
+    shown = {i: int(n) for i, n in count_calls(usage, "incident").items()}
+    note = {
+        i: f"; the new key was then used {int(n)} time{'s' if n != 1 else ''} from outside "
+        f"({names(usage.loc[usage['incident'] == i, 'client_ip'])})"
+        + (f", the first {shown[i]} in the evidence" if shown[i] < n else "")
+        for i, n in total.items()
+    }
+    found["summary"] = found["summary"].astype(str) + found["incident"].map(note).fillna("")
+    first = found.drop_duplicates("incident").set_index("incident")
     usage = usage.assign(
-        incident=usage["access_key_id"].astype(str).map(owner).to_numpy(),
-        entity=usage["access_key_id"]
-        .astype(str)
-        .map(dict(zip(created, found["entity"], strict=True)))
-        .to_numpy(),
-        summary=usage["access_key_id"]
-        .astype(str)
-        .map(dict(zip(created, found["summary"], strict=True)))
-        .to_numpy(),
+        entity=usage["incident"].map(first["entity"]).to_numpy(),
+        summary=usage["incident"].map(first["summary"]).to_numpy(),
         severity="high",
     )
-    usage["summary"] = usage["summary"].astype(str) + "; the new key was then used from outside"
-    return pd.concat([found, usage.dropna(subset=["incident"])], ignore_index=True)
+    return pd.concat([found, usage], ignore_index=True)
+
+
+def _created_keys(ctx: Context, rows: pd.DataFrame) -> list[Any]:
+    """The AccessKey each RAM change row created (None where it created none)."""
+    created = []
+    for response in ctx.nested(rows, "responseElements"):
+        key = response.get("AccessKey")
+        created.append(key.get("AccessKeyId") if isinstance(key, dict) else None)
+    return created
 
 
 # -- the dask facets: which rows each rule reads, day by day ----------------------------
@@ -484,6 +493,31 @@ def _root(ctx: Context, p: Params) -> pd.Series:
     return text(ctx, "identity_type") == "account"
 
 
-@ram_changes.select
 def _ram(ctx: Context, p: Params) -> pd.Series:
+    """D28's changes: successful RAM and IMS identity operations."""
     return admin(*RAM_CHANGES)(ctx, p) & text(ctx, "service").isin(IDENTITY_SERVICES)
+
+
+@ram_changes.gather(lambda days, p: {k for d in days for k in d["key"]})
+def _created_access_keys(ctx: Context, p: Params) -> pd.DataFrame:
+    """D28, every day: the AccessKeys created."""
+    keys = [k for k in _created_keys(ctx, ctx.rows(_ram(ctx, p))) if isinstance(k, str)]
+    return pd.DataFrame({"key": keys}, dtype=object)
+
+
+@ram_changes.select
+def _ram_and_uses(ctx: Context, p: Params) -> pd.Series:
+    """D28: the changes, every use of a created key, each network's first baseline row.
+
+    The first row of each network of each baseline day is enough to know which
+    networks the organisation used before the window.
+    """
+    act = ctx.act
+    made = ctx.facts.get("D28")
+    keys = list(made) if made is not None else [None]
+    uses = act["access_key_id"].isin(keys) if made is not None else act["access_key_id"].notna()
+    early = (act["time"] < ctx.baseline_end).to_numpy() & ctx.network.notna().to_numpy()
+    nets = ctx.network[early]
+    firsts = pd.Series(False, index=act.index)
+    firsts.loc[nets.index[~nets.duplicated().to_numpy()]] = True
+    return _ram(ctx, p) | uses | firsts

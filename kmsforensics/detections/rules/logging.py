@@ -82,6 +82,7 @@ class SilenceParams(Params):
     p_value: float = 1e-6
     min_bins: int = 6
     recurring_days: int = 2
+    min_witness: int = 2
 
 
 @rule(
@@ -108,10 +109,23 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
     long logging was stopped, and are in the evidence with the last event before and
     the first after.
 
+    Each delivery channel of a trail is a source of its own: OSS delivery files, SLS
+    exports (records with ``__topic__``) and the LookupEvents API (saved responses:
+    files of one JSON object). LookupEvents pages are what an analyst
+    asked for, not a delivery: they are never judged silent, but when an OSS or SLS
+    channel has a run of ``min_bins`` empty bins while LookupEvents has at least
+    ``min_witness`` events of that account in the same span, the channel went silent
+    while the account was active: critical whatever the rate, with the first and
+    last of those events in the evidence. When the loader dropped events of a
+    delivery file as copies of events it read first (``case.manifest``
+    ``duplicates``: LookupEvents pages, or another channel, read first), the channels
+    cannot be told apart and each trail is judged as one source.
+
     Reads
     -----
-    ``time``, ``source``, ``recipientAccountId`` (ActionTrail), ``instance_id`` (KMS
-    log); ActionTrail StopLogging / StartLogging.
+    ``time``, ``source``, ``recipientAccountId``, ``__topic__``, ``source_item``
+    (ActionTrail), ``instance_id`` (KMS log); ActionTrail StopLogging / StartLogging;
+    the manifest's ``duplicates``.
 
     False positives
     ---------------
@@ -119,6 +133,8 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
     """
     act = ctx.act
     codes, labels = _streams(ctx)
+    if not _channels_apart(ctx, codes, labels):
+        codes, labels = _by_trail(codes, labels)
     streamed = codes >= 0
     if not streamed.any():
         return pd.DataFrame()
@@ -134,10 +150,21 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
         from_actiontrail(ctx) & ctx.ok & ctx.action_is("StopLogging", "StartLogging")
     )
     found: list[pd.DataFrame] = []
-    for code, group in frame.groupby("stream"):
-        name = labels[int(str(code))]
-        tally = np.bincount(group["bin"], weights=group["weight"], minlength=len(edges))
-        counts = pd.Series(tally.round().astype(np.int64), index=edges)[: len(edges) - 1]
+    tallies = {
+        int(str(code)): np.bincount(group["bin"], weights=group["weight"], minlength=len(edges))[
+            : len(edges) - 1
+        ]
+        for code, group in frame.groupby("stream")
+    }
+    witnesses = {labels[code].account: code for code in tallies if labels[code].channel == "lookup"}
+    for code, tally in tallies.items():
+        stream = labels[code]
+        if stream.channel == "lookup":
+            continue  # a query, not a delivery: only a witness
+        name = stream.name
+        counts = pd.Series(tally.round().astype(np.int64), index=edges[: len(edges) - 1])
+        witness = witnesses.get(stream.account) if stream.channel != "" else None
+        seen = tallies[witness] if witness is not None else None
         local = pd.DatetimeIndex(counts.index).tz_convert(ctx.timezone)
         weekend = local.day_of_week >= 5
         rate = counts.groupby([weekend, local.hour]).transform("mean")
@@ -148,24 +175,37 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
         lulls = [_time_of_day(run.index, ctx.timezone, width, per_day) for run in long_runs]
         for number, run in enumerate(long_runs):
             expected = float(rate.loc[run.index].sum())
-            if np.exp(-expected) >= p["p_value"]:
-                continue
-            days, slots = lulls[number]
-            recurring = {
-                day
-                for other_days, other_slots in lulls
-                if len(other_slots & slots) >= len(slots) / 2
-                for day in other_days - days
-            }
-            if len(recurring) >= p["recurring_days"]:
-                continue
+            positions = counts.index.get_indexer(run.index)
+            witnessed = round(float(seen[positions].sum())) if seen is not None else 0
+            if witnessed < p["min_witness"]:
+                witnessed = 0
+                if np.exp(-expected) >= p["p_value"]:
+                    continue
+                days, slots = lulls[number]
+                recurring = {
+                    day
+                    for other_days, other_slots in lulls
+                    if len(other_slots & slots) >= len(slots) / 2
+                    for day in other_days - days
+                }
+                if len(recurring) >= p["recurring_days"]:
+                    continue
             gap_start, gap_end = run.index[0], run.index[-1] + width
             times = act["time"]
-            in_stream = pd.Series(codes == int(str(code)), index=act.index)
+            in_stream = pd.Series(codes == code, index=act.index)
             before = act.index[(in_stream & (times < gap_start)).to_numpy()]
             after = act.index[(in_stream & (times >= gap_end)).to_numpy()]
             ends = before[-1:].tolist() + after[:1].tolist()
-            account = name.split(":", 1)[1] if name.startswith("actiontrail:") else None
+            if witnessed:
+                looked = act.index[
+                    (
+                        pd.Series(codes == witness, index=act.index)
+                        & (times >= gap_start)
+                        & (times < gap_end)
+                    ).to_numpy()
+                ]
+                ends += looked[:1].tolist() + looked[-1:].tolist()
+            account = stream.account
             mine = switches[switches["account_id"].astype(object) == account]
             stop = mine[
                 (mine["action"] == "StopLogging")
@@ -188,17 +228,25 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
                     + (f", StartLogging at {restart['time'].iloc[0]:%H:%M}" if len(restart) else "")
                     + f" (logging stopped {stopped_for:.1f} h)"
                 )
+            if witnessed:
+                note += f"; LookupEvents has {witnessed} events of the account in that span"
             found.append(
                 label(
                     rows,
                     np.full(len(rows), len(found)),
-                    name.replace("actiontrail:", "account:"),
+                    stream.entity,
                     f"{name} silent from {gap_start:%Y-%m-%d %H:%M} to {gap_end:%H:%M} UTC "
                     f"({len(run) * width.total_seconds() / 3600:.1f} h; about "
                     f"{expected:.0f} events expected){note}",
                     actor=rows["actor"],
                     origin=None,
-                    details={"silent_from": gap_start, "silent_until": gap_end},
+                    severity="critical" if witnessed else None,
+                    details={
+                        "silent_from": gap_start,
+                        "silent_until": gap_end,
+                        "channel": stream.channel or None,
+                        "lookup_events": witnessed,
+                    },
                 )
             )
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
@@ -214,27 +262,123 @@ def _time_of_day(
     return set(local.date), slots
 
 
-def _streams(ctx: Context) -> tuple[np.ndarray, dict[int, str]]:
-    """Each row's stream: the trail (recipient account) or the KMS instance; -1 for none."""
+@dataclass(frozen=True)
+class Stream:
+    """One source D27 counts: a trail's channel, or a KMS instance."""
+
+    name: str  #: as summaries name it (``actiontrail:<account> (OSS)``)
+    entity: str  #: its graph node (``account:<uid>``, ``kms-instance:<id>``)
+    account: str | None = None  #: the trail's account
+    channel: str = ""  #: ``oss``, ``sls``, ``lookup`` (``""``: one source for the trail)
+
+
+#: How summaries name the channels.
+CHANNELS = {"oss": "OSS delivery", "sls": "SLS", "lookup": "LookupEvents"}
+
+
+def query_files(manifest: pd.DataFrame) -> set[str]:
+    """Files holding one JSON object: saved API responses (LookupEvents pages), not deliveries.
+
+    >>> query_files(pd.DataFrame({"path": ["a.json", "b.gz"],
+    ...                           "format": ["json-object:actiontrail", "json-array:actiontrail"]}))
+    {'a.json'}
+    """
+    if not len(manifest) or "format" not in manifest:
+        return set()
+    single = manifest["format"].astype(str).str.startswith("json-object")
+    return {str(f) for f in manifest.loc[single.to_numpy(), "path"]}
+
+
+def _channel(ctx: Context, at: pd.DataFrame) -> pd.Series:
+    """The channel of each ActionTrail record: ``sls``, ``lookup`` or ``oss``.
+
+    SLS records carry ``__topic__``; LookupEvents events come from a saved response (a
+    file of one JSON object, or an ``Events`` page inside another file: ``source_item``);
+    the rest are delivered files (OSS).
+    """
+    channel = pd.Series("oss", index=at.index, dtype=object)
+    files = ctx.facts.get("query_files")
+    if files is None:
+        files = query_files(ctx.case.manifest)
+    if files and "source_file" in at:
+        channel[at["source_file"].astype(object).isin(list(files)).to_numpy()] = "lookup"
+    if "source_item" in at:
+        item = pd.to_numeric(at["source_item"], errors="coerce").astype(float).fillna(-1)
+        channel[(item >= 0).to_numpy(dtype=bool)] = "lookup"
+    if "__topic__" in at:
+        channel[at["__topic__"].notna().to_numpy()] = "sls"
+    return channel
+
+
+def _streams(ctx: Context) -> tuple[np.ndarray, dict[int, Stream]]:
+    """Each row's stream: the trail (recipient account) and channel, or the KMS instance."""
     act, at = ctx.act, ctx.at_text
     is_at = (act["source"] == "actiontrail").to_numpy()
     trail = act.loc[is_at, "account_id"].astype(object)
-    if len(at) and "recipientAccountId" in at:
+    channel = pd.Series("oss", index=trail.index, dtype=object)
+    if len(at) and "eventId" in at:
         delivered = at.dropna(subset=["eventId"]).drop_duplicates("eventId")
-        by_event = pd.Series(
-            delivered["recipientAccountId"].astype(object).to_numpy(),
-            index=delivered["eventId"].astype(object),
-        )
-        recipient = act.loc[is_at, "event_id"].map(by_event)
-        trail = recipient.where(recipient.notna(), trail)
-    trail_codes, trails = pd.factorize(trail)
+        events = delivered["eventId"].astype(object)
+        if "recipientAccountId" in at:
+            by_event = pd.Series(
+                delivered["recipientAccountId"].astype(object).to_numpy(), index=events
+            )
+            recipient = act.loc[is_at, "event_id"].map(by_event)
+            trail = recipient.where(recipient.notna(), trail)
+        by_channel = pd.Series(_channel(ctx, delivered).to_numpy(), index=events)
+        channel = act.loc[is_at, "event_id"].map(by_channel).fillna("oss")
+    pairs = pd.DataFrame({"trail": trail.to_numpy(), "channel": channel.to_numpy()})
+    present = pairs["trail"].notna().to_numpy()
+    trail_codes = np.full(len(pairs), -1, dtype=np.int64)
+    trail_codes[present] = pairs[present].groupby(["trail", "channel"], sort=True).ngroup()
+    trails = pairs[present].drop_duplicates().sort_values(["trail", "channel"])
     instance_codes, instances = pd.factorize(act.loc[~is_at, "instance_id"].astype(object))
     codes = np.full(len(act), -1, dtype=np.int64)
     codes[is_at] = trail_codes
     codes[~is_at] = np.where(instance_codes >= 0, instance_codes + len(trails), -1)
-    labels = {i: f"actiontrail:{t}" for i, t in enumerate(trails)}
-    labels.update({len(trails) + i: f"kms-instance:{k}" for i, k in enumerate(instances)})
+    labels = {
+        i: Stream(f"actiontrail:{t} ({CHANNELS[c]})", f"account:{t}", str(t), c)
+        for i, (t, c) in enumerate(trails.itertuples(index=False))
+    }
+    for i, k in enumerate(instances):
+        labels[len(trails) + i] = Stream(f"kms-instance:{k}", f"kms-instance:{k}")
     return codes, labels
+
+
+def _channels_apart(ctx: Context, codes: np.ndarray, labels: dict[int, Stream]) -> bool:
+    """Whether the trails' channels can be counted apart.
+
+    Not when the loader dropped duplicates from any file other than LookupEvents
+    pages: a delivered copy may be missing only because a copy in another channel
+    was read first (the channel would look silent where the other has the events).
+    """
+    if len({s.channel for s in labels.values() if s.account is not None}) < 2:
+        return True  # one channel: nothing to tell apart
+    manifest = ctx.case.manifest
+    if not len(manifest) or "duplicates" not in manifest:
+        return True
+    lossy = manifest.loc[pd.to_numeric(manifest["duplicates"], errors="coerce").fillna(0) > 0]
+    if not len(lossy):
+        return True
+    lookup = {c for c, s in labels.items() if s.channel == "lookup"}
+    files = pd.DataFrame({"file": ctx.act["source_file"].astype(object), "code": codes})
+    first = files.groupby("file", sort=False)["code"].first()  # one file, one channel
+    return all(first.get(f, -1) in lookup for f in lossy["path"].astype(object))
+
+
+def _by_trail(codes: np.ndarray, labels: dict[int, Stream]) -> tuple[np.ndarray, dict[int, Stream]]:
+    """Merge each trail's channels into one stream (KMS instances unchanged)."""
+    merged: dict[str, int] = {}
+    remap = np.arange(max(labels, default=-1) + 2) - 1  # remap[code + 1]; -1 stays -1
+    out: dict[int, Stream] = {}
+    for code, stream in sorted(labels.items()):
+        key = stream.account if stream.account is not None else stream.name
+        if key not in merged:
+            merged[key] = len(merged)
+            name = f"actiontrail:{key}" if stream.account is not None else stream.name
+            out[merged[key]] = Stream(name, stream.entity, stream.account)
+        remap[code + 1] = merged[key]
+    return remap[codes + 1], out
 
 
 # -- the dask facets: which rows each rule reads, day by day ----------------------------
@@ -247,7 +391,10 @@ def _logging(ctx: Context, p: Params) -> pd.Series:
 
 @silence.weigh
 def _stream_bins(ctx: Context, p: Params) -> pd.Series:
-    """D27: the first and last row of each stream and bin; the first stands for the bin."""
+    """D27: the first and last row of each stream and bin; the first stands for the bin.
+
+    The first row of each file is kept too (it tells the file's channel).
+    """
     codes, _ = _streams(ctx)
     width = pd.Timedelta(p["bin"]).value
     frame = pd.DataFrame({"stream": codes, "bin": nanoseconds(ctx.act["time"]) // width})
@@ -257,6 +404,8 @@ def _stream_bins(ctx: Context, p: Params) -> pd.Series:
     weights.loc[grouped.tail(1).index] = 0.0
     switches = from_actiontrail(ctx) & ctx.ok & ctx.action_is("StopLogging", "StartLogging")
     weights.loc[switches[switches].index] = 0.0  # named by D27, counted with their bin
+    files = ctx.act["source_file"].astype(object)
+    weights.loc[files.index[~files.duplicated().to_numpy()]] = 0.0  # each file's channel
     firsts = grouped.head(1).index
     weights.loc[firsts] = grouped["bin"].transform("size").loc[firsts].astype(float)
     return weights

@@ -351,15 +351,15 @@ def key_from_many_ips(ctx: Context, p: KeyFromManyIpsParams) -> pd.DataFrame:
     )
 
 
-def aap_networks(ctx: Context) -> set[str]:
-    """Networks any AAP called from successfully before the window (D15).
+def aap_networks(ctx: Context) -> pd.DataFrame:
+    """Each AAP's networks (``aap``, ``net``): where it called from successfully before the window.
 
     On the dask engine they are learned from the baseline days first
     (``ctx.facts["D15"]``).
     """
     learned = ctx.facts.get("D15")
     if learned is not None:
-        return set(learned)
+        return learned
     act = ctx.act
     mask = (
         from_kms_log(ctx)
@@ -367,7 +367,39 @@ def aap_networks(ctx: Context) -> set[str]:
         & (act["identity_type"].astype(object) == "aap")
         & (act["time"] < ctx.baseline_end)
     )
-    return {str(n) for n in ctx.network[mask].dropna().unique()}
+    frame = pd.DataFrame(
+        {"aap": _aap_of(ctx)[mask].to_numpy(), "net": ctx.network[mask].to_numpy()}
+    )
+    return frame.dropna().astype(object).drop_duplicates().reset_index(drop=True)
+
+
+def _aap_of(ctx: Context) -> pd.Series:
+    """The AAP of each row (``account/name``), NaN where none is named (AAP not found)."""
+    act = ctx.act
+    account, name = text(ctx, "account_id"), text(ctx, "principal_id")
+    named = (act["identity_type"].astype(object) == "aap") & account.fillna("").ne("")
+    named &= name.fillna("").ne("")
+    return (account.astype(str) + "/" + name.astype(str)).where(named, np.nan)
+
+
+def outside_aap_networks(ctx: Context) -> pd.Series:
+    """Rows from outside their AAP's known networks (any AAP's, for rows naming none).
+
+    An AAP with no history before the window, and a row whose AAP is not found, are
+    compared with the networks of every AAP.
+    """
+    known = aap_networks(ctx)
+    network = ctx.network.astype(object)
+    anywhere = ~network.isin(set(known["net"]))
+    aap = _aap_of(ctx)
+    own = aap.isin(set(known["aap"])) & aap.notna()
+    if not own.any():
+        return anywhere
+    pairs = pd.MultiIndex.from_arrays([aap[own].to_numpy(), network[own].to_numpy()])
+    theirs = pd.MultiIndex.from_frame(known[["aap", "net"]])
+    outside = anywhere.copy()
+    outside[own] = ~pairs.isin(theirs)
+    return outside
 
 
 def client_key_failures(ctx: Context) -> pd.Series:
@@ -384,8 +416,7 @@ def outside_successes(ctx: Context) -> pd.Series:
     """Successful client-key calls from networks no AAP used before the window."""
     act = ctx.act
     kaap = flag(act["access_key_id"], lambda k: str(k).startswith("KAAP."))
-    known = aap_networks(ctx)
-    return from_kms_log(ctx) & kaap & ctx.ok & ~ctx.network.isin(known)
+    return from_kms_log(ctx) & kaap & ctx.ok & outside_aap_networks(ctx)
 
 
 @dataclass(frozen=True)
@@ -411,9 +442,10 @@ def aap_not_found(ctx: Context, p: AapNotFoundParams) -> pd.DataFrame:
     """Client keys that no AAP owns, or rejected (401/403): many, from outside, or then a success.
 
     Flagged: ``threshold`` such calls from one address within ``window``; any such call
-    from a network no AAP called from successfully before the window; and
+    from outside the AAP's known networks (where it called from successfully before
+    the window; every AAP's for a row whose AAP is not found or has no history); and
     ``min_failures`` failures of one client key from one address followed, within
-    ``sequence``, by a success of that key from that address outside the AAPs' known
+    ``sequence``, by a success of that key from that address outside its AAP's known
     networks (a stolen key being made to work). An AAP-identity row with an empty
     ``account_id`` or ``principal_id`` is the documented "AAP not found".
 
@@ -430,8 +462,7 @@ def aap_not_found(ctx: Context, p: AapNotFoundParams) -> pd.DataFrame:
     rows = ctx.rows(client_key_failures(ctx))
     if not len(rows):
         return rows
-    known = aap_networks(ctx)
-    outside = ~ctx.network.loc[rows.index].isin(known).to_numpy()
+    outside = outside_aap_networks(ctx).loc[rows.index].to_numpy(dtype=bool)
     hit = over_threshold(rows, ["client_ip"], p["window"], p["threshold"]) | outside
     found = rows[hit.to_numpy()]
     successes = ctx.rows(outside_successes(ctx))
@@ -476,6 +507,68 @@ class AuthFailuresParams(Params):
 
     threshold: int = 6
     window: str = duration("30min")
+    min_failures: int = 2
+    sequence: str = duration("15min")
+
+
+def organisation_networks(ctx: Context) -> set[str]:
+    """Networks (``/24``, ``/48``) of any row before the window (D16's known places).
+
+    On the dask engine they are learned from the baseline days first
+    (``ctx.facts["D16"]``).
+    """
+    learned = ctx.facts.get("D16")
+    if learned is not None:
+        return set(learned)
+    early = (ctx.act["time"] < ctx.baseline_end).to_numpy()
+    return {str(n) for n in ctx.network[early].dropna().unique()}
+
+
+def _denied_calls(ctx: Context) -> pd.Series:
+    """ActionTrail calls with an authorisation error code, KMS-log 401/403."""
+    denied = re.compile(AUTH_ERRORS)
+    at_denied = from_actiontrail(ctx) & flag(ctx.act["error_code"], lambda c: denied.match(str(c)))
+    return at_denied | (from_kms_log(ctx) & ctx.status_code.isin([401, 403]))
+
+
+def _key_successes_outside(ctx: Context) -> pd.Series:
+    """Successful calls with an AccessKey (not a client key) from outside the known networks."""
+    act = ctx.act
+    keyed = act["access_key_id"].notna() & ~flag(
+        act["access_key_id"], lambda k: str(k).startswith("KAAP.")
+    )
+    outside = ~ctx.network.isin(organisation_networks(ctx)) & ctx.network.notna()
+    return keyed & ctx.ok & outside & ~_denied_calls(ctx)
+
+
+def fail_then_succeed(
+    failures: pd.DataFrame, successes: pd.DataFrame, least: int, span: str
+) -> pd.DataFrame:
+    """Successes preceded within ``span`` by ``least`` failures of their key and address.
+
+    Returns those successes and the failures before them, by time.
+    """
+    if not len(failures) or not len(successes):
+        return failures.iloc[:0]
+
+    def pair(rows: pd.DataFrame) -> pd.Series:
+        return rows["access_key_id"].astype(str) + "|" + rows["client_ip"].astype(str)
+
+    width = pd.Timedelta(span).value
+    failed = pair(failures)
+    times = {k: np.sort(nanoseconds(g["time"])) for k, g in failures.groupby(failed)}
+    chosen, before = [], np.zeros(len(failures), dtype=bool)
+    stamps = nanoseconds(failures["time"])
+    for key, moment in zip(pair(successes), nanoseconds(successes["time"]), strict=True):
+        earlier = times.get(key)
+        near = 0
+        if earlier is not None:
+            near = int(((earlier < moment) & (earlier >= moment - width)).sum())
+        chosen.append(near >= least)
+        if near >= least:
+            before |= (failed.to_numpy() == key) & (stamps < moment) & (stamps >= moment - width)
+    rows = pd.concat([failures[before], successes[np.asarray(chosen, dtype=bool)]])
+    return rows.sort_values(["time", "evidence_id"], kind="stable")
 
 
 @rule(
@@ -488,12 +581,16 @@ class AuthFailuresParams(Params):
     params=AuthFailuresParams,
 )
 def auth_failures(ctx: Context, p: AuthFailuresParams) -> pd.DataFrame:
-    """``threshold`` or more denied calls from one account and address within ``window``.
+    """``threshold`` denied calls from one account and address in ``window``, or fail-then-succeed.
 
     ActionTrail error codes of Alibaba's "unauthorized API calls" alert
     (NoPermission, Forbidden, InvalidAccessKeyId ...) and KMS-log 401/403. High when the
     failures span several APIs or credentials (enumeration or guessing rather than
-    one broken application).
+    one broken application). Also high, at any count from ``min_failures``: an
+    AccessKey (long-term or STS; client keys are D15's) denied that many times from one
+    address and then, within ``sequence``, succeeding from that address, a network the
+    organisation did not use before the window (a stolen key being made to work). A
+    retry from the usual networks is not flagged.
 
     Reads
     -----
@@ -502,13 +599,10 @@ def auth_failures(ctx: Context, p: AuthFailuresParams) -> pd.DataFrame:
 
     False positives
     ---------------
-    Mis-scoped new deployments, a policy change that removed rights, health checks.
+    Mis-scoped new deployments, a policy change that removed rights, health checks; a
+    new runner subnet whose first calls are denied.
     """
-    act = ctx.act
-    denied = re.compile(AUTH_ERRORS)
-    at_denied = from_actiontrail(ctx) & flag(act["error_code"], lambda c: denied.match(str(c)))
-    kms_denied = from_kms_log(ctx) & ctx.status_code.isin([401, 403])
-    rows = ctx.rows(at_denied | kms_denied)
+    rows = ctx.rows(_denied_calls(ctx))
     if not len(rows):
         return rows
     rows["where"] = (
@@ -532,7 +626,30 @@ def auth_failures(ctx: Context, p: AuthFailuresParams) -> pd.DataFrame:
     if len(flagged):
         spread = flagged.groupby("incident")[["action", "access_key_id"]].nunique().max(axis=1)
         flagged["severity"] = flagged["incident"].map(spread > 1).map({True: "high", False: None})
-    return flagged
+    keyed = rows[rows["access_key_id"].notna().to_numpy()]
+    keyed = keyed[~keyed["access_key_id"].astype(str).str.startswith("KAAP.").to_numpy()]
+    sequence = fail_then_succeed(
+        keyed, ctx.rows(_key_successes_outside(ctx)), p["min_failures"], p["sequence"]
+    )
+    if not len(sequence):
+        return flagged
+    who = sequence["access_key_id"].astype(str) + "|" + sequence["client_ip"].astype(str)
+    incident = bursts(sequence["time"], who, pd.Timedelta(p["sequence"]))
+    offset = int(flagged["incident"].max()) + 1 if len(flagged) else 0
+    tried = label(
+        sequence,
+        incident + offset,
+        sequence["credential"],
+        lambda g: (
+            f"{count_calls(g[~g['ok']])} denied calls ({names(g['error_code'])}) with "
+            f"{names(g['access_key_id'])} from {names(g['client_ip'])}, then "
+            f"{count_calls(g[g['ok']])} successful calls from there (a network the "
+            "organisation did not use before the window)"
+        ),
+        actor=sequence["actor"],
+        severity="high",
+    )
+    return pd.concat([flagged, tried], ignore_index=True)
 
 
 @dataclass(frozen=True)
@@ -743,21 +860,34 @@ def _aap_failures(ctx: Context, p: Params) -> pd.Series:
     return client_key_failures(ctx) | outside_successes(ctx)
 
 
-def _aap_networks_union(days: list[pd.DataFrame], p: Params) -> set[str]:
+def _aap_networks_union(days: list[pd.DataFrame], p: Params) -> pd.DataFrame:
+    """D15: every baseline day's (AAP, network) pairs."""
+    kept = [d for d in days if len(d)]
+    if not kept:
+        return pd.DataFrame({"aap": pd.Series(dtype=object), "net": pd.Series(dtype=object)})
+    return pd.concat(kept, ignore_index=True).drop_duplicates().reset_index(drop=True)
+
+
+def _networks_union(days: list[pd.DataFrame], p: Params) -> set[str]:
     return {str(n) for d in days for n in d["net"]}
 
 
 @aap_not_found.learn(_aap_networks_union)
 def _aap_networks_learn(ctx: Context, p: Params) -> pd.DataFrame:
-    """D15, baseline days: the networks AAPs called from successfully."""
-    return pd.DataFrame({"net": sorted(aap_networks(ctx))})
+    """D15, baseline days: where each AAP called from successfully."""
+    return aap_networks(ctx)
 
 
 @auth_failures.select
 def _denied(ctx: Context, p: Params) -> pd.Series:
-    pattern = re.compile(AUTH_ERRORS)
-    at = from_actiontrail(ctx) & flag(ctx.act["error_code"], lambda c: pattern.match(str(c)))
-    return at | (from_kms_log(ctx) & ctx.status_code.isin([401, 403]))
+    """D16: denied calls, and AccessKey successes from outside the known networks."""
+    return _denied_calls(ctx) | _key_successes_outside(ctx)
+
+
+@auth_failures.learn(_networks_union)
+def _organisation_networks_learn(ctx: Context, p: Params) -> pd.DataFrame:
+    """D16, baseline days: the networks of any row before the window."""
+    return pd.DataFrame({"net": sorted(organisation_networks(ctx))})
 
 
 @enumeration.select
