@@ -143,11 +143,13 @@ def keys_of(table: pa.Table, rows: np.ndarray | None = None) -> Keys:
 
 def involved(table: pa.Table, new: Keys) -> np.ndarray:
     """Return the stored rows a new batch can change: its request ids, names it supplies."""
-    flags = _flags(table)
+    need = _flags(table)["need"]
     pairs = _mask(_text(table, "request_id"), new.requests)
+    if not need.any():
+        return pairs
     named_by_new = _mask(_text(table, "access_key_id"), new.supplied_keys)
     named_by_new |= _mask(_text(table, "principal_id"), new.supplied_principals)
-    return pairs | (flags["need"] & named_by_new)
+    return pairs | (need & named_by_new)
 
 
 def in_requests(table: pa.Table, requests: pa.Array) -> np.ndarray:
@@ -168,6 +170,8 @@ def supplier_keys(table: pa.Table, wanted: Keys) -> list[tuple[str, pa.Array, np
     null = pa.scalar(None, _TEXT)
 
     def keyed(eligible: np.ndarray, values: pa.Array, wanted_values: pa.Array) -> pa.Array:
+        if not eligible.any() or not len(wanted_values):
+            return pa.nulls(table.num_rows, _TEXT)
         return pc.if_else(pa.array(eligible & _mask(values, wanted_values)), values, null)
 
     def joined(selected: pa.Array, first: pa.Array, second: pa.Array) -> pa.Array:
