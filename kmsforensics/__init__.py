@@ -13,14 +13,16 @@ import pandas
 
 from . import _version as _version
 from . import aap as aap
-from . import dask_engine as _dask_engine  # noqa: F401 - registers engine="dask"
+from . import dask_engine as _dask_engine  # registers engine="dask" with kf.open
 from . import datasets as datasets
 from . import detections as detections
 from . import export as export
 from . import graph as graph
 from . import handover as handover
+from . import loader as _loader
 from . import report as report
 from . import schema as schema
+from . import store as store
 from . import synth as synth
 from . import triage as triage
 from ._version import __version__ as __version__
@@ -66,6 +68,15 @@ from .plots import (
 )
 from .store import IngestReport, ingest, open
 from .timeline import timeline, usage
+
+# The loader, the store and the dask engine import none of each other's modules in a
+# circle: they are wired together here, once. Ingest parses with the loader's parser;
+# the loader opens a case store (kf.load(CASE_DIR), one more release) and the dask
+# engine (kf.load(..., engine="dask")) through its openers.
+store.set_parser(_loader.load_hashed)
+for _opener in (store.open_for_load, _dask_engine.load_dask):
+    if _opener not in _loader.OPENERS:
+        _loader.OPENERS.append(_opener)
 
 
 def rules() -> pandas.DataFrame:

@@ -39,7 +39,6 @@ from typing import Any
 
 import pandas as pd
 
-from . import loader
 from .case import Case, focus_mask, with_nested_objects
 from .store import ENGINES, FRAMES, Store, StoreCase, ingest, is_store, looks_like_store
 from .store.case import _summary
@@ -217,8 +216,8 @@ def open_dask(store: Store, columns: Sequence[str] | None = None) -> DaskCase:
 def load_dask(sources: Sequence[Any], options: dict[str, Any]) -> DaskCase | None:
     """Ingest evidence into a temporary case store and open it with the dask engine.
 
-    Registered with the loader for ``kf.load(EVIDENCE..., engine="dask")``; None for
-    another engine.
+    Registered with the loader (by :mod:`kmsforensics`) for
+    ``kf.load(EVIDENCE..., engine="dask")``; None for another engine.
     """
     if options.get("engine") != "dask" or any(is_store(s) or looks_like_store(s) for s in sources):
         return None  # not this engine, or a store (the store's own opener takes it)
@@ -241,5 +240,3 @@ def load_dask(sources: Sequence[Any], options: dict[str, Any]) -> DaskCase | Non
 
 
 ENGINES["dask"] = open_dask
-if load_dask not in loader.OPENERS:
-    loader.OPENERS.append(load_dask)

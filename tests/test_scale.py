@@ -326,5 +326,9 @@ def test_the_loader_imports_neither_the_store_nor_the_dask_engine() -> None:
     package = Path(kf.__file__).parent
     assert not {m for m in imported(package / "loader.py") if "store" in m or "dask_engine" in m}
     for module in (package / "store").glob("*.py"):
-        assert not {m for m in imported(module) if "dask_engine" in m}, module.name
+        found = {m for m in imported(module) if "dask_engine" in m or "loader" in m}
+        assert not found, f"store/{module.name} imports {found}"
+    assert not {m for m in imported(package / "dask_engine.py") if "loader" in m}
     assert kf.store.open_for_load in kf.loader.OPENERS  # how kf.load reaches a store
+    assert kf.dask_engine.load_dask in kf.loader.OPENERS  # kf.load(..., engine="dask")
+    assert kf.store.write._parser() is kf.loader.load_hashed  # how ingest parses

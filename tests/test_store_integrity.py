@@ -368,7 +368,7 @@ def test_a_file_larger_than_a_batch_is_read_in_chunks_as_load_reads_it(tmp_path:
     assert report.batches == [1] and len(parts) > 6  # one batch, in many chunks
     assert not (store / "scratch").exists()
     case = kf.open(store, verify=True)
-    keys = ["source_file", "source_record"]
+    keys = ["time", "request_id"]
     pd.testing.assert_frame_equal(
         case.kms.sort_values(keys).reset_index(drop=True).astype({"source_file": object}),
         memory.kms.sort_values(keys).reset_index(drop=True).astype({"source_file": object}),
@@ -409,3 +409,148 @@ def test_ingest_lists_paths_it_cannot_read_as_load_does(tmp_path: Path) -> None:
     assert (skipped["status"] == "skipped").all()
     with pytest.raises(kf.UnreadableEvidenceError, match=r"pipe|dangling"):
         kf.ingest(evidence, out=tmp_path / "strict", progress=False, strict=True)
+
+
+# -- fusion across ingests, each value stored once ------------------------------------------
+
+ROLE_ID = "318274659012345678"
+STS_KEY = "STS.NUlaterIngestKey9wQz"
+PAIR_ID = "C0FFEE00-1111-4222-8333-000000000042"
+
+
+def role_kms_line(n: int, **overrides: Any) -> dict[str, Any]:
+    """A KMS record of a RAM role: the log gives the role's numeric id, not its name."""
+    record = {
+        "version": "V1.0",
+        "api_name": "GetSecretValue",
+        "time": f"2026-06-01T08:{n:02d}:00Z",
+        "request_id": f"role-req-{n:04d}",
+        "identity_type": "ram-role",
+        "principal_id": ROLE_ID,
+        "access_key_id": STS_KEY,
+        "account_id": "7770001112223334",
+        "resource_id": "ops/deploy-token",
+        "client_ip": "198.51.100.7",
+        "status_code": 200,
+    }
+    record.update(overrides)
+    return record
+
+
+def naming_events() -> list[dict[str, Any]]:
+    """An AssumeRole that issued the role's STS key, and the gateway half of one call."""
+    assume = {
+        "eventName": "AssumeRole",
+        "eventTime": "2026-06-01T07:59:00Z",
+        "eventId": "AR-0001",
+        "requestId": "AR-REQ-0001",
+        "eventSource": "sts.aliyuncs.com",
+        "serviceName": "Sts",
+        "userIdentity": {
+            "type": "ram-user",
+            "principalId": "209988776655443322",
+            "accountId": "7770001112223334",
+            "userName": "release-bot",
+            "accessKeyId": "LTAI5tLaterIngestUser01",
+        },
+        "requestParameters": {
+            "RoleArn": "acs:ram::7770001112223334:role/release-role",
+            "RoleSessionName": "release-42",
+        },
+        "responseElements": {
+            "Credentials": {"AccessKeyId": STS_KEY, "Expiration": "2026-06-01T09:00:00Z"},
+            "AssumedRoleUser": {
+                "AssumedRoleId": f"{ROLE_ID}:release-42",
+                "Arn": "acs:ram::7770001112223334:role/release-role/release-42",
+            },
+        },
+    }
+    gateway = {
+        "eventName": "GetSecretValue",
+        "eventTime": "2026-06-01T08:03:00Z",
+        "eventId": "GW-0003",
+        "requestId": PAIR_ID,
+        "eventSource": "kms.cn-shanghai.aliyuncs.com",
+        "serviceName": "Kms",
+        "userIdentity": {
+            "type": "assumed-role",
+            "principalId": f"{ROLE_ID}:release-42",
+            "accountId": "7770001112223334",
+            "accessKeyId": STS_KEY,
+            "userName": "release-role:release-42",
+        },
+        "requestParameters": {"SecretName": "ops/deploy-token"},
+    }
+    return [assume, gateway]
+
+
+def test_a_later_ingest_fuses_only_the_rows_it_can_change(tmp_path: Path) -> None:
+    """Names and a call's pair arrive in a later ingest: the stored rows they concern are
+    fused again as kf.load fuses everything; a day they do not concern is not rewritten."""
+    role = [role_kms_line(n) for n in range(6)]
+    role[3]["request_id"] = PAIR_ID  # the KMS half of the gateway call
+    kms_day1 = tmp_path / "ev" / "kms-role.jsonl"
+    kms_day1.parent.mkdir()
+    kms_day1.write_text("\n".join(json.dumps(r) for r in role) + "\n")
+    kms_day2 = kms_file(tmp_path / "ev" / "kms-other.jsonl.gz", DAYS[1], range(40))
+    names = gz(tmp_path / "later" / "trail.json.gz", json.dumps(naming_events()).encode())
+    store = tmp_path / "store"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kf.ingest(kms_day1, kms_day2, out=store, progress=False)
+        before = json.loads((store / STORE_FILE).read_text())
+        kf.ingest(names, out=store, progress=False)
+        memory = kf.load(kms_day1, kms_day2, names, progress=False)
+    after = json.loads((store / STORE_FILE).read_text())
+    files = lambda info: {p: f for b in info["batches"] for p, f in b["files"].items()}  # noqa: E731
+    other_day = [p for p in files(before) if p.startswith(f"activity/day={DAYS[1]}/")]
+    assert other_day and all(files(after).get(p) == files(before)[p] for p in other_day)
+    assert any(".fused-" in p for p in files(after) if p.startswith("activity/day=2026-06-01"))
+    assert all(b["fused"] for b in after["batches"])
+
+    case = kf.open(store, verify=True)
+    fused = ["call_id", "principal_name", "session_name", "player_account_id",
+             "principal_name_source"]  # fmt: skip
+    keys = ["source", "time", "request_id"]
+    left = case.activity.sort_values(keys).reset_index(drop=True)[fused].astype(object)
+    right = memory.activity.sort_values(keys).reset_index(drop=True)[fused].astype(object)
+    assert left.where(left.notna(), None).values.tolist() == (
+        right.where(right.notna(), None).values.tolist()
+    )
+    roles = case.activity[case.activity["principal_id"].astype(object) == ROLE_ID]
+    kms_rows = roles[roles["source"].astype(object) == "kms"]
+    assert set(kms_rows["principal_name"].astype(object)) == {"release-role"}
+    assert set(kms_rows["principal_name_source"].astype(object)) >= {"actiontrail", "assume-role"}
+    pair = case.activity[case.activity["request_id"].astype(object) == PAIR_ID]
+    assert len(pair) == 2 and pair["call_id"].nunique() == 1
+    assert case.summary()["calls"] == memory.summary()["calls"] == len(case.activity) - 1
+
+
+def test_values_held_twice_are_stored_once_and_read_back_exactly(tmp_path: Path) -> None:
+    """An activity column equal to its KMS file's column is a reference, checked, restored."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kmsforensics.store.columns import aliases_of, share_within
+
+    evidence = kms_file(tmp_path / "kms.jsonl.gz", DAYS[0], range(300))
+    store = tmp_path / "store"
+    kf.ingest(evidence, out=store, progress=False)
+    (activity,) = (store / "activity").rglob("*.parquet")
+    stored = pq.read_table(activity)
+    references = aliases_of(stored.schema)["from"]
+    kms_path = references["request_id"]["kms"][0]
+    assert kms_path.startswith(f"kms/day={DAYS[0]}/")
+    assert references["request_id"]["kms"][1] == "request_id"
+    assert stored.column("request_id").null_count == stored.num_rows  # not stored twice
+    memory = kf.load(evidence, progress=False)
+    keys = ["time", "request_id"]
+    pd.testing.assert_frame_equal(
+        plain(kf.open(store).activity, keys), plain(memory.activity, keys), check_categorical=False
+    )
+    # a column that differs from another in one row is kept whole
+    table = pa.table({"a": ["x", "y", "z"], "b": ["x", "y", "Z"], "c": ["x", "y", "z"]})
+    shared, same = share_within(table)
+    assert same == {"c": "a"}
+    assert shared.column("b").to_pylist() == ["x", "y", "Z"]
+    assert shared.column("c").null_count == 3

@@ -1,8 +1,9 @@
 """The case store: evidence parsed once into Parquet, partitioned by source and day.
 
 ``kf.ingest(EVIDENCE..., out=CASE_DIR)`` (or ``kmsforensics ingest``) reads the
-evidence in bounded batches with :func:`kmsforensics.load` (the same parsing and
-normalising code, so the same rows) and commits each batch to the store;
+evidence in bounded batches with the loader's parser (the same parsing and
+normalising code as :func:`kmsforensics.load`, so the same rows) and commits each
+batch to the store;
 ``kf.open(CASE_DIR)`` opens it without reading the events. The modules:
 
 - :mod:`.layout`: where each file goes, the store file, durable writes;
@@ -11,6 +12,10 @@ normalising code, so the same rows) and commits each batch to the store;
   batches committed);
 - :mod:`.read`: :class:`Store`, which reads only committed files and checks them;
 - :mod:`.case`: ``kf.open`` and :class:`StoreCase`.
+
+The store imports neither the loader nor the dask engine: :mod:`kmsforensics` hands
+the loader's parser to :func:`set_parser` and registers :func:`open_for_load` with
+the loader (``kf.load(CASE_DIR)``), so the three modules form no import circle.
 
 Re-ingesting evidence whose SHA-256 is already in the manifest does nothing; new files
 are appended. An event already in the store (same id, time and name) is counted as a
@@ -29,15 +34,11 @@ Examples
 
 from __future__ import annotations
 
-from .. import loader as _loader
 from ..errors import StoreError, StoreIntegrityError, StoreLockedError
 from .case import ENGINES, StoreCase, open, open_for_load, open_store
 from .layout import FRAMES, STORE_FILE, is_store, looks_like_store
 from .read import Store
-from .write import BATCH_BYTES, IngestReport, ingest
-
-if open_for_load not in _loader.OPENERS:
-    _loader.OPENERS.append(open_for_load)
+from .write import BATCH_BYTES, IngestReport, ingest, set_parser
 
 __all__ = [
     "BATCH_BYTES",
@@ -54,5 +55,7 @@ __all__ = [
     "is_store",
     "looks_like_store",
     "open",
+    "open_for_load",
     "open_store",
+    "set_parser",
 ]

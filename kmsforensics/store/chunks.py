@@ -56,6 +56,29 @@ def _open(path: Path) -> IO[bytes]:
     return igzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
+def estimate_size(path: Path) -> int:
+    """Guess a file's decompressed size cheaply (a gzip file's trailer), to size batches.
+
+    Examples
+    --------
+    >>> import gzip, tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "a.gz"
+    >>> _ = path.write_bytes(gzip.compress(b"x" * 100_000))
+    >>> estimate_size(path)
+    100000
+    """
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+            size = fh.seek(0, 2)
+            if magic != _GZIP_MAGIC or size < 18:
+                return size
+            fh.seek(-4, 2)
+            return max(int.from_bytes(fh.read(4), "little"), size)
+    except OSError:
+        return 0
+
+
 def split_lines(
     path: Path, limit: int, scratch: Path, column_map: dict[str, str] | None = None
 ) -> list[Chunk] | None:

@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 from ..errors import StoreError, StoreIntegrityError
 from ..normalize.values import to_frame
 from ..schema import ACTIVITY_COLUMNS, ISSUES_COLUMNS, MANIFEST_COLUMNS
+from .columns import conform, read_table
 from .layout import FRAMES, NO_DAY, STORE_FILE, is_store, looks_like_store, read_info, sha256_file
 
 
@@ -70,13 +71,25 @@ def read_parquet(
             return pd.DataFrame()
         empty = schema.empty_table()
         return to_frame(empty.select(list(columns)) if columns is not None else empty)
-    files = [str(root / p) for p in paths]
-    try:
-        dataset = ds.dataset(files, schema=schema, format="parquet")
-        table = dataset.to_table(columns=columns, filter=condition, use_threads=True)
-    except (pa.ArrowException, OSError) as exc:
-        raise _unreadable(root, paths, hashes, exc) from None
-    return to_frame(table)
+    if schema is None:  # the manifest and issues: files without references
+        try:
+            dataset = ds.dataset([str(root / p) for p in paths], format="parquet")
+            table = dataset.to_table(columns=columns, filter=condition, use_threads=True)
+        except (pa.ArrowException, OSError) as exc:
+            raise _unreadable(root, paths, hashes, exc) from None
+        return to_frame(table)
+    names = list(schema.names) if columns is None else list(columns)
+    wanted = pa.schema([schema.field(c) for c in names])
+    tables = []
+    for relative in paths:
+        try:
+            table = read_table(root, relative, names)
+            if condition is not None:
+                table = table.filter(condition)
+        except (pa.ArrowException, OSError) as exc:
+            raise _unreadable(root, [relative], hashes, exc) from None
+        tables.append(conform(table, wanted))
+    return to_frame(pa.concat_tables(tables))
 
 
 def _unreadable(

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
@@ -43,9 +44,28 @@ from ..calls import count_calls
 from ..case import Case
 from ..errors import ParseWarning, StoreError, UnreadableEvidenceError
 from ..evidence import DEFAULT_MAX_BYTES, EvidenceFile, discover
-from ..loader import _content_estimate, load_hashed
 from ..schema import MANIFEST_COLUMNS, MANIFEST_COUNTS
-from .chunks import Chunk, renumber, split_lines
+from .chunks import Chunk, estimate_size, renumber, split_lines
+from .columns import (
+    conform,
+    plain,
+    read_table,
+    rewritten,
+    share_with_sources,
+    share_within,
+    with_aliases,
+)
+from .fusion import (
+    KEY_COLUMNS,
+    Keys,
+    Latest,
+    in_requests,
+    involved,
+    keys_of,
+    same_records,
+    supplier_keys,
+    union,
+)
 from .layout import (
     DATA_FOLDERS,
     DEDUPE_KEYS,
@@ -68,9 +88,36 @@ from .read import _unreadable, committed_files, read_parquet, schema_of
 
 #: Decompressed evidence (estimated) parsed in one batch.
 BATCH_BYTES = 256 * 1024 * 1024
+#: zstd level of the store's Parquet files (higher levels save ~2% for twice the time).
+ZSTD_LEVEL = 1
 #: How long an ingest waits for another one writing to the same store, by default.
 LOCK_WAIT = 600.0
 _PROVENANCE = ["source_file", "source_record", "source_item"]
+#: Parses a batch: files (path -> SHA-256) and the loader's options -> a Case.
+Parser = Callable[..., Case]
+_PARSERS: list[Parser] = []
+
+
+def set_parser(parse: Parser) -> None:
+    """Give ingest the function that parses a batch of files (the loader's ``load_hashed``).
+
+    :mod:`kmsforensics` sets it when it is imported, so the store never imports the
+    loader. ``parse(files, strict=..., max_bytes=..., column_map=...)`` takes a dict
+    of file path -> SHA-256 and returns a :class:`~kmsforensics.Case`.
+
+    Examples
+    --------
+    >>> import kmsforensics as kf
+    >>> _parser() is kf.loader.load_hashed
+    True
+    """
+    _PARSERS[:] = [parse]
+
+
+def _parser() -> Parser:
+    if not _PARSERS:
+        raise StoreError("kf.ingest has no parser: import kmsforensics (it sets the loader's)")
+    return _PARSERS[0]
 
 
 @dataclass
@@ -155,6 +202,7 @@ def ingest(
         _check_folder(root, locked=True)  # again, now that no other writer can change it
         store = _StoreWriter(root)
         report.leftovers_removed = store.remove_leftovers()
+        store.fuse_pending()  # a batch an earlier ingest committed but could not fuse
         caught = _ingest(store, sources, report, progress, batch_bytes, strict, max_bytes,
                          column_map)  # fmt: skip
         report.seconds = time.perf_counter() - started
@@ -207,11 +255,12 @@ def _ingest(
     )
     caught: list[warnings.WarningMessage] = []
     options = {"strict": strict, "max_bytes": max_bytes, "column_map": column_map}
+    load = _parser()
 
     def parse(files: dict[str, str]) -> Case:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always", ParseWarning)
-            case = load_hashed(files, **options)  # type: ignore[arg-type]
+            case = load(files, **options)
         caught.extend(seen)
         return case
 
@@ -235,8 +284,6 @@ def _ingest(
             for name, rows in written.rows.items():
                 report.events_added[name] += rows
             bar.update(sum(item.size for item in batch))
-    if report.batches:
-        store.fuse_activity()  # calls and names across batches, as kf.load gives them
     if copies:
         report.batches.append(store.append_manifest(pd.DataFrame(copies)))
     return caught
@@ -300,6 +347,9 @@ class _StoreWriter:
             name: schema_of(self.info, name) for name in FRAMES
         }
         self.files: dict[str, list[Any]] = {}  # the batch being written: path -> size, hash
+        self.in_memory: dict[str, pa.Table] = {}  # activity files written, not fused yet
+        self.new_activity: list[str] = []  # their names
+        self.replaced: dict[str, str] = {}  # stored files this batch rewrote: old -> new
         self.folders: set[Path] = set()
 
     # -- what the store holds -----------------------------------------------------------------
@@ -354,20 +404,34 @@ class _StoreWriter:
         self.folders.add(path.parent)
 
     def put_table(self, relative: str, table: pa.Table) -> None:
+        """Write a table as Parquet (zstd; dictionary pages only for repeating text).
+
+        Parquet's dictionary encoding of columns of distinct values (request ids, keys,
+        addresses) costs time and bytes; it is kept for text whose values repeat.
+        """
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
+        coded = [f.name for f in table.schema if _repeats(table.column(f.name))]
+        pq.write_table(
+            table, sink, compression="zstd", compression_level=ZSTD_LEVEL, use_dictionary=coded
+        )
         self.put(relative, memoryview(sink.getvalue()))
 
     def commit(self, number: int, facts: dict[str, Any]) -> None:
-        """Commit the batch: its files (size, SHA-256), facts and the schemas."""
+        """Commit the batch: its files (size, SHA-256), facts, schemas, rewritten files.
+
+        Stored files its fusion rewrote (:meth:`fuse_written`) are listed, in the same
+        commit, under their new names, and removed after it.
+        """
         for folder in self.folders:
             sync_folder(folder)
+        rewritten = self._move_rewritten()
         self.info["batches"].append(
             {
                 "number": number,
                 "committed": datetime.now(UTC).isoformat(timespec="seconds"),
                 "files": dict(sorted(self.files.items())),
                 "facts": facts,
+                "fused": True,  # with the store, file by file, before this commit
             }
         )
         self.info["schemas"] = {
@@ -375,7 +439,29 @@ class _StoreWriter:
             for name, schema in self.schemas.items()
             if schema is not None
         }
+        self._count_calls()
         commit_info(self.root, self.info)
+        for old in rewritten:
+            (self.root / old).unlink(missing_ok=True)
+
+    def _move_rewritten(self) -> list[str]:
+        """List stored files rewritten by this batch's fusion under their batches instead."""
+        for batch in self.info["batches"]:
+            for old in [p for p in batch["files"] if p in self.replaced]:
+                del batch["files"][old]
+                new = self.replaced[old]
+                batch["files"][new] = self.files.pop(new)
+        rewritten, self.replaced = list(self.replaced), {}
+        return rewritten
+
+    def _count_calls(self) -> None:
+        """Count the store's calls (distinct ``call_id``, pairs across batches once)."""
+        files = {**committed_files(self.info), **self.files}
+        calls = [self._read(p, ["call_id"]) for p in files if p.startswith("activity/")]
+        calls = [t for t in calls if "call_id" in t.column_names]
+        if calls:
+            ids = pa.concat_tables(calls).column("call_id").to_pandas()
+            self.info["calls"] = count_calls(pd.DataFrame({"call_id": ids}))
 
     def append_manifest(self, rows: pd.DataFrame) -> int:
         """Commit a batch of manifest rows alone (files listed but not read); its number."""
@@ -395,6 +481,7 @@ class _StoreWriter:
         self.put_table(f"manifest/{batch_name(number)}", _table(part.manifest))
         issues = case.issues.astype({"source_file": object})
         self.put_table(f"issues/{batch_name(number)}", _table(issues))
+        self.fuse_written(number, None)
         self.commit(number, _facts(part.activity))
         return _Written(number, part.duplicates, part.rows)
 
@@ -416,6 +503,7 @@ class _StoreWriter:
             issues = renumber(case.issues, item.display, offset).astype({"source_file": object})
             if len(issues):
                 self.put_table(f"issues/{batch_name(number, part=i)}", _table(issues))
+            self.fuse_written(number, i)
             manifests.append(part.manifest)
             facts.append(_facts(part.activity))
             rows.update(part.rows)
@@ -448,9 +536,12 @@ class _StoreWriter:
             gone = pd.concat(drops, ignore_index=True)
             activity = activity[~_seen_rows(activity, gone, activity=True)]
             _count_duplicates(manifest, dropped)
-        rows = {}
-        for name, frame in (("activity", activity), ("kms", kms), ("actiontrail", at)):
-            rows[name] = self._write_days(name, frame, number, part)
+        rows, written = {}, {}
+        for name, frame in (("kms", kms), ("actiontrail", at)):
+            rows[name], written[name] = self._write_days(name, frame, number, part)
+        rows["activity"], days = self._write_days("activity", activity, number, part, written)
+        self.in_memory.update(dict(days.values()))
+        self.new_activity += [relative for relative, _ in days.values()]
         return _Part(manifest, activity, rows, sum(dropped.values()))
 
     def _repeated(
@@ -482,62 +573,203 @@ class _StoreWriter:
         parts = [np.load(self.root / p) for p in held if p.rsplit("/", 1)[0] == folder]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
-    def _write_days(self, name: str, frame: pd.DataFrame, number: int, part: int | None) -> int:
+    def _write_days(
+        self,
+        name: str,
+        frame: pd.DataFrame,
+        number: int,
+        part: int | None,
+        sources: dict[str, dict[str, tuple[str, pa.Table]]] | None = None,
+    ) -> tuple[int, dict[str, tuple[str, pa.Table]]]:
+        """Write a frame's rows by day; return its row count and, per day, file and table.
+
+        ``sources`` (for the activity frame): per source, the day files just written,
+        whose columns activity rows may refer to instead of repeating them.
+        """
         table = _table(frame)
         self.schemas[name] = _unify(self.schemas[name], table.schema)  # even with no rows
+        written: dict[str, tuple[str, pa.Table]] = {}
         if not len(frame):
-            return 0
-        table = _conform(table, self.schemas[name])
+            return 0, written
+        table = conform(table, self.schemas[name])
         days = days_of(frame[FRAMES[name]])
         for day in np.unique(days):
             rows = table.filter(pa.array(days == day))
-            self.put_table(f"{day_folder(name, day)}/{batch_name(number, part=part)}", rows)
-        return len(frame)
+            relative = f"{day_folder(name, day)}/{batch_name(number, part=part)}"
+            same_day = {s: files[day] for s, files in (sources or {}).items() if day in files}
+            self.put_frame(relative, rows, same_day)
+            written[day] = (relative, rows)
+        return len(frame), written
 
-    def fuse_activity(self) -> None:
-        """Fuse the two logs over the whole store, as ``kf.load`` does over its files.
+    def put_frame(
+        self, relative: str, table: pa.Table, sources: dict[str, tuple[str, pa.Table]]
+    ) -> None:
+        """Write a day file, each value once (:mod:`.columns`): references to repeats."""
+        shared, same = share_within(table)
+        shared, from_sources = share_with_sources(shared, sources)
+        self.put_table(relative, with_aliases(shared, same, from_sources))
 
-        Each batch was fused on its own when it was loaded; a KMS call and its
+    def fuse_pending(self) -> None:
+        """Fuse the batches not fused with the store yet, as ``kf.load`` fuses its files.
+
+        Each batch was fused on its own when it was parsed; a KMS call and its
         ActionTrail event, or a role's KMS rows and the events that name it, may be in
-        different batches. The fused columns (``call_id``, names and their source) are
-        computed again from the columns fusion reads. An activity file whose values
-        change is written under a new name, and one commit of the store file puts the
-        new files in place of the old ones (removed after it), so a crash leaves the
-        store as it was before the fusion or after it.
+        different batches. Only the stored rows the new batches can change are fused
+        again with them (:mod:`.fusion`), read column by column. An activity file whose
+        values change is written under a new name, and one commit of the store file
+        puts the new files in place of the old ones (removed after it) and marks the
+        batches fused, so a crash leaves the store as it was before or after the
+        fusion; a batch a crash left unfused is fused by the next ingest.
         """
+        pending = [b for b in self.info["batches"] if not b.get("fused", True)]
+        if not pending:
+            return
+        new_files = [p for b in pending for p in b["files"] if p.startswith("activity/")]
+        old = [p for p in committed_files(self.info) if p.startswith("activity/")]
+        old = [p for p in old if p not in new_files]
+        generation = self.reserve()
+        replaced = self._fuse(new_files, old, f"{generation:06d}") if new_files else {}
+        self._replace(replaced, [b["number"] for b in pending])
+
+    def fuse_written(self, number: int, part: int | None) -> None:
+        """Fuse the activity files just written (by one load) with the store as it is now.
+
+        The store as it is now: the committed activity files (those this batch rewrote
+        already, under their new names) and the earlier parts of this batch. A stored
+        file whose values change is rewritten under a new name and listed in its place
+        by this batch's commit; a part of this batch is replaced at once.
+        """
+        new_files, self.new_activity = self.new_activity, []
+        view = {p for p in committed_files(self.info) if p not in self.replaced}
+        view |= set(self.replaced.values()) | set(self.files)
+        old = sorted(p for p in view if p.startswith("activity/") and p not in new_files)
+        if new_files and old:  # (one load alone was fused whole by the loader)
+            tag = f"{number:06d}" if part is None else f"{number:06d}-{part:04d}"
+            for before, after in self._fuse(new_files, old, tag).items():
+                stored = next((c for c, n in self.replaced.items() if n == before), None)
+                if before in self.files:  # written by this batch: replaced at once
+                    del self.files[before]
+                    (self.root / before).unlink(missing_ok=True)
+                    if stored is not None:  # a stored file this batch rewrote before
+                        self.replaced[stored] = after
+                else:
+                    self.replaced[before] = after
+        self.in_memory = {}
+
+    def _fuse(self, new_files: list[str], old: list[str], tag: str) -> dict[str, str]:
+        """Fuse new activity files with the old ones; write what changes (names: ``tag``)."""
         from ..normalize.fusion import FUSE_READS, FUSED_COLUMNS, fuse
 
         schema = self.schemas["activity"]
-        if schema is None:
-            return
-        files = sorted(
-            (p for p in committed_files(self.info) if p.startswith("activity/")),
-            key=lambda p: p.split("/")[1],  # by day, then in commit order
-        )
-        wanted = [c for c in FUSE_READS if c in schema.names]
-        if not files or "call_id" not in wanted:
-            return
+        wanted = [c for c in FUSE_READS if schema is not None and c in schema.names]
+        if schema is None or "call_id" not in wanted:
+            return {}
         projected = pa.schema([schema.field(c) for c in wanted])
-        parts = [_conform(self._read(p, wanted), projected) for p in files]
-        fused = fuse(pa.concat_tables(parts).unify_dictionaries().combine_chunks())
-        generation = self.reserve()
+        key_columns = [c for c in KEY_COLUMNS if c in schema.names]
+        parts = [conform(self._new_rows(p, wanted), projected) for p in new_files]
+        new = pa.concat_tables(parts)
+        chosen, suppliers = self._involved(old, key_columns, keys_of(new))
+        taken: list[tuple[str, pa.Table, np.ndarray, np.ndarray]] = []
+        for i, relative in enumerate(old):
+            write = chosen.get(relative)
+            rows = np.zeros(0, dtype=np.int64) if write is None else np.flatnonzero(write)
+            extra = suppliers.get(i, np.zeros(0, dtype=np.int64))
+            if not len(rows) and not len(extra):
+                continue
+            table = conform(self._read(relative, wanted), projected)
+            selected = np.zeros(table.num_rows, dtype=bool)
+            selected[rows] = True
+            selected[extra] = True
+            selected = same_records(table, selected)
+            picked = np.flatnonzero(selected)
+            written = np.isin(picked, rows)
+            taken.append((relative, table.take(pa.array(picked)), picked, written))
+        subset = pa.concat_tables([new, *(t for _, t, _, _ in taken)])
+        fused = fuse(subset.unify_dictionaries().combine_chunks())
         replaced: dict[str, str] = {}
         offset = 0
-        for relative, part in zip(files, parts, strict=True):
-            new = fused.slice(offset, part.num_rows)
+        for relative, part in zip(new_files, parts, strict=True):
+            values = fused.slice(offset, part.num_rows)
             offset += part.num_rows
-            changed = [c for c in FUSED_COLUMNS if c in wanted and not _same(new[c], part[c])]
-            if not changed:
-                continue
-            table = self._read(relative, None)
-            for name in changed:
-                index = table.schema.get_field_index(name)
-                values = _as_type(new[name].combine_chunks(), table.schema.field(name).type)
-                table = table.set_column(index, table.schema.field(name), values)
-            where, _, name = relative.rpartition("/")
-            renamed = f"{where}/{name.split('.')[0]}.fused-{generation:06d}.parquet"
-            self.put_table(renamed, table)
-            replaced[relative] = renamed
+            changes = _changes(part, values, None, wanted, FUSED_COLUMNS)
+            if changes:
+                replaced[relative] = self._rewrite(relative, changes, tag)
+        for relative, part, picked, written in taken:
+            values = fused.slice(offset, part.num_rows)
+            offset += part.num_rows
+            if written.any():
+                stored = self._read(relative, [c for c in FUSED_COLUMNS if c in wanted])
+                changes = _changes(stored, values, (picked, written), wanted, FUSED_COLUMNS)
+                if changes:
+                    replaced[relative] = self._rewrite(relative, changes, tag)
+        return replaced
+
+    def _new_rows(self, relative: str, columns: list[str]) -> pa.Table:
+        """Return a new activity file's columns (from memory when this ingest wrote it)."""
+        table = self.in_memory.get(relative)
+        if table is None:
+            return self._read(relative, columns)
+        return table.select([c for c in columns if c in table.column_names])
+
+    def _involved(
+        self, old: list[str], key_columns: list[str], new: Keys
+    ) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
+        """Find the stored rows the new rows can change, and those that can name them.
+
+        Returns file -> rows to fuse again (with all rows of their request ids), and
+        file number -> the latest rows that can name them or the new rows. One pass
+        over the key columns of every stored file, and another only when the rows found
+        bring request ids or keys to look up that the new rows did not have.
+        """
+        chosen: dict[str, np.ndarray] = {}
+        latest = Latest()
+        requests, searched = (
+            new.requests,
+            Keys(needed_keys=new.needed_keys, needed_principals=new.needed_principals),
+        )
+        extra_requests, extra = new.requests[:0], searched
+        first = True
+        while (
+            first or len(extra_requests) or len(extra.needed_keys) or len(extra.needed_principals)
+        ):
+            found = []
+            for i, relative in enumerate(old):
+                table = self._read(relative, key_columns)
+                rows = chosen.get(relative, np.zeros(table.num_rows, dtype=bool))
+                if first:
+                    rows = rows | involved(table, new)
+                elif len(extra_requests):
+                    rows = rows | in_requests(table, extra_requests)
+                if rows.any():
+                    chosen[relative] = rows
+                    found.append(keys_of(table, rows))
+                latest.add(i, supplier_keys(table, extra))
+            first = False
+            everything = Keys()
+            for keys in found:
+                everything.requests = union(everything.requests, keys.requests)
+                everything.need(keys)
+            extra_requests = _without(everything.requests, requests)
+            requests = union(requests, extra_requests)
+            extra = Keys(
+                needed_keys=_without(everything.needed_keys, searched.needed_keys),
+                needed_principals=_without(
+                    everything.needed_principals, searched.needed_principals
+                ),
+            )
+            searched.need(extra)
+        return chosen, latest.chosen()
+
+    def _rewrite(self, relative: str, changes: dict[str, pa.Array], tag: str) -> str:
+        """Write an activity file with changed fused columns under a new name; that name."""
+        table = rewritten(self.root, relative, changes)
+        where, _, name = relative.rpartition("/")
+        renamed = f"{where}/{name.split('.')[0]}.fused-{tag}.parquet"
+        self.put_table(renamed, table)
+        return renamed
+
+    def _replace(self, replaced: dict[str, str], fused: list[int]) -> None:
+        """Commit the rewritten files in place of the old ones; mark the batches fused."""
         for folder in self.folders:
             sync_folder(folder)
         for batch in self.info["batches"]:
@@ -545,7 +777,9 @@ class _StoreWriter:
                 if old in batch["files"]:
                     del batch["files"][old]
                     batch["files"][new_name] = self.files[new_name]
-        self.info["calls"] = count_calls(pd.DataFrame({"call_id": fused["call_id"].to_numpy()}))
+            if batch["number"] in fused:
+                batch["fused"] = True
+        self._count_calls()
         commit_info(self.root, self.info)
         for old in replaced:
             (self.root / old).unlink(missing_ok=True)
@@ -554,7 +788,7 @@ class _StoreWriter:
     def _read(self, relative: str, columns: list[str] | None) -> pa.Table:
         """Read one committed Parquet file; a damaged one is named, not raised raw."""
         try:
-            return pq.read_table(self.root / relative, columns=columns)
+            return read_table(self.root, relative, columns)
         except (pa.ArrowException, OSError) as exc:
             raise _unreadable(self.root, [relative], committed_files(self.info), exc) from None
 
@@ -571,6 +805,58 @@ class _StoreWriter:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _without(values: pa.Array, known: pa.Array) -> pa.Array:
+    """Return the values that are not in ``known``."""
+    if not len(values) or not len(known):
+        return values
+    return values.filter(pc.invert(pc.is_in(values, value_set=known)))
+
+
+def _repeats(column: pa.ChunkedArray) -> bool:
+    """Tell whether a text column's values repeat (most rows share a value; sampled)."""
+    if not (
+        pa.types.is_dictionary(column.type)
+        or pa.types.is_string(column.type)
+        or pa.types.is_large_string(column.type)
+    ):
+        return False
+    n = len(column)
+    if n < 64:
+        return True
+    sample = plain(column.take(pa.array(np.linspace(0, n - 1, min(n, 2048)).astype(np.int64))))
+    return pc.count_distinct(sample).as_py() * 4 < len(sample)
+
+
+def _changes(
+    stored: pa.Table,
+    fused: pa.Table,
+    rows: tuple[np.ndarray, np.ndarray] | None,
+    wanted: list[str],
+    columns: Sequence[str],
+) -> dict[str, pa.Array]:
+    """Return the fused columns of a file whose values change: name -> its new column.
+
+    ``fused`` holds the file's rows (``rows`` None) or, for a stored file, the rows
+    ``rows[0]`` of it, of which only those marked in ``rows[1]`` take the new values.
+    """
+    changes: dict[str, pa.Array] = {}
+    for name in columns:
+        if name not in wanted:
+            continue
+        old = plain(stored.column(name))
+        new = plain(fused.column(name))
+        if new.type != old.type:
+            new = new.cast(old.type)
+        if rows is not None:
+            picked, written = rows
+            index = np.arange(len(old))
+            index[picked[written]] = len(old) + np.flatnonzero(written)
+            new = pa.concat_arrays([old, new]).take(pa.array(index))
+        if not old.equals(new):
+            changes[name] = new
+    return changes
 
 
 def _same(left: pa.ChunkedArray, right: pa.ChunkedArray) -> bool:
@@ -785,7 +1071,7 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _estimate(path: Path) -> int:
-    return max(_content_estimate(EvidenceFile(str(path), path)), 1)
+    return max(estimate_size(path), 1)
 
 
 def _batches(files: Sequence[_Todo], limit: int) -> Iterator[list[_Todo]]:
