@@ -1058,18 +1058,6 @@ def _unify(old: pa.Schema | None, new: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Give a table every column of ``schema``, in its order and types (nulls where absent)."""
-    columns = []
-    for f in schema:
-        if f.name in table.column_names:
-            column = table.column(f.name)
-            columns.append(column if column.type == f.type else column.cast(f.type))
-        else:
-            columns.append(pa.nulls(table.num_rows, f.type))
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
 def _estimate(path: Path) -> int:
     return max(estimate_size(path), 1)
 
