@@ -117,10 +117,9 @@ class Extractor:
 
         marks = self.sql(registry.signature_query(), table.select(["json"]),
                          **registry.signature_paths())  # fmt: skip
-        codes = marks.column("sig").combine_chunks().dictionary_encode()
-        indices = codes.indices.to_numpy(zero_copy_only=False)
-        # first record of each signature (np.unique sorts codes; every code is used)
-        _, first = np.unique(indices, return_index=True)
+        signatures = marks.column("sig").to_numpy()
+        # the first record of each signature, and each record's signature among those
+        _, first, inverse = np.unique(signatures, return_index=True, return_inverse=True)
         standing = self.sql(
             registry.classification_query(),
             table.select(["json"]).take(pa.array(first, pa.int64())),
@@ -128,7 +127,7 @@ class Extractor:
         )
         kinds = standing.column("kind").combine_chunks()
         repeated = standing.column("repeated").combine_chunks()
-        take = codes.indices
+        take = pa.array(inverse.ravel(), pa.int64())
         return (
             kinds.take(take),
             repeated.take(take),

@@ -72,8 +72,9 @@ from .sources import sources as source_kinds
 BATCH_BYTES = 128 * 1024 * 1024
 #: Above this many chunks (one a file, for small files) a batch's records are joined
 #: into one chunk before extraction (a copy of at most BATCH_BYTES), as duckdb's
-#: memory grows with the number of chunks it scans (about 100 KB each).
-MAX_CHUNKS = 64
+#: memory grows with the number of chunks it scans (about 100 KB each: 50 MB at
+#: most). A batch of 1,000-event OSS files (about 100 chunks) is not copied.
+MAX_CHUNKS = 512
 #: Records extracted at once; the typing of one slice overlaps the next one's extraction.
 SLICE_ROWS = 250_000
 #: Content (decompressed, estimated) and files read ahead of the extraction.

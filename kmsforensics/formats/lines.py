@@ -61,7 +61,7 @@ def split_json_lines(data: bytes, name: str, issues: IssueLog, first_line: int =
         [pa.array(line_numbers, pa.int64()), pa.nulls(len(line_numbers), pa.int32()), text],
         schema=RECORDS_SCHEMA,
     )
-    return Split("json-lines", "line", records, read)
+    return Split("json-lines", "line", records, read, len(newlines))
 
 
 def _reject_nul_lines(

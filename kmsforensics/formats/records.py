@@ -32,12 +32,16 @@ class Split:
         The records, with :data:`RECORDS_SCHEMA`.
     read : int
         Records found, including those rejected while splitting (already reported).
+    breaks : int
+        Line breaks in the content (JSON lines only; how a reader of a file in pieces
+        numbers the next piece's lines).
     """
 
     shape: str
     record_unit: str
     records: pa.Table
     read: int
+    breaks: int = 0
 
 
 def records_table(

@@ -75,8 +75,9 @@ class LinePieces:
                 carry = data
                 continue
             piece, carry = data[:cut], data[cut:]
-            yield self._split(piece, line)
-            line += piece.count(b"\n") + _lone_returns(piece)
+            split = self._split(piece, line)
+            yield split
+            line += split[0].breaks  # the piece ends after a line break
         if carry:
             yield self._split(carry, line)
 
@@ -101,13 +102,3 @@ class LinePieces:
             self.decompressed += size
         self.damage = inflated.damage
 
-
-def _lone_returns(piece: bytes) -> int:
-    r"""Count the CRs that end a line on their own (not followed by LF).
-
-    Examples
-    --------
-    >>> _lone_returns(b"a\r\nb\rc\n")
-    1
-    """
-    return piece.count(b"\r") - piece.count(b"\r\n")

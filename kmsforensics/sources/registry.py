@@ -244,8 +244,8 @@ def signature_query() -> str:
     which depend on the whole text.
     """
     return (
-        "SELECT to_json({'k': k, 't': CASE WHEN len(k[1]) = 0 OR list_has_any(k[1], $tops) "
-        "THEN try(json_type(json, $typed)) END}) AS sig, "
+        "SELECT hash(k, CASE WHEN len(k[1]) = 0 OR list_has_any(k[1], $tops) "
+        "THEN try(json_type(json, $typed)) END) AS sig, "
         "(contains(json, 'NaN') OR contains(json, 'Infinity')) AS literal, "
         "regexp_matches(json, ',\\s*[}\\]]') AS comma "
         "FROM (SELECT try(json_keys(json, $paths)) AS k, json FROM {table})"
