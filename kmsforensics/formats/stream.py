@@ -101,4 +101,3 @@ class LinePieces:
             yield b"".join(gathered)
             self.decompressed += size
         self.damage = inflated.damage
-
