@@ -31,6 +31,7 @@ from .formats.hazards import clean_json
 from .formats.jsontext import dump
 from .formats.repair import is_json, salvage
 from .issues import IssueLog
+from .tables import take
 
 #: How many distinct unknown fields become columns of their own, per source and load.
 MAX_EXTRA_COLUMNS = 100
@@ -122,15 +123,15 @@ class Extractor:
         _, first, inverse = np.unique(signatures, return_index=True, return_inverse=True)
         standing = self.sql(
             registry.classification_query(),
-            table.select(["json"]).take(pa.array(first, pa.int64())),
+            take(table.select(["json"]), first),
             containers=registry.key_paths(),
         )
         kinds = standing.column("kind").combine_chunks()
         repeated = standing.column("repeated").combine_chunks()
-        take = pa.array(inverse.ravel(), pa.int64())
+        each = pa.array(inverse.ravel(), pa.int64())
         return (
-            kinds.take(take),
-            repeated.take(take),
+            kinds.take(each),
+            repeated.take(each),
             marks.column("literal").combine_chunks(),
             marks.column("comma").combine_chunks(),
             standing.column("ks").combine_chunks(),
@@ -149,7 +150,7 @@ class Extractor:
             return table
         index = pc.indices_nonzero(candidates)
         replaced: dict[int, str] = {}
-        for i, row in zip(index.to_pylist(), rows(table.take(index)), strict=True):
+        for i, row in zip(index.to_pylist(), rows(take(table, index)), strict=True):
             raw = row["json"] if isinstance(row["json"], (str, bytes)) else ""
             if is_json(raw):
                 continue  # a comma inside a string
@@ -342,7 +343,7 @@ class Extractor:
                 continue
             keep.append(index)
             texts.append(dump(value))
-        kept = table.take(pa.array(keep, pa.int64()))
+        kept = take(table, keep)
         return kept.set_column(
             kept.column_names.index("json"), "json", pa.array(texts, pa.string())
         )

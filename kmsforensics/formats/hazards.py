@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..issues import IssueLog
+from ..tables import take
 from .jsontext import dump
 
 #: A literal where a value starts (a string holding the word may match too: it is
@@ -67,7 +68,7 @@ def clean_json(
     texts = records.column("json")
     if literal_suspects is not None:
         candidates = pc.indices_nonzero(pc.fill_null(literal_suspects, False))
-        found = pc.match_substring_regex(texts.take(candidates), _LITERALS)
+        found = pc.match_substring_regex(take(texts, candidates), _LITERALS)
         suspects = set(pc.filter(candidates, found).to_pylist())
     else:
         suspects = set(pc.indices_nonzero(pc.match_substring_regex(texts, _LITERALS)).to_pylist())
@@ -75,9 +76,7 @@ def clean_json(
         suspects.update(pc.indices_nonzero(pc.fill_null(repeated_keys, False)).to_pylist())
     if not suspects:
         return records
-    values = dict(
-        zip(sorted(suspects), texts.take(pa.array(sorted(suspects))).to_pylist(), strict=True)
-    )
+    values = dict(zip(sorted(suspects), take(texts, sorted(suspects)).to_pylist(), strict=True))
     changed = False
     for index in sorted(suspects):
         fixed, problems = standard_json(values[index])

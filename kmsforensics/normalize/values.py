@@ -361,9 +361,9 @@ def encode_batch(table: pa.Table, keep_text: frozenset[str] = frozenset()) -> pa
                 continue
             table = table.set_column(i, column.name, values.cast(pa.large_string()))
         elif pa.types.is_string(column.type):  # a cast alone would share duckdb's buffer
-            everything = pa.array(np.arange(table.num_rows))
-            copy = values.take(everything).cast(pa.large_string())
-            table = table.set_column(i, column.name, copy)
+            wide = [chunk.cast(pa.large_string()) for chunk in values.chunks]
+            copy = pa.concat_arrays(wide) if wide else pa.array([], pa.large_string())
+            table = table.set_column(i, column.name, copy)  # one copy, one chunk
     return table
 
 

@@ -32,6 +32,7 @@ from ..schema import (
     AT_REQUEST_PARAMETERS,
     AT_SCALAR_FIELDS,
 )
+from ..tables import take
 from .registry import Container, Options, Source, _literal_list, register
 
 if TYPE_CHECKING:
@@ -222,7 +223,7 @@ def _identity_not_object(
     raw = ctx.sql(
         "SELECT json_type(json, '$.userIdentity') AS t, "
         "json_extract_string(json, '$.userIdentity') AS v FROM {table}",
-        table.select(["json"]).take(index),
+        take(table.select(["json"]), index),
     )
     odd = pc.not_equal(raw.column("t"), "OBJECT")
     if not pc.any(odd).as_py():
@@ -230,7 +231,7 @@ def _identity_not_object(
     values: list[str | None] = [None] * table.num_rows
     for i, row, kind, value in zip(
         index.to_pylist(),
-        rows(table.take(index)),
+        rows(take(table, index)),
         raw.column("t").to_pylist(),
         raw.column("v").to_pylist(),
         strict=True,

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from ..extract import rows
 from ..formats.repair import salvage
+from ..tables import take
 from .registry import Envelope, Reject, register
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class Invalid(Envelope):
                 ctx.issue(row, "field", None, repair)
             keep.append(index)
             texts.append(text)
-        kept = records.take(pa.array(keep, pa.int64()))
+        kept = take(records, keep)
         return kept.set_column(
             kept.column_names.index("json"), "json", pa.array(texts, pa.string())
         )
