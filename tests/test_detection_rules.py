@@ -13,7 +13,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import ACCOUNT_DEV, ACCOUNT_PROD, at_event, kms_record, lookup_events_page, oss_array
+from conftest import (
+    ACCOUNT_DEV,
+    ACCOUNT_PROD,
+    at_event,
+    kms_record,
+    lookup_events_page,
+    oss_array,
+    sls_record,
+)
 
 import kmsforensics as kf
 
@@ -976,6 +984,7 @@ def test_d27_a_lull_every_night_is_not_a_gap_but_a_stopped_trail_is(tmp_path: Pa
     assert len(findings) == 1
     assert {stop["eventId"], start["eventId"]} <= set(findings.iloc[0].evidence)
     assert "StopLogging by alice" in findings.iloc[0].summary
+    assert "StartLogging at 09:01 (logging stopped 3.0 h)" in findings.iloc[0].summary
 
 
 # -- the rule objects, incidents and ids ------------------------------------------------------
@@ -1280,6 +1289,24 @@ def test_d27_lookupevents_copies_read_first_do_not_silence_the_delivery(tmp_path
     assert findings.empty, findings.summary.tolist()
     # copies read after the delivery, and nothing missing from it: nothing either
     assert channels_case(tmp_path / "b", busy, {"zz/page-1.json": copies[:30]}).empty
+
+
+def test_d27_each_delivery_channel_is_judged_alone(tmp_path: Path) -> None:
+    start = T0.replace(hour=0)
+    gap = range(24 * 60 + 600, 24 * 60 + 780)  # day 2, 10:00-13:00 UTC
+    oss = [ev(start + minutes(m), "Decrypt") for m in range(0, 3 * 24 * 60, 2)]
+    sls = [ev(start + minutes(m + 1), "DescribeKey") for m in range(0, 3 * 24 * 60, 2)]
+    folder = tmp_path / "evidence"
+    (folder / "sls").mkdir(parents=True)
+    (folder / "sls" / "export.jsonl").write_text(
+        "\n".join(json.dumps(sls_record(e)) for e in sls if not _at(e, start, gap))
+    )
+    findings = channels_case(tmp_path, oss, {})
+    assert len(findings) == 1, findings.summary.tolist()
+    finding = findings.iloc[0]
+    assert finding.details["channel"] == "sls" and finding.severity == "high"
+    assert finding.entity == f"account:{ACCOUNT_DEV}" and "(SLS) silent from" in finding.summary
+    assert finding.details["silent_from"] == pd.Timestamp(start + minutes(gap[0]))
 
 
 def _at(event: dict[str, Any], start: datetime, span: range) -> bool:
