@@ -21,6 +21,7 @@ from test_detection_rules import (
     assume,
     ev,
     geo_database,
+    hourly_trail,
     key_tries,
     kl,
     minutes,
@@ -199,3 +200,18 @@ def test_the_changed_rules_agree_on_dask(tmp_path: Path, cluster: Any) -> None:
     assert by_rule["D28"].iloc[0].event_count == 4  # the creation and three of four uses
     assert (by_rule["D16"].severity == "high").any()
     assert (by_rule["D27"].severity == "critical").any()
+
+
+def test_d27_per_hour_counts_agree_on_dask(tmp_path: Path, cluster: Any) -> None:
+    """A busy hour gone silent, judged against the same hours of the other days."""
+    busy = {(day, 2): 27 for day in range(4)}
+    events = hourly_trail(4, busy, silent=(2, 2))
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    (folder / "trail.jsonl").write_text("\n".join(json.dumps(e) for e in events))
+    kf.ingest(folder, out=tmp_path / "store", progress=False)
+    expected = kf.detect(kf.load(folder, progress=False), rules="D27")
+    found = kf.detect(kf.open(tmp_path / "store", engine="dask"), rules="D27")
+    assert found.attrs["notes"] == {}
+    assert len(expected) == 1 and expected.iloc[0].details["baseline_days"] == 3
+    pd.testing.assert_frame_equal(found.reset_index(drop=True), expected.reset_index(drop=True))

@@ -13,7 +13,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import ACCOUNT_DEV, ACCOUNT_PROD, at_event, kms_record, lookup_events_page, oss_array
+from conftest import (
+    ACCOUNT_DEV,
+    ACCOUNT_PROD,
+    at_event,
+    kms_record,
+    lookup_events_page,
+    oss_array,
+    sls_record,
+)
 
 import kmsforensics as kf
 
@@ -57,7 +65,7 @@ def detect(
     **kwargs: Any,
 ) -> pd.DataFrame:
     folder = tmp_path / "evidence"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     if events:
         (folder / "trail.jsonl").write_text("\n".join(json.dumps(e) for e in events))
     if records:
@@ -647,6 +655,103 @@ def test_d27_a_silent_stretch_in_a_busy_trail(tmp_path: Path) -> None:
     assert found(detect(tmp_path, quiet, rules="D27"), "D27").empty
 
 
+def hourly_trail(
+    days: int,
+    extra: dict[tuple[int, int], int] | None = None,
+    silent: tuple[int, int] | None = None,
+) -> list[dict[str, Any]]:
+    """A trail with a Decrypt every 20 minutes from Monday 00:00 UTC for ``days`` days.
+
+    ``extra[(day, hour)]`` more events in that UTC hour; ``silent`` = (day, hour): that
+    hour has none at all.
+    """
+    start = T0.replace(hour=0)
+    events = []
+    for day in range(days):
+        for hour in range(24):
+            if (day, hour) == silent:
+                continue
+            moment = start + timedelta(days=day, hours=hour)
+            count = 3 + (extra or {}).get((day, hour), 0)
+            events += [ev(moment + minutes(60 * i / count), "Decrypt") for i in range(count)]
+    return events
+
+
+def test_d27_a_busy_hour_that_goes_silent_is_a_gap(tmp_path: Path) -> None:
+    busy = {(day, 2): 27 for day in range(4)}  # 10:00 in UTC+8: 30 events, every working day
+    events = hourly_trail(4, busy, silent=(2, 2))
+    findings = found(detect(tmp_path, events, rules="D27"), "D27")
+    assert len(findings) == 1, findings.summary.tolist()
+    finding = findings.iloc[0]
+    # the run starts after the 01:40 event: a quarter of hour 01 (3 events) and hour 02 (30)
+    assert finding.details["silent_from"] == pd.Timestamp(T0.replace(hour=1, minute=45)) + (
+        pd.Timedelta(days=2)
+    )
+    assert finding.details["baseline"] == "working days" and finding.details["baseline_days"] == 3
+    assert finding.details["expected_low"] == finding.details["expected_high"] == 30.75
+    assert finding.details["observed"] == 0
+    assert "0 events where the same hours of 3 other days (working days) had 31 to 31" in (
+        finding.summary
+    )
+
+
+def test_d27_a_quiet_hour_quiet_every_day_is_no_gap(tmp_path: Path) -> None:
+    events = hourly_trail(4, silent=(2, 2))  # three events at that hour on the other days
+    lulls_off = {"D27": {"recurring_days": 99}}  # the hour's counts alone decide
+    assert found(detect(tmp_path, events, rules="D27", params=lulls_off), "D27").empty
+
+
+def test_d27_one_busy_day_does_not_make_the_hour_busy(tmp_path: Path) -> None:
+    # a one-off batch of 200 at that hour on Monday: a mean rate would expect ~50 on
+    # Wednesday; the other days' low end (about 4) makes an empty hour unremarkable
+    events = hourly_trail(4, {(0, 2): 200}, silent=(2, 2))
+    assert found(detect(tmp_path, events, rules="D27"), "D27").empty
+
+
+def test_d27_a_weekly_job_silent_on_its_weekday(tmp_path: Path) -> None:
+    mondays = {(day, 2): 27 for day in range(0, 28, 7)}  # 30 events at 10:00 on Mondays only
+    quiet = found(detect(tmp_path, hourly_trail(28, mondays), rules="D27"), "D27")
+    assert quiet.empty, quiet.summary.tolist()
+    events = hourly_trail(28, mondays, silent=(21, 2))  # the fourth Monday
+    findings = found(detect(tmp_path / "b", events, rules="D27"), "D27")
+    assert len(findings) == 1, findings.summary.tolist()
+    assert findings.iloc[0].details["baseline"] == "same weekday"
+    assert findings.iloc[0].details["baseline_days"] == 3
+    # on working days in general the hour is quiet: without enough Mondays, nothing
+    fewer = found(detect(tmp_path / "c", events, rules="D27",
+                         params={"D27": {"weekly_days": 4}}), "D27")  # fmt: skip
+    assert fewer.empty, fewer.summary.tolist()
+
+
+def test_d27_a_weekend_is_not_judged_against_working_days(tmp_path: Path) -> None:
+    office = {(day, hour): 27 for day in range(7) if day < 5 for hour in range(1, 9)}
+    events = [
+        e
+        for e in hourly_trail(7, office)
+        if datetime.fromisoformat(e["eventTime"].replace("Z", "+00:00")).weekday() < 5
+        or e["eventTime"][11:13] in ("03", "04")  # Saturday and Sunday: a few events
+    ]
+    lulls_off = {"D27": {"recurring_days": 99}}
+    findings = found(detect(tmp_path, events, rules="D27", params=lulls_off), "D27")
+    assert findings.empty, findings.summary.tolist()
+
+
+def test_d27_a_flat_rate_with_one_day_of_evidence(tmp_path: Path) -> None:
+    # no other day to compare the hours with: every other hour, scaled to the gap
+    start = T0.replace(hour=0)
+    gap = range(12 * 60, 16 * 60)
+    events = [ev(start + minutes(m), "Decrypt") for m in range(0, 30 * 60, 2) if m not in gap]
+    findings = found(detect(tmp_path, events, rules="D27"), "D27")
+    assert len(findings) == 1, findings.summary.tolist()
+    finding = findings.iloc[0]
+    assert finding.details["baseline"] == "any hour" and finding.details["expected_low"] == 120
+    assert "where 26 other hours of 2 days had 120 to 120 (median 120) for as long" in (
+        finding.summary
+    )
+    sparse = [e for i, e in enumerate(events) if i % 10 == 0]  # one event every 20 minutes
+    assert found(detect(tmp_path / "b", sparse, rules="D27"), "D27").empty
+
+
 # -- correlations --------------------------------------------------------------------------------
 
 
@@ -879,6 +984,7 @@ def test_d27_a_lull_every_night_is_not_a_gap_but_a_stopped_trail_is(tmp_path: Pa
     assert len(findings) == 1
     assert {stop["eventId"], start["eventId"]} <= set(findings.iloc[0].evidence)
     assert "StopLogging by alice" in findings.iloc[0].summary
+    assert "StartLogging at 09:01 (logging stopped 3.0 h)" in findings.iloc[0].summary
 
 
 # -- the rule objects, incidents and ids ------------------------------------------------------
@@ -1183,6 +1289,24 @@ def test_d27_lookupevents_copies_read_first_do_not_silence_the_delivery(tmp_path
     assert findings.empty, findings.summary.tolist()
     # copies read after the delivery, and nothing missing from it: nothing either
     assert channels_case(tmp_path / "b", busy, {"zz/page-1.json": copies[:30]}).empty
+
+
+def test_d27_each_delivery_channel_is_judged_alone(tmp_path: Path) -> None:
+    start = T0.replace(hour=0)
+    gap = range(24 * 60 + 600, 24 * 60 + 780)  # day 2, 10:00-13:00 UTC
+    oss = [ev(start + minutes(m), "Decrypt") for m in range(0, 3 * 24 * 60, 2)]
+    sls = [ev(start + minutes(m + 1), "DescribeKey") for m in range(0, 3 * 24 * 60, 2)]
+    folder = tmp_path / "evidence"
+    (folder / "sls").mkdir(parents=True)
+    (folder / "sls" / "export.jsonl").write_text(
+        "\n".join(json.dumps(sls_record(e)) for e in sls if not _at(e, start, gap))
+    )
+    findings = channels_case(tmp_path, oss, {})
+    assert len(findings) == 1, findings.summary.tolist()
+    finding = findings.iloc[0]
+    assert finding.details["channel"] == "sls" and finding.severity == "high"
+    assert finding.entity == f"account:{ACCOUNT_DEV}" and "(SLS) silent from" in finding.summary
+    assert finding.details["silent_from"] == pd.Timestamp(start + minutes(gap[0]))
 
 
 def _at(event: dict[str, Any], start: datetime, span: range) -> bool:

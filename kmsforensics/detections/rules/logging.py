@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...errors import UnknownRuleError
 from ..context import Context
 from ..findings import label, nanoseconds
 from ..registry import Params, duration, rule
@@ -83,6 +84,18 @@ class SilenceParams(Params):
     min_bins: int = 6
     recurring_days: int = 2
     min_witness: int = 2
+    min_days: int = 2
+    weekly_days: int = 3
+    quantile: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.quantile > 0.5:
+            raise UnknownRuleError(
+                f"{self.rule_id}: quantile must be between 0 and 0.5, not {self.quantile!r}"
+            )
+        if self.min_days < 1:
+            raise UnknownRuleError(f"{self.rule_id}: min_days must be at least 1, not 0")
 
 
 @rule(
@@ -95,19 +108,31 @@ class SilenceParams(Params):
     params=SilenceParams,
 )
 def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
-    """A source (a trail's account, a KMS instance) delivers nothing where silence is improbable.
+    """A source (a trail's channel, a KMS instance) delivers nothing where silence is improbable.
 
     Each source (ActionTrail by the account whose trail delivered it,
-    ``recipientAccountId``) is counted per ``bin``; its usual rate for each hour of a
-    working day or of a weekend day, in the organisation's ``timezone``, is the mean
-    over the evidence (the gap included, which only makes the rule more cautious). A
-    run of at least ``min_bins`` empty bins whose probability under that rate
-    (Poisson) is below ``p_value`` is a gap, unless on ``recurring_days`` other days
-    the source had a run of ``min_bins`` empty bins covering at least half of the same
-    local time of day (a nightly lull, a maintenance window). A StopLogging of that
-    account's trail before the gap and the StartLogging after it are named, with how
-    long logging was stopped, and are in the evidence with the last event before and
-    the first after.
+    ``recipientAccountId``) is counted per ``bin``. A run of at least ``min_bins``
+    empty bins is judged against what the source delivered in the same local hours
+    (the organisation's ``timezone``) on the other days of the evidence: for each of
+    those days, the count in those hours (an hour the run covers in part counts in
+    proportion). The days compared are those of the same weekday when there are
+    ``weekly_days`` of them, else the working days or the weekend days like the
+    gap's when there are ``min_days``, else (for a working day, as weekends are
+    quieter) every day when there are ``min_days``; with fewer, every other complete
+    hour of the evidence (of weekend days, for a weekend gap), scaled to the run's
+    length. The run is a gap when even the ``quantile`` (the low end) of those
+    counts makes silence improbable: its Poisson probability of no event is below
+    ``p_value``. The summary and ``details`` give that expected range (the
+    ``quantile`` and ``1 - quantile``, and the median), the days compared, and 0
+    observed.
+
+    A gap that recurs is a lull, not a gap: when on ``recurring_days`` other days
+    the source had a run of ``min_bins`` empty bins covering at least half of the
+    same local time of day (a nightly lull, a maintenance window), nothing is
+    raised; days with such a run on fewer days are left out of the comparison. A
+    StopLogging of that account's trail before the gap and the StartLogging after
+    it are named, with how long logging was stopped, and are in the evidence with
+    the last event before and the first after.
 
     Each delivery channel of a trail is a source of its own: OSS delivery files, SLS
     exports (records with ``__topic__``) and the LookupEvents API (saved responses:
@@ -115,8 +140,8 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
     asked for, not a delivery: they are never judged silent, but when an OSS or SLS
     channel has a run of ``min_bins`` empty bins while LookupEvents has at least
     ``min_witness`` events of that account in the same span, the channel went silent
-    while the account was active: critical whatever the rate, with the first and
-    last of those events in the evidence. When the loader dropped events of a
+    while the account was active: critical whatever the usual counts, with the first
+    and last of those events in the evidence. When the loader dropped events of a
     delivery file as copies of events it read first (``case.manifest``
     ``duplicates``: LookupEvents pages, or another channel, read first), the channels
     cannot be told apart and each trail is judged as one source.
@@ -129,7 +154,8 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
 
     False positives
     ---------------
-    Ingestion outages, maintenance windows, low-traffic accounts at night.
+    Ingestion outages, maintenance windows that do not recur, low-traffic accounts at
+    night in evidence too short to show the nights.
     """
     act = ctx.act
     codes, labels = _streams(ctx)
@@ -156,41 +182,35 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
         ]
         for code, group in frame.groupby("stream")
     }
+    clock = Clock(pd.DatetimeIndex(edges[: len(edges) - 1]), ctx.timezone, width)
     witnesses = {labels[code].account: code for code in tallies if labels[code].channel == "lookup"}
     for code, tally in tallies.items():
         stream = labels[code]
         if stream.channel == "lookup":
             continue  # a query, not a delivery: only a witness
-        name = stream.name
-        counts = pd.Series(tally.round().astype(np.int64), index=edges[: len(edges) - 1])
+        counts = tally.round().astype(np.int64)
         witness = witnesses.get(stream.account) if stream.channel != "" else None
         seen = tallies[witness] if witness is not None else None
-        local = pd.DatetimeIndex(counts.index).tz_convert(ctx.timezone)
-        weekend = local.day_of_week >= 5
-        rate = counts.groupby([weekend, local.hour]).transform("mean")
-        empty = counts == 0
-        runs = (empty != empty.shift()).cumsum()[empty]
-        long_runs = [run for _, run in runs.groupby(runs) if len(run) >= p["min_bins"]]
-        per_day = int(pd.Timedelta(days=1) / width)
-        lulls = [_time_of_day(run.index, ctx.timezone, width, per_day) for run in long_runs]
-        for number, run in enumerate(long_runs):
-            expected = float(rate.loc[run.index].sum())
-            positions = counts.index.get_indexer(run.index)
-            witnessed = round(float(seen[positions].sum())) if seen is not None else 0
+        hourly = clock.hourly(counts)
+        runs = _empty_runs(counts, p["min_bins"])
+        lulls = [clock.time_of_day(first, stop) for first, stop in runs]
+        for number, (first, stop) in enumerate(runs):
+            witnessed = round(float(seen[first:stop].sum())) if seen is not None else 0
+            days, slots = lulls[number]
+            recurring = {
+                day
+                for other_days, other_slots in lulls
+                if len(other_slots & slots) >= len(slots) / 2
+                for day in other_days - days
+            }
+            usual = clock.usual(hourly, first, stop, recurring, p)
             if witnessed < p["min_witness"]:
                 witnessed = 0
-                if np.exp(-expected) >= p["p_value"]:
-                    continue
-                days, slots = lulls[number]
-                recurring = {
-                    day
-                    for other_days, other_slots in lulls
-                    if len(other_slots & slots) >= len(slots) / 2
-                    for day in other_days - days
-                }
                 if len(recurring) >= p["recurring_days"]:
                     continue
-            gap_start, gap_end = run.index[0], run.index[-1] + width
+                if usual is None or np.exp(-usual.low) >= p["p_value"]:
+                    continue
+            gap_start, gap_end = edges[first], edges[stop]
             times = act["time"]
             in_stream = pd.Series(codes == code, index=act.index)
             before = act.index[(in_stream & (times < gap_start)).to_numpy()]
@@ -207,7 +227,7 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
                 ends += looked[:1].tolist() + looked[-1:].tolist()
             account = stream.account
             mine = switches[switches["account_id"].astype(object) == account]
-            stop = mine[
+            stop_row = mine[
                 (mine["action"] == "StopLogging")
                 & (mine["time"] <= gap_start + width)
                 & (mine["time"] >= gap_start - pd.Timedelta(hours=1))
@@ -217,14 +237,15 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
                 & (mine["time"] >= gap_end - width)
                 & (mine["time"] <= gap_end + pd.Timedelta(hours=1))
             ].head(1)
-            rows = pd.concat([ctx.rows(act.index.isin(ends)), stop, restart])
+            rows = pd.concat([ctx.rows(act.index.isin(ends)), stop_row, restart])
             note = ""
-            if len(stop):
+            if len(stop_row):
+                stopped_at = stop_row["time"].iloc[0]
                 stopped_for = (
-                    (restart["time"].iloc[0] if len(restart) else gap_end) - stop["time"].iloc[0]
+                    (restart["time"].iloc[0] if len(restart) else gap_end) - stopped_at
                 ).total_seconds() / 3600
                 note = (
-                    f"; StopLogging by {who_from(stop)} at {stop['time'].iloc[0]:%H:%M}"
+                    f"; StopLogging by {who_from(stop_row)} at {stopped_at:%H:%M}"
                     + (f", StartLogging at {restart['time'].iloc[0]:%H:%M}" if len(restart) else "")
                     + f" (logging stopped {stopped_for:.1f} h)"
                 )
@@ -235,9 +256,10 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
                     rows,
                     np.full(len(rows), len(found)),
                     stream.entity,
-                    f"{name} silent from {gap_start:%Y-%m-%d %H:%M} to {gap_end:%H:%M} UTC "
-                    f"({len(run) * width.total_seconds() / 3600:.1f} h; about "
-                    f"{expected:.0f} events expected){note}",
+                    f"{stream.name} silent from {gap_start:%Y-%m-%d %H:%M} to {gap_end:%H:%M} UTC "
+                    f"({(stop - first) * width.total_seconds() / 3600:.1f} h; 0 events"
+                    f"{usual.phrase() if usual is not None else ', no baseline for those hours'})"
+                    f"{note}",
                     actor=rows["actor"],
                     origin=None,
                     severity="critical" if witnessed else None,
@@ -246,20 +268,157 @@ def silence(ctx: Context, p: SilenceParams) -> pd.DataFrame:
                         "silent_until": gap_end,
                         "channel": stream.channel or None,
                         "lookup_events": witnessed,
+                        "observed": 0,
+                        **(usual.details() if usual is not None else {}),
                     },
                 )
             )
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
 
 
-def _time_of_day(
-    index: pd.Index, timezone: str, width: pd.Timedelta, per_day: int
-) -> tuple[set[Any], set[int]]:
-    """The local days a run of bins touches, and its bins' slots in the day."""
-    local = pd.DatetimeIndex(index).tz_convert(timezone)
-    minutes = local.hour * 60 + local.minute
-    slots = {int(m) // int(width.total_seconds() // 60) % per_day for m in minutes}
-    return set(local.date), slots
+def _empty_runs(counts: np.ndarray, least: int) -> list[tuple[int, int]]:
+    """The runs of at least ``least`` empty bins, as (first, stop) positions.
+
+    >>> _empty_runs(np.array([1, 0, 0, 0, 2, 0, 0]), 2)
+    [(1, 4), (5, 7)]
+    """
+    empty = np.concatenate(([False], counts == 0, [False]))
+    changes = np.flatnonzero(empty[1:] != empty[:-1])
+    firsts, stops = changes[::2], changes[1::2]
+    long = stops - firsts >= max(least, 1)
+    return list(zip(firsts[long].tolist(), stops[long].tolist(), strict=True))
+
+
+@dataclass(frozen=True)
+class Usual:
+    """What a source delivered in a gap's hours on the other days: the expected range."""
+
+    low: float  #: the ``quantile`` of the counts
+    median: float
+    high: float  #: the ``1 - quantile`` of the counts
+    days: int  #: the other days compared
+    basis: str  #: which days (``same weekday``, ``working days``, ...; ``any hour``)
+    hours: int = 0  #: for ``any hour``: the hours compared
+
+    def phrase(self) -> str:
+        """The summary's words: where the counts come from and their range."""
+        spread = f"{self.low:.0f} to {self.high:.0f} (median {self.median:.0f})"
+        if self.basis == "any hour":
+            return (
+                f" where {self.hours} other hours of {self.days} days had {spread} for as long"
+                " (too few days at those hours)"
+            )
+        days = f"{self.days} other {'day' if self.days == 1 else 'days'}"
+        if self.basis == "every day":
+            return f" where the same hours of {days} had {spread}"
+        return f" where the same hours of {days} ({self.basis}) had {spread}"
+
+    def details(self) -> dict[str, Any]:
+        """The finding's ``details`` entries."""
+        return {
+            "expected_low": self.low,
+            "expected_median": self.median,
+            "expected_high": self.high,
+            "baseline": self.basis,
+            "baseline_days": self.days,
+        }
+
+
+class Clock:
+    """The local hour and day of each bin, for per-hour counts across days.
+
+    Parameters
+    ----------
+    index : DatetimeIndex
+        The bins' starts (UTC).
+    timezone : str
+        The organisation's timezone: hours and days are local.
+    width : Timedelta
+        The bins' width.
+    """
+
+    HOUR = 3_600_000_000_000  # nanoseconds
+    DAY = 24 * HOUR
+
+    def __init__(self, index: pd.DatetimeIndex, timezone: str, width: pd.Timedelta) -> None:
+        local = np.asarray(index.tz_convert(timezone).tz_localize(None).asi8, dtype=np.int64)
+        absolute = local // self.HOUR
+        self.first = int(absolute.min()) if len(absolute) else 0
+        self.hour = absolute - self.first  #: each bin's local hour, from the first
+        self.hours = int(self.hour.max()) + 1 if len(local) else 0
+        self.per_hour = max(1, int(pd.Timedelta(hours=1) // width))
+        self.complete = np.bincount(self.hour, minlength=self.hours) >= self.per_hour
+        self.day = (self.first + np.arange(self.hours)) // 24  #: each hour's local day
+        self.local = local
+        self.width = int(width.value)
+
+    def hourly(self, counts: np.ndarray) -> np.ndarray:
+        """Counts per local hour; NaN for hours the evidence covers only in part."""
+        per_hour = np.bincount(self.hour, weights=counts, minlength=self.hours)
+        return np.where(self.complete, per_hour, np.nan)
+
+    def time_of_day(self, first: int, stop: int) -> tuple[set[int], set[int]]:
+        """The local days a run of bins touches, and its bins' slots in the day."""
+        local = self.local[first:stop]
+        slots = (local % self.DAY) // self.width
+        return set((local // self.DAY).tolist()), set(slots.tolist())
+
+    def usual(
+        self, hourly: np.ndarray, first: int, stop: int, left_out: set[int], p: SilenceParams
+    ) -> Usual | None:
+        """What the source delivered in the hours of bins ``first:stop`` on other days.
+
+        Days in ``left_out`` (with a lull of their own there) are not compared.
+        """
+        hours, covered = np.unique(self.hour[first:stop], return_counts=True)
+        share = covered / self.per_hour
+        day = int(self.day[hours[0]])
+        span = self.hours // 24 + 1
+        shifts = np.array(
+            [k for k in range(-span, span + 1) if k and day + k not in left_out], dtype=np.int64
+        )
+        targets = hours[None, :] + 24 * shifts[:, None]
+        inside = ((targets >= 0) & (targets < self.hours)).all(axis=1)
+        values = hourly[np.clip(targets, 0, max(self.hours - 1, 0))]
+        usable = inside & ~np.isnan(values).any(axis=1)
+        expected = (values[usable] * share).sum(axis=1)
+        weekday = (day + shifts[usable] + 3) % 7  # 1970-01-01 was a Thursday
+        own = (day + 3) % 7
+        weekend = own >= 5
+        levels = [
+            ("same weekday", weekday == own, p["weekly_days"]),
+            (
+                "weekend days" if weekend else "working days",
+                (weekday >= 5) == weekend,
+                p["min_days"],
+            ),
+        ]
+        if not weekend:  # quieter weekends only make a working day's judgement more cautious
+            levels.append(("every day", np.ones(len(weekday), dtype=bool), p["min_days"]))
+        for basis, chosen, least in levels:
+            if chosen.sum() >= max(least, 1):
+                return _spread(expected[chosen], basis, int(chosen.sum()), 0, p["quantile"])
+        others = self.complete.copy()
+        others[hours] = False
+        if weekend:  # never judged against working days
+            others &= (self.day + 3) % 7 >= 5
+        if not others.any():
+            return None
+        samples = hourly[others] * share.sum()
+        days = len(set(self.day[others].tolist()))
+        return _spread(samples, "any hour", days, int(others.sum()), p["quantile"])
+
+
+def _spread(samples: np.ndarray, basis: str, days: int, hours: int, quantile: float) -> Usual:
+    """The low, median and high of ``samples``."""
+    return Usual(
+        low=float(np.quantile(samples, quantile, method="lower")),
+        median=float(np.median(samples)),
+        high=float(np.quantile(samples, 1 - quantile, method="higher")),
+        days=days,
+        basis=basis,
+        hours=hours,
+    )
 
 
 @dataclass(frozen=True)
