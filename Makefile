@@ -50,6 +50,7 @@ notebooks: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_distinct.py
 	$(BIN)/python benchmarks/bench_synth.py
 	$(BIN)/python benchmarks/bench_graph.py
 	cd benchmarks && ../$(BIN)/python bench_detect.py
