@@ -48,6 +48,7 @@ from .interactive import (
     sigma_graph,
     timeline_figure,
 )
+from .provenance import evidence_root, relative_paths
 from .timeline import timeline
 from .triage import SCOPES, STATUSES, TriageError, TriageRecord, finding_ids
 
@@ -92,15 +93,22 @@ def _grid_options(height: int) -> dict[str, Any]:
 
 
 class Grid:
-    """A place for a grid: each new frame gets a new grid (a DataTable set up afresh)."""
+    """A place for a grid: each new frame gets a new grid (a DataTable set up afresh).
 
-    def __init__(self, height: int = 320) -> None:
+    With ``root`` (the case's evidence root), evidence paths (``source_file``) are shown
+    relative to it; the frames the widgets keep as attributes keep the full paths.
+    """
+
+    def __init__(self, height: int = 320, root: str | None = None) -> None:
         self.height = height
+        self.root = root
         self.box = w.Box(layout=w.Layout(width="100%"))
         self.table: Any = None
 
     def show(self, frame: pd.DataFrame) -> None:
         """Show a frame (times in the display zone, at most ``GRID_ROWS`` rows)."""
+        if self.root is not None:
+            frame = relative_paths(frame, self.root)
         self.table = grid(frame, self.height)
         self.box.children = (self.table,)
 
@@ -335,7 +343,7 @@ class EntityExplorer:
         self.status = w.HTML()
         self.explorer = GraphExplorer(self.graph, start, depth=2, height=460)
         self.plot = w.Box(layout=w.Layout(width="100%"))
-        self.grid = Grid()
+        self.grid = Grid(root=evidence_root(case.manifest["path"]))
         self.table: Any = None
         self.timeline = pd.DataFrame()
         self.events = pd.DataFrame()
@@ -471,7 +479,7 @@ class FindingsBrowser:
         self.status = w.HTML()
         self.detail = w.HTML()
         self.explorer = GraphExplorer(self.graph, None, depth=1, height=420)
-        self.grid = Grid(height=260)
+        self.grid = Grid(height=260, root=evidence_root(case.manifest["path"]))
         self.table: Any = None
         self.decision = w.Dropdown(options=STATUSES, description="status", style=WIDE)
         self.note = w.Text(description="note", placeholder="why", style=WIDE,
