@@ -69,7 +69,7 @@ FONT_SIZE = 7
 #: Points between a node and its label (clear of the focus's larger marker).
 LABEL_OFFSET = 8
 #: Inches between a column's widest label and the next column's nodes.
-COLUMN_GAP = 0.3
+COLUMN_GAP = 0.6
 #: Room right of the drawing for the legend, in inches.
 LEGEND_INCHES = 1.5
 #: Height of a row, in inches (a label is about 0.13 in tall).
@@ -110,6 +110,8 @@ def plot_graph(
     if ax is None:
         rows = max(_layer_sizes(sub).values(), default=1)
         width = max(8.0, starts[-1] + 0.3 + LEGEND_INCHES)
+        spare = width - 0.3 - LEGEND_INCHES - starts[-1]  # a narrow graph: wider gaps
+        starts = _column_starts(sub, columns, labels, centre, COLUMN_GAP + spare / len(columns))
         figure, ax = plt.subplots(figsize=(width, max(4.0, ROW_INCHES * rows + 1.5)))
         figure.subplots_adjust(left=0.1 / width, right=1 - LEGEND_INCHES / width)
     positions = _positions(sub, columns, starts)
@@ -233,12 +235,16 @@ def _layer_sizes(graph: nx.MultiDiGraph) -> dict[int, int]:
 
 
 def _column_starts(
-    graph: nx.MultiDiGraph, columns: list[int], labels: dict[str, str], centre: str | None
+    graph: nx.MultiDiGraph,
+    columns: list[int],
+    labels: dict[str, str],
+    centre: str | None,
+    gap: float = COLUMN_GAP,
 ) -> list[float]:
     """Return where each column's nodes stand, in inches, and where the last one ends.
 
     A column is as wide as its widest label (measured in the font it is drawn in), the
-    label's offset from the node and a gap before the next column.
+    label's offset from the node and ``gap`` inches before the next column.
     """
     from matplotlib.font_manager import FontProperties
     from matplotlib.textpath import TextToPath
@@ -252,7 +258,7 @@ def _column_starts(
         widths[layer] = max(widths[layer], (points + LABEL_OFFSET) / 72)
     starts = [0.0]
     for layer in columns:
-        starts.append(starts[-1] + max(widths[layer], 0.3) + COLUMN_GAP)
+        starts.append(starts[-1] + max(widths[layer], 0.3) + gap)
     return starts
 
 
