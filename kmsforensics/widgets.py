@@ -40,6 +40,8 @@ from .display import show_time
 from .graph import build_graph
 from .graph.query import AmbiguousReferenceError, UnknownReferenceError
 from .interactive import (
+    KIND_COLOURS,
+    LINEAGE,
     grid_frame,
     identity_names,
     lineage_nodes,
@@ -250,14 +252,21 @@ class GraphExplorer:
         self.sigma = Sigma(
             view,
             height=self.height,
-            raw_node_color="color",
+            # the legend names these attributes: kinds by colour, the lineage in red
+            node_color="kind",
+            node_color_palette=KIND_COLOURS,
             raw_node_label="label",
-            node_size="size",
+            node_size="connections",
+            node_size_scale="sqrt",
+            node_size_range=(3, 15),
             node_halo_size="highlight",
             node_halo_size_range=(0, 14),
             default_node_halo_color="#ff3030",
-            edge_color="highlight",
-            edge_color_palette={"0": "#cccccc", "1": "#ff3030"},
+            edge_color="lineage",
+            edge_color_palette={"other": "#cccccc", LINEAGE: "#ff3030"},
+            edge_size="count",
+            edge_size_scale="log+1",
+            edge_size_range=(0.5, 4),
             edge_label="relation",
             default_edge_type="arrow",
             start_layout=4,

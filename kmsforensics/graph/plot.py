@@ -65,7 +65,7 @@ LAYER_NAMES: dict[int, str] = {
 MAX_NODES = 300
 #: Longest label (longer ones keep their start and end) that fits in a column.
 LABEL_CHARS = 26
-FONT_SIZE = 7
+FONT_SIZE = 8
 #: Points between a node and its label (clear of the focus's larger marker).
 LABEL_OFFSET = 8
 #: Inches between a column's widest label and the next column's nodes.
