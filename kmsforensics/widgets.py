@@ -71,6 +71,9 @@ SEVERITIES = ("critical", "high", "medium", "low")
 #: Most nodes the graph explorer draws at once (sigma.js stays smooth well past this).
 MAX_NODES = 2500
 WIDE = {"description_width": "initial"}
+#: A grid of at most this many rows and columns is drawn without scroll bars, as wide as
+#: its columns (a scrolling grid is as wide as the page, its bottom rule too).
+SMALL_GRID = (12, 4)
 #: A row of controls that wraps onto a second line rather than squeezing its buttons.
 WRAP = w.Layout(flex_flow="row wrap")
 
@@ -79,19 +82,21 @@ def grid(frame: pd.DataFrame, height: int = 320) -> Any:
     """Return a scrollable, sortable grid of a frame that does not wrap (itables, offline)."""
     from itables.widget import ITable
 
-    return ITable(df=grid_frame(frame), **_grid_options(height))
+    shown = grid_frame(frame)
+    return ITable(df=shown, **_grid_options(height, shown))
 
 
-def _grid_options(height: int) -> dict[str, Any]:
-    return {
+def _grid_options(height: int, frame: pd.DataFrame) -> dict[str, Any]:
+    options: dict[str, Any] = {
         "classes": "display nowrap compact cell-border",
-        "scrollY": f"{height}px",
-        "scrollX": True,
-        "scrollCollapse": True,
         "paging": False,
         "maxBytes": "8MB",
         "showIndex": False,
     }
+    rows, columns = SMALL_GRID
+    if len(frame) > rows or len(frame.columns) > columns:
+        options.update(scrollY=f"{height}px", scrollX=True, scrollCollapse=True)
+    return options
 
 
 class Grid:
