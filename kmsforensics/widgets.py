@@ -96,6 +96,8 @@ def _grid_options(height: int, frame: pd.DataFrame) -> dict[str, Any]:
     rows, columns = SMALL_GRID
     if len(frame) > rows or len(frame.columns) > columns:
         options.update(scrollY=f"{height}px", scrollX=True, scrollCollapse=True)
+    else:  # itables' style but for the margin: on the left, as the other outputs
+        options["style"] = "table-layout:auto;width:auto;margin:0;caption-side:bottom"
     return options
 
 

@@ -131,4 +131,5 @@ def test_small_grids_are_as_wide_as_their_columns_and_big_ones_scroll() -> None:
     big = kf.widgets.grid(pd.DataFrame({"n": range(50)}))
     wide = kf.widgets.grid(pd.DataFrame({c: [1] for c in "abcdefgh"}))
     assert "scrollX" not in small._dt_args and "scrollY" not in small._dt_args
+    assert "margin:0" in small._style  # on the left, as the other outputs
     assert big._dt_args["scrollY"] == "320px" and wide._dt_args["scrollX"] is True

@@ -68,8 +68,12 @@ LABEL_CHARS = 26
 FONT_SIZE = 8
 #: Points between a node and its label (clear of the focus's larger marker).
 LABEL_OFFSET = 8
-#: Inches between a column's widest label and the next column's nodes.
+#: Inches between a column's widest label and the next column's nodes: COLUMN_GAP, less
+#: (down to MIN_GAP) when the picture would be wider than PAGE_INCHES, more when it would
+#: be narrower than 8 in.
 COLUMN_GAP = 0.6
+MIN_GAP = 0.25
+PAGE_INCHES = 12.0
 #: Room right of the drawing for the legend, in inches.
 LEGEND_INCHES = 1.5
 #: Height of a row, in inches (a label is about 0.13 in tall).
@@ -109,9 +113,12 @@ def plot_graph(
     starts = _column_starts(sub, columns, labels, centre)  # in inches, the last: the end
     if ax is None:
         rows = max(_layer_sizes(sub).values(), default=1)
-        width = max(8.0, starts[-1] + 0.3 + LEGEND_INCHES)
-        spare = width - 0.3 - LEGEND_INCHES - starts[-1]  # a narrow graph: wider gaps
-        starts = _column_starts(sub, columns, labels, centre, COLUMN_GAP + spare / len(columns))
+        margins = 0.3 + LEGEND_INCHES
+        labelled = _column_starts(sub, columns, labels, centre, 0.0)[-1]
+        wanted = min(PAGE_INCHES, labelled + len(columns) * COLUMN_GAP + margins)
+        gap = max(MIN_GAP, (max(8.0, wanted) - margins - labelled) / len(columns))
+        starts = _column_starts(sub, columns, labels, centre, gap)
+        width = starts[-1] + margins
         figure, ax = plt.subplots(figsize=(width, max(4.0, ROW_INCHES * rows + 1.5)))
         figure.subplots_adjust(left=0.1 / width, right=1 - LEGEND_INCHES / width)
     positions = _positions(sub, columns, starts)
