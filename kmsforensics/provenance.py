@@ -14,6 +14,8 @@ Examples
 '/cases/7'
 >>> relative_path("/cases/7/trail/b.zip::x/y.json", "/cases/7")
 'trail/b.zip::x/y.json'
+>>> evidence_root(["/cases/7/a.json", "b.json"]) is None  # no one root: paths left as they are
+True
 >>> import pandas as pd
 >>> files = pd.DataFrame({"path": ["/cases/7/sls/a.json.gz", "/cases/7/b.json"]})
 >>> shown = relative_paths(files)
@@ -45,7 +47,10 @@ def evidence_root(paths: Iterable[object]) -> str | None:
     folders = {os.path.dirname(_file(str(p))) for p in paths if isinstance(p, str) and p}
     if not folders:
         return None
-    return os.path.commonpath(sorted(folders)) if len(folders) > 1 else folders.pop()
+    try:
+        return os.path.commonpath(sorted(folders)) if len(folders) > 1 else folders.pop()
+    except ValueError:  # full and relative paths mixed: no one root
+        return None
 
 
 def relative_path(path: str, root: str | None) -> str:
