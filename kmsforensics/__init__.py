@@ -66,6 +66,7 @@ from .plots import (
     plot_swimlanes,
     plot_top,
 )
+from .provenance import relative_paths
 from .store import IngestReport, ingest, open
 from .timeline import timeline, usage
 
@@ -152,6 +153,7 @@ __all__ = [
     "plot_hour_of_week",
     "plot_swimlanes",
     "plot_top",
+    "relative_paths",
     "rules",
     "set_display_timezone",
     "timeline",

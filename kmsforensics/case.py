@@ -205,7 +205,8 @@ class Case:
 
         Every column of both logs is searched, nested ActionTrail objects
         (``requestParameters`` ...) included; each row says where the record came from
-        (``source_file``, ``source_record``) and which fields matched. See
+        (``source_file`` under the evidence root, which is ``attrs["evidence_root"]``;
+        ``source_record``) and which fields matched. See
         :func:`kmsforensics.search.search`.
         """
         from .search import search

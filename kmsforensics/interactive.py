@@ -39,6 +39,8 @@ KIND_COLOURS = {
     "access-key": "#fd8d3c", "kms-instance": "#756bb1", "key": "#e6550d",
     "key-version": "#fdae6b", "secret": "#de2d26", "ip": "#969696", "service": "#bcbddc",
 }  # fmt: skip
+#: What the graph's legend calls an edge between two haloed nodes.
+LINEAGE = "incident lineage"
 SEVERITY_COLOURS = {"critical": "#67000d", "high": "#d7301f", "medium": "#fc8d59",
                     "low": "#fdcc8a"}  # fmt: skip
 GRID_ROWS = 5000
@@ -75,8 +77,11 @@ def sigma_graph(
 ) -> nx.DiGraph:
     """Return the part of the graph to draw: names as labels, ids and attributes on hover.
 
-    Parallel edges are merged (their relations listed); ``highlight`` marks nodes
-    (``highlight=1``) for a halo, and edges between two marked nodes too.
+    Parallel edges are merged (their relations and calls summed); ``highlight`` marks
+    nodes (``highlight=1``) for a halo, and edges between two marked nodes
+    (``lineage="incident lineage"``, else ``"other"``). The attributes are named for the
+    graph's legend, which names them: nodes coloured by ``kind``, sized by
+    ``connections``; edges coloured by ``lineage``, as wide as their ``count`` of calls.
     """
     keep = [n for n in nodes if n in graph]
     marked = set(highlight)
@@ -90,8 +95,7 @@ def sigma_graph(
             id=node,
             kind=kind,
             label=str(data.get("name") or node),
-            color=KIND_COLOURS.get(kind, "#999999"),
-            size=3 + min(int(degree.get(node, 0)), 60) ** 0.5 * 2,
+            connections=int(degree.get(node, 0)),
             highlight=int(node in marked),
         )
         view.add_node(node, **attributes)
@@ -111,7 +115,7 @@ def sigma_graph(
             first_seen=_text(data.get("first_seen")),
             last_seen=_text(data.get("last_seen")),
             operations=_text(data.get("operations")),
-            highlight=int(source in marked and target in marked),
+            lineage=LINEAGE if source in marked and target in marked else "other",
         )
     return view
 

@@ -48,6 +48,7 @@ from .case import Case, evidence_ids, to_utc
 from .display import show_time
 from .errors import ReportError, ReportParameterError, TemplateNotFoundError
 from .incidents_view import incidents
+from .provenance import relative_paths
 from .triage import TriageRecord, apply, finding_ids
 
 TEMPLATES = {"incident": "incident_report.ipynb"}
@@ -486,13 +487,8 @@ def parameters_table(inv: Investigation, given: Mapping[str, Any]) -> Table:
 
 def manifest(inv: Investigation) -> Table:
     """Return the whole evidence manifest, with paths relative to the evidence root."""
-    frame = inv.case.manifest.copy()
-    if inv.root is not None:
-        root = str(inv.root)
-        frame["path"] = [
-            os.path.relpath(str(p), root) if str(p).startswith(root) else str(p)
-            for p in frame["path"]
-        ]
+    root = str(inv.root) if inv.root is not None else None
+    frame = relative_paths(inv.case.manifest, root, ["path"])
     columns = ["path", "sha256", "bytes", "format", "records_read", "records_loaded",
                "records_rejected", "duplicates", "status"]  # fmt: skip
     shown = table(frame, columns)

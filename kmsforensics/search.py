@@ -3,7 +3,9 @@
 ``case.search("192.0.2.66")`` looks in every column of the KMS records and of the
 ActionTrail events (their nested objects as the JSON text they came in, so
 ``requestParameters``, ``responseElements`` and the like are searched too) and returns
-one row per matching record with where it came from.
+one row per matching record with where it came from: ``source_file`` relative to the
+evidence root (as the report's manifest names files), the root itself in
+``attrs["evidence_root"]`` (see :mod:`kmsforensics.provenance`).
 
 Examples
 --------
@@ -23,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .provenance import evidence_root, relative_paths
 
 COLUMNS = ("time", "source", "id", "fields", "excerpt", "source_file", "source_record")
 _PROVENANCE = {"source_file", "source_record", "source_item"}
@@ -112,6 +116,10 @@ def search(case: Any, text: str) -> pd.DataFrame:
         One row per matching record: ``time``, ``source`` (``kms`` or ``actiontrail``),
         ``id`` (request or event id, as a finding's evidence holds it), ``fields`` (the
         fields that matched, nested objects by their top-level name), ``excerpt``,
-        ``source_file`` and ``source_record``; oldest first.
+        ``source_file`` (relative to the evidence root) and ``source_record``; oldest
+        first. ``attrs["evidence_root"]`` is the folder that holds every evidence file
+        of the case, so that ``Path(root) / source_file`` is the file's full path, as
+        ``case.manifest.path`` has it.
     """
-    return search_frames(case.kms, case._actiontrail_text, text)
+    found = search_frames(case.kms, case._actiontrail_text, text)
+    return relative_paths(found, evidence_root(case.manifest["path"]), ["source_file"])

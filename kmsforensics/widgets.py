@@ -40,6 +40,8 @@ from .display import show_time
 from .graph import build_graph
 from .graph.query import AmbiguousReferenceError, UnknownReferenceError
 from .interactive import (
+    KIND_COLOURS,
+    LINEAGE,
     grid_frame,
     identity_names,
     lineage_nodes,
@@ -48,6 +50,7 @@ from .interactive import (
     sigma_graph,
     timeline_figure,
 )
+from .provenance import evidence_root, relative_paths
 from .timeline import timeline
 from .triage import SCOPES, STATUSES, TriageError, TriageRecord, finding_ids
 
@@ -68,6 +71,9 @@ SEVERITIES = ("critical", "high", "medium", "low")
 #: Most nodes the graph explorer draws at once (sigma.js stays smooth well past this).
 MAX_NODES = 2500
 WIDE = {"description_width": "initial"}
+#: A grid of at most this many rows and columns is drawn without scroll bars, as wide as
+#: its columns (a scrolling grid is as wide as the page, its bottom rule too).
+SMALL_GRID = (12, 4)
 #: A row of controls that wraps onto a second line rather than squeezing its buttons.
 WRAP = w.Layout(flex_flow="row wrap")
 
@@ -76,31 +82,42 @@ def grid(frame: pd.DataFrame, height: int = 320) -> Any:
     """Return a scrollable, sortable grid of a frame that does not wrap (itables, offline)."""
     from itables.widget import ITable
 
-    return ITable(df=grid_frame(frame), **_grid_options(height))
+    shown = grid_frame(frame)
+    return ITable(df=shown, **_grid_options(height, shown))
 
 
-def _grid_options(height: int) -> dict[str, Any]:
-    return {
+def _grid_options(height: int, frame: pd.DataFrame) -> dict[str, Any]:
+    options: dict[str, Any] = {
         "classes": "display nowrap compact cell-border",
-        "scrollY": f"{height}px",
-        "scrollX": True,
-        "scrollCollapse": True,
         "paging": False,
         "maxBytes": "8MB",
         "showIndex": False,
     }
+    rows, columns = SMALL_GRID
+    if len(frame) > rows or len(frame.columns) > columns:
+        options.update(scrollY=f"{height}px", scrollX=True, scrollCollapse=True)
+    else:  # itables' style but for the margin: on the left, as the other outputs
+        options["style"] = "table-layout:auto;width:auto;margin:0;caption-side:bottom"
+    return options
 
 
 class Grid:
-    """A place for a grid: each new frame gets a new grid (a DataTable set up afresh)."""
+    """A place for a grid: each new frame gets a new grid (a DataTable set up afresh).
 
-    def __init__(self, height: int = 320) -> None:
+    With ``root`` (the case's evidence root), evidence paths (``source_file``) are shown
+    relative to it; the frames the widgets keep as attributes keep the full paths.
+    """
+
+    def __init__(self, height: int = 320, root: str | None = None) -> None:
         self.height = height
+        self.root = root
         self.box = w.Box(layout=w.Layout(width="100%"))
         self.table: Any = None
 
     def show(self, frame: pd.DataFrame) -> None:
         """Show a frame (times in the display zone, at most ``GRID_ROWS`` rows)."""
+        if self.root is not None:
+            frame = relative_paths(frame, self.root)
         self.table = grid(frame, self.height)
         self.box.children = (self.table,)
 
@@ -242,14 +259,21 @@ class GraphExplorer:
         self.sigma = Sigma(
             view,
             height=self.height,
-            raw_node_color="color",
+            # the legend names these attributes: kinds by colour, the lineage in red
+            node_color="kind",
+            node_color_palette=KIND_COLOURS,
             raw_node_label="label",
-            node_size="size",
+            node_size="connections",
+            node_size_scale="sqrt",
+            node_size_range=(3, 15),
             node_halo_size="highlight",
             node_halo_size_range=(0, 14),
             default_node_halo_color="#ff3030",
-            edge_color="highlight",
-            edge_color_palette={"0": "#cccccc", "1": "#ff3030"},
+            edge_color="lineage",
+            edge_color_palette={"other": "#cccccc", LINEAGE: "#ff3030"},
+            edge_size="count",
+            edge_size_scale="log+1",
+            edge_size_range=(0.5, 4),
             edge_label="relation",
             default_edge_type="arrow",
             start_layout=4,
@@ -335,7 +359,7 @@ class EntityExplorer:
         self.status = w.HTML()
         self.explorer = GraphExplorer(self.graph, start, depth=2, height=460)
         self.plot = w.Box(layout=w.Layout(width="100%"))
-        self.grid = Grid()
+        self.grid = Grid(root=evidence_root(case.manifest["path"]))
         self.table: Any = None
         self.timeline = pd.DataFrame()
         self.events = pd.DataFrame()
@@ -471,7 +495,7 @@ class FindingsBrowser:
         self.status = w.HTML()
         self.detail = w.HTML()
         self.explorer = GraphExplorer(self.graph, None, depth=1, height=420)
-        self.grid = Grid(height=260)
+        self.grid = Grid(height=260, root=evidence_root(case.manifest["path"]))
         self.table: Any = None
         self.decision = w.Dropdown(options=STATUSES, description="status", style=WIDE)
         self.note = w.Text(description="note", placeholder="why", style=WIDE,

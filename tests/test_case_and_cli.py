@@ -263,8 +263,28 @@ def test_search_finds_text_in_every_field_of_both_logs_with_provenance(evidence:
     hits = case.search("payments-token")
     assert list(hits.source) == ["actiontrail", "kms"]  # oldest first, case-insensitive
     assert "requestParameters" in hits.fields.iloc[0] and hits.id.iloc[0] == nested["eventId"]
-    assert hits.source_file.iloc[1].endswith("k.jsonl") and hits.source_record.iloc[1] == 1
+    # the file as it sits in the evidence, the root kept: root/source_file is the full path
+    assert list(hits.source_file) == ["t/Actiontrail_x.gz", "k.jsonl"]
+    assert hits.source_record.iloc[1] == 1
+    root = Path(hits.attrs["evidence_root"])
+    assert root == evidence.resolve()
+    assert set(case.manifest.path) >= {str(root / f) for f in hits.source_file}
     assert "useragent" in hits.fields.iloc[1]
     assert "Payments-Token" in hits.excerpt.iloc[1]
     assert case.search("no such text anywhere").empty
     assert len(case.search("ACSCurrent")) == 1  # a nested value only the raw event holds
+
+
+def test_search_names_zip_members_under_the_evidence_root(evidence: Path) -> None:
+    import zipfile
+
+    (evidence / "trail").mkdir()
+    with zipfile.ZipFile(evidence / "trail" / "export.zip", "w") as archive:
+        archive.writestr("day/at.json", json.dumps([at_event(3, sourceIpAddress="198.51.100.7")]))
+    write(evidence / "sls" / "k.jsonl", jsonl([kms_record(4, client_ip="198.51.100.7")]))
+    case = kf.load(evidence, progress=False)
+    hits = case.search("198.51.100.7")
+    assert sorted(hits.source_file) == ["sls/k.jsonl", "trail/export.zip::day/at.json"]
+    root = hits.attrs["evidence_root"]
+    assert set(case.manifest.path) >= {f"{root}/{f}" for f in hits.source_file}
+    assert not any(f.startswith("/") for f in hits.source_file)

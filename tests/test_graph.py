@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import networkx as nx
+import numpy as np
 import pytest
 from conftest import (
     ACCOUNT_DEV,
@@ -25,6 +27,9 @@ from conftest import (
 )
 
 import kmsforensics as kf
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 @pytest.fixture(scope="module")
@@ -254,16 +259,11 @@ def test_picture_of_the_attack_is_readable(
     ax = kf.plot_graph(graph, focus=leak["sts_key"], depth=2)
     assert "around" in ax.get_title()
     figure = ax.figure
-    figure.canvas.draw()
-    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
     labels = [t for t in ax.texts if t.get_text()]
     shown = {t.get_text() for t in labels}
     assert "ci-deployer" in shown and "deploy-role:debug" in shown
     assert leak["attacker_ip"] in shown
-    boxes = [t.get_window_extent(renderer) for t in labels]
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            assert not a.overlaps(b), "labels overlap"
+    assert_readable(ax)
     legend = {t.get_text() for t in ax.get_legend().get_texts()}
     assert {"ram-user", "role-session", "access-key", "secret", "cross-account"} <= legend
     arrows = [t.arrow_patch for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
@@ -271,6 +271,57 @@ def test_picture_of_the_attack_is_readable(
     assert dashed  # the cross-account assumption is marked
     figure.savefig(tmp_path / "graph.png")
     assert (tmp_path / "graph.png").stat().st_size > 10_000
+
+
+def assert_readable(ax: Axes) -> None:
+    """No node label overlaps another label or any node's marker, and none is cut.
+
+    The extents are those of the drawn figure (its renderer), the markers' boxes
+    their scatter sizes at the figure's resolution.
+    """
+    from matplotlib.transforms import Bbox
+
+    figure = ax.figure
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    labels = [t for t in ax.texts if t.get_text()]
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    for i, a in enumerate(boxes):
+        for j, b in enumerate(boxes[i + 1 :], start=i + 1):
+            assert not a.overlaps(b), f"{labels[i].get_text()!r} overlaps {labels[j].get_text()!r}"
+    markers = []
+    for scatter in ax.collections:
+        points = scatter.get_offset_transform().transform(scatter.get_offsets())
+        sizes = scatter.get_sizes()
+        for (x, y), size in zip(points, np.resize(sizes, len(points)), strict=True):
+            r = np.sqrt(size) / 2 * figure.dpi / 72  # a marker's radius, in pixels
+            markers.append(Bbox.from_extents(x - r, y - r, x + r, y + r))
+    assert markers
+    for label, box in zip(labels, boxes, strict=True):
+        hit = [m for m in markers if box.overlaps(m)]
+        assert not hit, f"{label.get_text()!r} lies on a node's marker"
+        assert figure.bbox.contains(box.x0, box.y0) and figure.bbox.contains(box.x1, box.y1), (
+            f"{label.get_text()!r} is cut by the figure's edge"
+        )
+        assert label.get_zorder() > 1 and label.get_bbox_patch() is not None  # edges behind
+
+
+@pytest.mark.parametrize("name", ["sts_key", "key_scheduled", "user", "attacker_ip"])
+def test_pictures_the_report_draws_have_readable_labels(
+    incident: tuple[dict, kf.Case, nx.MultiDiGraph], name: str, tmp_path: Path
+) -> None:
+    """The report's focus is the top finding's entity: on this case the scheduled key."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    truth, _, graph = incident
+    found = {**facts(truth, "leaked-ci-key"), **facts(truth, "key-destruction")}
+    focus = f"key:{found[name]}" if name == "key_scheduled" else found[name]
+    ax = kf.plot_graph(graph, focus=focus, depth=2)
+    assert_readable(ax)
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(ticks) == len(set(ticks)) and "" not in ticks  # only the columns with nodes
+    ax.figure.savefig(tmp_path / "graph.png", bbox_inches="tight")  # as the report keeps it
 
 
 def test_whole_graph_picture_stays_within_bounds(

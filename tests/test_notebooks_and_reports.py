@@ -56,12 +56,21 @@ def _grid_rows(table: object) -> pd.DataFrame:
     return table._df  # type: ignore[attr-defined]  # the frame the itables grid holds
 
 
+def assert_relative(shown: pd.Series, kept: pd.Series) -> None:
+    """The grid names files under the evidence root; the widget's frame keeps full paths."""
+    root = str(INCIDENT.resolve())
+    assert len(shown) and not shown.str.startswith("/").any()
+    assert kept.astype(str).str.startswith(root + "/").all()
+    assert [f"{root}/{f}" for f in shown] == list(kept.astype(str).head(len(shown)))
+
+
 def test_entity_explorer_follows_entity_window_and_depth(incident: tuple) -> None:
     case, findings = incident
     explorer = kf.widgets.EntityExplorer(case, findings, entity="ip:192.0.2.66")
     assert set(explorer.events.client_ip) == {"192.0.2.66"}
     assert "ip:192.0.2.66" in explorer.explorer.nodes and explorer.explorer.sigma is not None
     assert set(_grid_rows(explorer.table).client_ip) == {"192.0.2.66"}
+    assert_relative(_grid_rows(explorer.table).source_file, explorer.events.source_file)
     assert type(explorer.plot.children[0]).__name__ == "BokehModel"
     nodes = set(explorer.explorer.nodes)
     explorer.entity.value = "ci-deployer"  # a name, not an id
@@ -168,6 +177,7 @@ def test_findings_browser_filters_shows_evidence_and_triages(
     chosen = findings.loc[browser.choice.value]
     assert set(browser.evidence.evidence_id) == set(chosen.evidence)
     assert set(_grid_rows(browser.table).evidence_id) == set(chosen.evidence)
+    assert_relative(_grid_rows(browser.table).source_file, browser.evidence.source_file)
     assert browser.explorer.highlighted
     browser.severity.value = ("critical", "high")
     browser.rule.value = ("D01",)

@@ -123,3 +123,13 @@ def test_the_report_timeline_starts_near_the_most_severe_finding(
     assert shown.frame["findings"].astype(bool).any()  # the cited events are in it
     assert f"50 of the {len(every):,} events of {focus}" in shown.note
     assert "critical finding cites" in shown.note
+
+
+def test_small_grids_are_as_wide_as_their_columns_and_big_ones_scroll() -> None:
+    """A scrolling grid spans the page, and so does its bottom rule under a 4-row table."""
+    small = kf.widgets.grid(pd.DataFrame({"kind": ["key", "secret"], "nodes": [6, 9]}))
+    big = kf.widgets.grid(pd.DataFrame({"n": range(50)}))
+    wide = kf.widgets.grid(pd.DataFrame({c: [1] for c in "abcdefgh"}))
+    assert "scrollX" not in small._dt_args and "scrollY" not in small._dt_args
+    assert "margin:0" in small._style  # on the left, as the other outputs
+    assert big._dt_args["scrollY"] == "320px" and wide._dt_args["scrollX"] is True

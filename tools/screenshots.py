@@ -8,7 +8,9 @@ is then photographed one screen at a time, ``build/screenshots/NAME-NN.png``. Th
 photographed as one full page, ``report.png``, and in screens, ``report-NN.png``.
 
 Every output taller than two screens is listed, as are the cells whose output shows an
-error, so that what a reader would scroll past is named.
+error and those that show a plain pandas table (``table.dataframe``, not the report's
+tables: index numbers and "NaN" where the notebooks use grids), so that what a reader
+would scroll past or frown at is named.
 
 Usage: ``python tools/screenshots.py [NOTEBOOK ...] [--report PATH] [--no-report]
 [--no-notebooks]``.
@@ -54,11 +56,12 @@ CONTENT = (
 )
 OUTPUTS = (
     "() => [...document.querySelectorAll('.jp-CodeCell')].map((c, i) => ({"
-    " index: i, source: c.querySelector('.jp-InputArea').innerText.split('\\n')"
+    " index: i, source: c.querySelector('.jp-InputArea-editor').innerText.split('\\n')"
     ".find(l => l.trim() && !l.trim().startsWith('#')) || '',"
     " height: (c.querySelector('.jp-OutputArea') || {offsetHeight: 0}).offsetHeight,"
     ' error: !!c.querySelector(\'.jp-OutputArea-output[data-mime-type*="error"],'
-    ' .jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]\') }))'
+    ' .jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]\'),'
+    " frame: !!c.querySelector('.jp-OutputArea table.dataframe:not(.kmsforensics-table)') }))"
 )
 
 
@@ -90,8 +93,13 @@ def notebook(browser: Browser, url: str, path: Path) -> None:
     shots = screens(page, path.stem)
     print(f"{path.name}: ran in {time.monotonic() - started:.0f} s, {len(shots)} screens")
     for output in page.evaluate(OUTPUTS):
-        if output["height"] > TALL or output["error"]:
-            what = "an error or a warning" if output["error"] else f"{output['height']} px tall"
+        problems = [
+            "an error or a warning" if output["error"] else "",
+            "a plain pandas table" if output["frame"] else "",
+            f"{output['height']} px tall" if output["height"] > TALL else "",
+        ]
+        if any(problems):
+            what = ", ".join(p for p in problems if p)
             print(f"  cell {output['index'] + 1} ({output['source'][:60]}): {what}")
     page.close()
 

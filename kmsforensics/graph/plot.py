@@ -1,9 +1,11 @@
 """A picture of the graph around an entity: layered, coloured by kind, readable.
 
 Layers run left to right, from accounts to identities, sessions, source addresses,
-credentials and the keys and secrets they touched. Nodes in a layer are spread evenly
-and labelled beside them, so labels do not overlap; cross-account assumptions are drawn
-dashed red and edges with failures orange.
+credentials and the keys and secrets they touched; only the layers that have nodes take
+a column, and each column is wide enough for its labels. Nodes in a layer are spread
+evenly and labelled beside them on a white ground (edges pass behind the labels), so
+labels overlap neither each other nor the next column's nodes; cross-account
+assumptions are drawn dashed red and edges with failures orange.
 """
 
 from __future__ import annotations
@@ -49,9 +51,33 @@ STYLE: dict[str, tuple[str, str]] = {  # kind -> (colour, marker)
     "secret": ("#dd3497", "X"),
     "key-version": ("#fa9fb5", "."),
 }
+#: What the axis calls each layer.
+LAYER_NAMES: dict[int, str] = {
+    0: "accounts",
+    1: "identities",
+    2: "roles",
+    3: "sessions",
+    4: "addresses",
+    5: "credentials",
+    6: "keys, secrets",
+    7: "versions",
+}
 MAX_NODES = 300
 #: Longest label (longer ones keep their start and end) that fits in a column.
-LABEL_CHARS = 24
+LABEL_CHARS = 26
+FONT_SIZE = 8
+#: Points between a node and its label (clear of the focus's larger marker).
+LABEL_OFFSET = 8
+#: Inches between a column's widest label and the next column's nodes: COLUMN_GAP, less
+#: (down to MIN_GAP) when the picture would be wider than PAGE_INCHES, more when it would
+#: be narrower than 8 in.
+COLUMN_GAP = 0.6
+MIN_GAP = 0.25
+PAGE_INCHES = 12.0
+#: Room right of the drawing for the legend, in inches.
+LEGEND_INCHES = 1.5
+#: Height of a row, in inches (a label is about 0.13 in tall).
+ROW_INCHES = 0.28
 #: Rows a layer may take before the least connected nodes are left out (and counted).
 MAX_PER_LAYER = 40
 
@@ -81,10 +107,21 @@ def plot_graph(
     from matplotlib.lines import Line2D
 
     sub = _neighbourhood(graph, focus, depth)
+    centre = resolve(graph, focus) if focus is not None else None
+    labels = {node: _label(sub, node) for node in sub.nodes}
+    columns = sorted(_layer_sizes(sub)) or [0]
+    starts = _column_starts(sub, columns, labels, centre)  # in inches, the last: the end
     if ax is None:
         rows = max(_layer_sizes(sub).values(), default=1)
-        _, ax = plt.subplots(figsize=(15, max(4.0, 0.28 * rows + 1.5)))
-    positions = _positions(sub)
+        margins = 0.3 + LEGEND_INCHES
+        labelled = _column_starts(sub, columns, labels, centre, 0.0)[-1]
+        wanted = min(PAGE_INCHES, labelled + len(columns) * COLUMN_GAP + margins)
+        gap = max(MIN_GAP, (max(8.0, wanted) - margins - labelled) / len(columns))
+        starts = _column_starts(sub, columns, labels, centre, gap)
+        width = starts[-1] + margins
+        figure, ax = plt.subplots(figsize=(width, max(4.0, ROW_INCHES * rows + 1.5)))
+        figure.subplots_adjust(left=0.1 / width, right=1 - LEGEND_INCHES / width)
+    positions = _positions(sub, columns, starts)
     for src, dst, data in sub.edges(data=True):
         (x0, y0), (x1, y1) = positions[src], positions[dst]
         cross = bool(data.get("cross_account"))
@@ -113,20 +150,22 @@ def plot_graph(
             [positions[n][1] for n in nodes],
             c=colour,
             marker=marker,
-            s=160 if focus in nodes else 60,
+            s=[160 if n == centre else 60 for n in nodes],
             zorder=3,
-            edgecolors="black" if any(n == focus for n in nodes) else "none",
+            edgecolors=["black" if n == centre else "none" for n in nodes],
         )
         for node in nodes:
-            x, y = positions[node]
-            ax.text(
-                x + 0.08,
-                y,
-                _label(sub, node),
-                fontsize=7,
+            ax.annotate(
+                labels[node],
+                positions[node],
+                xytext=(LABEL_OFFSET, 0),  # points right of the node, at any size
+                textcoords="offset points",
+                fontsize=FONT_SIZE,
                 va="center",
                 zorder=4,
-                fontweight="bold" if node == focus else "normal",
+                fontweight="bold" if node == centre else "normal",
+                # a white ground: the edges leaving the node pass behind its label
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85},
             )
     handles = [
         Line2D([], [], marker=STYLE[k][1], color=STYLE[k][0], linestyle="", label=k)
@@ -140,21 +179,9 @@ def plot_graph(
     ax.legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False
     )
-    ax.set_xlim(-0.3, max(LAYERS.values()) + 1.2)
-    ax.set_xticks(sorted(set(LAYERS.values())))
-    ax.set_xticklabels(
-        [
-            "accounts",
-            "identities",
-            "roles",
-            "sessions",
-            "addresses",
-            "credentials",
-            "keys, secrets",
-            "versions",
-        ],
-        fontsize=8,
-    )
+    ax.set_xlim(-0.2, starts[-1] + 0.1)  # an inch a unit on a figure of its own
+    ax.set_xticks(starts[:-1])
+    ax.set_xticklabels([LAYER_NAMES.get(layer, "other") for layer in columns], fontsize=8)
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
@@ -214,20 +241,51 @@ def _layer_sizes(graph: nx.MultiDiGraph) -> dict[int, int]:
     return sizes
 
 
-def _positions(graph: nx.MultiDiGraph) -> dict[str, tuple[float, float]]:
-    """Columns by kind; rows spread evenly (centred) so labels cannot collide."""
-    columns: dict[int, list[str]] = {}
+def _column_starts(
+    graph: nx.MultiDiGraph,
+    columns: list[int],
+    labels: dict[str, str],
+    centre: str | None,
+    gap: float = COLUMN_GAP,
+) -> list[float]:
+    """Return where each column's nodes stand, in inches, and where the last one ends.
+
+    A column is as wide as its widest label (measured in the font it is drawn in), the
+    label's offset from the node and ``gap`` inches before the next column.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    measure = TextToPath()
+    widths = dict.fromkeys(columns, 0.0)
     for node, data in graph.nodes(data=True):
-        columns.setdefault(_layer(data["kind"]), []).append(node)
-    tallest = max((len(c) for c in columns.values()), default=1)
+        font = FontProperties(size=FONT_SIZE, weight="bold" if node == centre else "normal")
+        points, _, _ = measure.get_text_width_height_descent(labels[node], font, ismath=False)
+        layer = _layer(data["kind"])
+        widths[layer] = max(widths[layer], (points + LABEL_OFFSET) / 72)
+    starts = [0.0]
+    for layer in columns:
+        starts.append(starts[-1] + max(widths[layer], 0.3) + gap)
+    return starts
+
+
+def _positions(
+    graph: nx.MultiDiGraph, columns: list[int], starts: list[float]
+) -> dict[str, tuple[float, float]]:
+    """Place nodes: a column per layer in ``columns`` at ``starts``, rows spread evenly."""
+    layers: dict[int, list[str]] = {}
+    for node, data in graph.nodes(data=True):
+        layers.setdefault(_layer(data["kind"]), []).append(node)
+    tallest = max((len(c) for c in layers.values()), default=1)
     positions: dict[str, tuple[float, float]] = {}
-    for layer, nodes in columns.items():
+    for layer, nodes in layers.items():
+        column = columns.index(layer)
         nodes.sort(key=lambda n: (graph.nodes[n]["kind"], str(graph.nodes[n].get("name"))))
         offset = (tallest - len(nodes)) / 2
         if len(nodes) == 1 and tallest > 2:  # stagger lone nodes so labels do not meet
-            offset += 0.8 if layer % 2 else -0.8
+            offset += 0.8 if column % 2 else -0.8
         for row, node in enumerate(nodes):
-            positions[node] = (float(layer), float(tallest - offset - row))
+            positions[node] = (starts[column], float(tallest - offset - row))
     return positions
 
 
@@ -244,4 +302,7 @@ def _label(graph: nx.MultiDiGraph, node: str) -> str:
         ]
         if roles and roles[0]:
             name = f"{roles[0]}:{name.split(':', 1)[-1]}"
-    return plot_text(name if len(name) <= LABEL_CHARS else name[:10] + "…" + name[-10:])
+    if len(name) > LABEL_CHARS:  # keep both ends: ids differ at either
+        head = (LABEL_CHARS - 1) // 2
+        name = name[:head] + "…" + name[head + 1 - LABEL_CHARS :]
+    return plot_text(name)
