@@ -17,6 +17,7 @@ name), build the activity frame, and reconcile the counts of every file.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import warnings
@@ -63,7 +64,7 @@ from .formats.jsontext import split_json_array
 from .formats.stream import LinePieces
 from .issues import IssueLog
 from .normalize import combine_activity
-from .normalize.values import combine_encoded, encode_batch, to_frame
+from .normalize.values import combine_encoded, encode_batch, share_text, to_frame
 from .schema import MANIFEST_COLUMNS, MANIFEST_COUNTS, TEXT_COLUMNS
 from .sources import Options
 from .sources import sources as source_kinds
@@ -485,14 +486,22 @@ class _Loader:
         """Type one batch and map it to activity rows (runs on one thread, in order).
 
         Both are dictionary-encoded straight away (every text column but ids and raw
-        JSON), so a batch's repeated strings are held once, not once per row.
+        JSON), so a batch's repeated strings are held once, not once per row; text
+        columns the activity rows repeat from the typed rows (ids, addresses) share
+        the typed rows' copy (:func:`~kmsforensics.normalize.values.share_text`).
         """
         for label in CASE_SOURCES:
             source = source_kinds()[label]
-            for raw in extracted.raw.get(label, []):
-                typed = source.normalise(raw, self.issues, self.options)
-                self.activity[label].append(encode_batch(source.activity(typed), TEXT_COLUMNS))
-                self.typed[label].append(encode_batch(typed, TEXT_COLUMNS))
+            raws = extracted.raw.pop(label, [])
+            while raws:
+                typed = source.normalise(raws.pop(0), self.issues, self.options)
+                activity = encode_batch(source.activity(typed), TEXT_COLUMNS)
+                typed = share_text(encode_batch(typed, TEXT_COLUMNS))
+                self.activity[label].append(share_text(activity, typed))
+                self.typed[label].append(typed)
+                del typed, activity
+        extracted.raw.clear()  # the raw columns are not needed again
+        _release_freed_memory()
 
     def _read_deferred(self, items: list[Prepared]) -> list[pa.Table]:
         """Split JSON arrays on disk with the fast reader; fall back file by file."""
@@ -550,14 +559,17 @@ class _Loader:
             parts.append(_kept(activity, keep))
             frames[label] = typed
             self.typed[label], self.activity[label] = [], []
-        activity, order = combine_activity(parts)
-        del parts
+        # only `frames` and `parts` hold the tables now: to_frame frees each column
+        # as it converts it (self_destruct), if nothing else holds its buffers
+        del typed, activity, keep
         aap_exports = _concat(self.aap_config)
         manifest = self._manifest(frames, aap_exports)
+        frames["activity"], order = combine_activity(parts)
+        del parts
         case = Case(
             to_frame(frames.pop("kms")),
             to_frame(frames.pop("actiontrail")),
-            _reordered(to_frame(activity), order),
+            _reordered(to_frame(frames.pop("activity")), order),
             _sorted_issues(self.issues.frame(), manifest),
             manifest,
             {
@@ -792,8 +804,44 @@ def _status(item: Prepared, row: dict[str, object]) -> str:
     return "loaded"
 
 
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    """Return glibc's ``malloc_trim``, or None where the C library has none."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def _release_freed_memory() -> None:
+    """Give the memory freed by a typed slice back to the system.
+
+    A slice's raw columns and duckdb's work are freed once it is typed, but the
+    allocators keep the pages for the thread that freed them (mimalloc for Arrow,
+    glibc's per-thread arenas for duckdb and numpy), so a load's RSS grows by
+    freed memory other threads cannot reuse: about 150 MB on a million ActionTrail
+    events (peak RSS as benchmarks/bench_load.py measures it).
+    """
+    pa.default_memory_pool().release_unused()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 def _reordered(frame: pd.DataFrame, order: pa.Array) -> pd.DataFrame:
-    return frame.take(order.to_numpy()).reset_index(drop=True)
+    """Take the rows of ``frame`` in ``order``, column by column (``frame`` is emptied).
+
+    Each column is dropped from ``frame`` as soon as its reordered copy is made, so
+    at most one column is held twice, not the whole frame.
+    """
+    positions = order.to_numpy()
+    columns: dict[str, pd.Series] = {}
+    for name in list(frame.columns):
+        columns[name] = frame[name].take(positions).reset_index(drop=True)
+        del frame[name]
+    return pd.DataFrame(columns, copy=False)
 
 
 def _kept(table: pa.Table, keep: pa.Array | None) -> pa.Table:

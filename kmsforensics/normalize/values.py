@@ -367,6 +367,48 @@ def encode_batch(table: pa.Table, keep_text: frozenset[str] = frozenset()) -> pa
     return table
 
 
+def share_text(table: pa.Table, *held: pa.Table) -> pa.Table:
+    """Point plain text columns at equal columns already held, so one copy serves both.
+
+    A ``large_string`` column of ``table`` whose values equal (exactly, nulls alike) a
+    ``large_string`` column of ``held`` or an earlier column of ``table`` is replaced by
+    that column: the values and types are unchanged, only the memory is shared. A
+    batch's activity rows repeat many ActionTrail columns (ids, addresses, session
+    names), and some ActionTrail columns repeat each other (``keyId`` and
+    ``requestParameters.KeyId``); :func:`encode_batch` copies each of them.
+
+    Examples
+    --------
+    >>> ids = pa.array(["e-1", "e-2"], pa.large_string())
+    >>> typed = pa.table({"eventId": ids})
+    >>> rows = pa.table({"event_id": pa.array(["e-1", "e-2"], pa.large_string())})
+    >>> shared = share_text(rows, typed)
+    >>> shared.column("event_id").chunk(0).buffers()[2].address == ids.buffers()[2].address
+    True
+    """
+    seen: dict[tuple[int, int], list[pa.ChunkedArray]] = {}
+
+    def key(column: pa.ChunkedArray) -> tuple[int, int]:
+        return column.null_count, pc.sum(pc.binary_length(column)).as_py() or 0
+
+    for other in held:
+        for i, field in enumerate(other.schema):
+            if pa.types.is_large_string(field.type) and other.num_rows == table.num_rows:
+                column = other.column(i)
+                seen.setdefault(key(column), []).append(column)
+    for i, field in enumerate(table.schema):
+        if not pa.types.is_large_string(field.type):
+            continue
+        column = table.column(i)
+        same = seen.setdefault(key(column), [])
+        match = next((c for c in same if c is not column and c.equals(column)), None)
+        if match is None:
+            same.append(column)
+        else:
+            table = table.set_column(i, field.name, match)
+    return table
+
+
 def combine_encoded(tables: list[pa.Table], min_rows: int = DISTINCT_MIN_ROWS) -> pa.Table | None:
     """Join batches made by :func:`encode_batch` into one table (``None``: no rows).
 
