@@ -26,11 +26,12 @@ import shutil
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -253,40 +254,92 @@ def _ingest(
         disable=not progress,
         leave=False,
     )
-    caught: list[warnings.WarningMessage] = []
     options = {"strict": strict, "max_bytes": max_bytes, "column_map": column_map}
     load = _parser()
+    scratch = store.root / "scratch"
 
-    def parse(files: dict[str, str]) -> Case:
-        with warnings.catch_warnings(record=True) as seen:
-            warnings.simplefilter("always", ParseWarning)
-            case = load(files, **options)
-        caught.extend(seen)
-        return case
-
-    with bar:
-        for batch in _batches(todo, batch_bytes):
+    def units() -> Iterator[_Unit]:
+        """Yield the batches to parse; a file larger than a batch as chunks, split when due."""
+        for number, batch in enumerate(_batches(todo, batch_bytes)):
             chunks = None
             if len(batch) == 1 and batch[0].size > batch_bytes:
-                scratch = store.root / "scratch" / "split"
-                chunks = split_lines(batch[0].path, batch_bytes, scratch, column_map)
-            if chunks is not None:
-                written = store.append_chunks(batch[0], chunks, parse)
-                shutil.rmtree(store.root / "scratch", ignore_errors=True)
-                report.files_added += 1
-            else:
-                case = parse({item.display: item.digest for item in batch})
+                folder = scratch / f"split-{number:06d}"
+                chunks = split_lines(batch[0].path, batch_bytes, folder, column_map)
+            if not chunks:
+                yield _Unit(batch)
+                continue
+            for i, chunk in enumerate(chunks):
+                yield _Unit(batch, chunk, first=i == 0, last=i == len(chunks) - 1)
+
+    def parse(unit: _Unit) -> Case:
+        if unit.chunk is None:
+            return load({item.display: item.digest for item in unit.files}, **options)
+        case = load({str(unit.chunk.path): unit.files[0].digest}, **options)
+        unit.chunk.path.unlink(missing_ok=True)  # parsed: its scratch space is free again
+        return case
+
+    # One recording of warnings for both threads (catch_warnings is not thread-safe).
+    with bar, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ParseWarning)
+        chunked: _ChunkedFile | None = None
+        for unit, case in _ahead(parse, units()):  # batch N+1 parsed while N is written
+            if unit.chunk is None:
                 written = store.append(case)
                 report.files_added += len(case.manifest)
-                del case
+            else:
+                if unit.first:
+                    chunked = store.begin_chunks(unit.files[0])
+                assert chunked is not None
+                store.add_chunk(chunked, unit.chunk, case)
+                if not unit.last:
+                    del case
+                    continue
+                written = store.end_chunks(chunked)
+                chunked = None
+                shutil.rmtree(unit.chunk.path.parent, ignore_errors=True)  # this file's chunks
+                report.files_added += 1
+            del case
             report.batches.append(written.number)
             report.duplicates += written.duplicates
             for name, rows in written.rows.items():
                 report.events_added[name] += rows
-            bar.update(sum(item.size for item in batch))
+            bar.update(sum(item.size for item in unit.files))
+    shutil.rmtree(scratch, ignore_errors=True)
     if copies:
         report.batches.append(store.append_manifest(pd.DataFrame(copies)))
-    return caught
+    for seen in caught:  # what is not about the evidence is shown as it would have been
+        if not issubclass(seen.category, ParseWarning):
+            warnings.warn_explicit(seen.message, seen.category, seen.filename, seen.lineno)
+    return list(caught)
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _ahead(work: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[tuple[_T, _R]]:
+    """Yield ``(item, work(item))`` in order, the next item's work done meanwhile in a thread.
+
+    At most two results exist at a time: the one the caller holds and the one being made.
+    The items are produced in the caller's thread; an error of ``work`` is raised when
+    its result is due.
+
+    Examples
+    --------
+    >>> [r for _, r in _ahead(lambda x: x * 2, range(4))]
+    [0, 2, 4, 6]
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmsforensics-ingest") as pool:
+        pending: tuple[_T, Future[_R]] | None = None
+        for item in items:
+            future = pool.submit(work, item)
+            if pending is not None:
+                done, pending = pending, None
+                yield done[0], done[1].result()
+                del done
+            pending = (item, future)
+        if pending is not None:
+            yield pending[0], pending[1].result()
 
 
 def _check_folder(root: Path, locked: bool) -> None:
@@ -316,6 +369,29 @@ class _Todo:
     display: str
     digest: str
     size: int
+
+
+@dataclass
+class _Unit:
+    """What one parse reads: a batch of files, or one chunk of a file larger than a batch."""
+
+    files: list[_Todo]
+    chunk: Chunk | None = None
+    first: bool = False
+    last: bool = False
+
+
+@dataclass
+class _ChunkedFile:
+    """A file read in chunks, written as one batch: what its chunks added so far."""
+
+    item: _Todo
+    number: int
+    manifests: list[pd.DataFrame] = field(default_factory=list)
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    rows: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    parts: int = 0
 
 
 @dataclass
@@ -485,34 +561,37 @@ class _StoreWriter:
         self.commit(number, _facts(part.activity))
         return _Written(number, part.duplicates, part.rows)
 
-    def append_chunks(
-        self, item: _Todo, chunks: list[Chunk], parse: Callable[[dict[str, str]], Case]
-    ) -> _Written:
-        """Write one large file as one batch, parsing it a chunk at a time."""
-        number = self.reserve()
-        manifests, facts, rows, duplicates = [], [], Counter[str](), 0
-        for i, chunk in enumerate(chunks, 1):
-            case = parse({str(chunk.path): item.digest})
-            offset = chunk.first_line - 1
-            kms, at, activity = (
-                renumber(frame, item.display, offset)
-                for frame in (case.kms, case._actiontrail_text, case.activity)
-            )
-            manifest = case.manifest.assign(path=item.display)
-            part = self._write_part(number, i, kms, at, activity, manifest)
-            issues = renumber(case.issues, item.display, offset).astype({"source_file": object})
-            if len(issues):
-                self.put_table(f"issues/{batch_name(number, part=i)}", _table(issues))
-            self.fuse_written(number, i)
-            manifests.append(part.manifest)
-            facts.append(_facts(part.activity))
-            rows.update(part.rows)
-            duplicates += part.duplicates
-            del case, kms, at, activity, part
-        manifest = _whole_file(pd.concat(manifests, ignore_index=True), item)
-        self.put_table(f"manifest/{batch_name(number)}", _table(manifest))
-        self.commit(number, _merged_facts(facts))
-        return _Written(number, duplicates, dict(rows))
+    def begin_chunks(self, item: _Todo) -> _ChunkedFile:
+        """Begin the batch of one file read in chunks (:meth:`add_chunk` each, then end)."""
+        return _ChunkedFile(item, self.reserve())
+
+    def add_chunk(self, state: _ChunkedFile, chunk: Chunk, case: Case) -> None:
+        """Write the frames of one chunk of a file as a part of its batch."""
+        item, number = state.item, state.number
+        state.parts += 1
+        i = state.parts
+        offset = chunk.first_line - 1
+        kms, at, activity = (
+            renumber(frame, item.display, offset)
+            for frame in (case.kms, case._actiontrail_text, case.activity)
+        )
+        manifest = case.manifest.assign(path=item.display)
+        part = self._write_part(number, i, kms, at, activity, manifest)
+        issues = renumber(case.issues, item.display, offset).astype({"source_file": object})
+        if len(issues):
+            self.put_table(f"issues/{batch_name(number, part=i)}", _table(issues))
+        self.fuse_written(number, i)
+        state.manifests.append(part.manifest)
+        state.facts.append(_facts(part.activity))
+        state.rows.update(part.rows)
+        state.duplicates += part.duplicates
+
+    def end_chunks(self, state: _ChunkedFile) -> _Written:
+        """Write the file's manifest row and commit its batch."""
+        manifest = _whole_file(pd.concat(state.manifests, ignore_index=True), state.item)
+        self.put_table(f"manifest/{batch_name(state.number)}", _table(manifest))
+        self.commit(state.number, _merged_facts(state.facts))
+        return _Written(state.number, state.duplicates, dict(state.rows))
 
     def _write_part(
         self,
