@@ -58,8 +58,11 @@ from .columns import (
 )
 from .fusion import (
     KEY_COLUMNS,
+    FileKeys,
+    HashedKeys,
     Keys,
     Latest,
+    hashes,
     in_requests,
     involved,
     keys_of,
@@ -426,6 +429,7 @@ class _StoreWriter:
         self.in_memory: dict[str, pa.Table] = {}  # activity files written, not fused yet
         self.new_activity: list[str] = []  # their names
         self.replaced: dict[str, str] = {}  # stored files this batch rewrote: old -> new
+        self.file_keys: dict[str, FileKeys] = {}  # activity file -> its keys' hashes
         self.folders: set[Path] = set()
 
     # -- what the store holds -----------------------------------------------------------------
@@ -519,6 +523,7 @@ class _StoreWriter:
         commit_info(self.root, self.info)
         for old in rewritten:
             (self.root / old).unlink(missing_ok=True)
+            self.file_keys.pop(old, None)
 
     def _move_rewritten(self) -> list[str]:
         """List stored files rewritten by this batch's fusion under their batches instead."""
@@ -632,10 +637,9 @@ class _StoreWriter:
             return np.zeros(0, dtype=bool)
         hashes = _key_hashes(frame, key, when, name)
         has_key = frame[key].notna().to_numpy() & (frame[key].astype(object) != "").to_numpy()
-        days = days_of(frame[when])
         repeated = np.zeros(len(frame), dtype=bool)
-        for day in np.unique(days):
-            rows = np.flatnonzero((days == day) & has_key)
+        for day, in_day in _day_rows(frame[when]):
+            rows = in_day[has_key[in_day]]
             folder = f"keys/{day_folder(source, day)}"
             old = self._read_keys(folder)
             new = hashes[rows]
@@ -671,9 +675,8 @@ class _StoreWriter:
         if not len(frame):
             return 0, written
         table = conform(table, self.schemas[name])
-        days = days_of(frame[FRAMES[name]])
-        for day in np.unique(days):
-            rows = table.filter(pa.array(days == day))
+        for day, in_day in _day_rows(frame[FRAMES[name]]):
+            rows = table.take(pa.array(in_day))
             relative = f"{day_folder(name, day)}/{batch_name(number, part=part)}"
             same_day = {s: files[day] for s, files in (sources or {}).items() if day in files}
             self.put_frame(relative, rows, same_day)
@@ -726,6 +729,7 @@ class _StoreWriter:
             tag = f"{number:06d}" if part is None else f"{number:06d}-{part:04d}"
             for before, after in self._fuse(new_files, old, tag).items():
                 stored = next((c for c, n in self.replaced.items() if n == before), None)
+                self.file_keys.pop(before, None)
                 if before in self.files:  # written by this batch: replaced at once
                     del self.files[before]
                     (self.root / before).unlink(missing_ok=True)
@@ -812,17 +816,30 @@ class _StoreWriter:
             first or len(extra_requests) or len(extra.needed_keys) or len(extra.needed_principals)
         ):
             found = []
+            hashed_new, hashed_extra = HashedKeys.of(new if first else Keys()), HashedKeys.of(extra)
+            hashed_requests = hashes(extra_requests)
             for i, relative in enumerate(old):
-                table = self._read(relative, key_columns)
+                table, index = None, self.file_keys.get(relative)
+                if index is None:  # first seen by this ingest: read once, its hashes kept
+                    table = self._read(relative, key_columns)
+                    index = self.file_keys[relative] = FileKeys.of(table)
+                look = (
+                    index.may_involve(hashed_new) if first else index.may_request(hashed_requests)
+                )
+                supply = index.may_supply(hashed_extra)
+                if not look and not supply:  # no row of it can be found: not read
+                    continue
+                table = self._read(relative, key_columns) if table is None else table
                 rows = chosen.get(relative, np.zeros(table.num_rows, dtype=bool))
-                if first:
-                    rows = rows | involved(table, new)
-                elif len(extra_requests):
-                    rows = rows | in_requests(table, extra_requests)
-                if rows.any():
-                    chosen[relative] = rows
-                    found.append(keys_of(table, rows))
-                latest.add(i, supplier_keys(table, extra))
+                if look:
+                    rows = rows | (
+                        involved(table, new) if first else in_requests(table, extra_requests)
+                    )
+                    if rows.any():
+                        chosen[relative] = rows
+                        found.append(keys_of(table, rows))
+                if supply:
+                    latest.add(i, supplier_keys(table, extra))
             first = False
             everything = Keys()
             for keys in found:
@@ -862,6 +879,7 @@ class _StoreWriter:
         commit_info(self.root, self.info)
         for old in replaced:
             (self.root / old).unlink(missing_ok=True)
+            self.file_keys.pop(old, None)
         self.files, self.folders = {}, set()
 
     def _read(self, relative: str, columns: list[str] | None) -> pa.Table:
@@ -1135,6 +1153,28 @@ def _unify(old: pa.Schema | None, new: pa.Schema) -> pa.Schema:
     ]
     fields += [f for f in new if f.name not in old.names]
     return pa.schema(fields)
+
+
+def _day_rows(times: pd.Series) -> list[tuple[str, np.ndarray]]:
+    """Return each UTC day of ``times`` (as :func:`~.layout.days_of` names it) and its rows.
+
+    Days come in the order of their names, rows in their order in ``times``; one sort
+    of the day numbers, rather than a pass over every row per day.
+
+    Examples
+    --------
+    >>> times = pd.Series(pd.to_datetime(["2026-03-02 10:00", None, "2026-03-01 09:00",
+    ...                                   "2026-03-02 23:59"], utc=True))
+    >>> [(day, rows.tolist()) for day, rows in _day_rows(times)]
+    [('2026-03-01', [2]), ('2026-03-02', [0, 3]), ('none', [1])]
+    """
+    values = times.to_numpy("datetime64[ns]")
+    numbers = values.astype("datetime64[D]").view("int64")
+    order = np.argsort(numbers, kind="stable")
+    starts = np.flatnonzero(np.r_[True, numbers[order][1:] != numbers[order][:-1]])
+    groups = np.split(order, starts[1:]) if len(order) else []
+    named = [(days_of(times.iloc[rows[:1]])[0], rows) for rows in groups]
+    return sorted(named, key=lambda pair: pair[0])
 
 
 def _estimate(path: Path) -> int:
