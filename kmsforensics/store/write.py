@@ -676,7 +676,9 @@ class _StoreWriter:
             return 0, written
         table = conform(table, self.schemas[name])
         for day, in_day in _day_rows(frame[FRAMES[name]]):
-            rows = table.take(pa.array(in_day))
+            mask = np.zeros(table.num_rows, dtype=bool)
+            mask[in_day] = True
+            rows = table.filter(pa.array(mask))  # (take is far slower on chunked columns)
             relative = f"{day_folder(name, day)}/{batch_name(number, part=part)}"
             same_day = {s: files[day] for s, files in (sources or {}).items() if day in files}
             self.put_frame(relative, rows, same_day)
