@@ -11,7 +11,8 @@ arrays of 1,000 events, KMS as ONE gz JSON-lines file), in a fresh process each:
 
 The evidence is read in place and never modified; stores go to ``--out`` (removed).
 
-Usage: ``python benchmarks/bench_ingest.py AT_DIR KMS_DIR [--out DIR] [--both]``
+Usage: ``python benchmarks/bench_ingest.py AT_DIR KMS_DIR [--out DIR] [--both] [--no-load]
+[--sets actiontrail,kms]``
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 #: One measurement, run in its own process so that peak memory is its own.
 _CHILD = r"""
-import json, sys, threading, time, warnings
+import json, os, sys, threading, time, warnings
 from pathlib import Path
 import psutil
 import kmsforensics as kf
@@ -41,16 +42,18 @@ def sample():
 thread = threading.Thread(target=sample, daemon=True)
 thread.start()
 warnings.simplefilter("ignore")
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 if mode == "load":
     events = len(kf.load(*evidence, progress=False).activity)
 else:
     report = kf.ingest(*evidence, out=store, progress=False)
     events = report.events_added["activity"]
-seconds = time.perf_counter() - started
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
 stop.set()
 thread.join()
-print(json.dumps({"events": events, "seconds": seconds, "peak_mb": max(samples) / 2**20}))
+load = os.getloadavg()[0]
+print(json.dumps({"events": events, "seconds": seconds, "cpu": cpu, "peak_mb": max(samples) / 2**20,
+                  "load": load}))
 """
 
 
@@ -75,20 +78,26 @@ def by_frame(store: Path) -> str:
     return ", ".join(f"{k} {v / 2**20:,.1f}" for k, v in sorted(sizes.items(), key=lambda x: -x[1]))
 
 
-def measure(label: str, evidence: Path, out: Path) -> None:
+def measure(label: str, evidence: Path, out: Path, with_load: bool = True) -> None:
     gz = size_of(evidence, "*.gz")
-    load = run("load", out / "unused", [evidence])
+    load = run("load", out / "unused", [evidence]) if with_load else None
     store = out / f"store-{label}"
     shutil.rmtree(store, ignore_errors=True)
     ingest = run("ingest", store, [evidence])
     stored = size_of(store)
     rate = ingest["events"] / ingest["seconds"]
+    loaded = (
+        ""
+        if load is None
+        else f"; kf.load of the same files {load['seconds']:.1f} s "
+        f"({load['events'] / load['seconds']:,.0f} events/s, CPU {load['cpu']:.1f} s, peak "
+        f"{load['peak_mb']:,.0f} MB, load average {load['load']:.1f}) = "
+        f"{load['seconds'] / ingest['seconds']:.0%} of the ingest"
+    )
     print(
         f"{label}: {ingest['events']:,.0f} events; ingest {ingest['seconds']:.1f} s = "
-        f"{rate:,.0f} events/s, peak RSS {ingest['peak_mb']:,.0f} MB; kf.load of the same "
-        f"files {load['seconds']:.1f} s ({load['events'] / load['seconds']:,.0f} events/s, "
-        f"peak {load['peak_mb']:,.0f} MB) = {load['seconds'] / ingest['seconds']:.0%} of the "
-        f"ingest"
+        f"{rate:,.0f} events/s (CPU {ingest['cpu']:.1f} s), peak RSS {ingest['peak_mb']:,.0f} MB, "
+        f"load average {ingest['load']:.1f}{loaded}"
     )
     print(
         f"  store {stored / 2**20:,.1f} MB vs {gz / 2**20:,.1f} MB of gzip evidence "
@@ -106,8 +115,9 @@ def both(at: Path, kms: Path, out: Path) -> None:
     stored = size_of(store)
     print(
         f"both, one store: ActionTrail {first['seconds']:.1f} s, then KMS (fused with it) "
-        f"{second['seconds']:.1f} s = {second['events'] / second['seconds']:,.0f} events/s, "
-        f"peak {second['peak_mb']:,.0f} MB; store {stored / gz:.2f}x the gzip"
+        f"{second['seconds']:.1f} s = {second['events'] / second['seconds']:,.0f} events/s "
+        f"(CPU {second['cpu']:.1f} s), peak {second['peak_mb']:,.0f} MB, load average "
+        f"{second['load']:.1f}; store {stored / gz:.2f}x the gzip"
     )
     shutil.rmtree(store, ignore_errors=True)
 
@@ -118,6 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kms", type=Path, help="folder (or file) of one gz JSON-lines log")
     parser.add_argument("--out", type=Path, help="where the stores go (default: a temp dir)")
     parser.add_argument("--both", action="store_true", help="also both sets in one store")
+    parser.add_argument("--no-load", action="store_true", help="skip the kf.load runs")
+    parser.add_argument(
+        "--sets", default="actiontrail,kms", help="which sets to ingest alone (comma-separated)"
+    )
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -127,8 +141,11 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"python {sys.version.split()[0]}, {psutil.cpu_count()} cores, kmsforensics "
           f"{kf.__version__}")  # fmt: skip
-    measure("ActionTrail", args.actiontrail, out)
-    measure("KMS", args.kms, out)
+    sets = args.sets.split(",")
+    if "actiontrail" in sets:
+        measure("ActionTrail", args.actiontrail, out, not args.no_load)
+    if "kms" in sets:
+        measure("KMS", args.kms, out, not args.no_load)
     if args.both:
         both(args.actiontrail, args.kms, out)
 

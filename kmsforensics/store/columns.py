@@ -229,6 +229,10 @@ def _matched(mine: pa.Table, typed: pa.Table) -> np.ndarray | None:
     keys = ["source_file", "source_record"]
     if any(k not in mine.column_names or k not in typed.column_names for k in keys):
         return None
+    if mine.num_rows == typed.num_rows and all(
+        same_values(mine.column(k), typed.column(k)) for k in keys
+    ):  # the same files and records row by row: the same order within each record too
+        return np.arange(mine.num_rows)
 
     def frame(table: pa.Table) -> pd.DataFrame:
         out = pd.DataFrame(

@@ -26,11 +26,12 @@ import shutil
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -57,8 +58,11 @@ from .columns import (
 )
 from .fusion import (
     KEY_COLUMNS,
+    FileKeys,
+    HashedKeys,
     Keys,
     Latest,
+    hashes,
     in_requests,
     involved,
     keys_of,
@@ -253,40 +257,92 @@ def _ingest(
         disable=not progress,
         leave=False,
     )
-    caught: list[warnings.WarningMessage] = []
     options = {"strict": strict, "max_bytes": max_bytes, "column_map": column_map}
     load = _parser()
+    scratch = store.root / "scratch"
 
-    def parse(files: dict[str, str]) -> Case:
-        with warnings.catch_warnings(record=True) as seen:
-            warnings.simplefilter("always", ParseWarning)
-            case = load(files, **options)
-        caught.extend(seen)
-        return case
-
-    with bar:
-        for batch in _batches(todo, batch_bytes):
+    def units() -> Iterator[_Unit]:
+        """Yield the batches to parse; a file larger than a batch as chunks, split when due."""
+        for number, batch in enumerate(_batches(todo, batch_bytes)):
             chunks = None
             if len(batch) == 1 and batch[0].size > batch_bytes:
-                scratch = store.root / "scratch" / "split"
-                chunks = split_lines(batch[0].path, batch_bytes, scratch, column_map)
-            if chunks is not None:
-                written = store.append_chunks(batch[0], chunks, parse)
-                shutil.rmtree(store.root / "scratch", ignore_errors=True)
-                report.files_added += 1
-            else:
-                case = parse({item.display: item.digest for item in batch})
+                folder = scratch / f"split-{number:06d}"
+                chunks = split_lines(batch[0].path, batch_bytes, folder, column_map)
+            if not chunks:
+                yield _Unit(batch)
+                continue
+            for i, chunk in enumerate(chunks):
+                yield _Unit(batch, chunk, first=i == 0, last=i == len(chunks) - 1)
+
+    def parse(unit: _Unit) -> Case:
+        if unit.chunk is None:
+            return load({item.display: item.digest for item in unit.files}, **options)
+        case = load({str(unit.chunk.path): unit.files[0].digest}, **options)
+        unit.chunk.path.unlink(missing_ok=True)  # parsed: its scratch space is free again
+        return case
+
+    # One recording of warnings for both threads (catch_warnings is not thread-safe).
+    with bar, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ParseWarning)
+        chunked: _ChunkedFile | None = None
+        for unit, case in _ahead(parse, units()):  # batch N+1 parsed while N is written
+            if unit.chunk is None:
                 written = store.append(case)
                 report.files_added += len(case.manifest)
-                del case
+            else:
+                if unit.first:
+                    chunked = store.begin_chunks(unit.files[0])
+                assert chunked is not None
+                store.add_chunk(chunked, unit.chunk, case)
+                if not unit.last:
+                    del case
+                    continue
+                written = store.end_chunks(chunked)
+                chunked = None
+                shutil.rmtree(unit.chunk.path.parent, ignore_errors=True)  # this file's chunks
+                report.files_added += 1
+            del case
             report.batches.append(written.number)
             report.duplicates += written.duplicates
             for name, rows in written.rows.items():
                 report.events_added[name] += rows
-            bar.update(sum(item.size for item in batch))
+            bar.update(sum(item.size for item in unit.files))
+    shutil.rmtree(scratch, ignore_errors=True)
     if copies:
         report.batches.append(store.append_manifest(pd.DataFrame(copies)))
-    return caught
+    for seen in caught:  # what is not about the evidence is shown as it would have been
+        if not issubclass(seen.category, ParseWarning):
+            warnings.warn_explicit(seen.message, seen.category, seen.filename, seen.lineno)
+    return list(caught)
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _ahead(work: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[tuple[_T, _R]]:
+    """Yield ``(item, work(item))`` in order, the next item's work done meanwhile in a thread.
+
+    At most two results exist at a time: the one the caller holds and the one being made.
+    The items are produced in the caller's thread; an error of ``work`` is raised when
+    its result is due.
+
+    Examples
+    --------
+    >>> [r for _, r in _ahead(lambda x: x * 2, range(4))]
+    [0, 2, 4, 6]
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmsforensics-ingest") as pool:
+        pending: tuple[_T, Future[_R]] | None = None
+        for item in items:
+            future = pool.submit(work, item)
+            if pending is not None:
+                done, pending = pending, None
+                yield done[0], done[1].result()
+                del done
+            pending = (item, future)
+        if pending is not None:
+            yield pending[0], pending[1].result()
 
 
 def _check_folder(root: Path, locked: bool) -> None:
@@ -316,6 +372,29 @@ class _Todo:
     display: str
     digest: str
     size: int
+
+
+@dataclass
+class _Unit:
+    """What one parse reads: a batch of files, or one chunk of a file larger than a batch."""
+
+    files: list[_Todo]
+    chunk: Chunk | None = None
+    first: bool = False
+    last: bool = False
+
+
+@dataclass
+class _ChunkedFile:
+    """A file read in chunks, written as one batch: what its chunks added so far."""
+
+    item: _Todo
+    number: int
+    manifests: list[pd.DataFrame] = field(default_factory=list)
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    rows: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    parts: int = 0
 
 
 @dataclass
@@ -350,6 +429,7 @@ class _StoreWriter:
         self.in_memory: dict[str, pa.Table] = {}  # activity files written, not fused yet
         self.new_activity: list[str] = []  # their names
         self.replaced: dict[str, str] = {}  # stored files this batch rewrote: old -> new
+        self.file_keys: dict[str, FileKeys] = {}  # activity file -> its keys' hashes
         self.folders: set[Path] = set()
 
     # -- what the store holds -----------------------------------------------------------------
@@ -443,6 +523,7 @@ class _StoreWriter:
         commit_info(self.root, self.info)
         for old in rewritten:
             (self.root / old).unlink(missing_ok=True)
+            self.file_keys.pop(old, None)
 
     def _move_rewritten(self) -> list[str]:
         """List stored files rewritten by this batch's fusion under their batches instead."""
@@ -485,34 +566,37 @@ class _StoreWriter:
         self.commit(number, _facts(part.activity))
         return _Written(number, part.duplicates, part.rows)
 
-    def append_chunks(
-        self, item: _Todo, chunks: list[Chunk], parse: Callable[[dict[str, str]], Case]
-    ) -> _Written:
-        """Write one large file as one batch, parsing it a chunk at a time."""
-        number = self.reserve()
-        manifests, facts, rows, duplicates = [], [], Counter[str](), 0
-        for i, chunk in enumerate(chunks, 1):
-            case = parse({str(chunk.path): item.digest})
-            offset = chunk.first_line - 1
-            kms, at, activity = (
-                renumber(frame, item.display, offset)
-                for frame in (case.kms, case._actiontrail_text, case.activity)
-            )
-            manifest = case.manifest.assign(path=item.display)
-            part = self._write_part(number, i, kms, at, activity, manifest)
-            issues = renumber(case.issues, item.display, offset).astype({"source_file": object})
-            if len(issues):
-                self.put_table(f"issues/{batch_name(number, part=i)}", _table(issues))
-            self.fuse_written(number, i)
-            manifests.append(part.manifest)
-            facts.append(_facts(part.activity))
-            rows.update(part.rows)
-            duplicates += part.duplicates
-            del case, kms, at, activity, part
-        manifest = _whole_file(pd.concat(manifests, ignore_index=True), item)
-        self.put_table(f"manifest/{batch_name(number)}", _table(manifest))
-        self.commit(number, _merged_facts(facts))
-        return _Written(number, duplicates, dict(rows))
+    def begin_chunks(self, item: _Todo) -> _ChunkedFile:
+        """Begin the batch of one file read in chunks (:meth:`add_chunk` each, then end)."""
+        return _ChunkedFile(item, self.reserve())
+
+    def add_chunk(self, state: _ChunkedFile, chunk: Chunk, case: Case) -> None:
+        """Write the frames of one chunk of a file as a part of its batch."""
+        item, number = state.item, state.number
+        state.parts += 1
+        i = state.parts
+        offset = chunk.first_line - 1
+        kms, at, activity = (
+            renumber(frame, item.display, offset)
+            for frame in (case.kms, case._actiontrail_text, case.activity)
+        )
+        manifest = case.manifest.assign(path=item.display)
+        part = self._write_part(number, i, kms, at, activity, manifest)
+        issues = renumber(case.issues, item.display, offset).astype({"source_file": object})
+        if len(issues):
+            self.put_table(f"issues/{batch_name(number, part=i)}", _table(issues))
+        self.fuse_written(number, i)
+        state.manifests.append(part.manifest)
+        state.facts.append(_facts(part.activity))
+        state.rows.update(part.rows)
+        state.duplicates += part.duplicates
+
+    def end_chunks(self, state: _ChunkedFile) -> _Written:
+        """Write the file's manifest row and commit its batch."""
+        manifest = _whole_file(pd.concat(state.manifests, ignore_index=True), state.item)
+        self.put_table(f"manifest/{batch_name(state.number)}", _table(manifest))
+        self.commit(state.number, _merged_facts(state.facts))
+        return _Written(state.number, state.duplicates, dict(state.rows))
 
     def _write_part(
         self,
@@ -553,10 +637,9 @@ class _StoreWriter:
             return np.zeros(0, dtype=bool)
         hashes = _key_hashes(frame, key, when, name)
         has_key = frame[key].notna().to_numpy() & (frame[key].astype(object) != "").to_numpy()
-        days = days_of(frame[when])
         repeated = np.zeros(len(frame), dtype=bool)
-        for day in np.unique(days):
-            rows = np.flatnonzero((days == day) & has_key)
+        for day, in_day in _day_rows(frame[when]):
+            rows = in_day[has_key[in_day]]
             folder = f"keys/{day_folder(source, day)}"
             old = self._read_keys(folder)
             new = hashes[rows]
@@ -592,9 +675,10 @@ class _StoreWriter:
         if not len(frame):
             return 0, written
         table = conform(table, self.schemas[name])
-        days = days_of(frame[FRAMES[name]])
-        for day in np.unique(days):
-            rows = table.filter(pa.array(days == day))
+        for day, in_day in _day_rows(frame[FRAMES[name]]):
+            mask = np.zeros(table.num_rows, dtype=bool)
+            mask[in_day] = True
+            rows = table.filter(pa.array(mask))  # (take is far slower on chunked columns)
             relative = f"{day_folder(name, day)}/{batch_name(number, part=part)}"
             same_day = {s: files[day] for s, files in (sources or {}).items() if day in files}
             self.put_frame(relative, rows, same_day)
@@ -647,6 +731,7 @@ class _StoreWriter:
             tag = f"{number:06d}" if part is None else f"{number:06d}-{part:04d}"
             for before, after in self._fuse(new_files, old, tag).items():
                 stored = next((c for c, n in self.replaced.items() if n == before), None)
+                self.file_keys.pop(before, None)
                 if before in self.files:  # written by this batch: replaced at once
                     del self.files[before]
                     (self.root / before).unlink(missing_ok=True)
@@ -733,17 +818,30 @@ class _StoreWriter:
             first or len(extra_requests) or len(extra.needed_keys) or len(extra.needed_principals)
         ):
             found = []
+            hashed_new, hashed_extra = HashedKeys.of(new if first else Keys()), HashedKeys.of(extra)
+            hashed_requests = hashes(extra_requests)
             for i, relative in enumerate(old):
-                table = self._read(relative, key_columns)
+                table, index = None, self.file_keys.get(relative)
+                if index is None:  # first seen by this ingest: read once, its hashes kept
+                    table = self._read(relative, key_columns)
+                    index = self.file_keys[relative] = FileKeys.of(table)
+                look = (
+                    index.may_involve(hashed_new) if first else index.may_request(hashed_requests)
+                )
+                supply = index.may_supply(hashed_extra)
+                if not look and not supply:  # no row of it can be found: not read
+                    continue
+                table = self._read(relative, key_columns) if table is None else table
                 rows = chosen.get(relative, np.zeros(table.num_rows, dtype=bool))
-                if first:
-                    rows = rows | involved(table, new)
-                elif len(extra_requests):
-                    rows = rows | in_requests(table, extra_requests)
-                if rows.any():
-                    chosen[relative] = rows
-                    found.append(keys_of(table, rows))
-                latest.add(i, supplier_keys(table, extra))
+                if look:
+                    rows = rows | (
+                        involved(table, new) if first else in_requests(table, extra_requests)
+                    )
+                    if rows.any():
+                        chosen[relative] = rows
+                        found.append(keys_of(table, rows))
+                if supply:
+                    latest.add(i, supplier_keys(table, extra))
             first = False
             everything = Keys()
             for keys in found:
@@ -783,6 +881,7 @@ class _StoreWriter:
         commit_info(self.root, self.info)
         for old in replaced:
             (self.root / old).unlink(missing_ok=True)
+            self.file_keys.pop(old, None)
         self.files, self.folders = {}, set()
 
     def _read(self, relative: str, columns: list[str] | None) -> pa.Table:
@@ -1056,6 +1155,28 @@ def _unify(old: pa.Schema | None, new: pa.Schema) -> pa.Schema:
     ]
     fields += [f for f in new if f.name not in old.names]
     return pa.schema(fields)
+
+
+def _day_rows(times: pd.Series) -> list[tuple[str, np.ndarray]]:
+    """Return each UTC day of ``times`` (as :func:`~.layout.days_of` names it) and its rows.
+
+    Days come in the order of their names, rows in their order in ``times``; one sort
+    of the day numbers, rather than a pass over every row per day.
+
+    Examples
+    --------
+    >>> times = pd.Series(pd.to_datetime(["2026-03-02 10:00", None, "2026-03-01 09:00",
+    ...                                   "2026-03-02 23:59"], utc=True))
+    >>> [(day, rows.tolist()) for day, rows in _day_rows(times)]
+    [('2026-03-01', [2]), ('2026-03-02', [0, 3]), ('none', [1])]
+    """
+    values = times.to_numpy("datetime64[ns]")
+    numbers = values.astype("datetime64[D]").view("int64")
+    order = np.argsort(numbers, kind="stable")
+    starts = np.flatnonzero(np.r_[True, numbers[order][1:] != numbers[order][:-1]])
+    groups = np.split(order, starts[1:]) if len(order) else []
+    named = [(days_of(times.iloc[rows[:1]])[0], rows) for rows in groups]
+    return sorted(named, key=lambda pair: pair[0])
 
 
 def _estimate(path: Path) -> int:
