@@ -499,8 +499,10 @@ def manifest(inv: Investigation) -> Table:
 def triage_tables(inv: Investigation) -> tuple[Table, Table]:
     """Return the triage decisions and the suppressions (with the findings each hid)."""
     if inv.record is None:
-        none = "no triage record was given (parameter triage)"
-        return Table(pd.DataFrame(), none), Table(pd.DataFrame(), none)
+        return (
+            Table(pd.DataFrame(), "no triage record was given (parameter triage)"),
+            Table(pd.DataFrame(), "none (they are part of the triage record)"),
+        )
     decisions = table(inv.record.table(), empty="no decisions yet")
     counts = inv.findings.attrs.get("suppressed", {})
     return decisions, table(inv.record.suppression_table(counts), empty="no suppressions")

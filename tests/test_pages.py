@@ -133,3 +133,11 @@ def test_small_grids_are_as_wide_as_their_columns_and_big_ones_scroll() -> None:
     assert "scrollX" not in small._dt_args and "scrollY" not in small._dt_args
     assert "margin:0" in small._style  # on the left, as the other outputs
     assert big._dt_args["scrollY"] == "320px" and wide._dt_args["scrollX"] is True
+
+
+def test_a_report_without_a_triage_record_says_so_once(inv: kf.report.Investigation) -> None:
+    assert inv.record is None
+    decisions, suppressions = kf.report.triage_tables(inv)
+    said = decisions._repr_html_() + suppressions._repr_html_()
+    assert said.count("no triage record was given") == 1
+    assert "triage record" in suppressions._repr_html_()  # why there are none
