@@ -233,15 +233,16 @@ def inspected_paths() -> list[str]:
 def signature_query() -> str:
     """Build the per-record query that the classification starts from.
 
-    For each record: ``sig``, the JSON text of every key list the conditions read
-    (:func:`key_paths` and :func:`inspected_paths`) and of the JSON types at the
-    inspected paths (looked at only in records that have no keys, or the first key of
-    an inspected path: the conditions read a type only then). Two records with the
-    same ``sig`` get the same kind and the same
-    ``repeated`` flag, so :func:`classification_query` runs once per distinct ``sig``,
-    on one record standing for the others (a file holds few shapes of record, however
-    many records). Also ``literal`` and ``comma`` (see :func:`classification_query`),
-    which depend on the whole text.
+    For each record: ``sig``, a 64-bit hash (duckdb's ``hash``) of every key list the
+    conditions read (:func:`key_paths` and :func:`inspected_paths`) and of the JSON
+    types at the inspected paths (looked at only in records that have no keys, or the
+    first key of an inspected path: the conditions read a type only then). Two records
+    with the same ``sig`` get the same kind and the same ``repeated`` flag (the hash is
+    not cryptographic: see ARCHITECTURE.md on crafted collisions), so
+    :func:`classification_query` runs once per distinct ``sig``, on one record standing
+    for the others (a file holds few shapes of record, however many records). Also
+    ``literal`` and ``comma`` (see :func:`classification_query`), which depend on the
+    whole text.
     """
     return (
         "SELECT hash(k, CASE WHEN len(k[1]) = 0 OR list_has_any(k[1], $tops) "
